@@ -1,0 +1,48 @@
+"""The wire contract: every request and response body, defined once and shared with the server."""
+
+from .admin import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
+from .agents import Agent, AgentCreateRequest, ArchivalMode, MemoryPolicy, RunOptions
+from .errors import ErrorBody, ErrorDetail
+from .memory import (
+    AGENT_ID_PATTERN,
+    BlockType,
+    MemoryAppendRequest,
+    MemoryBlock,
+    MemoryRecallRequest,
+    MemoryRecallResult,
+    MemoryUpdateRequest,
+    RecallMode,
+    Scope,
+    ScopeFilter,
+)
+from .runs import ChatMessage, Message, Run, RunRequest, RunResult, Usage
+
+__all__ = [
+    "AGENT_ID_PATTERN",
+    "Agent",
+    "AgentCreateRequest",
+    "ApiKey",
+    "ApiKeyCreated",
+    "ArchivalMode",
+    "BlockType",
+    "ChatMessage",
+    "ErrorBody",
+    "ErrorDetail",
+    "MemoryAppendRequest",
+    "MemoryBlock",
+    "MemoryPolicy",
+    "MemoryRecallRequest",
+    "MemoryRecallResult",
+    "MemoryUpdateRequest",
+    "Message",
+    "RecallMode",
+    "Run",
+    "RunOptions",
+    "RunRequest",
+    "RunResult",
+    "Scope",
+    "ScopeFilter",
+    "Tenant",
+    "TenantCreateRequest",
+    "Usage",
+]

