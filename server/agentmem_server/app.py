@@ -1,2 +1,43 @@
-def create_app(settings=None):  # placeholder replaced below in this session
-    raise NotImplementedError
+"""`create_app(settings)`: the FastAPI application. Nothing heavy happens until the lifespan runs."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Optional
+
+from fastapi import FastAPI
+
+from .api.errors import install_error_handlers
+from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from .api.routes import admin, agents, health, memory, runs, threads
+from .settings import Settings
+
+
+def create_app(settings: Optional[Settings] = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from .services.container import build_services
+
+        services = await build_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="agentmem",
+        version="0.1.0",
+        summary="Memory for LLM agents: core blocks, archival recall, runs with a memory policy.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    # Outermost last: the request id must exist before the size check can report it.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (health, admin, memory, agents, runs, threads):
+        app.include_router(module.router)
+    return app

@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..storage.sql.store import SqlStore
+from .memory import MemoryService
+from .tenants import TenantService
 
 if TYPE_CHECKING:
+    from ..embedding import Embedder
+    from ..providers import ChatProvider
     from ..settings import Settings
-    from ..storage.sql.store import SqlStore
+    from .agents import AgentService
     from .archival import ArchivalIndex
-    from .memory import MemoryService
-    from .tenants import TenantService
+    from .runs import RunService
+
+log = logging.getLogger("agentmem")
 
 
 @dataclass
 class Services:
     settings: "Settings"
-    sql: "SqlStore"
-    tenants: "TenantService"
+    sql: SqlStore
+    tenants: TenantService
+    embedder: "Embedder"
     archival: "ArchivalIndex"
-    memory: "MemoryService"
-    agents: Any = None
-    runs: Any = None
-    provider: Any = None
+    memory: MemoryService
+    provider: "ChatProvider"
+    agents: "AgentService"
+    runs: "RunService"
+
+    async def close(self) -> None:
+        await self.archival.close()
+        close_provider = getattr(self.provider, "aclose", None)
+        if close_provider is not None:
+            await close_provider()
+        self.sql.close()
+
+
+async def build_services(settings: "Settings") -> Services:
+    """Open every store and load the model. Heavy imports happen here, never at module import."""
+    from ..embedding import load_embedder
+    from ..providers import build_provider
+    from .agents import AgentService
+    from .archival import ArchivalIndex
+    from .runs import RunService
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sql = await asyncio.to_thread(SqlStore.open, settings.resolved_database_url())
+    embedder = await asyncio.to_thread(load_embedder, settings)
+    archival = await ArchivalIndex.open(settings, embedder)
+    memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars)
+    provider = build_provider(settings)
+    agents = AgentService(sql, memory)
+    runs = RunService(settings=settings, sql=sql, memory=memory, agents=agents, provider=provider)
+    log.info("agentmem ready: sql=%s archival=%s model=%s", sql.dialect, settings.resolved_archival_uri(), embedder.model_id)
+    return Services(
+        settings=settings, sql=sql, tenants=TenantService(sql), embedder=embedder, archival=archival,
+        memory=memory, provider=provider, agents=agents, runs=runs,
+    )

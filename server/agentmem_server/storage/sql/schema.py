@@ -89,7 +89,7 @@ threads = Table(
     Index("ix_threads_agent", "tenant_id", "agent_id"),
 )
 
-# The visible transcript. Hidden model input lives only in `runs.model_input_json`.
+# The visible transcript. Hidden model input (reminders, tool calls) lives only in `runs.record_json`.
 messages = Table(
     "messages",
     metadata,
@@ -112,6 +112,9 @@ runs = Table(
     Column("agent_id", String(128), nullable=False),
     Column("thread_id", String(40), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("replay_of", String(40), nullable=True),
+    # The whole run as JSON (exact model input, tools, steps, output, recalled, usage): it is only
+    # ever read back whole, and its shape may grow without migrations.
     Column("record_json", Text, nullable=False),
     Index("ix_runs_agent", "tenant_id", "agent_id"),
 )

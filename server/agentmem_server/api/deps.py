@@ -1,0 +1,50 @@
+"""Annotated dependencies: how routes reach services and learn the caller's tenant."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Optional
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..services.container import Services
+from ..services.errors import Forbidden, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`")
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _secret(credentials: Optional[HTTPAuthorizationCredentials]) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    return credentials.credentials
+
+
+async def authenticate(
+    services: ServicesDep, credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]
+) -> str:
+    return await services.tenants.authenticate(_secret(credentials))
+
+
+TenantDep = Annotated[str, Depends(authenticate)]
+"""The caller's tenant id, from its API key (never from a request field)."""
+
+
+async def require_admin(
+    services: ServicesDep, credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]
+) -> None:
+    admin_key = services.settings.admin_key
+    if not admin_key:
+        raise Forbidden("the admin API is disabled; set AGENTMEM_ADMIN_KEY to enable it")
+    if not hmac.compare_digest(_secret(credentials).encode(), admin_key.encode()):
+        raise Unauthorized("invalid admin key")
+
+
+AdminDep = Depends(require_admin)

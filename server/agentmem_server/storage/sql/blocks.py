@@ -1,0 +1,186 @@
+"""SQL for memory blocks and archival lines. Every guarded write is one conditional statement.
+
+Functions take a Connection so the caller decides the transaction (an archival append spans the
+line reservation here and the vector write in LanceDB).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from sqlalchemy import Connection, and_, case, delete, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .schema import archival_lines, blocks
+
+
+@dataclass(frozen=True)
+class BlockRow:
+    id: str
+    tenant_id: str
+    block_type: str
+    agent_id: str
+    content: str
+    line_count: int
+    created_at: int
+    updated_at: int
+
+
+def new_block_id() -> str:
+    return "blk_" + secrets.token_hex(12)
+
+
+def _next_updated_at(now_us: int):
+    # Strictly increasing even when two writes land in the same microsecond (or the clock steps back).
+    return case((literal(now_us) > blocks.c.updated_at, literal(now_us)), else_=blocks.c.updated_at + 1)
+
+
+def _key(tenant_id: str, block_type: str, agent_key: str):
+    return and_(
+        blocks.c.tenant_id == tenant_id,
+        blocks.c.block_type == block_type,
+        blocks.c.agent_id == agent_key,
+    )
+
+
+def _row(r) -> BlockRow:
+    return BlockRow(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        block_type=r.block_type,
+        agent_id=r.agent_id,
+        content=r.content,
+        line_count=r.line_count,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def get_block(conn: Connection, tenant_id: str, block_type: str, agent_key: str) -> Optional[BlockRow]:
+    r = conn.execute(select(blocks).where(_key(tenant_id, block_type, agent_key))).first()
+    return _row(r) if r else None
+
+
+def list_blocks(conn: Connection, tenant_id: str, agent_keys: Sequence[str]) -> list[BlockRow]:
+    rows = conn.execute(
+        select(blocks)
+        .where(blocks.c.tenant_id == tenant_id, blocks.c.agent_id.in_(list(agent_keys)))
+        .order_by(blocks.c.agent_id, blocks.c.block_type)
+    ).all()
+    return [_row(r) for r in rows]
+
+
+def insert_block_if_missing(
+    conn: Connection, tenant_id: str, block_type: str, agent_key: str, content: str, line_count: int, now_us: int
+) -> Optional[BlockRow]:
+    """Create the block; None when it already exists (the caller then decides: conflict or retry)."""
+    values = dict(
+        id=new_block_id(),
+        tenant_id=tenant_id,
+        block_type=block_type,
+        agent_id=agent_key,
+        content=content,
+        line_count=line_count,
+        created_at=now_us,
+        updated_at=now_us,
+    )
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(blocks)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["tenant_id", "block_type", "agent_id"])
+        .returning(blocks.c.id)
+    )
+    # RETURNING rather than rowcount: psycopg reports rowcount -1 for this statement.
+    if conn.execute(stmt).first() is None:
+        return None
+    return BlockRow(**values)
+
+
+def guarded_update(
+    conn: Connection,
+    tenant_id: str,
+    block_type: str,
+    agent_key: str,
+    *,
+    expected_updated_at: int,
+    content: str,
+    line_count: int,
+    now_us: int,
+) -> Optional[BlockRow]:
+    """Compare-and-set on `updated_at`; None when the stored value differs (or the block is gone)."""
+    stmt = (
+        update(blocks)
+        .where(_key(tenant_id, block_type, agent_key), blocks.c.updated_at == expected_updated_at)
+        .values(content=content, line_count=line_count, updated_at=_next_updated_at(now_us))
+        .returning(*blocks.c)
+    )
+    r = conn.execute(stmt).first()
+    return _row(r) if r else None
+
+
+def append_core_text(
+    conn: Connection, tenant_id: str, block_type: str, agent_key: str, *, text: str, added_lines: int, limit_chars: int, now_us: int
+) -> Optional[BlockRow]:
+    """Append as new line(s) in one statement; None when the block is missing or would pass the limit."""
+    joined = case((blocks.c.content == "", literal(text)), else_=blocks.c.content + "\n" + literal(text))
+    new_len = case((blocks.c.content == "", len(text)), else_=func.length(blocks.c.content) + 1 + len(text))
+    stmt = (
+        update(blocks)
+        .where(_key(tenant_id, block_type, agent_key), new_len <= limit_chars)
+        .values(
+            content=joined,
+            line_count=case((blocks.c.content == "", added_lines), else_=blocks.c.line_count + added_lines),
+            updated_at=_next_updated_at(now_us),
+        )
+        .returning(*blocks.c)
+    )
+    r = conn.execute(stmt).first()
+    return _row(r) if r else None
+
+
+def reserve_archival_lines(conn: Connection, block_id: str, count: int, now_us: int) -> BlockRow:
+    """Bump line_count by `count`; the row lock makes concurrent appends take disjoint ranges."""
+    stmt = (
+        update(blocks)
+        .where(blocks.c.id == block_id)
+        .values(line_count=blocks.c.line_count + count, updated_at=_next_updated_at(now_us))
+        .returning(*blocks.c)
+    )
+    return _row(conn.execute(stmt).one())
+
+
+def insert_lines(conn: Connection, block_id: str, first_line: int, lines: Sequence[str], written_at: int) -> None:
+    if not lines:
+        return
+    conn.execute(
+        insert(archival_lines),
+        [
+            {"block_id": block_id, "line_no": first_line + i, "text": line, "written_at": written_at}
+            for i, line in enumerate(lines)
+        ],
+    )
+
+
+def replace_lines(conn: Connection, block_id: str, lines: Sequence[str], written_at: int) -> None:
+    conn.execute(delete(archival_lines).where(archival_lines.c.block_id == block_id))
+    insert_lines(conn, block_id, 1, lines, written_at)
+
+
+def read_lines(conn: Connection, block_id: str, start: int, end: Optional[int]) -> list[str]:
+    stmt = select(archival_lines.c.text).where(archival_lines.c.block_id == block_id, archival_lines.c.line_no >= start)
+    if end is not None:
+        stmt = stmt.where(archival_lines.c.line_no <= end)
+    return list(conn.execute(stmt.order_by(archival_lines.c.line_no)).scalars())
+
+
+def delete_block(conn: Connection, tenant_id: str, block_type: str, agent_key: str) -> Optional[str]:
+    """Delete the block and its lines; returns the deleted id (None if there was none)."""
+    r = conn.execute(delete(blocks).where(_key(tenant_id, block_type, agent_key)).returning(blocks.c.id)).first()
+    if r is None:
+        return None
+    # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
+    conn.execute(delete(archival_lines).where(archival_lines.c.block_id == r.id))
+    return r.id

@@ -1,0 +1,199 @@
+"""SQL for agents, threads, the visible transcript (`messages`) and run records (`runs`).
+
+Functions take a Connection so the caller decides the transaction: a turn (thread, both
+messages, run record) is written in one, after the provider has answered.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sqlalchemy import Connection, delete, func, insert, literal, select
+
+from agentmem.types import Agent, Message
+
+from ..base import from_micros
+from .schema import agents, messages, runs, threads
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True)
+class ThreadRow:
+    id: str
+    tenant_id: str
+    agent_id: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: str
+    tenant_id: str
+    agent_id: str
+    thread_id: str
+    created_at: int
+    replay_of: Optional[str]
+    record: dict[str, Any]
+
+
+def _agent(r) -> Agent:
+    return Agent(
+        id=r.id,
+        instructions=r.instructions,
+        model=r.model,
+        metadata=json.loads(r.metadata_json or "{}"),
+        created_at=from_micros(r.created_at),
+        updated_at=from_micros(r.updated_at),
+    )
+
+
+# ---- agents ---------------------------------------------------------------------------------
+
+
+def insert_agent(
+    conn: Connection, tenant_id: str, agent_id: str, *, instructions: str, model: Optional[str], metadata: dict[str, Any], now_us: int
+) -> Optional[Agent]:
+    """The new agent, or None when the tenant already has one with this id."""
+    exists = conn.execute(select(agents.c.id).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)).first()
+    if exists:
+        return None
+    conn.execute(
+        insert(agents).values(
+            tenant_id=tenant_id,
+            id=agent_id,
+            instructions=instructions,
+            model=model,
+            metadata_json=json.dumps(metadata, ensure_ascii=False),
+            created_at=now_us,
+            updated_at=now_us,
+        )
+    )
+    return get_agent(conn, tenant_id, agent_id)
+
+
+def get_agent(conn: Connection, tenant_id: str, agent_id: str) -> Optional[Agent]:
+    r = conn.execute(select(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)).first()
+    return _agent(r) if r else None
+
+
+def list_agents(conn: Connection, tenant_id: str) -> list[Agent]:
+    rows = conn.execute(select(agents).where(agents.c.tenant_id == tenant_id).order_by(agents.c.created_at, agents.c.id))
+    return [_agent(r) for r in rows]
+
+
+def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
+    """Removes the agent with its threads, messages and runs; False when there was no agent."""
+    thread_ids = select(threads.c.id).where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id)
+    # Explicit rather than relying on ON DELETE CASCADE, which SQLite honours only per connection pragma.
+    conn.execute(delete(messages).where(messages.c.tenant_id == tenant_id, messages.c.thread_id.in_(thread_ids)))
+    conn.execute(delete(threads).where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id))
+    conn.execute(delete(runs).where(runs.c.tenant_id == tenant_id, runs.c.agent_id == agent_id))
+    gone = conn.execute(delete(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id))
+    return gone.rowcount > 0
+
+
+# ---- threads and the visible transcript -------------------------------------------------------
+
+
+def get_thread(conn: Connection, tenant_id: str, thread_id: str) -> Optional[ThreadRow]:
+    r = conn.execute(select(threads).where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)).first()
+    return ThreadRow(r.id, r.tenant_id, r.agent_id, r.created_at) if r else None
+
+
+def list_messages(conn: Connection, tenant_id: str, thread_id: str) -> list[Message]:
+    rows = conn.execute(
+        select(messages)
+        .where(messages.c.tenant_id == tenant_id, messages.c.thread_id == thread_id)
+        .order_by(messages.c.seq)
+    )
+    return [
+        Message(
+            id=r.id,
+            thread_id=r.thread_id,
+            role=r.role,
+            content=r.content,
+            run_id=r.run_id,
+            created_at=from_micros(r.created_at),
+        )
+        for r in rows
+    ]
+
+
+def _append_message(conn: Connection, tenant_id: str, thread_id: str, role: str, content: str, run_id: str, now_us: int) -> None:
+    # seq is computed inside the INSERT so two turns racing on one thread collide on the unique
+    # (thread_id, seq) key instead of silently interleaving; the caller retries the transaction.
+    next_seq = (
+        select(func.coalesce(func.max(messages.c.seq), 0) + 1).where(messages.c.thread_id == thread_id).scalar_subquery()
+    )
+    conn.execute(
+        insert(messages).from_select(
+            ["id", "tenant_id", "thread_id", "seq", "role", "content", "run_id", "created_at"],
+            select(
+                literal(new_id("msg")),
+                literal(tenant_id),
+                literal(thread_id),
+                next_seq,
+                literal(role),
+                literal(content),
+                literal(run_id),
+                literal(now_us),
+            ),
+        )
+    )
+
+
+def insert_run(conn: Connection, *, tenant_id: str, agent_id: str, thread_id: str, run_id: str, created_us: int, replay_of: Optional[str], record: dict[str, Any]) -> None:
+    conn.execute(
+        insert(runs).values(
+            id=run_id,
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+            created_at=created_us,
+            replay_of=replay_of,
+            record_json=json.dumps(record, ensure_ascii=False, separators=(",", ":")),
+        )
+    )
+
+
+def save_turn(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    agent_id: str,
+    thread_id: str,
+    new_thread: bool,
+    run_id: str,
+    user_message: str,
+    output: str,
+    started_us: int,
+    finished_us: int,
+    record: dict[str, Any],
+) -> bool:
+    """Writes one finished turn; False (nothing written) when the agent or thread is gone meanwhile."""
+    if get_agent(conn, tenant_id, agent_id) is None:
+        return False
+    if new_thread:
+        conn.execute(insert(threads).values(id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=started_us))
+    elif get_thread(conn, tenant_id, thread_id) is None:
+        return False
+    _append_message(conn, tenant_id, thread_id, "user", user_message, run_id, started_us)
+    _append_message(conn, tenant_id, thread_id, "assistant", output, run_id, finished_us)
+    insert_run(conn, tenant_id=tenant_id, agent_id=agent_id, thread_id=thread_id, run_id=run_id, created_us=started_us, replay_of=None, record=record)
+    return True
+
+
+# ---- runs -----------------------------------------------------------------------------------
+
+
+def get_run(conn: Connection, tenant_id: str, run_id: str) -> Optional[RunRow]:
+    r = conn.execute(select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+    if r is None:
+        return None
+    return RunRow(r.id, r.tenant_id, r.agent_id, r.thread_id, r.created_at, r.replay_of, json.loads(r.record_json))
