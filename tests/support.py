@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from agentmem_server.settings import Settings
 
@@ -18,3 +25,64 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
+    env["AGENTMEM_DATA_DIR"] = str(data_dir)
+    for name, value in settings.items():
+        env[f"AGENTMEM_{name.upper()}"] = value
+    return env
+
+
+def create_key(env: dict[str, str], tenant: str) -> str:
+    """Through the real CLI, which prints the key alone on its last line."""
+    out = subprocess.run(
+        [sys.executable, "-m", "agentmem_server.cli", "keys", "create", "--tenant", tenant],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+class ServerProcess:
+    """`agentmem serve` in a child process on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agentmem_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        self._log_path = log_path
+
+    def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self._log_path.read_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self._log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()

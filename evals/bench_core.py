@@ -1,0 +1,142 @@
+"""Core-block latency over HTTP: guarded update and get, p50/p95, on SQLite and PostgreSQL.
+
+Each backend runs a real `agentmem serve` process on a loopback port; the public client talks to
+it. Both backends are measured in the same run so their figures compare (the machine is shared).
+
+    python evals/bench_core.py [--n 500] [--postgres-url URL] [--out evals/out/bench_core.json]
+
+DESIGN §9 target: update p50 <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+import agentmem
+
+DEFAULT_PG = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
+    env.update(AGENTMEM_DATA_DIR=str(data_dir), AGENTMEM_EMBEDDING_MODEL="hash:384", HF_HUB_OFFLINE="1")
+    if database_url:
+        env["AGENTMEM_DATABASE_URL"] = database_url
+    cli = [sys.executable, "-m", "agentmem_server.cli"]
+    key = subprocess.run(cli + ["keys", "create", "--tenant", "bench"], env=env, capture_output=True, text=True, check=True)
+    port = _free_port()
+    proc = subprocess.Popen(cli + ["serve", "--port", str(port), "--log-level", "warning"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return proc, url, key.stdout.strip().splitlines()[-1]
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3),
+        "n": len(ordered),
+    }
+
+
+def measure(url: str, key: str, n: int) -> dict[str, dict[str, float]]:
+    with agentmem.Client(api_key=key, base_url=url) as client:
+        block = client.memory.update("core", "0", expected_updated_at=None, agent_id="bench")
+        for _ in range(50):  # warm the connection pool, the SQL pool and the code paths
+            block = client.memory.update("core", "w", expected_updated_at=block.updated_at, agent_id="bench")
+        updates, gets = [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            block = client.memory.update("core", f"value {i}", expected_updated_at=block.updated_at, agent_id="bench")
+            updates.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            client.memory.get("core", agent_id="bench")
+            gets.append(time.perf_counter() - t0)
+    return {"update": _percentiles(updates), "get": _percentiles(gets)}
+
+
+def _pg_schema_url(base: str) -> tuple[str, str] | None:
+    import sqlalchemy
+
+    schema = "bench_" + secrets.token_hex(4)
+    try:
+        engine = sqlalchemy.create_engine(base)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001
+        print(f"PostgreSQL unavailable at {base}: {exc}; skipping it", file=sys.stderr)
+        return None
+    return f"{base}?options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=500, help="measured operations per kind")
+    parser.add_argument("--postgres-url", default=DEFAULT_PG)
+    parser.add_argument("--out", type=Path, default=Path("evals/out/bench_core.json"))
+    args = parser.parse_args(argv)
+
+    results: dict[str, dict] = {}
+    backends: list[tuple[str, str | None]] = [("sqlite", None)]
+    pg = _pg_schema_url(args.postgres_url)
+    if pg:
+        backends.append(("postgres", pg[0]))
+    try:
+        for name, db_url in backends:
+            with tempfile.TemporaryDirectory() as tmp:
+                proc, url, key = _start(Path(tmp), db_url)
+                try:
+                    results[name] = measure(url, key, args.n)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=20)
+            r = results[name]
+            print(
+                f"{name:9s} update p50 {r['update']['p50_ms']:6.2f} ms  p95 {r['update']['p95_ms']:6.2f} ms | "
+                f"get p50 {r['get']['p50_ms']:6.2f} ms  p95 {r['get']['p95_ms']:6.2f} ms  (n={args.n})"
+            )
+    finally:
+        if pg:
+            _drop_schema(args.postgres_url, pg[1])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
