@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from .api.errors import install_error_handlers
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from .api.routes import admin, agents, health, memory, runs, threads
+from .api.routes import admin, agents, health, memory, runs, threads, transfer
 from .settings import Settings
 
 
@@ -36,8 +36,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     # Outermost last: the request id must exist before the size check can report it.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_bytes,
+        overrides={"/v1/import": settings.max_import_bytes},
+    )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, admin, memory, agents, runs, threads):
+    for module in (health, admin, memory, agents, runs, threads, transfer):
         app.include_router(module.router)
     return app

@@ -86,6 +86,82 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as
     typer.echo(f"Revoked {key_id}.")
 
 
+def _client_settings(base_url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:
+    url = base_url or os.environ.get("AGENTMEM_BASE_URL") or "http://127.0.0.1:8765"
+    key = api_key or os.environ.get("AGENTMEM_API_KEY")
+    if not key:
+        typer.echo("no API key: pass --api-key or set AGENTMEM_API_KEY", err=True)
+        raise typer.Exit(2)
+    return url.rstrip("/"), key
+
+
+def _fail_on_error(response) -> None:
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except Exception:  # noqa: BLE001 - not our JSON error body; show the raw text
+            message = response.text[:500]
+        typer.echo(f"HTTP {response.status_code}: {message}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="File to write (JSON Lines)."),
+    base_url: Optional[str] = typer.Option(None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."),
+    api_key: Optional[str] = typer.Option(None, help="The tenant's API key (default $AGENTMEM_API_KEY)."),
+) -> None:
+    """Export the API key's tenant: agents, core and archival memory, threads and runs."""
+    import httpx
+    from rich.progress import Progress
+
+    url, key = _client_settings(base_url, api_key)
+    records = 0
+    with httpx.stream("GET", f"{url}/v1/export", headers={"Authorization": f"Bearer {key}"}, timeout=None) as response:
+        if response.status_code >= 400:
+            response.read()
+            _fail_on_error(response)
+        with out.open("wb") as f, Progress(transient=True) as progress:
+            task = progress.add_task("exporting", total=None)
+            for line in response.iter_lines():
+                f.write(line.encode() + b"\n")
+                records += 1
+                progress.update(task, advance=1)
+    typer.echo(f"Wrote {records} records to {out}.")
+
+
+@app.command("import")
+def import_(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A file written by `agentmem export`."),
+    base_url: Optional[str] = typer.Option(None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."),
+    api_key: Optional[str] = typer.Option(None, help="The target tenant's API key (default $AGENTMEM_API_KEY)."),
+) -> None:
+    """Import an export into the API key's tenant; the server re-embeds archival text."""
+    import httpx
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    url, key = _client_settings(base_url, api_key)
+    size = path.stat().st_size
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn()) as progress:
+        task = progress.add_task("importing", total=size)
+
+        def body():
+            with path.open("rb") as f:
+                while chunk := f.read(256 * 1024):
+                    progress.update(task, advance=len(chunk))
+                    yield chunk
+
+        response = httpx.post(
+            f"{url}/v1/import",
+            content=body(),
+            headers={"Authorization": f"Bearer {key}", "content-type": "application/x-ndjson"},
+            timeout=None,
+        )
+    _fail_on_error(response)
+    counts = response.json()["counts"]
+    typer.echo("Imported " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) + ".")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     app(args=argv)
 

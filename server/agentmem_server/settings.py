@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     """Largest core block, in characters."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger ones get 413 before being read whole."""
+    max_import_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    """Largest body for `POST /v1/import`, which streams (an export can be much larger than a request)."""
 
     chunk_tokens: int = Field(default=128, ge=16)
     """Target chunk size in cl100k tokens (also capped by the embedder's own max sequence length)."""

@@ -38,16 +38,25 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: dict[str, int] | None = None):
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        # Path prefix -> limit, for the few routes that stream large bodies (import).
+        self.overrides = overrides or {}
+
+    def _limit(self, path: str) -> int:
+        for prefix, limit in self.overrides.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        max_bytes = self._limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._refuse(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            return await self._refuse(scope, send, max_bytes)
 
         seen = 0
         exceeded = refused = False
@@ -57,7 +66,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     exceeded = True
                     raise _TooLarge
             return message
@@ -69,24 +78,24 @@ class BodySizeLimitMiddleware:
             # The framework turns a failed body read into its own error response; send ours instead.
             if not refused:
                 refused = True
-                await self._refuse(scope, send)
+                await self._refuse(scope, send, max_bytes)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             pass
         if exceeded and not refused:
-            await self._refuse(scope, send)
+            await self._refuse(scope, send, max_bytes)
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send, max_bytes: int) -> None:
         request_id = scope.get("state", {}).get("request_id", "unknown")
         body = json.dumps(
             {
                 "error": {
                     "type": "payload_too_large",
-                    "message": f"request body is larger than the limit of {self.max_bytes} bytes",
+                    "message": f"request body is larger than the limit of {max_bytes} bytes",
                     "field": "body",
-                    "limit": self.max_bytes,
+                    "limit": max_bytes,
                     "request_id": request_id,
                 }
             }

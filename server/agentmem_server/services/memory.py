@@ -264,7 +264,11 @@ class MemoryService:
         raise Conflict("core block kept changing during append; retry", field="text")
 
     async def _append_archival(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
-        lines = split_lines(text)
+        return await self.append_archival_lines(tenant_id, split_lines(text), key or None)
+
+    async def append_archival_lines(self, tenant_id: str, lines: list[str], agent_id: Optional[str]) -> MemoryBlock:
+        """Append exact lines (import uses this: no newline folding, empty lines kept)."""
+        key = _agent_key(agent_id)
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
         now = now_micros()

@@ -184,3 +184,31 @@ def delete_block(conn: Connection, tenant_id: str, block_type: str, agent_key: s
     # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
     conn.execute(delete(archival_lines).where(archival_lines.c.block_id == r.id))
     return r.id
+
+
+def iter_append_batches(conn: Connection, block_id: str, page: int = 5000):
+    """Yield the block's lines as the append batches that wrote them (lines sharing `written_at`).
+
+    Export keeps these batches so an import re-chunks the text exactly as the original was chunked.
+    """
+    batch: list[str] = []
+    batch_at = None
+    after = 0
+    while True:
+        rows = conn.execute(
+            select(archival_lines.c.line_no, archival_lines.c.text, archival_lines.c.written_at)
+            .where(archival_lines.c.block_id == block_id, archival_lines.c.line_no > after)
+            .order_by(archival_lines.c.line_no)
+            .limit(page)
+        ).all()
+        if not rows:
+            break
+        for r in rows:
+            if batch and r.written_at != batch_at:
+                yield batch_at, batch
+                batch = []
+            batch_at = r.written_at
+            batch.append(r.text)
+        after = rows[-1].line_no
+    if batch:
+        yield batch_at, batch

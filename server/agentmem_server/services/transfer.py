@@ -1,0 +1,181 @@
+"""Export a tenant's memory as JSON Lines, and import such a file into another server.
+
+One record per line, each with a `type`: `header`, `agent`, `block` (core text, or the start of
+an archival block), `archival_lines` (one original append batch), `thread`, `message`, `run`.
+Archival text travels as lines; the importing server re-embeds it with its own model. Batches are
+kept as they were appended so the import chunks, and therefore recalls, exactly like the source.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, AsyncIterator, Iterator
+
+from sqlalchemy import Connection, insert, select
+
+from ..storage.base import from_micros, now_micros
+from ..storage.sql import blocks as block_sql
+from ..storage.sql import conversations as conv_sql
+from ..storage.sql.schema import blocks, messages, runs, threads
+from ..storage.sql.store import SqlStore
+from .errors import Conflict, InvalidInput
+from .memory import MemoryService
+
+FORMAT = "agentmem-export"
+VERSION = 1
+
+
+def _line(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def export_records(store: SqlStore, tenant_id: str) -> Iterator[bytes]:
+    """NDJSON lines for everything the tenant owns. Sync: Starlette streams it from a worker thread."""
+    with store.begin() as conn:
+        yield _line({"type": "header", "format": FORMAT, "version": VERSION, "exported_at": from_micros(now_micros()).isoformat()})
+        for agent in conv_sql.list_agents(conn, tenant_id):
+            yield _line({"type": "agent", **agent.model_dump(mode="json", exclude={"created_at", "updated_at"})})
+        yield from _export_blocks(conn, tenant_id)
+        for t in conn.execute(select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)):
+            yield _line({"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at})
+            for m in conn.execute(select(messages).where(messages.c.thread_id == t.id).order_by(messages.c.seq)):
+                yield _line(
+                    {"type": "message", "id": m.id, "thread_id": m.thread_id, "seq": m.seq, "role": m.role,
+                     "content": m.content, "run_id": m.run_id, "created_at": m.created_at}
+                )
+        for r in conn.execute(select(runs).where(runs.c.tenant_id == tenant_id).order_by(runs.c.created_at)):
+            yield _line(
+                {"type": "run", "id": r.id, "agent_id": r.agent_id, "thread_id": r.thread_id, "created_at": r.created_at,
+                 "replay_of": r.replay_of, "record": json.loads(r.record_json)}
+            )
+
+
+def _export_blocks(conn: Connection, tenant_id: str) -> Iterator[bytes]:
+    rows = conn.execute(select(blocks).where(blocks.c.tenant_id == tenant_id).order_by(blocks.c.agent_id, blocks.c.block_type))
+    for b in rows.all():
+        agent_id = b.agent_id or None
+        record = {"type": "block", "block_type": b.block_type, "agent_id": agent_id}
+        if b.block_type == "core":
+            yield _line(record | {"content": b.content})
+            continue
+        yield _line(record | {"line_count": b.line_count})
+        for _, batch in block_sql.iter_append_batches(conn, b.id):
+            yield _line({"type": "archival_lines", "agent_id": agent_id, "lines": batch})
+
+
+class Importer:
+    """Applies export records in order. Meant for a tenant that does not have these items yet:
+    an existing agent, block, thread or run stops the import with 409 (what came before stays)."""
+
+    def __init__(self, store: SqlStore, memory: MemoryService, tenant_id: str):
+        self._store = store
+        self._memory = memory
+        self._tenant_id = tenant_id
+        self.counts: dict[str, int] = {}
+        self._seen_header = False
+
+    async def apply(self, lines: AsyncIterator[bytes]) -> dict[str, int]:
+        number = 0
+        async for raw in lines:
+            number += 1
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"line {number} is not JSON: {exc.msg}", field=f"line {number}") from exc
+            await self._apply_one(record, number)
+        if not self._seen_header:
+            raise InvalidInput("empty import: expected an agentmem export (first line a header record)", field="line 1")
+        return self.counts
+
+    async def _apply_one(self, record: dict[str, Any], number: int) -> None:
+        kind = record.get("type")
+        if not self._seen_header:
+            if kind != "header" or record.get("format") != FORMAT:
+                raise InvalidInput("the first line must be an agentmem export header", field="line 1")
+            if record.get("version") != VERSION:
+                raise InvalidInput(f"export version {record.get('version')} is not supported (expected {VERSION})", field="line 1")
+            self._seen_header = True
+            return
+        handler = getattr(self, f"_import_{kind}", None)
+        if handler is None:
+            raise InvalidInput(f"line {number}: unknown record type {kind!r}", field=f"line {number}")
+        try:
+            await handler(record)
+        except KeyError as exc:
+            raise InvalidInput(f"line {number}: {kind} record lacks {exc.args[0]!r}", field=f"line {number}") from exc
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    async def _write(self, fn) -> Any:
+        import asyncio
+
+        def run():
+            with self._store.begin() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(run)
+
+    async def _import_agent(self, r: dict[str, Any]) -> None:
+        agent = await self._write(
+            lambda conn: conv_sql.insert_agent(
+                conn, self._tenant_id, r["id"], instructions=r.get("instructions", ""), model=r.get("model"),
+                metadata=r.get("metadata") or {}, now_us=now_micros(),
+            )
+        )
+        if agent is None:
+            raise Conflict(f"agent {r['id']!r} already exists here", field="agent")
+
+    async def _import_block(self, r: dict[str, Any]) -> None:
+        block_type, agent_id = r["block_type"], r.get("agent_id")
+        content = r["content"] if block_type == "core" else ""
+        row = await self._write(
+            lambda conn: block_sql.insert_block_if_missing(
+                conn, self._tenant_id, block_type, agent_id or "", content,
+                content.count("\n") + 1 if content else 0, now_micros(),
+            )
+        )
+        if row is None:
+            where = f"agent {agent_id!r}" if agent_id else "user scope"
+            raise Conflict(f"a {block_type} block already exists here for {where}", field="block")
+
+    async def _import_archival_lines(self, r: dict[str, Any]) -> None:
+        lines = r["lines"]
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            raise InvalidInput("archival_lines.lines must be a list of strings", field="lines")
+        if lines:
+            await self._memory.append_archival_lines(self._tenant_id, lines, r.get("agent_id"))
+
+    async def _import_thread(self, r: dict[str, Any]) -> None:
+        def write(conn: Connection) -> bool:
+            if conn.execute(select(threads.c.id).where(threads.c.id == r["id"])).first():
+                return False
+            conn.execute(insert(threads).values(id=r["id"], tenant_id=self._tenant_id, agent_id=r["agent_id"], created_at=r["created_at"]))
+            return True
+
+        if not await self._write(write):
+            raise Conflict(f"thread {r['id']!r} already exists here", field="thread")
+
+    async def _import_message(self, r: dict[str, Any]) -> None:
+        values = {k: r[k] for k in ("id", "thread_id", "seq", "role", "content", "created_at")}
+        await self._write(lambda conn: conn.execute(insert(messages).values(tenant_id=self._tenant_id, run_id=r.get("run_id"), **values)))
+
+    async def _import_run(self, r: dict[str, Any]) -> None:
+        def write(conn: Connection) -> bool:
+            if conn.execute(select(runs.c.id).where(runs.c.id == r["id"])).first():
+                return False
+            conn.execute(
+                insert(runs).values(
+                    id=r["id"], tenant_id=self._tenant_id, agent_id=r["agent_id"], thread_id=r["thread_id"],
+                    created_at=r["created_at"], replay_of=r.get("replay_of"),
+                    record_json=json.dumps(r["record"], ensure_ascii=False),
+                )
+            )
+            return True
+
+        if not await self._write(write):
+            raise Conflict(f"run {r['id']!r} already exists here", field="run")
+
+
+async def import_records(store: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]) -> dict[str, int]:
+    return await Importer(store, memory, tenant_id).apply(lines)
