@@ -34,6 +34,13 @@ class RunResult(ResponseModel):
     recalled: list[MemoryRecallResult] = Field(default_factory=list)
     """Matches shown to the model: injected in `auto` mode, or returned by its recall tool."""
     usage: Usage = Field(default_factory=Usage)
+    """Token usage summed over every model call of the run."""
+    stop_reason: Optional[str] = None
+    """`stop` (the model answered), `max_steps` (the run reached its last allowed model call,
+    on which tools were withheld with `tool_choice="none"`), or on a replay `tool_calls` (the
+    model asked for tools, which a replay does not execute)."""
+    replay_of: Optional[str] = None
+    """On a replay: the id of the run whose model input was re-sent."""
 
 
 class ChatMessage(ResponseModel):
@@ -58,11 +65,16 @@ class Run(ResponseModel):
     tools: list[dict[str, Any]] = Field(default_factory=list)
     """Tool schemas offered to the model."""
     steps: list[dict[str, Any]] = Field(default_factory=list)
-    """Every model call after the first: its extra messages (tool calls and results)."""
+    """One entry per model call, in order: `messages` (what was added to the input since the
+    previous call: the assistant's tool calls and the tool results; empty for the first call,
+    whose input is `model_input`), `tool_choice`, `response` (the assistant message), `usage`."""
     output: str
     recalled: list[MemoryRecallResult] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     replay_of: Optional[str] = None
+    """On a replay: the id of the run whose model input was re-sent."""
+    stop_reason: Optional[str] = None
+    """Why the run ended; see `RunResult.stop_reason`."""
 
 
 class Message(ResponseModel):

@@ -1,0 +1,44 @@
+"""`agentmem.tools`: the one definition of the memory tools, importable without the server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from agentmem.tools import MEMORY_TOOL_NAMES, memory_tools
+
+
+def test_three_function_tools_in_order():
+    tools = memory_tools()
+    assert [t["type"] for t in tools] == ["function"] * 3
+    assert [t["function"]["name"] for t in tools] == [
+        "recall_archival_memory",
+        "append_archival_memory",
+        "update_core_memory",
+    ]
+    assert list(MEMORY_TOOL_NAMES) == [t["function"]["name"] for t in tools]
+
+
+def test_required_arguments_match_the_design():
+    by_name = {t["function"]["name"]: t["function"]["parameters"] for t in memory_tools()}
+    assert by_name["recall_archival_memory"]["required"] == ["query"]
+    assert set(by_name["recall_archival_memory"]["properties"]) == {"query", "limit"}
+    assert by_name["append_archival_memory"]["required"] == ["text"]
+    assert by_name["update_core_memory"]["required"] == ["content", "expected_updated_at"]
+    assert by_name["update_core_memory"]["properties"]["expected_updated_at"]["type"] == ["string", "null"]
+
+
+def test_copies_are_independent_and_names_are_checked():
+    mine = memory_tools(["append_archival_memory"])
+    mine[0]["function"]["description"] = "changed"
+    assert memory_tools(["append_archival_memory"])[0]["function"]["description"] != "changed"
+    with pytest.raises(ValueError, match="recall_everything"):
+        memory_tools(["recall_everything"])
+
+
+def test_importing_the_tools_loads_no_server_code():
+    code = "import sys, agentmem.tools; print(sorted(m for m in sys.modules if m.split('.')[0] in {'agentmem_server', 'fastapi', 'tiktoken', 'sqlalchemy'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
