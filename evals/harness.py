@@ -1,0 +1,486 @@
+"""Recall-quality harness: ingest conversations through the public client, recall, score, report.
+
+    python -m evals.harness --out evals/out                       # our dataset, all three modes
+    python -m evals.harness --dataset locomo10.json --format locomo --modes hybrid
+    report = run_eval(max_questions=60, out_dir="evals/out")      # from Python
+
+Without `--base-url` a real server is started in-process (uvicorn on a free 127.0.0.1 port, a
+temporary data dir, an admin key used once to mint a tenant key). Only the public `agentmem`
+client talks to it, so the numbers are what a user of the SDK gets, HTTP included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+from .dataset import DEFAULT_DATASET, QUESTION_TYPES, Conversation, DatasetFormat, load_dataset
+from .metrics import KS, TokenCounter, aggregate, question_metrics
+
+MODES = ("keyword", "vector", "hybrid")
+DEFAULT_OUT = Path("evals/out")
+_AGENT_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+# --- the server under test ---------------------------------------------------------------------
+
+
+def _free_socket() -> socket.socket:
+    # Handing uvicorn an already-bound socket avoids the race of "find a free port, then bind it".
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def local_server(settings_overrides: Optional[Mapping[str, Any]] = None, *, startup_timeout_s: float = 180.0) -> Iterator[tuple[str, str]]:
+    """Start a real agentmem server in a background thread; yield `(base_url, tenant_api_key)`."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import uvicorn
+        from agentmem_server import Settings, create_app
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("the eval harness needs the server: pip install 'agentmem[server]'") from exc
+    from agentmem import Client
+
+    with tempfile.TemporaryDirectory(prefix="agentmem-eval-") as data_dir:
+        admin_key = "adm_" + secrets.token_urlsafe(24)
+        settings = Settings(data_dir=Path(data_dir), admin_key=admin_key, **dict(settings_overrides or {}))
+        sock = _free_socket()
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="agentmem-eval-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the in-process agentmem server failed to start (see the log above)")
+            if time.monotonic() > deadline:
+                server.should_exit = True
+                raise RuntimeError(f"the in-process agentmem server did not start within {startup_timeout_s:.0f}s")
+            time.sleep(0.05)
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            with Client(api_key=admin_key, base_url=base_url) as admin:
+                api_key = admin.admin.create_key("evals").key
+            yield base_url, api_key
+        finally:
+            server.should_exit = True
+            thread.join(timeout=60)
+            sock.close()
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def select_questions(
+    conversations: Sequence[Conversation],
+    *,
+    max_questions: Optional[int] = None,
+    conversation_ids: Optional[Sequence[str]] = None,
+) -> list[Conversation]:
+    """Conversations to ingest, each keeping only the questions that will be asked.
+
+    `max_questions` takes questions in dataset order, so only the conversations they come from
+    are ingested: a quick run stays quick, and every conversation carries all question types.
+    """
+    if conversation_ids is not None:
+        wanted = set(conversation_ids)
+        unknown = wanted - {c.conversation_id for c in conversations}
+        if unknown:
+            raise ValueError(f"unknown conversation ids: {sorted(unknown)}")
+        conversations = [c for c in conversations if c.conversation_id in wanted]
+    if max_questions is not None and max_questions < 1:
+        raise ValueError(f"max_questions must be >= 1, got {max_questions}")
+    selected = []
+    budget = max_questions if max_questions is not None else sum(len(c.questions) for c in conversations)
+    for conv in conversations:
+        if budget <= 0:
+            break
+        if not conv.questions:
+            continue
+        questions = conv.questions[:budget]
+        budget -= len(questions)
+        selected.append(Conversation(conv.conversation_id, conv.speakers, conv.sessions, questions))
+    return selected
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), disable=not enabled, transient=False,
+    )
+
+
+def _ingest(client: Any, conv: Conversation, agent_id: str) -> int:
+    client.memory.delete("archival", agent_id=agent_id)
+    expected = 1
+    for session in conv.sessions:
+        lines = conv.session_lines(session)
+        if not lines:
+            continue
+        block = client.memory.append("archival", "\n".join(lines), agent_id=agent_id)
+        # Evidence is scored by line number; a shifted block would silently score garbage.
+        start = getattr(block, "start_line", None)
+        if start is not None and start != expected:
+            raise RuntimeError(f"{conv.conversation_id}: session {session.session_id} landed at line {start}, expected {expected}")
+        expected += len(lines)
+    return expected - 1
+
+
+def run_eval(
+    dataset: Optional[str | Path] = None,
+    format: DatasetFormat = "agentmem",
+    modes: Sequence[str] = MODES,
+    limit: int = 10,
+    max_questions: Optional[int] = None,
+    base_url: Optional[str] = None,
+    api_key: Optional[str] = None,
+    out_dir: Optional[str | Path] = DEFAULT_OUT,
+    settings_overrides: Optional[Mapping[str, Any]] = None,
+    progress: bool = True,
+    *,
+    conversation_ids: Optional[Sequence[str]] = None,
+    include_adversarial: bool = False,
+    keep_memory: bool = False,
+) -> dict:
+    """Run the eval and return the report dict (also written to `out_dir` unless it is None).
+
+    `report["results"][mode]["overall"]["recall@5"]`, `...["by_type"][type][...]`.
+    Against `base_url` the conversations go to fresh agent ids (`eval-<run>-<conversation>`),
+    deleted afterwards unless `keep_memory`.
+    """
+    modes = tuple(modes)
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes}")
+    if not 1 <= limit <= 100:
+        raise ValueError(f"limit must be in 1..100, got {limit}")
+    if limit < max(KS):
+        raise ValueError(f"limit must be at least {max(KS)} so that @{max(KS)} metrics mean something, got {limit}")
+    if base_url and settings_overrides:
+        raise ValueError("settings_overrides only apply to the in-process server, not to --base-url")
+
+    conversations = select_questions(
+        load_dataset(dataset, format, include_adversarial=include_adversarial),
+        max_questions=max_questions, conversation_ids=conversation_ids,
+    )
+    if not conversations:
+        raise ValueError("the dataset selection has no questions")
+    started = time.perf_counter()
+
+    if base_url:
+        server_cm: contextlib.AbstractContextManager = contextlib.nullcontext(
+            (base_url, api_key or os.environ.get("AGENTMEM_API_KEY"))
+        )
+    else:
+        server_cm = local_server(settings_overrides)
+    with server_cm as (url, key), _progress(progress) as bar:
+        from agentmem import Client
+
+        run_tag = secrets.token_hex(3)
+        with Client(api_key=key, base_url=url, max_retries=2, timeout=120) as client:
+            agent_ids = {c.conversation_id: f"eval-{run_tag}-{_AGENT_SAFE.sub('_', c.conversation_id)}"[:128] for c in conversations}
+            total_turns = sum(c.turn_count for c in conversations)
+            task = bar.add_task("ingest", total=total_turns)
+            t0 = time.perf_counter()
+            for conv in conversations:
+                _ingest(client, conv, agent_ids[conv.conversation_id])
+                bar.advance(task, conv.turn_count)
+            ingest_s = time.perf_counter() - t0
+            try:
+                records = _recall_all(client, conversations, agent_ids, modes, limit, bar)
+            finally:
+                if base_url and not keep_memory:
+                    for aid in agent_ids.values():
+                        client.memory.delete("archival", agent_id=aid)
+
+    report = build_report(
+        records,
+        modes=modes,
+        meta={
+            "dataset": {
+                "path": str(dataset or DEFAULT_DATASET),
+                "format": format,
+                "conversations": len(conversations),
+                "turns": total_turns,
+                "questions": sum(len(c.questions) for c in conversations),
+            },
+            "config": {
+                "limit": limit,
+                "max_questions": max_questions,
+                "conversation_ids": list(conversation_ids) if conversation_ids else None,
+                "server": base_url or "in-process",
+                "settings_overrides": dict(settings_overrides or {}),
+            },
+            "timing": {"ingest_s": round(ingest_s, 2), "total_s": round(time.perf_counter() - started, 2)},
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    if out_dir is not None:
+        write_outputs(report, records, Path(out_dir))
+    return report
+
+
+def _recall_all(client: Any, conversations: Sequence[Conversation], agent_ids: Mapping[str, str],
+                modes: Sequence[str], limit: int, bar: Any) -> list[dict]:
+    count_tokens = TokenCounter()
+    n_questions = sum(len(c.questions) for c in conversations)
+    records = []
+    for mode in modes:
+        task = bar.add_task(f"recall {mode}", total=n_questions)
+        for conv in conversations:
+            for q in conv.questions:
+                t0 = time.perf_counter()
+                hits = client.memory.recall(q.question, agent_id=agent_ids[conv.conversation_id], scope="agent", limit=limit, mode=mode)
+                latency_ms = (time.perf_counter() - t0) * 1000
+                spans = [(h.line_number, h.end_line) for h in hits]
+                evidence = conv.evidence_lines(q)
+                metrics = question_metrics(spans, evidence)
+                metrics["tokens_per_query"] = float(sum(count_tokens(h.content) for h in hits))
+                records.append({
+                    "mode": mode, "conversation_id": conv.conversation_id, "question_id": q.question_id,
+                    "type": q.type, "question": q.question, "evidence_lines": sorted(evidence),
+                    "retrieved": spans, "scores": [round(h.score, 4) for h in hits],
+                    "latency_ms": round(latency_ms, 3), "metrics": metrics,
+                })
+                bar.advance(task)
+    return records
+
+
+def build_report(records: Sequence[dict], *, modes: Sequence[str], meta: Optional[dict] = None) -> dict:
+    """Aggregate per-question records into `results[mode]["overall" | "by_type"]`."""
+    results: dict[str, dict] = {}
+    for mode in modes:
+        rows = [r for r in records if r["mode"] == mode]
+        by_type: dict[str, list[dict]] = defaultdict(list)
+        for r in rows:
+            by_type[r["type"]].append(r)
+        results[mode] = {
+            "overall": _summarise(rows),
+            "by_type": {t: _summarise(by_type[t]) for t in _type_order(by_type)},
+        }
+    return {**(meta or {}), "results": results}
+
+
+def _summarise(rows: Sequence[dict]) -> dict:
+    summary = aggregate([r["metrics"] for r in rows], [r["latency_ms"] for r in rows])
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
+
+
+def _type_order(types: Mapping[str, Any] | Sequence[str]) -> list[str]:
+    known = [t for t in QUESTION_TYPES if t in types]
+    return known + sorted(t for t in types if t not in QUESTION_TYPES)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+_OVERALL_COLUMNS = [
+    ("recall@1", "R@1"), ("recall@3", "R@3"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("hit@5", "Hit@5"),
+    ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("tokens_per_query", "tok/q"),
+    ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
+]
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("tokens_per_query", "latency_p50_ms", "latency_p95_ms"):
+        return f"{value:.0f}" if key == "tokens_per_query" else f"{value:.1f}"
+    if key == "n":
+        return str(int(value))
+    return f"{value:.3f}"
+
+
+def table_rows(report: dict) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
+    """(overall header, overall rows, by-type header, by-type rows): the numbers every output shows."""
+    results = report["results"]
+    modes = list(results)
+    head = ["mode", "n"] + [label for _, label in _OVERALL_COLUMNS]
+    rows = [[m, _fmt("n", results[m]["overall"]["n"])] + [_fmt(k, results[m]["overall"].get(k)) for k, _ in _OVERALL_COLUMNS] for m in modes]
+    types = _type_order({t: None for m in modes for t in results[m]["by_type"]})
+    type_head = ["type", "n"] + [f"{m} R@5" for m in modes] + [f"{m} MRR" for m in modes]
+    type_rows = []
+    for t in types:
+        cells = [results[m]["by_type"].get(t, {}) for m in modes]
+        n = next((c["n"] for c in cells if c), 0)
+        type_rows.append([t, str(int(n))] + [_fmt("recall@5", c.get("recall@5")) for c in cells] + [_fmt("mrr", c.get("mrr")) for c in cells])
+    return head, rows, type_head, type_rows
+
+
+def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict) -> str:
+    head, rows, type_head, type_rows = table_rows(report)
+    ds, cfg = report.get("dataset", {}), report.get("config", {})
+    parts = [
+        "# agentmem recall eval",
+        "",
+        f"Dataset `{ds.get('path')}` ({ds.get('format')}): {ds.get('conversations')} conversations, "
+        f"{ds.get('turns')} turns, {ds.get('questions')} questions. Recall limit {cfg.get('limit')}; "
+        f"server {cfg.get('server')}; settings overrides {cfg.get('settings_overrides') or 'none'}.",
+        "",
+        "## Overall",
+        "",
+        _markdown_table(head, rows),
+        "",
+        "## By question type",
+        "",
+        _markdown_table(type_head, type_rows),
+        "",
+    ]
+    for mode, res in report["results"].items():
+        parts += [f"### {mode}", ""]
+        keys = [k for k, _ in _OVERALL_COLUMNS]
+        mode_rows = [[t, _fmt("n", v["n"])] + [_fmt(k, v.get(k)) for k in keys] for t, v in res["by_type"].items()]
+        parts += [_markdown_table(["type", "n"] + [label for _, label in _OVERALL_COLUMNS], mode_rows), ""]
+    parts.append(f"Ingest {report.get('timing', {}).get('ingest_s')} s, total {report.get('timing', {}).get('total_s')} s, {report.get('created_at')}.")
+    return "\n".join(parts) + "\n"
+
+
+def plot_recall(report: dict, path: Path) -> None:
+    """Recall@k by mode (left) and Recall@5 by question type and mode (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = report["results"]
+    modes = list(results)
+    types = _type_order({t: None for m in modes for t in results[m]["by_type"]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2]})
+    for mode in modes:
+        ax1.plot(KS, [results[mode]["overall"][f"recall@{k}"] for k in KS], marker="o", label=mode)
+    ax1.set(xlabel="k", ylabel="Recall@k", title="Recall@k by mode", xticks=list(KS), ylim=(0, 1))
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    width = 0.8 / max(len(modes), 1)
+    for i, mode in enumerate(modes):
+        xs = [j + (i - (len(modes) - 1) / 2) * width for j in range(len(types))]
+        ax2.bar(xs, [results[mode]["by_type"].get(t, {}).get("recall@5", 0.0) for t in types], width, label=mode)
+    ax2.set_xticks(range(len(types)), types, rotation=20)
+    ax2.set(ylabel="Recall@5", title="Recall@5 by question type", ylim=(0, 1))
+    ax2.grid(axis="y", alpha=0.3)
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_outputs(report: dict, records: Sequence[dict], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    with open(out_dir / "questions.jsonl", "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    plot_recall(report, out_dir / "recall.png")
+
+
+def print_summary(report: dict, file: Any = None) -> None:
+    """The per-mode and per-type tables, as the CLI prints them at the end of a run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout)
+    head, rows, type_head, type_rows = table_rows(report)
+    for title, h, rs in (("Recall by mode", head, rows), ("Recall@5 and MRR by question type", type_head, type_rows)):
+        table = Table(title=title)
+        for i, col in enumerate(h):
+            table.add_column(col, justify="left" if i == 0 else "right")
+        for r in rs:
+            table.add_row(*r)
+        console.print(table)
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def _parse_modes(values: Sequence[str]) -> tuple[str, ...]:
+    modes = tuple(m.strip() for v in values for m in v.split(",") if m.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    return modes
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="agentmem eval", description="Offline recall-quality eval through the public client.")
+    p.add_argument("--dataset", help="dataset path (default: our committed set)")
+    p.add_argument("--format", choices=("agentmem", "locomo"), default="agentmem")
+    p.add_argument("--modes", nargs="+", default=[",".join(MODES)], help="comma- or space-separated: keyword,vector,hybrid")
+    p.add_argument("--limit", type=int, default=10, help="results per recall (>= 10)")
+    p.add_argument("--max-questions", type=int, default=None)
+    p.add_argument("--conversations", default=None, help="comma-separated conversation ids to keep")
+    p.add_argument("--base-url", default=None, help="evaluate a running server instead of an in-process one")
+    p.add_argument("--api-key", default=None, help="tenant key for --base-url (default AGENTMEM_API_KEY)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory")
+    p.add_argument("--set", dest="settings", action="append", default=[], type=_parse_setting, metavar="KEY=VALUE",
+                   help="in-process server setting, e.g. --set chunk_tokens=96 (repeatable)")
+    p.add_argument("--include-adversarial", action="store_true", help="LoCoMo: keep category 5")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        modes = _parse_modes(args.modes)
+    except argparse.ArgumentTypeError as exc:
+        build_parser().error(str(exc))
+    report = run_eval(
+        dataset=args.dataset,
+        format=args.format,
+        modes=modes,
+        limit=args.limit,
+        max_questions=args.max_questions,
+        base_url=args.base_url,
+        api_key=args.api_key,
+        out_dir=args.out,
+        settings_overrides=dict(args.settings) or None,
+        progress=not args.no_progress,
+        conversation_ids=args.conversations.split(",") if args.conversations else None,
+        include_adversarial=args.include_adversarial,
+    )
+    print_summary(report)
+    print(f"wrote {args.out}/report.json, report.md, recall.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
