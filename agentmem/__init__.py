@@ -1,0 +1,65 @@
+"""agentmem: memory for LLM agents.
+
+Usage:
+    from agentmem import Client
+    with Client() as client:  # AGENTMEM_API_KEY, AGENTMEM_BASE_URL
+        client.memory.append("archival", "Prefers window seats", agent_id="travel")
+        hits = client.memory.recall("seat preference", agent_id="travel")
+"""
+
+from . import types
+from ._client import AsyncClient, Client
+from ._constants import VERSION as __version__
+from ._exceptions import (
+    AgentMemError,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+from .types import (
+    Agent,
+    MemoryBlock,
+    MemoryPolicy,
+    MemoryRecallResult,
+    Message,
+    Run,
+    RunOptions,
+    RunResult,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "Agent",
+    "AgentMemError",
+    "AsyncClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConflictError",
+    "InternalServerError",
+    "MemoryBlock",
+    "MemoryPolicy",
+    "MemoryRecallResult",
+    "Message",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Run",
+    "RunOptions",
+    "RunResult",
+    "UnprocessableEntityError",
+    "__version__",
+    "types",
+]

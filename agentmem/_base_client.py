@@ -1,0 +1,254 @@
+"""The decisions both clients share, free of I/O: build the request, decide a retry, map errors.
+
+`Client` and `AsyncClient` only send and sleep; everything they decide is decided here, once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Optional, Union
+from urllib.parse import quote
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from ._constants import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    INITIAL_RETRY_DELAY,
+    MAX_RETRY_AFTER,
+    MAX_RETRY_DELAY,
+    MODIFY_CONFLICT_DELAY,
+    MODIFY_MAX_CONFLICT_DELAY,
+    RETRY_JITTER,
+    RETRYABLE_STATUS_CODES,
+    RUN_TIMEOUT,
+    VERSION,
+)
+from ._exceptions import (
+    AgentMemError,
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+)
+
+log = logging.getLogger("agentmem")
+
+Timeout = Union[float, httpx.Timeout, None]
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+@dataclass(frozen=True)
+class APIRequest:
+    """One call as the resources describe it: what to send and what the answer parses into."""
+
+    method: str
+    path: str
+    cast_to: Any = None
+    """The response type (`MemoryBlock`, `list[Agent]`, ...); `None` for empty answers."""
+    params: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    long_running: bool = False
+    """Waits on an LLM, so its default timeout is at least `RUN_TIMEOUT`."""
+
+
+def path_segment(value: str) -> str:
+    """Escape an id for use as one URL path segment."""
+    # Dot segments would be collapsed by URL normalisation ("/agents/.." is "/"), so escape them.
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
+
+
+class BaseClient:
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str],
+        base_url: Optional[str],
+        timeout: Timeout,
+        max_retries: int,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if not api_key:
+            raise AgentMemError(
+                f"No API key: pass api_key=... or set the {API_KEY_ENV} environment variable."
+            )
+        base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        if not _is_http_url(base_url):
+            raise AgentMemError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    def __repr__(self) -> str:
+        # Never the key: reprs end up in logs and tracebacks.
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.api_key}",
+            "Accept": "application/json",
+            "User-Agent": f"agentmem-python/{VERSION}",
+        }
+
+    def _build_request(
+        self, http: Union[httpx.Client, httpx.AsyncClient], request: APIRequest, timeout: Timeout
+    ) -> httpx.Request:
+        # Building through the caller's httpx client keeps its own default headers and cookies.
+        return http.build_request(
+            request.method,
+            self.base_url + request.path,
+            params={k: v for k, v in request.params.items() if v is not None},
+            json=request.json,
+            headers=self._headers,
+            timeout=self._resolve_timeout(request, timeout),
+        )
+
+    def _resolve_timeout(self, request: APIRequest, timeout: Timeout) -> Timeout:
+        if timeout is not None:
+            return timeout
+        if request.long_running and isinstance(self.timeout, (int, float)):
+            return max(float(self.timeout), RUN_TIMEOUT)
+        return self.timeout
+
+    def _retry_delay(
+        self,
+        request: httpx.Request,
+        retries_taken: int,
+        *,
+        response: Optional[httpx.Response] = None,
+        error: Optional[httpx.TransportError] = None,
+    ) -> Optional[float]:
+        """Seconds to wait before sending `request` again, or `None` to give up now."""
+        what = f"{request.method} {request.url.path}"
+        cause = f"status {response.status_code}" if response is not None else repr(error)
+        if response is not None and response.status_code not in RETRYABLE_STATUS_CODES:
+            log.debug("Not retrying %s: %s is not retryable", what, cause)
+            return None
+        if error is not None and not _is_transient(error):
+            log.debug("Not retrying %s: %s is not transient", what, cause)
+            return None
+        if retries_taken >= self.max_retries:
+            log.debug("Not retrying %s after %s: %d retries taken", what, cause, retries_taken)
+            return None
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+            log.info("Not retrying %s: server asked to wait %.0fs", what, retry_after)
+            return None
+        delay = retry_after if retry_after is not None else backoff_delay(retries_taken)
+        log.info(
+            "Retrying %s in %.2fs after %s (retry %d of %d)",
+            what, delay, cause, retries_taken + 1, self.max_retries,
+        )
+        return delay
+
+    def _parse_response(self, request: APIRequest, response: httpx.Response) -> Any:
+        if request.cast_to is None:
+            return None
+        try:
+            return _adapter(request.cast_to).validate_json(response.content)
+        except ValidationError as exc:
+            raise AgentMemError(
+                f"Unexpected response to {request.method} {request.path}: {exc}"
+            ) from exc
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        return httpx.URL(url).scheme in ("http", "https")
+    except httpx.InvalidURL:
+        return False
+
+
+def _is_transient(error: httpx.TransportError) -> bool:
+    # UnsupportedProtocol and LocalProtocolError are mistakes on our side; a retry repeats them.
+    return isinstance(
+        error,
+        (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError),
+    )
+
+
+def backoff_delay(retries_taken: int) -> float:
+    """Capped exponential backoff, shortened by up to `RETRY_JITTER` at random."""
+    delay = min(INITIAL_RETRY_DELAY * 2**retries_taken, MAX_RETRY_DELAY)
+    return delay * (1 - RETRY_JITTER * random.random())
+
+
+def conflict_delay(attempts_made: int) -> float:
+    """A short random pause before `memory.modify` re-reads after losing a race."""
+    # Full jitter: writers that collided once should not collide again in lockstep.
+    return random.uniform(
+        0, min(MODIFY_CONFLICT_DELAY * 2**attempts_made, MODIFY_MAX_CONFLICT_DELAY)
+    )
+
+
+def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> Optional[float]:
+    """Seconds from a `Retry-After` header (delta-seconds or HTTP date); `None` if unusable."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # HTTP dates are GMT by definition
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def transport_error(error: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    if isinstance(error, httpx.TimeoutException):
+        return APITimeoutError(request)
+    return APIConnectionError(f"Connection error: {error}", request=request)
+
+
+def make_status_error(response: httpx.Response) -> APIStatusError:
+    """The exception for a 4xx/5xx answer; the only place status codes become exception types."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 500:
+        cls: type[APIStatusError] = InternalServerError
+    else:
+        cls = _STATUS_ERRORS.get(response.status_code, APIStatusError)
+    return cls(response=response, body=body)
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(cast_to: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(cast_to)

@@ -1,0 +1,160 @@
+"""Exceptions raised by the client.
+
+```
+AgentMemError
+├── APIConnectionError            the request got no HTTP answer
+│   └── APITimeoutError
+└── APIStatusError                the server answered 4xx or 5xx
+    ├── BadRequestError           400
+    ├── AuthenticationError       401
+    ├── PermissionDeniedError     403
+    ├── NotFoundError             404
+    ├── ConflictError             409  (stale `expected_updated_at`; never retried)
+    ├── PayloadTooLargeError      413
+    ├── UnprocessableEntityError  422
+    ├── RateLimitError            429
+    └── InternalServerError       5xx
+```
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Optional
+
+import httpx
+from pydantic import ValidationError
+
+from .types import ErrorBody, ErrorDetail
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AgentMemError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InternalServerError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "UnprocessableEntityError",
+]
+
+
+class AgentMemError(Exception):
+    """Base of every error the client raises (argument errors are plain `ValueError`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class APIConnectionError(AgentMemError):
+    """The request failed before any HTTP answer: refused, reset, DNS, TLS."""
+
+    def __init__(self, message: str = "Connection error.", *, request: httpx.Request) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class APITimeoutError(APIConnectionError):
+    def __init__(self, request: httpx.Request) -> None:
+        super().__init__("Request timed out.", request=request)
+
+
+class APIStatusError(AgentMemError):
+    """The server answered with a 4xx or 5xx status.
+
+    `body` is the parsed JSON (or `None`); the other attributes come from its `error` object.
+    """
+
+    status_code: int
+
+    def __init__(
+        self, message: Optional[str] = None, *, response: httpx.Response, body: Any
+    ) -> None:
+        detail = _error_detail(body)
+        self.response = response
+        self.status_code = response.status_code
+        self.body = body
+        self.error_type: Optional[str] = detail.type if detail else None
+        self.field: Optional[str] = detail.field if detail else None
+        self.limit: Any = detail.limit if detail else None
+        self.request_id: Optional[str] = (
+            detail.request_id if detail else None
+        ) or response.headers.get("x-request-id")
+        if message is None:
+            text = detail.message if detail else (response.text or "-")
+            message = f"{response.status_code} {response.reason_phrase}: {text}"
+            if self.request_id:
+                message += f" (request_id={self.request_id})"
+        super().__init__(message)
+
+
+class BadRequestError(APIStatusError):
+    status_code = 400
+
+
+class AuthenticationError(APIStatusError):
+    status_code = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    status_code = 403
+
+
+class NotFoundError(APIStatusError):
+    status_code = 404
+
+
+class ConflictError(APIStatusError):
+    """The block changed since it was read; `current_updated_at` is its `updated_at` now.
+
+    Usage: `client.memory.update("core", text, expected_updated_at=err.current_updated_at)`
+    after merging your change into a fresh read (or use `memory.modify`, which does this).
+    """
+
+    status_code = 409
+
+    def __init__(
+        self, message: Optional[str] = None, *, response: httpx.Response, body: Any
+    ) -> None:
+        super().__init__(message, response=response, body=body)
+        detail = _error_detail(body)
+        self.current_updated_at = _parse_datetime(detail.current_updated_at if detail else None)
+
+
+class PayloadTooLargeError(APIStatusError):
+    status_code = 413
+
+
+class UnprocessableEntityError(APIStatusError):
+    status_code = 422
+
+
+class RateLimitError(APIStatusError):
+    status_code = 429
+
+
+class InternalServerError(APIStatusError):
+    pass
+
+
+def _error_detail(body: Any) -> Optional[ErrorDetail]:
+    # Proxies and load balancers answer with bodies of their own; those carry no detail.
+    try:
+        return ErrorBody.model_validate(body).error
+    except ValidationError:
+        return None
+
+
+def _parse_datetime(value: Optional[str]) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

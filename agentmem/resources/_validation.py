@@ -1,0 +1,91 @@
+"""Argument checks run before any request, so a bad value fails fast and names itself."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Optional, Union
+
+from pydantic import ValidationError
+
+from ..types import AGENT_ID_PATTERN, TenantCreateRequest
+
+_AGENT_ID = re.compile(AGENT_ID_PATTERN)
+
+
+def one_of(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def block_type(value: object) -> None:
+    one_of("block_type", value, ("core", "archival"))
+
+
+def agent_id(value: object, *, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not _AGENT_ID.fullmatch(value):
+        raise ValueError(
+            f"agent_id must be 1-128 letters, digits, '_', '-' or '.'; got {value!r}"
+        )
+
+
+def agent_scope(scope: str, agent_id: Optional[str]) -> None:
+    if scope == "agent" and agent_id is None:
+        raise ValueError("scope 'agent' needs an agent_id")
+
+
+def tenant_name(value: object) -> None:
+    try:
+        TenantCreateRequest(name=value)  # type: ignore[arg-type]
+    except ValidationError:
+        raise ValueError(
+            f"tenant name must be 1-128 letters, digits, '_', '-' or '.'; got {value!r}"
+        ) from None
+
+
+def nonempty(name: str, value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string; got {value!r}")
+
+
+def int_between(name: str, value: object, low: int, high: Optional[int] = None) -> None:
+    # bool is an int subclass, but `limit=True` is a mistake, not 1.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value >= low and (high is None or value <= high):
+            return
+    bounds = f">= {low}" if high is None else f"from {low} to {high}"
+    raise ValueError(f"{name} must be an int {bounds}; got {value!r}")
+
+
+def fraction(name: str, value: object) -> None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
+        return
+    raise ValueError(f"{name} must be a number within [0, 1]; got {value!r}")
+
+
+def line_range(start_line: Optional[int], end_line: Optional[int]) -> None:
+    for name, value in (("start_line", start_line), ("end_line", end_line)):
+        if value is not None:
+            int_between(name, value, 1)  # lines are 1-based
+    if start_line is not None and end_line is not None and start_line > end_line:
+        raise ValueError(f"start_line ({start_line}) must not be after end_line ({end_line})")
+
+
+def timestamp(name: str, value: Union[datetime, str, None]) -> Optional[datetime]:
+    """An aware UTC datetime from a datetime or ISO 8601 string; `None` stays `None`."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{name} must be an ISO 8601 timestamp; got {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, an ISO string or None; got {value!r}")
+    # A naive time could be any zone; comparing it with stored UTC would silently conflict.
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware; got naive {value.isoformat()!r}")
+    return value.astimezone(timezone.utc)
+

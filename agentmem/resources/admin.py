@@ -1,0 +1,77 @@
+"""Tenants and API keys. These calls need a client built with the server's admin key."""
+
+from __future__ import annotations
+
+from .._base_client import APIRequest, Timeout, path_segment
+from ..types import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
+from . import _validation as check
+from ._resource import AsyncAPIResource, SyncAPIResource, request_body
+
+__all__ = ["Admin", "AsyncAdmin"]
+
+
+class Admin(SyncAPIResource):
+    """Usage: `Client(api_key=ADMIN_KEY).admin.create_key("acme").key`."""
+
+    def create_tenant(self, name: str, *, timeout: Timeout = None) -> Tenant:
+        return self._client._request(_create_tenant(name), timeout=timeout)
+
+    def list_tenants(self, *, timeout: Timeout = None) -> list[Tenant]:
+        return self._client._request(_LIST_TENANTS, timeout=timeout)
+
+    def create_key(self, tenant_name: str, *, timeout: Timeout = None) -> ApiKeyCreated:
+        """A new key for the tenant (created if new); its secret `key` is shown only now."""
+        return self._client._request(_create_key(tenant_name), timeout=timeout)
+
+    def list_keys(self, tenant_name: str, *, timeout: Timeout = None) -> list[ApiKey]:
+        return self._client._request(_list_keys(tenant_name), timeout=timeout)
+
+    def revoke_key(self, key_id: str, *, timeout: Timeout = None) -> None:
+        self._client._request(_revoke_key(key_id), timeout=timeout)
+
+
+class AsyncAdmin(AsyncAPIResource):
+    """Usage: `(await AsyncClient(api_key=ADMIN_KEY).admin.create_key("acme")).key`."""
+
+    async def create_tenant(self, name: str, *, timeout: Timeout = None) -> Tenant:
+        return await self._client._request(_create_tenant(name), timeout=timeout)
+
+    async def list_tenants(self, *, timeout: Timeout = None) -> list[Tenant]:
+        return await self._client._request(_LIST_TENANTS, timeout=timeout)
+
+    async def create_key(self, tenant_name: str, *, timeout: Timeout = None) -> ApiKeyCreated:
+        """A new key for the tenant (created if new); its secret `key` is shown only now."""
+        return await self._client._request(_create_key(tenant_name), timeout=timeout)
+
+    async def list_keys(self, tenant_name: str, *, timeout: Timeout = None) -> list[ApiKey]:
+        return await self._client._request(_list_keys(tenant_name), timeout=timeout)
+
+    async def revoke_key(self, key_id: str, *, timeout: Timeout = None) -> None:
+        await self._client._request(_revoke_key(key_id), timeout=timeout)
+
+
+_LIST_TENANTS = APIRequest("GET", "/v1/admin/tenants", list[Tenant])
+
+
+def _create_tenant(name: str) -> APIRequest:
+    check.tenant_name(name)
+    body = request_body(TenantCreateRequest(name=name))
+    return APIRequest("POST", "/v1/admin/tenants", Tenant, json=body)
+
+
+def _keys_path(tenant_name: str) -> str:
+    check.tenant_name(tenant_name)
+    return f"/v1/admin/tenants/{path_segment(tenant_name)}/keys"
+
+
+def _create_key(tenant_name: str) -> APIRequest:
+    return APIRequest("POST", _keys_path(tenant_name), ApiKeyCreated)
+
+
+def _list_keys(tenant_name: str) -> APIRequest:
+    return APIRequest("GET", _keys_path(tenant_name), list[ApiKey])
+
+
+def _revoke_key(key_id: str) -> APIRequest:
+    check.nonempty("key_id", key_id)
+    return APIRequest("DELETE", f"/v1/admin/keys/{path_segment(key_id)}")

@@ -1,0 +1,51 @@
+"""The public surface: a sorted `__all__`, a matching version, and a light import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import types
+from pathlib import Path
+
+import agentmem
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HEAVY_MODULES = [
+    "fastapi", "torch", "lancedb", "sentence_transformers", "tiktoken", "numpy", "sqlalchemy",
+    "agentmem_server",
+]
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert agentmem.__all__ == sorted(set(agentmem.__all__))
+
+
+def test_every_exported_name_resolves() -> None:
+    for name in agentmem.__all__:
+        assert getattr(agentmem, name) is not None, name
+    assert isinstance(agentmem.types, types.ModuleType)
+
+
+def test_policy_and_options_are_importable_from_the_top_level() -> None:
+    from agentmem import MemoryPolicy, RunOptions
+
+    assert RunOptions().memory_policy == MemoryPolicy()
+
+
+def test_version_matches_the_package_metadata() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert agentmem.__version__ == project["version"]
+
+
+def test_import_loads_no_server_or_ml_dependencies() -> None:
+    code = (
+        "import sys, agentmem\n"
+        "client = agentmem.Client(api_key='k')\n"
+        "client.memory, client.agents, client.runs, client.threads, client.admin\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr
