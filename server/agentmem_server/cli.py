@@ -86,6 +86,20 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as
     typer.echo(f"Revoked {key_id}.")
 
 
+@app.command(
+    "eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def eval_(ctx: typer.Context) -> None:
+    """Recall-quality eval (our dataset by default). `agentmem eval --help` lists its options:
+    --dataset PATH --format agentmem|locomo --modes keyword,vector,hybrid --limit N
+    --max-questions N --base-url URL --out DIR."""
+    from evals.harness import main as eval_main
+
+    raise typer.Exit(eval_main(list(ctx.args)) or 0)
+
+
 def _client_settings(base_url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:
     url = base_url or os.environ.get("AGENTMEM_BASE_URL") or "http://127.0.0.1:8765"
     key = api_key or os.environ.get("AGENTMEM_API_KEY")
