@@ -256,8 +256,9 @@ def _recall_all(client: Any, conversations: Sequence[Conversation], agent_ids: M
                 latency_ms = (time.perf_counter() - t0) * 1000
                 spans = [(h.line_number, h.end_line) for h in hits]
                 evidence = conv.evidence_lines(q)
-                metrics = question_metrics(spans, evidence)
-                metrics["tokens_per_query"] = float(sum(count_tokens(h.content) for h in hits))
+                tokens = [count_tokens(h.content) for h in hits]
+                metrics = question_metrics(spans, evidence, token_counts=tokens)
+                metrics["tokens_per_query"] = float(sum(tokens))
                 records.append({
                     "mode": mode, "conversation_id": conv.conversation_id, "question_id": q.question_id,
                     "type": q.type, "question": q.question, "evidence_lines": sorted(evidence),
@@ -297,7 +298,7 @@ def _type_order(types: Mapping[str, Any] | Sequence[str]) -> list[str]:
 
 _OVERALL_COLUMNS = [
     ("recall@1", "R@1"), ("recall@3", "R@3"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("hit@5", "Hit@5"),
-    ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("tokens_per_query", "tok/q"),
+    ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("recall@512tok", "R@512tok"), ("tokens_per_query", "tok/q"),
     ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
 ]
 

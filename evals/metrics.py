@@ -64,7 +64,33 @@ def ndcg_at_k(ranked: Sequence[Span], evidence: frozenset[int] | set[int], k: in
     return min(1.0, dcg / idcg)
 
 
-def question_metrics(ranked: Sequence[Span], evidence: frozenset[int] | set[int], ks: Iterable[int] = KS) -> dict[str, float]:
+def recall_within_tokens(
+    ranked: Sequence[Span], evidence: frozenset[int] | set[int], token_counts: Sequence[int], budget: int
+) -> float:
+    """Recall of the longest ranked prefix whose chunks fit in `budget` tokens together.
+
+    Recall@k alone rewards ever bigger chunks; at a fixed prompt budget, chunk sizes compete fairly.
+    """
+    used = 0
+    kept = 0
+    for n in token_counts[: len(ranked)]:
+        if used + n > budget:
+            break
+        used += n
+        kept += 1
+    return recall_at_k(ranked, evidence, kept) if kept else 0.0
+
+
+TOKEN_BUDGET = 512
+"""The prompt budget of `recall@512tok`: about what an agent injects for archival matches."""
+
+
+def question_metrics(
+    ranked: Sequence[Span],
+    evidence: frozenset[int] | set[int],
+    ks: Iterable[int] = KS,
+    token_counts: Sequence[int] | None = None,
+) -> dict[str, float]:
     """Every ranking metric of one question, keyed as in the report (`recall@5`, `mrr`, ...)."""
     out: dict[str, float] = {}
     for k in ks:
@@ -72,6 +98,8 @@ def question_metrics(ranked: Sequence[Span], evidence: frozenset[int] | set[int]
         out[f"hit@{k}"] = hit_at_k(ranked, evidence, k)
         out[f"ndcg@{k}"] = ndcg_at_k(ranked, evidence, k)
     out["mrr"] = reciprocal_rank(ranked, evidence)
+    if token_counts is not None:
+        out[f"recall@{TOKEN_BUDGET}tok"] = recall_within_tokens(ranked, evidence, token_counts, TOKEN_BUDGET)
     return out
 
 

@@ -6,7 +6,17 @@ import math
 
 import pytest
 
-from evals.metrics import aggregate, hit_at_k, ndcg_at_k, new_hits, percentile, question_metrics, recall_at_k, reciprocal_rank
+from evals.metrics import (
+    aggregate,
+    hit_at_k,
+    ndcg_at_k,
+    new_hits,
+    percentile,
+    question_metrics,
+    recall_at_k,
+    recall_within_tokens,
+    reciprocal_rank,
+)
 
 L2 = 1 / math.log2(3)  # discount at rank 2
 L3 = 1 / math.log2(4)  # discount at rank 3 (= 0.5)
@@ -99,3 +109,13 @@ def test_token_counter_uses_cl100k():
     count = TokenCounter()
     assert count("hello world") == 2
     assert count("") == 0
+
+
+def test_recall_within_a_token_budget_counts_only_chunks_that_fit():
+    ranked = [(1, 4), (10, 14), (20, 24)]
+    evidence = {2, 12, 22}
+    assert recall_within_tokens(ranked, evidence, [200, 300, 100], 512) == pytest.approx(2 / 3)
+    assert recall_within_tokens(ranked, evidence, [200, 300, 100], 600) == 1.0
+    # The prefix stops at the first chunk that overflows, even if a later one would fit.
+    assert recall_within_tokens(ranked, evidence, [600, 10, 10], 512) == 0.0
+    assert question_metrics(ranked, evidence, token_counts=[200, 300, 100])["recall@512tok"] == pytest.approx(2 / 3)
