@@ -11,6 +11,7 @@ Layout (DESIGN §5), every part optional except the user message:
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
 from typing import Any, Iterable, Optional, Sequence
 
 from agentmem.types import MemoryBlock, MemoryRecallResult, Message
@@ -55,8 +56,14 @@ def _escape(content: str) -> str:
     return content
 
 
+def iso_utc(ts: datetime) -> str:
+    """UTC, always with microseconds, `Z`-suffixed like the API's JSON, so the model can copy a
+    block's `updated_at` into `update_core_memory` exactly as shown."""
+    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _ts(block_or_match: Any) -> str:
-    return block_or_match.updated_at.isoformat(timespec="microseconds")
+    return iso_utc(block_or_match.updated_at)
 
 
 def render_core_section(block: MemoryBlock) -> str:

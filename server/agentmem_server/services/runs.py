@@ -36,7 +36,7 @@ from ..storage.base import from_micros, now_micros
 from ..storage.sql import conversations as sql
 from .agents import AgentService, in_transaction
 from .errors import Conflict, NotFound, ServiceError
-from .prompt import build_model_input, select_history, select_matches
+from .prompt import build_model_input, iso_utc, select_history, select_matches
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -57,8 +57,6 @@ def _add(a: Usage, b: Usage) -> Usage:
     )
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat(timespec="microseconds")
 
 
 def _step(added: list[dict[str, Any]], tool_choice: Optional[str], completion: ChatCompletion) -> dict[str, Any]:
@@ -273,7 +271,7 @@ class RunService:
                     "scope": m.scope,
                     "line_number": m.line_number,
                     "end_line": m.end_line,
-                    "updated_at": _iso(m.updated_at),
+                    "updated_at": iso_utc(m.updated_at),
                 }
                 for m in found
             ]
@@ -311,9 +309,9 @@ class RunService:
                 "error": "conflict",
                 "message": exc.message + "; merge your change into current_content and call again with current_updated_at",
                 "current_content": current.content if current else None,
-                "current_updated_at": _iso(current.updated_at) if current else None,
+                "current_updated_at": iso_utc(current.updated_at) if current else None,
             }
-        return {"ok": True, "updated_at": _iso(block.updated_at)}
+        return {"ok": True, "updated_at": iso_utc(block.updated_at)}
 
     # ---- records, replay, transcript ---------------------------------------------------------
 
@@ -326,7 +324,7 @@ class RunService:
             "id": run_id,
             "agent_id": agent_id,
             "thread_id": thread_id,
-            "created_at": _iso(from_micros(created_us)),
+            "created_at": iso_utc(from_micros(created_us)),
             "provider": self._provider.name,
             "model": model,
             "options": options,

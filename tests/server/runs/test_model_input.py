@@ -11,7 +11,7 @@ from agentmem_server.services.prompt import CORE_PREAMBLE, MESSAGE_OVERHEAD_TOKE
 from .helpers import FakeMemory, ScriptedLLM, block, match
 
 TENANT = "ten_a"
-STAMP = "2025-03-01T12:00:00.123456+00:00"
+STAMP = "2025-03-01T12:00:00.123456Z"
 USER_SECTION = f'<memory_block scope="user" updated_at="{STAMP}">\nPrefers tea\n</memory_block>'
 AGENT_SECTION = f'<memory_block scope="agent" agent_id="helper" updated_at="{STAMP}">\nUser is on the Acme account\n</memory_block>'
 

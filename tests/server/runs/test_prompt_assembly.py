@@ -37,11 +37,11 @@ def test_system_message_is_instructions_then_one_section_per_block():
     assert text.startswith("Be brief.\n\n")
     assert text.count("<memory_block ") == 2
     assert (
-        '<memory_block scope="user" updated_at="2025-03-01T12:00:00.123456+00:00">\nlikes tea\n</memory_block>'
+        '<memory_block scope="user" updated_at="2025-03-01T12:00:00.123456Z">\nlikes tea\n</memory_block>'
         in text
     )
     assert (
-        '<memory_block scope="agent" agent_id="helper" updated_at="2025-03-01T12:00:00.123456+00:00">\n'
+        '<memory_block scope="agent" agent_id="helper" updated_at="2025-03-01T12:00:00.123456Z">\n'
         "my notes\n</memory_block>" in text
     )
     assert text.index('scope="user"') < text.index('scope="agent"')
@@ -110,7 +110,7 @@ def test_layout_order_system_history_reminder_user():
     assert out[3]["content"].startswith("<system_reminder>\n")
     assert (
         '<memory scope="agent" agent_id="helper" line="12" end_line="12" score="0.800" '
-        'updated_at="2025-03-01T12:00:00.123456+00:00">\nAcme renews in May\n</memory>'
+        'updated_at="2025-03-01T12:00:00.123456Z">\nAcme renews in May\n</memory>'
     ) in out[3]["content"]
     assert out[4] == {"role": "user", "content": "When does Acme renew?"}
 

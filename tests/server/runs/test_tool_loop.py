@@ -12,7 +12,7 @@ from agentmem.types import AgentCreateRequest, RunOptions, RunRequest
 from .helpers import FakeMemory, ScriptedLLM, block, match, tool_call
 
 TENANT = "ten_a"
-STAMP = "2025-03-01T12:00:00.123456+00:00"
+STAMP = "2025-03-01T12:00:00.123456Z"
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ async def test_stale_core_update_returns_a_conflict_with_the_current_content(run
     assert conflict["error"] == "conflict"
     assert conflict["current_content"] == "Likes tea"
     assert conflict["current_updated_at"] == STAMP
-    assert tool_results(llm, 2)[1] == {"ok": True, "updated_at": "2025-03-01T12:00:01.123456+00:00"}
+    assert tool_results(llm, 2)[1] == {"ok": True, "updated_at": "2025-03-01T12:00:01.123456Z"}
     assert memory.core[(TENANT, "helper")].content == "Likes tea and coffee"
     assert result.output == "Updated."
 
