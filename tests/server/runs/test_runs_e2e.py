@@ -94,7 +94,9 @@ def test_run_recall_replay_and_transcript_through_a_real_server(start_server, fa
         assert sent[2] == {"role": "user", "content": "When is the Acme renewal?"}
 
         fake_openai.script.append({"role": "assistant", "content": None, "tool_calls": [tool_call("recall_archival_memory", {"query": "printer"})]})
-        second = client.agents.run("helper", "And the printer?", thread_id=first.thread_id)
+        # tool_only (the default mode); min_score 0 so the test does not depend on the embedder's scores.
+        tools = RunOptions(memory_policy=MemoryPolicy(archival_min_score=0.0))
+        second = client.agents.run("helper", "And the printer?", thread_id=first.thread_id, options=tools)
         assert second.output == "fake answer" and second.usage.total_tokens == 10
         tool_result = json.loads(fake_openai.messages(2)[-1]["content"])
         assert any("printer" in m["content"] for m in tool_result["matches"])
