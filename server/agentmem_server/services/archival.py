@@ -1,0 +1,534 @@
+"""`ArchivalIndex`: chunks, embeds, stores and recalls archival memory (used by `MemoryService`).
+
+    index = await ArchivalIndex.open(settings, embedder)
+    prepared = await index.prepare(lines)                      # chunk + embed; touches no state
+    await index.add(block_ref, prepared, first_line=41, written_at=ts)
+    hits = await index.recall(tenant_id, "where does Maria live?", scopes=[ScopeKey("user")])
+    await index.close()
+
+Score: the cosine similarity of the query and the chunk, clamped to [0, 1], in every mode. The
+mode only decides which chunks are candidates and in what order they come back; `min_score`
+filters on that one score. docs/recall.md explains the choice and the fusion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import uuid
+from dataclasses import dataclass, replace as dataclass_replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+
+from agentmem.types import MemoryRecallResult
+
+from ..chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, rechunk
+from ..embedding import Embedder, EmbeddingBatcher
+from ..storage.base import BlockRef, ScopeKey, from_micros, to_micros
+from ..storage.lance.maintenance import Maintenance
+from ..storage.lance.schema import (
+    REINDEX_PREFIX,
+    TABLE_PREFIX,
+    chunk_schema,
+    schema_block,
+    schema_model,
+    table_name,
+    tenant_prefix,
+)
+from ..storage.lance.store import (
+    PRUNE_NOW,
+    LanceStore,
+    fts_config,
+    rows_table,
+    sql_str,
+    storage_options,
+    vectors_of,
+)
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+log = logging.getLogger("agentmem.archival")
+
+RecallMode = Literal["hybrid", "vector", "keyword"]
+Timestamp = Union[datetime, int]
+"""A timezone-aware datetime or UTC microseconds."""
+Progress = Callable[[int, int], None]
+"""`progress(done_chunks, total_chunks)`."""
+
+CANDIDATES_PER_RESULT = 4
+MIN_CANDIDATES = 20
+"""Each search leg returns max(4 x limit, 20) candidates: enough depth for rank fusion to matter."""
+RRF_K = 60
+"""Reciprocal rank fusion constant (Cormack et al.); evals/ compares it with each leg alone."""
+INLINE_CHUNKING_LINES = 64
+"""Chunk small appends on the event loop (microseconds); larger ones in a worker thread."""
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class PreparedChunks:
+    """Chunks of some lines and their vectors, made by `prepare` before any state is touched."""
+
+    chunks: list[Chunk]
+    """Line numbers relative to the prepared lines (1 = the first); `add` shifts them."""
+    vectors: np.ndarray
+    model_id: str
+
+
+@dataclass(frozen=True)
+class ReplaceResult:
+    chunks: int
+    """Chunks the block holds now."""
+    embedded: int
+    """Of those, chunks that needed the model; the others kept their stored vectors."""
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _micros(ts: Timestamp) -> int:
+    return ts if isinstance(ts, int) else to_micros(ts)
+
+
+class ArchivalIndex:
+    def __init__(
+        self, settings: "Settings", embedder: Embedder, store: LanceStore, batcher: EmbeddingBatcher, maintenance: Maintenance
+    ):
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.batcher = batcher
+        self.maintenance = maintenance
+        self.budget = ChunkBudget(
+            max_tokens=settings.chunk_tokens,
+            count_tokens=cl100k_counter(),
+            model_max_tokens=embedder.max_seq_length,
+            count_model_tokens=embedder.count_tokens,
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        settings: "Settings",
+        embedder: Embedder,
+        *,
+        allow_model_mismatch: bool = False,
+        background_maintenance: bool = True,
+    ) -> "ArchivalIndex":
+        """Connect to `settings.archival_uri`; raises `EmbeddingModelMismatch` if its vectors came
+        from another model (unless `allow_model_mismatch`, which only `reindex` should use)."""
+        store = await LanceStore.open(
+            settings.resolved_archival_uri(),
+            model_id=embedder.model_id,
+            dimension=embedder.dimension,
+            ann_index_min_rows=settings.ann_index_min_rows,
+            storage_options=storage_options(settings),
+            allow_model_mismatch=allow_model_mismatch,
+        )
+        batcher = EmbeddingBatcher(embedder, max_batch=settings.embedding_batch_size)
+        return cls(settings, embedder, store, batcher, Maintenance(store, background=background_maintenance))
+
+    async def close(self) -> None:
+        await self.maintenance.aclose()
+        await self.batcher.aclose()
+        await self.store.close()
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    # ---- writes -------------------------------------------------------------------------------
+
+    async def prepare(self, lines: Sequence[str]) -> PreparedChunks:
+        """Chunk and embed `lines` (no newlines inside); touches no state, so callers may run it
+        before taking locks or opening transactions."""
+        if len(lines) > INLINE_CHUNKING_LINES:
+            chunks = await asyncio.to_thread(self._chunk, lines)
+        else:
+            chunks = self._chunk(lines)
+        vectors = await self.batcher.embed([c.text for c in chunks])
+        return PreparedChunks(chunks, vectors, self.model_id)
+
+    def _chunk(self, lines: Sequence[str]) -> list[Chunk]:
+        return chunk_lines(lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
+
+    async def add(self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp) -> None:
+        """Store prepared chunks as lines `first_line...` of the block."""
+        if prepared.model_id != self.model_id:
+            raise ValueError(f"chunks were embedded by {prepared.model_id!r}, this index uses {self.model_id!r}")
+        if not prepared.chunks:
+            return
+        if first_line < 1:
+            raise ValueError(f"first_line must be >= 1, not {first_line}")
+        shift = first_line - 1
+        chunks = [dataclass_replace(c, start_line=c.start_line + shift, end_line=c.end_line + shift) for c in prepared.chunks]
+        name = self._table_name(block_ref)
+        async with self.store.lock(name):
+            state = await self._table_for_block(name, block_ref.block_id)
+            await self.store.add_rows(state, self._rows(state, block_ref, chunks, prepared.vectors, written_at))
+        self.maintenance.mark(name)
+
+    async def replace(self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp) -> ReplaceResult:
+        """Make the block's chunks those of `lines`, embedding only chunks whose text is new.
+
+        New rows are committed before the old ones are deleted: a crash in between leaves both
+        versions searchable (duplicates, never a loss) until the block's next update.
+        """
+        name = self._table_name(block_ref)
+        async with self.store.lock(name):
+            state = await self.store.table(name)
+            if state is not None and state.block_id != block_ref.block_id:
+                await self._drop_stale(name, state.block_id, block_ref.block_id)
+                state = None
+            old = await self.store.read_plan_rows(state, block_ref.block_id) if state is not None else None
+            old_chunks, old_ids, by_hash = _stored_chunks(old)
+            if len(lines) > INLINE_CHUNKING_LINES or len(old_chunks) > INLINE_CHUNKING_LINES:
+                plan = await asyncio.to_thread(self._rechunk, old_chunks, lines)
+            else:
+                plan = self._rechunk(old_chunks, lines)
+            chunks = [c for c, _ in plan]
+            hashes = [text_hash(c.text) for c in chunks]
+            sources: list[Optional[str]] = [
+                old_ids[i] if i is not None else by_hash.get(h) for (_, i), h in zip(plan, hashes)
+            ]
+            fresh = [k for k, s in enumerate(sources) if s is None]
+            embedded = await self.batcher.embed([chunks[k].text for k in fresh])
+            vectors = np.empty((len(chunks), self.embedder.dimension), dtype=np.float32)
+            if fresh:
+                vectors[fresh] = embedded
+            if state is not None:
+                stored = await self.store.read_vectors(state, {s for s in sources if s})
+                for k, s in enumerate(sources):
+                    if s is not None:
+                        vectors[k] = stored[s]
+            if state is None:
+                if not chunks:
+                    return ReplaceResult(0, 0)
+                state = await self.store.create_table(name, block_ref.block_id)
+            rows = self._rows(state, block_ref, chunks, vectors, written_at, hashes=hashes)
+            await self.store.add_rows(state, rows)
+            write_id = rows.column("write_id")[0].as_py() if rows.num_rows else ""
+            await self.store.delete_rows(
+                state, f"block_id = {sql_str(block_ref.block_id)} AND write_id != {sql_str(write_id)}"
+            )
+        self.maintenance.mark(name)
+        return ReplaceResult(len(chunks), len(fresh))
+
+    def _rechunk(self, old_chunks: list[Chunk], lines: Sequence[str]) -> list[tuple[Chunk, Optional[int]]]:
+        return rechunk(old_chunks, lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
+
+    async def delete_block(self, tenant_id: str, block_id: str) -> None:
+        """Remove the block's chunks and vectors; its table's files go with it at once."""
+        prefix = tenant_prefix(tenant_id)
+        name = self.store.cached_block_table(block_id)
+        if name is None or not name.startswith(prefix):
+            name = None
+            for candidate in await self.store.table_names(prefix):
+                if await self.store.block_of(candidate) == block_id:
+                    name = candidate
+                    break
+        if name is None:
+            return
+        async with self.store.lock(name):
+            self.maintenance.forget(name)
+            await self.store.drop_table(name)
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        for name in await self.store.table_names(tenant_prefix(tenant_id)):
+            async with self.store.lock(name):
+                self.maintenance.forget(name)
+                await self.store.drop_table(name)
+
+    async def _table_for_block(self, name: str, block_id: str):
+        state = await self.store.table(name)
+        if state is not None and state.block_id != block_id:
+            await self._drop_stale(name, state.block_id, block_id)
+            state = None
+        if state is None:
+            state = await self.store.create_table(name, block_id)
+        return state
+
+    async def _drop_stale(self, name: str, stale: Optional[str], current: str) -> None:
+        # Each scope has one archival block; rows of an older one are left over from a delete
+        # that did not reach this index (a crash), and must not surface in recall.
+        log.warning("archival table %s held block %s, not %s; dropping the stale rows", name, stale, current)
+        await self.store.drop_table(name)
+
+    def _table_name(self, block_ref: BlockRef) -> str:
+        return table_name(block_ref.tenant_id, ScopeKey(block_ref.scope, block_ref.agent_id))
+
+    def _rows(
+        self,
+        state,
+        block_ref: BlockRef,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        written_at: Timestamp,
+        *,
+        hashes: Optional[Sequence[str]] = None,
+    ) -> pa.Table:
+        return rows_table(
+            state.table_schema,
+            tenant_id=block_ref.tenant_id,
+            scope=block_ref.scope,
+            agent_id=block_ref.agent_id if block_ref.scope == "agent" and block_ref.agent_id else "",
+            block_id=block_ref.block_id,
+            write_id=uuid.uuid4().hex[:16],
+            chunks=chunks,
+            vectors=vectors,
+            text_hashes=hashes if hashes is not None else [text_hash(c.text) for c in chunks],
+            written_at=_micros(written_at),
+        )
+
+    # ---- recall -------------------------------------------------------------------------------
+
+    async def recall(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        scopes: Sequence[ScopeKey],
+        mode: RecallMode = "hybrid",
+        limit: int = 5,
+        min_score: float = 0.0,
+        updated_after: Optional[Timestamp] = None,
+        updated_before: Optional[Timestamp] = None,
+    ) -> list[MemoryRecallResult]:
+        """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`."""
+        if mode not in ("hybrid", "vector", "keyword"):
+            raise InvalidInput(f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}", field="mode")
+        if limit < 1:
+            raise InvalidInput(f"limit must be >= 1, not {limit}", field="limit", limit=1)
+        if not 0.0 <= min_score <= 1.0:
+            raise InvalidInput(f"min_score must be within [0, 1], not {min_score}", field="min_score")
+        names = list(dict.fromkeys(table_name(tenant_id, s) for s in scopes))
+        states = [s for s in await asyncio.gather(*(self.store.table(n) for n in names)) if s is not None]
+        if not states or not query.strip():
+            return []
+        where = _time_filter(updated_after, updated_before)
+        depth = max(limit * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
+        keywords = " ".join(_WORD.findall(query))
+        text_legs = []
+        if mode != "vector" and keywords:
+            # Started before the query is embedded: keyword search does not need the vector.
+            text_legs = [
+                asyncio.ensure_future(self.store.text_search(s, keywords, limit=depth, where=where)) for s in states
+            ]
+        try:
+            qvec = (await self.batcher.embed([query], urgent=True))[0]
+            vector_tables = []
+            if mode != "keyword":
+                vector_tables = await asyncio.gather(
+                    *(self.store.vector_search(s, qvec, limit=depth, where=where) for s in states)
+                )
+            text_tables = await asyncio.gather(*text_legs)
+        finally:
+            for leg in text_legs:
+                leg.cancel()
+        return _fuse(tenant_id, qvec, vector_tables, text_tables, mode=mode, limit=limit, min_score=min_score, depth=depth)
+
+    # ---- maintenance --------------------------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Run the pending background maintenance now (index updates, ANN builds, compaction)."""
+        await self.maintenance.run(prune_older_than=PRUNE_NOW)
+
+    async def cleanup(self, *, all_tables: bool = False) -> None:
+        """Compact and prune every table written since the last cleanup (or every table): after
+        it, no file of the store holds text or vectors that were deleted or replaced.
+
+        Deleted blocks are gone at once (their table is dropped); this is what removes the
+        chunks an update replaced. Pruning removes old versions other readers might still use.
+        """
+        names = set(await self.store.table_names()) if all_tables else self.maintenance.take_touched()
+        await self.maintenance.run(prune_older_than=PRUNE_NOW, names=names)
+
+    async def reindex(self, progress: Optional[Progress] = None) -> int:
+        """Re-embed every stored chunk with this index's model; returns how many were embedded.
+
+        Table by table: new vectors go into a side table, which then replaces the original. A
+        table already on this model is skipped, so an interrupted run picks up where it stopped.
+        """
+        store, db = self.store, self.store.db
+        names = await store.table_names(TABLE_PREFIX)
+        for leftover in await store.table_names(REINDEX_PREFIX):
+            await self._recover_reindex(leftover[len(REINDEX_PREFIX) :], leftover, names)
+        names = await store.table_names(TABLE_PREFIX)
+        todo = []
+        total = 0
+        for name in names:
+            raw = await store.open_raw(name)
+            if raw is None:
+                continue
+            if schema_model(await raw.schema()) == self.model_id:
+                raw.close()
+                continue
+            todo.append((name, raw))
+            total += await raw.count_rows()
+        done = 0
+        if progress:
+            progress(0, total)
+        for name, raw in todo:
+            block_id = schema_block(await raw.schema()) or ""
+            schema = chunk_schema(self.embedder.dimension, model_id=self.model_id, block_id=block_id)
+            side = REINDEX_PREFIX + name
+            side_table = await db.create_table(side, schema=schema, mode="overwrite")
+            async for batch in store.iter_rows(raw, batch_rows=max(256, self.settings.embedding_batch_size * 8)):
+                vectors = await self.batcher.embed(batch.column("text").to_pylist())
+                await side_table.add(_with_vectors(batch, vectors, schema))
+                done += batch.num_rows
+                if progress:
+                    progress(done, total)
+            raw.close()
+            await self._swap_in(name, side_table, schema)
+        await store.set_stored_model(self.model_id)
+        for name in names:
+            await self.maintenance.run(prune_older_than=PRUNE_NOW, names={name})
+        return done
+
+    async def _swap_in(self, name: str, side_table, schema: pa.Schema) -> None:
+        """Replace table `name` by the finished side table (LanceDB OSS cannot rename tables)."""
+        store = self.store
+        async with store.lock(name):
+            await store.drop_table(name)
+            final = await store.db.create_table(name, schema=schema, mode="overwrite")
+            async for batch in store.iter_rows(side_table, batch_rows=65536):
+                await final.add(pa.Table.from_batches([batch], schema=schema))
+            await final.create_index("text", config=fts_config())
+            final.close()
+            side_name = side_table.name
+            side_table.close()
+            await store.db.drop_table(side_name)
+
+    async def _recover_reindex(self, name: str, side: str, names: list[str]) -> None:
+        """Finish or undo a reindex that stopped between writing a side table and swapping it in."""
+        store = self.store
+        side_table = await store.open_raw(side)
+        if side_table is None:
+            return
+        side_schema = await side_table.schema()
+        final = await store.open_raw(name) if name in names else None
+        if final is None:
+            # The original was dropped only after the side table was complete.
+            await self._swap_in(name, side_table, side_schema)
+            return
+        final_model = schema_model(await final.schema())
+        same_rows = await final.count_rows() == await side_table.count_rows()
+        final.close()
+        ours = schema_model(side_schema) == self.model_id
+        # Side complete but not swapped in (original still on the old model), or the copy back
+        # into the original stopped half-way: the side table holds the full result.
+        if ours and ((same_rows and final_model != self.model_id) or (not same_rows and final_model == self.model_id)):
+            await self._swap_in(name, side_table, side_schema)
+            return
+        # Otherwise the side table is partial (the original is intact) or already swapped in.
+        side_table.close()
+        await store.drop_table(side)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def _stored_chunks(table: Optional[pa.Table]) -> tuple[list[Chunk], list[str], dict[str, str]]:
+    if table is None or table.num_rows == 0:
+        return [], [], {}
+    cols = {name: table.column(name).to_pylist() for name in table.column_names}
+    chunks = [
+        Chunk(t, s, e, p) for t, s, e, p in zip(cols["text"], cols["start_line"], cols["end_line"], cols["piece"])
+    ]
+    by_hash = {h: c for h, c in zip(cols["text_hash"], cols["chunk_id"])}
+    return chunks, cols["chunk_id"], by_hash
+
+
+def _with_vectors(batch: pa.RecordBatch, vectors: np.ndarray, schema: pa.Schema) -> pa.Table:
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+    arrays = [
+        pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]) if f.name == "vector" else batch.column(f.name)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _time_filter(after: Optional[Timestamp], before: Optional[Timestamp]) -> Optional[str]:
+    parts = []
+    if after is not None:
+        parts.append(f"written_at >= {_micros(after)}")
+    if before is not None:
+        parts.append(f"written_at < {_micros(before)}")
+    return " AND ".join(parts) or None
+
+
+def _fuse(
+    tenant_id: str,
+    qvec: np.ndarray,
+    vector_tables: Sequence[pa.Table],
+    text_tables: Sequence[pa.Table],
+    *,
+    mode: str,
+    limit: int,
+    min_score: float,
+    depth: int,
+) -> list[MemoryRecallResult]:
+    rows: dict[tuple[str, str], dict] = {}
+    cosine: dict[tuple[str, str], float] = {}
+
+    def collect(tables: Sequence[pa.Table], rank_column: str) -> list[tuple[tuple[str, str], float]]:
+        hits = []
+        for table in tables:
+            if table.num_rows == 0:
+                continue
+            sims = vectors_of(table.column("vector"), len(qvec)) @ qvec
+            records = table.drop_columns(["vector"]).to_pylist()
+            for record, sim in zip(records, sims):
+                if record["tenant_id"] != tenant_id:
+                    # Tables are per tenant, so this is a bug; refuse rather than leak.
+                    raise RuntimeError(f"archival search for tenant {tenant_id!r} met a row of another tenant")
+                key = (record["block_id"], record["chunk_id"])
+                rows[key] = record
+                cosine[key] = float(sim)
+                hits.append((key, record[rank_column]))
+        return hits
+
+    by_vector = [k for k, _ in sorted(collect(vector_tables, "_distance"), key=lambda kv: -cosine[kv[0]])][:depth]
+    by_text = [k for k, _ in sorted(collect(text_tables, "_score"), key=lambda kv: -kv[1])][:depth]
+    if mode == "vector":
+        order = by_vector
+    elif mode == "keyword":
+        order = by_text
+    else:
+        fused: dict[tuple[str, str], float] = {}
+        for ranking in (by_vector, by_text):
+            for rank, key in enumerate(ranking):
+                fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
+        order = sorted(fused, key=lambda k: (-fused[k], -cosine[k]))
+    results = []
+    for key in order:
+        score = min(1.0, max(0.0, cosine[key]))
+        if score < min_score:
+            continue
+        r = rows[key]
+        results.append(
+            MemoryRecallResult(
+                content=r["text"],
+                score=score,
+                block_type="archival",
+                scope="agent" if r["agent_id"] else "user",
+                agent_id=r["agent_id"] or None,
+                line_number=r["start_line"],
+                end_line=r["end_line"],
+                updated_at=from_micros(r["written_at"]),
+                block_id=r["block_id"],
+            )
+        )
+        if len(results) == limit:
+            break
+    return results

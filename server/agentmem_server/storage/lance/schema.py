@@ -1,0 +1,103 @@
+"""Table names, the Arrow schema of archival chunk rows, and the metadata stored with them.
+
+One table per (tenant, scope): `arc_<len>_<tenant>_u` for the user scope and
+`arc_<len>_<tenant>_a_<agent_id>` for an agent. The length prefix makes the name unambiguous
+although tenant and agent ids may both contain `_`, and lets a tenant's tables be listed by prefix.
+See docs/recall.md for why the layout is a table per scope.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+import pyarrow as pa
+
+from ..base import ScopeKey
+
+TABLE_PREFIX = "arc_"
+STORE_TABLE = "_agentmem_archival"
+"""One row per setting of the whole store: the embedding model the vectors were made with."""
+REINDEX_PREFIX = "rx_"
+"""Tables being rebuilt by `reindex`; the name is the final table's with this prefix."""
+
+FORMAT_VERSION = "1"
+META_MODEL = b"agentmem.model_id"
+META_DIMENSION = b"agentmem.dimension"
+META_BLOCK = b"agentmem.block_id"
+META_FORMAT = b"agentmem.format"
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+
+def _check_id(kind: str, value: str) -> str:
+    if not _SAFE.match(value):
+        raise ValueError(f"{kind} {value!r} must be 1-128 letters, digits, '_', '-' or '.'")
+    return value
+
+
+def tenant_prefix(tenant_id: str) -> str:
+    return f"{TABLE_PREFIX}{len(_check_id('tenant id', tenant_id))}_{tenant_id}_"
+
+
+def table_name(tenant_id: str, scope: ScopeKey) -> str:
+    if scope.scope == "agent":
+        if not scope.agent_id:
+            raise ValueError("the agent scope needs an agent_id")
+        return f"{tenant_prefix(tenant_id)}a_{_check_id('agent id', scope.agent_id)}"
+    return f"{tenant_prefix(tenant_id)}u"
+
+
+def parse_table_name(name: str) -> Optional[tuple[str, ScopeKey]]:
+    """`(tenant_id, scope)` for an archival table name, None for any other table."""
+    if not name.startswith(TABLE_PREFIX):
+        return None
+    rest = name[len(TABLE_PREFIX) :]
+    length, sep, rest = rest.partition("_")
+    if not sep or not length.isdigit():
+        return None
+    tenant, rest = rest[: int(length)], rest[int(length) :]
+    if rest == "_u":
+        return tenant, ScopeKey("user")
+    if rest.startswith("_a_") and len(rest) > 3:
+        return tenant, ScopeKey("agent", rest[3:])
+    return None
+
+
+def chunk_schema(dimension: int, *, model_id: str, block_id: str) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("tenant_id", pa.string(), nullable=False),
+            pa.field("scope", pa.string(), nullable=False),
+            pa.field("agent_id", pa.string(), nullable=False),  # '' for the user scope
+            pa.field("block_id", pa.string(), nullable=False),
+            pa.field("chunk_id", pa.string(), nullable=False),
+            pa.field("write_id", pa.string(), nullable=False),  # one per add/replace call
+            pa.field("start_line", pa.int32(), nullable=False),
+            pa.field("end_line", pa.int32(), nullable=False),
+            pa.field("piece", pa.int32(), nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field("text_hash", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False),
+            pa.field("written_at", pa.int64(), nullable=False),  # UTC microseconds
+        ],
+        metadata={
+            META_MODEL: model_id.encode(),
+            META_DIMENSION: str(dimension).encode(),
+            META_BLOCK: block_id.encode(),
+            META_FORMAT: FORMAT_VERSION.encode(),
+        },
+    )
+
+
+def schema_model(schema: pa.Schema) -> Optional[str]:
+    value = (schema.metadata or {}).get(META_MODEL)
+    return value.decode() if value is not None else None
+
+
+def schema_block(schema: pa.Schema) -> Optional[str]:
+    value = (schema.metadata or {}).get(META_BLOCK)
+    return value.decode() if value is not None else None
+
+
+STORE_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)])

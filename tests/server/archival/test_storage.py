@@ -1,0 +1,224 @@
+"""Storage: updates re-embed only what changed, deletes leave no bytes behind, models never mix."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agentmem_server.embedding import HashEmbedder
+from agentmem_server.services.archival import ArchivalIndex
+from agentmem_server.services.errors import EmbeddingModelMismatch
+from agentmem_server.settings import Settings
+from agentmem_server.storage.base import BlockRef, ScopeKey
+from agentmem_server.storage.lance.schema import parse_table_name, table_name
+from agentmem_server.storage.lance.store import storage_options
+
+T0 = 1_700_000_000_000_000
+
+BOT = BlockRef("t1", "blk_bot", "agent", "bot")
+
+
+def facts(n: int, start: int = 0) -> list[str]:
+    return [f"fact {i}: the {i}th item of the inventory is a widget" for i in range(start, start + n)]
+
+
+def lance_bytes(settings: Settings) -> bytes:
+    root = Path(settings.resolved_archival_uri())
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
+    lines = facts(120)
+    first = await index.replace(BOT, lines, written_at=T0)
+    assert first.embedded == first.chunks > 10
+    edited = list(lines)
+    edited[60] = "fact 60: this one was rewritten by the user"
+    hash_embedder.texts_embedded = 0
+    second = await index.replace(BOT, edited, written_at=T0 + 1)
+    assert second.embedded == hash_embedder.texts_embedded <= 2
+    hits = await index.recall("t1", "rewritten by the user", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
+    assert hits[0].line_number <= 61 <= hits[0].end_line and hits[0].updated_at.timestamp() * 1e6 == T0 + 1
+    assert await index.store.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
+    rows = await (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table.count_rows()
+    assert rows == second.chunks, "the old rows are gone"
+
+
+async def test_update_after_appends_keeps_the_appended_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
+    lines = facts(90)
+    for start in range(0, 90, 30):
+        await index.add(BOT, await index.prepare(lines[start : start + 30]), first_line=start + 1, written_at=T0 + start)
+    hash_embedder.texts_embedded = 0
+    result = await index.replace(BOT, lines, written_at=T0 + 100)
+    assert result.embedded == hash_embedder.texts_embedded <= 4, "only the seams between appends need chunks"
+    hash_embedder.texts_embedded = 0
+    shifted = ["a new first line"] + lines
+    result = await index.replace(BOT, shifted, written_at=T0 + 200)
+    assert result.embedded <= 2
+    hits = await index.recall("t1", "fact 45 inventory", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
+    assert hits[0].line_number <= 47 <= hits[0].end_line, "kept chunks moved with their lines"
+
+
+async def test_update_to_empty_text_removes_every_chunk(index: ArchivalIndex) -> None:
+    await index.replace(BOT, facts(10), written_at=T0)
+    assert (await index.replace(BOT, [], written_at=T0 + 1)).chunks == 0
+    assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
+
+
+async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: ArchivalIndex, archival_settings: Settings) -> None:
+    secret, edited_out = b"Zqxjkv-hunter2-secret", b"Wbxqlorp-old-address"
+    keep = BlockRef("t1", "blk_user", "user", None)
+    await index.add(keep, await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]), first_line=1, written_at=T0)
+    await index.add(BOT, await index.prepare(facts(30) + [f"the password is {secret.decode()}"]), first_line=1, written_at=T0)
+    bot_table = (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table
+    row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
+    vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
+    await index.maintain()  # indexes and compaction have seen both texts
+    before = lance_bytes(archival_settings)
+    assert secret in before and edited_out in before
+    assert vector in before, "vectors are stored as raw float32"
+
+    await index.delete_block("t1", "blk_bot")
+    await index.replace(keep, facts(50) + ["my new address is elsewhere"], written_at=T0 + 1)
+    await index.cleanup()
+
+    after = lance_bytes(archival_settings)
+    for needle in (secret, secret.lower(), edited_out, edited_out.lower(), b"zqxjkv", b"wbxqlorp", vector):
+        assert needle not in after
+    assert b"new address" in after
+    assert await index.recall("t1", "password", scopes=[ScopeKey("agent", "bot")]) == []
+
+
+async def test_delete_tenant_removes_only_that_tenant(index: ArchivalIndex) -> None:
+    for tenant in ("t1", "t11", "t1x"):
+        await index.add(BlockRef(tenant, f"b_{tenant}", "user", None), await index.prepare(facts(3)), first_line=1, written_at=T0)
+    await index.delete_tenant("t1")
+    assert await index.recall("t1", "widget", scopes=[ScopeKey("user")]) == []
+    for tenant in ("t11", "t1x"):
+        assert await index.recall(tenant, "widget", scopes=[ScopeKey("user")])
+
+
+async def test_delete_block_is_idempotent_and_scoped_to_its_tenant(index: ArchivalIndex) -> None:
+    await index.add(BOT, await index.prepare(facts(3)), first_line=1, written_at=T0)
+    await index.delete_block("other-tenant", "blk_bot")
+    assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")])
+    await index.delete_block("t1", "blk_bot")
+    await index.delete_block("t1", "blk_bot")
+    assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
+
+
+async def test_a_block_deleted_behind_the_index_back_is_dropped_on_next_write(open_index) -> None:
+    index = await open_index()
+    await index.add(BOT, await index.prepare(["stale row about widgets"]), first_line=1, written_at=T0)
+    fresh = BlockRef("t1", "blk_bot_2", "agent", "bot")  # the block was re-created under a new id
+    await index.add(fresh, await index.prepare(["fresh row about gadgets"]), first_line=1, written_at=T0 + 1)
+    hits = await index.recall("t1", "row", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=5)
+    assert [h.block_id for h in hits] == ["blk_bot_2"]
+
+
+async def test_delete_of_a_block_this_process_never_opened_finds_its_table(open_index, archival_settings) -> None:
+    writer = await open_index()
+    await writer.add(BOT, await writer.prepare(facts(3)), first_line=1, written_at=T0)
+    await writer.close()
+    other = await open_index()
+    await other.delete_block("t1", "blk_bot")
+    assert await other.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
+
+
+async def test_another_model_is_refused_until_reindex(open_index, archival_settings: Settings) -> None:
+    first = await open_index()
+    await first.add(BOT, await first.prepare(facts(40)), first_line=1, written_at=T0)
+    await first.close()
+
+    other_model = HashEmbedder(32)
+    with pytest.raises(EmbeddingModelMismatch, match="agentmem reindex") as err:
+        await open_index(embedder=other_model)
+    assert "hash:64" in err.value.message and "hash:32" in err.value.message
+
+    reindexing = await open_index(embedder=other_model, allow_model_mismatch=True)
+    seen: list[tuple[int, int]] = []
+    done = await reindexing.reindex(progress=lambda d, t: seen.append((d, t)))
+    assert done == seen[-1][0] == seen[-1][1] > 0
+    assert await reindexing.reindex() == 0, "a finished reindex has nothing left to do"
+    await reindexing.close()
+
+    after = await open_index(embedder=other_model)
+    hits = await after.recall("t1", "fact 7 inventory", scopes=[ScopeKey("agent", "bot")], mode="hybrid", limit=3)
+    assert hits and any(h.line_number <= 8 <= h.end_line for h in hits)
+    state = await after.store.table(table_name("t1", ScopeKey("agent", "bot")))
+    assert state.table_schema.field("vector").type.list_size == 32
+
+
+async def test_an_interrupted_reindex_resumes(open_index) -> None:
+    first = await open_index()
+    for agent in ("a", "b"):
+        block = BlockRef("t1", f"blk_{agent}", "agent", agent)
+        await first.add(block, await first.prepare(facts(20)), first_line=1, written_at=T0)
+    await first.close()
+
+    class FailsOnce(HashEmbedder):
+        failed = False
+
+        def embed(self, texts):
+            if self.calls >= 1 and not FailsOnce.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("power cut")
+            return super().embed(texts)
+
+    broken = await open_index(embedder=FailsOnce(32), allow_model_mismatch=True, embedding_batch_size=4)
+    with pytest.raises(RuntimeError, match="power cut"):
+        await broken.reindex()
+    resumed = await open_index(embedder=HashEmbedder(32), allow_model_mismatch=True)
+    await resumed.reindex()
+    await resumed.close()
+    after = await open_index(embedder=HashEmbedder(32))
+    for agent in ("a", "b"):
+        hits = await after.recall("t1", "widget", scopes=[ScopeKey("agent", agent)], limit=50)
+        assert len(hits) == await (await after.store.table(table_name("t1", ScopeKey("agent", agent)))).table.count_rows()
+    assert await after.store.table_names("rx_") == []
+
+
+async def test_background_maintenance_indexes_new_rows(open_index) -> None:
+    index = await open_index()
+    index.maintenance.background, index.maintenance.delay_s = True, 0.01
+    await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0)
+    state = await index.store.table(table_name("t1", ScopeKey("agent", "bot")))
+    assert (await state.table.index_stats("text_idx")).num_unindexed_rows > 0
+    for _ in range(250):
+        stats = await state.table.index_stats("text_idx")
+        if stats.num_unindexed_rows == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert stats.num_unindexed_rows == 0 and stats.num_indexed_rows == await state.table.count_rows()
+
+
+def test_table_names_round_trip_and_stay_per_tenant() -> None:
+    for tenant, scope in [("t_1", ScopeKey("user")), ("ten_9", ScopeKey("agent", "a_b.c-d")), ("x", ScopeKey("agent", "_u"))]:
+        assert parse_table_name(table_name(tenant, scope)) == (tenant, scope)
+    assert not table_name("t1", ScopeKey("user")).startswith(table_name("t", ScopeKey("user"))[:-1] + "1")
+    with pytest.raises(ValueError):
+        table_name("bad tenant/../x", ScopeKey("user"))
+
+
+def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
+    assert storage_options(Settings(data_dir=tmp_path)) is None
+    options = storage_options(
+        Settings(
+            archival_uri="s3://bucket/prefix",
+            s3_endpoint="http://minio:9000",
+            s3_region="eu-west-1",
+            s3_access_key_id="AK",
+            s3_secret_access_key="SK",
+            s3_allow_http=True,
+        )
+    )
+    assert options == {
+        "aws_endpoint": "http://minio:9000",
+        "aws_region": "eu-west-1",
+        "aws_access_key_id": "AK",
+        "aws_secret_access_key": "SK",
+        "allow_http": "true",
+    }
+    assert storage_options(Settings(archival_uri="s3://bucket/p")) == {}
