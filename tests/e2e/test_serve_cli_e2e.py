@@ -18,11 +18,11 @@ pytestmark = pytest.mark.e2e
 
 
 def _serve_and_read_banner(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, str, str]:
-    out = open(log, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentmem_server.cli", "serve", "--dev-key", "--port", str(port)],
-        env=env, stdout=out, stderr=subprocess.STDOUT,
-    )
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentmem_server.cli", "serve", "--dev-key", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         lines = log.read_text().splitlines()
