@@ -408,6 +408,8 @@ def print_summary(report: dict, file: Any = None) -> None:
     from rich.table import Table
 
     console = Console(file=file or sys.stdout)
+    if not console.is_terminal:
+        console.width = 150  # piped or captured output would otherwise be squeezed to 80 columns
     head, rows, type_head, type_rows = table_rows(report)
     for title, h, rs in (("Recall by mode", head, rows), ("Recall@5 and MRR by question type", type_head, type_rows)):
         table = Table(title=title)

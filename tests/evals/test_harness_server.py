@@ -1,0 +1,34 @@
+"""The harness end to end against a real in-process server (fast hash embedder, so no model load)."""
+
+from __future__ import annotations
+
+import json
+
+from evals.harness import main, run_eval
+
+
+def test_run_eval_through_the_public_client_writes_every_output(tmp_path):
+    report = run_eval(
+        max_questions=14, modes=("keyword", "hybrid"), out_dir=tmp_path, progress=False,
+        settings_overrides={"embedding_model": "hash:384"},
+    )
+    assert report["dataset"]["conversations"] == 1 and report["dataset"]["questions"] == 14
+    for mode in ("keyword", "hybrid"):
+        overall = report["results"][mode]["overall"]
+        assert overall["n"] == 14
+        assert 0.0 < overall["recall@10"] <= 1.0
+        assert overall["latency_p50_ms"] > 0 and overall["tokens_per_query"] > 0
+        assert set(report["results"][mode]["by_type"]) == {
+            "single_fact", "multi_hop", "temporal", "paraphrase", "names_numbers", "updated"
+        }
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["results"]["hybrid"]["overall"]["recall@5"] == report["results"]["hybrid"]["overall"]["recall@5"]
+    assert (tmp_path / "recall.png").stat().st_size > 0
+
+
+def test_main_prints_the_table(tmp_path, capsys):
+    assert main(["--max-questions", "3", "--modes", "keyword", "--out", str(tmp_path), "--no-progress",
+                 "--set", "embedding_model=hash:384"]) == 0
+    out = capsys.readouterr().out
+    assert "Recall by mode" in out and "keyword" in out
+    assert (tmp_path / "report.md").exists()
