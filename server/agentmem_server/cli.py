@@ -86,6 +86,36 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as
     typer.echo(f"Revoked {key_id}.")
 
 
+@app.command()
+def reindex() -> None:
+    """Re-embed all archival memory with the model in AGENTMEM_EMBEDDING_MODEL.
+
+    Run it (with the server stopped) after changing the embedding model: a server refuses to mix
+    vectors from two models. Interrupted runs resume where they stopped.
+    """
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .embedding import load_embedder
+    from .services.archival import ArchivalIndex
+
+    settings = Settings()
+
+    async def run() -> int:
+        embedder = load_embedder(settings)
+        index = await ArchivalIndex.open(settings, embedder, allow_model_mismatch=True, background_maintenance=False)
+        try:
+            with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+                task = bar.add_task(f"re-embedding with {embedder.model_id}", total=None)
+                return await index.reindex(progress=lambda done, total: bar.update(task, completed=done, total=total))
+        finally:
+            await index.close()
+
+    done = asyncio.run(run())
+    typer.echo(f"Re-embedded {done} chunks with {settings.embedding_model}.")
+
+
 @app.command(
     "eval",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
