@@ -57,11 +57,11 @@ class ServerProcess:
         self.env = env
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentmem_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
+        with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agentmem_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
         self._log_path = log_path
 
     def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
@@ -85,4 +85,3 @@ class ServerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        self._log.close()
