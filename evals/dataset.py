@@ -88,17 +88,18 @@ class Conversation:
     def evidence_lines(self, question: Question) -> frozenset[int]:
         return frozenset(self._line_of[t] for t in question.evidence)
 
-    def session_lines(self, session: Session) -> list[str]:
-        return [format_line(session.date, t.speaker, t.text) for t in session.turns]
+    def session_lines(self, session: Session, *, dated: bool = True) -> list[str]:
+        return [format_line(session.date if dated else None, t.speaker, t.text) for t in session.turns]
 
-    def lines(self) -> list[str]:
-        return [line for s in self.sessions for line in self.session_lines(s)]
+    def lines(self, *, dated: bool = True) -> list[str]:
+        return [line for s in self.sessions for line in self.session_lines(s, dated=dated)]
 
 
-def format_line(date: str, speaker: str, text: str) -> str:
+def format_line(date: Optional[str], speaker: str, text: str) -> str:
+    """`[date] Speaker: text`; without a date (an ablation only) `Speaker: text`."""
     # One turn must stay one line, or every later evidence line number would shift.
     flat = " ".join(text.split())
-    return f"[{date}] {speaker}: {flat}"
+    return f"[{date}] {speaker}: {flat}" if date is not None else f"{speaker}: {flat}"
 
 
 def load_dataset(

@@ -132,11 +132,11 @@ def _progress(enabled: bool):
     )
 
 
-def _ingest(client: Any, conv: Conversation, agent_id: str) -> int:
+def _ingest(client: Any, conv: Conversation, agent_id: str, *, dated: bool = True) -> int:
     client.memory.delete("archival", agent_id=agent_id)
     expected = 1
     for session in conv.sessions:
-        lines = conv.session_lines(session)
+        lines = conv.session_lines(session, dated=dated)
         if not lines:
             continue
         block = client.memory.append("archival", "\n".join(lines), agent_id=agent_id)
@@ -163,12 +163,14 @@ def run_eval(
     conversation_ids: Optional[Sequence[str]] = None,
     include_adversarial: bool = False,
     keep_memory: bool = False,
+    line_format: str = "dated",
 ) -> dict:
     """Run the eval and return the report dict (also written to `out_dir` unless it is None).
 
     `report["results"][mode]["overall"]["recall@5"]`, `...["by_type"][type][...]`.
     Against `base_url` the conversations go to fresh agent ids (`eval-<run>-<conversation>`),
-    deleted afterwards unless `keep_memory`.
+    deleted afterwards unless `keep_memory`. `line_format="plain"` drops the `[date]` prefix
+    from ingested lines: an ablation that measures what carrying the date costs retrieval.
     """
     modes = tuple(modes)
     bad = [m for m in modes if m not in MODES]
@@ -178,6 +180,8 @@ def run_eval(
         raise ValueError(f"limit must be in 1..100, got {limit}")
     if limit < max(KS):
         raise ValueError(f"limit must be at least {max(KS)} so that @{max(KS)} metrics mean something, got {limit}")
+    if line_format not in ("dated", "plain"):
+        raise ValueError(f"line_format must be 'dated' or 'plain', got {line_format!r}")
     if base_url and settings_overrides:
         raise ValueError("settings_overrides only apply to the in-process server, not to --base-url")
 
@@ -205,7 +209,7 @@ def run_eval(
             task = bar.add_task("ingest", total=total_turns)
             t0 = time.perf_counter()
             for conv in conversations:
-                _ingest(client, conv, agent_ids[conv.conversation_id])
+                _ingest(client, conv, agent_ids[conv.conversation_id], dated=line_format == "dated")
                 bar.advance(task, conv.turn_count)
             ingest_s = time.perf_counter() - t0
             try:
@@ -232,6 +236,7 @@ def run_eval(
                 "conversation_ids": list(conversation_ids) if conversation_ids else None,
                 "server": base_url or "in-process",
                 "settings_overrides": dict(settings_overrides or {}),
+                "line_format": line_format,
             },
             "timing": {"ingest_s": round(ingest_s, 2), "total_s": round(time.perf_counter() - started, 2)},
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -456,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], type=_parse_setting, metavar="KEY=VALUE",
                    help="in-process server setting, e.g. --set chunk_tokens=96 (repeatable)")
     p.add_argument("--include-adversarial", action="store_true", help="LoCoMo: keep category 5")
+    p.add_argument("--line-format", choices=("dated", "plain"), default="dated",
+                   help="ablation: 'plain' ingests lines without the [date] prefix")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -479,6 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         progress=not args.no_progress,
         conversation_ids=args.conversations.split(",") if args.conversations else None,
         include_adversarial=args.include_adversarial,
+        line_format=args.line_format,
     )
     print_summary(report)
     print(f"wrote {args.out}/report.json, report.md, recall.png")

@@ -107,6 +107,13 @@ def test_format_line_keeps_one_turn_on_one_line():
     assert format_line("8 May 2023", "Ann", "two\nlines  here") == "[8 May 2023] Ann: two lines here"
 
 
+def test_undated_lines_keep_the_line_numbers(conversations):
+    c = conversations[0]
+    plain = c.lines(dated=False)
+    assert len(plain) == c.turn_count
+    assert plain[0] == f"{c.sessions[0].turns[0].speaker}: {c.sessions[0].turns[0].text}"
+
+
 def test_content_words_fold_inflections_and_drop_stop_words():
     assert content_words("I've been Running to the shops") == {"run", "shop"}
     assert shared_content_words("Maya's lessons", "a lesson for maya") == {"maya", "lesson"}

@@ -127,6 +127,7 @@ def test_cli_parses_modes_settings_and_rejects_unknown_modes():
         ({"modes": ("bm25",)}, "modes"),
         ({"limit": 5}, "at least 10"),
         ({"base_url": "http://x", "settings_overrides": {"chunk_tokens": 64}}, "in-process"),
+        ({"line_format": "xml"}, "line_format"),
     ],
 )
 def test_run_eval_validates_arguments_before_starting_anything(kwargs, match):
