@@ -153,6 +153,11 @@ class BaseClient:
         """Seconds to wait before sending `request` again, or `None` to give up now."""
         what = f"{request.method} {request.url.path}"
         cause = f"status {response.status_code}" if response is not None else repr(error)
+        if response is not None and response.headers.get("x-should-retry") == "false":
+            # The server already retried what failed (e.g. the LLM provider): another try would
+            # repeat that whole cost.
+            log.debug("Not retrying %s: the server said x-should-retry: false", what)
+            return None
         if response is not None and response.status_code not in RETRYABLE_STATUS_CODES:
             log.debug("Not retrying %s: %s is not retryable", what, cause)
             return None

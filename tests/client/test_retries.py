@@ -107,6 +107,20 @@ def test_client_errors_are_never_retried(
     assert sleeps == []
 
 
+def test_server_saying_should_not_retry_is_obeyed_even_for_5xx(
+    client: Client, router: respx.MockRouter, sleeps: list[float]
+) -> None:
+    route = router.post("/v1/agents/a1/runs").respond(
+        502,
+        json={"error": {"type": "provider_error", "message": "LLM down"}},
+        headers={"x-should-retry": "false"},
+    )
+    with pytest.raises(APIStatusError) as info:
+        client.agents.run("a1", "hi")
+    assert info.value.status_code == 502
+    assert route.call_count == 1 and sleeps == []
+
+
 def test_retry_after_longer_than_the_cap_is_not_waited_for(
     client: Client, router: respx.MockRouter, sleeps: list[float]
 ) -> None:

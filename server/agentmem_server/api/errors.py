@@ -33,10 +33,15 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", None) or "unknown"
 
 
-def error_response(request: Request, status: int, error_type: str, message: str, **fields: Any) -> JSONResponse:
+def error_response(
+    request: Request, status: int, error_type: str, message: str, *, should_retry: bool = True, **fields: Any
+) -> JSONResponse:
     detail = ErrorDetail(type=error_type, message=message, request_id=request_id_of(request), **fields)
     body = ErrorBody(error=detail).model_dump(exclude_none=True)
-    return JSONResponse(body, status_code=status, headers={"x-request-id": request_id_of(request)})
+    headers = {"x-request-id": request_id_of(request)}
+    if not should_retry:
+        headers["x-should-retry"] = "false"
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _limit_from_ctx(ctx: dict[str, Any] | None) -> Any:
@@ -51,7 +56,8 @@ def _limit_from_ctx(ctx: dict[str, Any] | None) -> Any:
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return error_response(
-        request, exc.status_code, exc.error_type, exc.message, field=exc.field, limit=exc.limit, **exc.extra
+        request, exc.status_code, exc.error_type, exc.message,
+        should_retry=exc.client_should_retry, field=exc.field, limit=exc.limit, **exc.extra,
     )
 
 

@@ -12,6 +12,9 @@ from typing import Any, Optional
 class ServiceError(Exception):
     status_code = 500
     error_type = "internal_error"
+    client_should_retry = True
+    """False tells clients (header `x-should-retry: false`) that a retry would only repeat work
+    the server already retried."""
 
     def __init__(self, message: str, *, field: Optional[str] = None, limit: Any = None, **extra: Any):
         super().__init__(message)
@@ -58,6 +61,7 @@ class UpstreamError(ServiceError):
 
     status_code = 502
     error_type = "provider_error"
+    client_should_retry = False
 
 
 class EmbeddingModelMismatch(ServiceError):

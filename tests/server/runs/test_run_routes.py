@@ -141,6 +141,7 @@ def test_provider_failure_is_502_with_its_message_and_stores_nothing(http: TestC
     llm.fail(500, "the model is on fire")
     r = http.post("/v1/agents/helper/runs", json={"message": "Hi"}, headers=h)
     assert r.status_code == 502
+    assert r.headers["x-should-retry"] == "false"  # the server already retried the provider
     error = r.json()["error"]
     assert error["type"] == "provider_error" and "the model is on fire" in error["message"]
     assert stored_rows(http) == (0, 0, 0)
