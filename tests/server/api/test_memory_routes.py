@@ -167,3 +167,18 @@ def test_admin_api_disabled_without_admin_key(tmp_path, database_url):
     with TestClient(create_app(make_settings(tmp_path, database_url=database_url, admin_key=None))) as http:
         r = http.get("/v1/admin/tenants", headers=auth("anything"))
         assert r.status_code == 403 and "AGENTMEM_ADMIN_KEY" in r.json()["error"]["message"]
+
+
+def test_openapi_documents_the_routes_and_docs_page_is_served(http: TestClient):
+    spec = http.get("/openapi.json").json()
+    for path in ("/v1/memory/{block_type}", "/v1/memory/recall", "/v1/agents/{agent_id}/runs", "/v1/export"):
+        assert path in spec["paths"]
+    assert http.get("/docs").status_code == 200
+
+
+def test_every_error_carries_the_request_id_header_and_honours_a_given_one(http: TestClient):
+    r = http.get("/v1/memory", headers={"x-request-id": "trace-123"})
+    assert r.status_code == 401
+    assert r.headers["x-request-id"] == "trace-123" and r.json()["error"]["request_id"] == "trace-123"
+    missing_route = http.get("/v1/nothing-here")
+    assert missing_route.status_code == 404 and missing_route.json()["error"]["type"] == "not_found"
