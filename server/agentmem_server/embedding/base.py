@@ -12,6 +12,8 @@ class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors; synchronous and CPU/GPU-bound.
 
     Call it through `EmbeddingBatcher` from async code: it must never run on the event loop.
+    An implementation may also set `parallel_lanes` (default 1): how many `embed` calls may run
+    at once, on separate threads, to keep its device busy.
     """
 
     model_id: str

@@ -1,11 +1,13 @@
 """Runs an embedder off the event loop, merging texts from concurrent requests into shared batches.
 
-One worker thread owns the model: a model call already uses every core (torch's intra-op
-threads), so two calls at once would only fight over them. Texts waiting while a batch runs are
-merged into the next batch, up to `max_batch` texts: on this 2-core CPU MiniLM embeds about 2x
-more texts per second in batches of 32-64 than one at a time (evals/bench_archival.py measures it).
-Queries (`urgent=True`) go ahead of ingestion, and large requests take turns batch by batch so a
-bulk append cannot starve a small one.
+Texts that wait while the model is busy are merged into the next batch, up to `max_batch` texts:
+MiniLM embeds several times more texts per second in batches than one at a time
+(evals/bench_archival.py --parts batcher measures it). Large requests take turns batch by batch,
+so a bulk append cannot starve a small one.
+
+Model calls run on worker threads ("lanes"): `workers` lanes take any batch, and one more lane
+takes only queries (`urgent=True`), so a recall never waits behind a batch of ingestion. The
+embedder must allow concurrent `embed` calls when there is more than one lane.
 """
 
 from __future__ import annotations
@@ -28,30 +30,42 @@ class _Request:
     vectors: Optional[np.ndarray] = None
     taken: int = 0
     done: int = 0
-    slices: list = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Batch:
+    parts: list = field(default_factory=list)  # (request, start, end)
+
+    @property
+    def texts(self) -> list[str]:
+        return [t for r, a, b in self.parts for t in r.texts[a:b]]
 
 
 class EmbeddingBatcher:
-    """`await batcher.embed(texts)` from any number of coroutines; one model call at a time.
+    """`await batcher.embed(texts)` from any number of coroutines.
 
-        batcher = EmbeddingBatcher(embedder, max_batch=64)
+        batcher = EmbeddingBatcher(embedder, max_batch=64, workers=2)
         vectors = await batcher.embed(["a fact"], urgent=True)
         await batcher.aclose()
     """
 
-    def __init__(self, embedder: Embedder, *, max_batch: int = 64, merge: bool = True):
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be >= 1, not {max_batch}")
+    def __init__(self, embedder: Embedder, *, max_batch: int = 64, merge: bool = True, workers: int = 1):
+        if max_batch < 1 or workers < 1:
+            raise ValueError(f"max_batch and workers must be >= 1, not {max_batch} and {workers}")
         self.embedder = embedder
         self.max_batch = max_batch
         self.merge = merge
         """False runs each request's texts alone (the baseline the benchmark compares with)."""
+        self.workers = workers
         self.batches_run = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-embed")
+        self._executor = ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="agentmem-embed")
         self._urgent: deque[_Request] = deque()
         self._normal: deque[_Request] = deque()
+        self._free_lanes = workers
+        self._query_lane_free = True
+        self._running: set[asyncio.Task] = set()
         self._wakeup: Optional[asyncio.Event] = None
-        self._worker: Optional[asyncio.Task] = None
+        self._dispatcher: Optional[asyncio.Task] = None
         self._closed = False
 
     async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
@@ -63,79 +77,92 @@ class EmbeddingBatcher:
         loop = asyncio.get_running_loop()
         request = _Request(texts, loop.create_future())
         (self._urgent if urgent else self._normal).append(request)
-        if self._worker is None or self._worker.done():
+        if self._dispatcher is None or self._dispatcher.done():
             self._wakeup = asyncio.Event()
-            self._worker = loop.create_task(self._run(), name="agentmem-embed-batcher")
-        assert self._wakeup is not None
-        self._wakeup.set()
+            self._dispatcher = loop.create_task(self._dispatch(), name="agentmem-embed-batcher")
+        self._poke()
         return await request.future
 
-    def _next_batch(self) -> list[_Request]:
-        """Requests whose next texts form the coming batch (each remembers its slice)."""
-        batch: list[_Request] = []
+    def _poke(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _take(self, queues: Sequence[deque]) -> _Batch:
+        batch = _Batch()
         room = self.max_batch
-        for queue in (self._urgent, self._normal):
+        for queue in queues:
             while queue and room:
-                request = queue[0]
+                request = queue.popleft()
                 if request.future.done():  # cancelled by its caller
-                    queue.popleft()
                     continue
                 take = min(room, len(request.texts) - request.taken)
-                request.slices.append((request.taken, request.taken + take))
+                batch.parts.append((request, request.taken, request.taken + take))
                 request.taken += take
                 room -= take
-                batch.append(request)
-                queue.popleft()
                 if request.taken < len(request.texts):
                     queue.append(request)  # take turns: the rest waits behind the others
                 if not self.merge:
                     return batch
         return batch
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _dispatch(self) -> None:
         assert self._wakeup is not None
         while not self._closed:
             await self._wakeup.wait()
             self._wakeup.clear()
             while True:
-                batch = self._next_batch()
-                if not batch:
+                if self._urgent and self._query_lane_free:
+                    self._query_lane_free = False
+                    self._start(self._take([self._urgent]), query_lane=True)
+                elif (self._urgent or self._normal) and self._free_lanes:
+                    self._free_lanes -= 1
+                    self._start(self._take([self._urgent, self._normal]), query_lane=False)
+                else:
                     break
-                slices = [(r, r.slices.pop(0)) for r in batch]
-                texts = [t for r, (a, b) in slices for t in r.texts[a:b]]
-                try:
-                    vectors = await loop.run_in_executor(self._executor, self.embedder.embed, texts)
-                except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                    for r, _ in slices:
-                        if not r.future.done():
-                            r.future.set_exception(exc)
-                        for queue in (self._urgent, self._normal):
-                            if r in queue:
-                                queue.remove(r)
+
+    def _start(self, batch: _Batch, *, query_lane: bool) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(batch, query_lane))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: _Batch, query_lane: bool) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if not batch.parts:
+                return
+            try:
+                vectors = await loop.run_in_executor(self._executor, self.embedder.embed, batch.texts)
+            except Exception as exc:  # noqa: BLE001 - handed to every caller waiting on this batch
+                for r, _, _ in batch.parts:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+                return
+            self.batches_run += 1
+            offset = 0
+            for r, a, b in batch.parts:
+                part = vectors[offset : offset + (b - a)]
+                offset += b - a
+                if r.future.done():
                     continue
-                self.batches_run += 1
-                offset = 0
-                for r, (a, b) in slices:
-                    part = vectors[offset : offset + (b - a)]
-                    offset += b - a
-                    if r.future.done():
-                        continue
-                    if r.vectors is None:
-                        r.vectors = np.empty((len(r.texts), part.shape[1]), dtype=np.float32)
-                    r.vectors[a:b] = part
-                    r.done += b - a
-                    if r.done == len(r.texts):
-                        r.future.set_result(r.vectors)
+                if r.vectors is None:
+                    r.vectors = np.empty((len(r.texts), part.shape[1]), dtype=np.float32)
+                r.vectors[a:b] = part
+                r.done += b - a
+                if r.done == len(r.texts):
+                    r.future.set_result(r.vectors)
+        finally:
+            if query_lane:
+                self._query_lane_free = True
+            else:
+                self._free_lanes += 1
+            self._poke()
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        tasks = [t for t in (self._dispatcher, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for queue in (self._urgent, self._normal):
             for r in queue:
                 if not r.future.done():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +32,8 @@ class HashEmbedder:
         self.calls = 0
         """How many times `embed` ran; tests use it to prove work was skipped."""
         self.texts_embedded = 0
+        self.parallel_lanes = 1
+        self._count_lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
         return len(_TOKEN.findall(text)) + 2  # +2 like a BERT tokenizer's [CLS] and [SEP]
@@ -41,8 +44,9 @@ class HashEmbedder:
         return value % self.dimension, (1.0 if (value >> 63) & 1 else -1.0)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls += 1
-        self.texts_embedded += len(texts)
+        with self._count_lock:
+            self.calls += 1
+            self.texts_embedded += len(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             tokens = _TOKEN.findall(text.lower()) or [f"\x00{text}"]

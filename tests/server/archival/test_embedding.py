@@ -84,19 +84,35 @@ async def test_batcher_without_merging_runs_one_request_per_batch() -> None:
     assert len(model.batches) == 5
 
 
-async def test_batcher_splits_large_requests_and_lets_queries_go_first() -> None:
-    model = SlowEmbedder()
-    batcher = EmbeddingBatcher(model, max_batch=8)
+async def test_batcher_splits_large_requests_and_runs_queries_on_their_own_lane() -> None:
+    model = SlowEmbedder(delay=0.1)
+    batcher = EmbeddingBatcher(model, max_batch=8, workers=1)
     try:
         bulk = asyncio.ensure_future(batcher.embed([f"bulk {i}" for i in range(40)]))
-        await asyncio.sleep(0.005)  # the first bulk batch is running now
+        await asyncio.sleep(0.02)  # the first bulk batch is running now
+        t0 = time.perf_counter()
         query = await batcher.embed(["the query"], urgent=True)
+        waited = time.perf_counter() - t0
+        assert not bulk.done()
         await bulk
     finally:
         await batcher.aclose()
+    assert waited < 0.19, "the query ran beside the bulk batch, not after it"
     assert all(len(b) <= 8 for b in model.batches)
-    assert model.batches[1][0] == "the query", "an urgent text leads the next batch"
     np.testing.assert_array_equal(query, HashEmbedder(16).embed(["the query"]))
+    np.testing.assert_array_equal(bulk.result(), HashEmbedder(16).embed([f"bulk {i}" for i in range(40)]))
+
+
+async def test_batcher_keeps_several_lanes_busy() -> None:
+    model = SlowEmbedder(delay=0.1)
+    batcher = EmbeddingBatcher(model, max_batch=4, workers=3)
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(batcher.embed([f"r{i} a", f"r{i} b", f"r{i} c", f"r{i} d"]) for i in range(6)))
+        elapsed = time.perf_counter() - t0
+    finally:
+        await batcher.aclose()
+    assert len(model.threads) >= 3 and elapsed < 0.45, "six batches on three lanes take about two rounds"
 
 
 async def test_batcher_hands_model_errors_to_every_caller() -> None:

@@ -79,7 +79,7 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
     await index.maintain()
     state = await index.store.table("arc_2_t1_u")
     assert state is not None and state.ann_rows > 0, "the ANN index was built"
-    for mode in ("vector", "hybrid"):
+    for mode in ("vector", "keyword", "hybrid"):
         hits = await index.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0 + 50)
         assert len(hits) == 5, mode
         assert all(h.content.startswith("late fact") for h in hits)
