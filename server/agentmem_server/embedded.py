@@ -32,7 +32,9 @@ class EmbeddedServer:
 
 def _bound_socket() -> socket.socket:
     # Handing uvicorn an already-bound socket avoids the race of "find a free port, then bind it".
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # The explicit IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted connections only when
+    # the listening socket says TCP, and without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
