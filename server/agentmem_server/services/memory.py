@@ -100,9 +100,11 @@ class MemoryService:
         finally:
             await asyncio.to_thread(conn.close)
 
-    async def _read(self, fn, *args):
+    async def _single_statements(self, fn, *args):
+        """Run `fn(conn)` whose statements are each atomic alone (reads, one guarded write)."""
+
         def run():
-            with self._store.begin() as conn:
+            with self._store.single_statements() as conn:
                 return fn(conn, *args)
 
         return await asyncio.to_thread(run)
@@ -115,7 +117,7 @@ class MemoryService:
         if scope == "agent" and not agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
         keys = {"user": [USER_SCOPE_AGENT], "agent": [agent_id], "all": [USER_SCOPE_AGENT, agent_id]}[scope]
-        rows = await self._read(sql.list_blocks, tenant_id, [k for k in keys if k is not None])
+        rows = await self._single_statements(sql.list_blocks, tenant_id, [k for k in keys if k is not None])
         # Archival text can be millions of lines; list shows its size, `get` reads ranges of it.
         return [_to_model(r, content="" if r.block_type == "archival" else None) for r in rows]
 
@@ -138,7 +140,7 @@ class MemoryService:
                 return row, sql.read_lines(conn, row.id, start, end_line)
             return row, None
 
-        row, lines = await self._read(read)
+        row, lines = await self._single_statements(read)
         if row is None:
             raise NotFound(f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope")
         if lines is None:
@@ -201,7 +203,7 @@ class MemoryService:
                 )
             return row, (None if row else sql.get_block(conn, tenant_id, "core", key))
 
-        row, current = await self._read(write)
+        row, current = await self._single_statements(write)
         if row is None:
             raise _conflict(current, expected)
         return _to_model(row)
@@ -251,7 +253,7 @@ class MemoryService:
 
         # A concurrent creator can win the insert between our UPDATE and INSERT; then append again.
         for _ in range(3):
-            row, current = await self._read(write)
+            row, current = await self._single_statements(write)
             if row is not None:
                 return _to_model(row)
             if current is not None:

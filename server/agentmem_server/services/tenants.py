@@ -42,7 +42,7 @@ class TenantService:
         return tenant_id
 
     def _tenant_for_key(self, secret: str):
-        with self._store.begin() as conn:
+        with self._store.single_statements() as conn:
             return sql.tenant_for_key(conn, secret)
 
     def create_tenant_sync(self, name: str) -> Tenant:
