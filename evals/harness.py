@@ -4,8 +4,8 @@
     python -m evals.harness --dataset locomo10.json --format locomo --modes hybrid
     report = run_eval(max_questions=60, out_dir="evals/out")      # from Python
 
-Without `--base-url` a real server is started in-process (uvicorn on a free 127.0.0.1 port, a
-temporary data dir, an admin key used once to mint a tenant key). Only the public `agentmem`
+Without `--base-url` a real server is started in-process (`agentmem_server.embedded`: uvicorn on a
+free 127.0.0.1 port, a temporary data dir, a fresh tenant key). Only the public `agentmem`
 client talks to it, so the numbers are what a user of the SDK gets, HTTP included.
 """
 
@@ -17,10 +17,7 @@ import json
 import os
 import re
 import secrets
-import socket
 import sys
-import tempfile
-import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -38,53 +35,15 @@ _AGENT_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 # --- the server under test ---------------------------------------------------------------------
 
 
-def _free_socket() -> socket.socket:
-    # Handing uvicorn an already-bound socket avoids the race of "find a free port, then bind it".
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @contextlib.contextmanager
-def local_server(settings_overrides: Optional[Mapping[str, Any]] = None, *, startup_timeout_s: float = 180.0) -> Iterator[tuple[str, str]]:
+def local_server(settings_overrides: Optional[Mapping[str, Any]] = None) -> Iterator[tuple[str, str]]:
     """Start a real agentmem server in a background thread; yield `(base_url, tenant_api_key)`."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        import uvicorn
-        from agentmem_server import Settings, create_app
+        from agentmem_server.embedded import serve_in_thread
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("the eval harness needs the server: pip install 'agentmem[server]'") from exc
-    from agentmem import Client
-
-    with tempfile.TemporaryDirectory(prefix="agentmem-eval-") as data_dir:
-        admin_key = "adm_" + secrets.token_urlsafe(24)
-        settings = Settings(data_dir=Path(data_dir), admin_key=admin_key, **dict(settings_overrides or {}))
-        sock = _free_socket()
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False)
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="agentmem-eval-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the in-process agentmem server failed to start (see the log above)")
-            if time.monotonic() > deadline:
-                server.should_exit = True
-                raise RuntimeError(f"the in-process agentmem server did not start within {startup_timeout_s:.0f}s")
-            time.sleep(0.05)
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            with Client(api_key=admin_key, base_url=base_url) as admin:
-                api_key = admin.admin.create_key("evals").key
-            yield base_url, api_key
-        finally:
-            server.should_exit = True
-            thread.join(timeout=60)
-            sock.close()
+    with serve_in_thread(settings_overrides, tenant="evals") as server:
+        yield server.url, server.api_key
 
 
 # --- the run --------------------------------------------------------------------------------
