@@ -20,7 +20,7 @@ import re
 import uuid
 from dataclasses import dataclass, replace as dataclass_replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Literal, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -31,24 +31,9 @@ from ..chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, rechunk
 from ..embedding import Embedder, EmbeddingBatcher
 from ..storage.base import BlockRef, ScopeKey, from_micros, to_micros
 from ..storage.lance.maintenance import Maintenance
-from ..storage.lance.schema import (
-    REINDEX_PREFIX,
-    TABLE_PREFIX,
-    chunk_schema,
-    schema_block,
-    schema_model,
-    table_name,
-    tenant_prefix,
-)
-from ..storage.lance.store import (
-    PRUNE_NOW,
-    LanceStore,
-    fts_config,
-    rows_table,
-    sql_str,
-    storage_options,
-    vectors_of,
-)
+from ..storage.lance.reindex import Progress, reindex_store
+from ..storage.lance.schema import TABLE_PREFIX, table_name, tenant_prefix
+from ..storage.lance.store import PRUNE_NOW, LanceStore, rows_table, sql_str, storage_options, vectors_of
 from .errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -59,8 +44,6 @@ log = logging.getLogger("agentmem.archival")
 RecallMode = Literal["hybrid", "vector", "keyword"]
 Timestamp = Union[datetime, int]
 """A timezone-aware datetime or UTC microseconds."""
-Progress = Callable[[int, int], None]
-"""`progress(done_chunks, total_chunks)`."""
 
 CANDIDATES_PER_RESULT = 4
 MIN_CANDIDATES = 20
@@ -340,7 +323,34 @@ class ArchivalIndex:
         finally:
             for leg in text_legs:
                 leg.cancel()
-        return _fuse(tenant_id, qvec, vector_tables, text_tables, mode=mode, limit=limit, min_score=min_score, depth=depth)
+        chosen = _rank(qvec, vector_tables, text_tables, mode=mode, limit=limit, min_score=min_score, depth=depth)
+        by_table: dict[int, list[tuple[int, str]]] = {}
+        for c in chosen:
+            by_table.setdefault(c.table, []).append((c.row_id, c.chunk_id))
+        fetched = await asyncio.gather(*(self.store.fetch_rows(states[t], hits) for t, hits in by_table.items()))
+        rows = {(t, chunk_id): row for t, found in zip(by_table, fetched) for chunk_id, row in found.items()}
+        results = []
+        for c in chosen:
+            row = rows.get((c.table, c.chunk_id))
+            if row is None:  # deleted between the search and the fetch
+                continue
+            if row["tenant_id"] != tenant_id:
+                # Tables are per tenant, so this would be a bug; refuse rather than leak.
+                raise RuntimeError(f"archival search for tenant {tenant_id!r} met a row of another tenant")
+            results.append(
+                MemoryRecallResult(
+                    content=row["text"],
+                    score=c.score,
+                    block_type="archival",
+                    scope="agent" if row["agent_id"] else "user",
+                    agent_id=row["agent_id"] or None,
+                    line_number=row["start_line"],
+                    end_line=row["end_line"],
+                    updated_at=from_micros(row["written_at"]),
+                    block_id=row["block_id"],
+                )
+            )
+        return results
 
     # ---- maintenance --------------------------------------------------------------------------
 
@@ -361,84 +371,19 @@ class ArchivalIndex:
     async def reindex(self, progress: Optional[Progress] = None) -> int:
         """Re-embed every stored chunk with this index's model; returns how many were embedded.
 
-        Table by table: new vectors go into a side table, which then replaces the original. A
-        table already on this model is skipped, so an interrupted run picks up where it stopped.
+        Open the index with `allow_model_mismatch=True` to run it (the `agentmem reindex` CLI).
+        An interrupted run resumes: tables already on this model are skipped.
         """
-        store, db = self.store, self.store.db
-        names = await store.table_names(TABLE_PREFIX)
-        for leftover in await store.table_names(REINDEX_PREFIX):
-            await self._recover_reindex(leftover[len(REINDEX_PREFIX) :], leftover, names)
-        names = await store.table_names(TABLE_PREFIX)
-        todo = []
-        total = 0
-        for name in names:
-            raw = await store.open_raw(name)
-            if raw is None:
-                continue
-            if schema_model(await raw.schema()) == self.model_id:
-                raw.close()
-                continue
-            todo.append((name, raw))
-            total += await raw.count_rows()
-        done = 0
-        if progress:
-            progress(0, total)
-        for name, raw in todo:
-            block_id = schema_block(await raw.schema()) or ""
-            schema = chunk_schema(self.embedder.dimension, model_id=self.model_id, block_id=block_id)
-            side = REINDEX_PREFIX + name
-            side_table = await db.create_table(side, schema=schema, mode="overwrite")
-            async for batch in store.iter_rows(raw, batch_rows=max(256, self.settings.embedding_batch_size * 8)):
-                vectors = await self.batcher.embed(batch.column("text").to_pylist())
-                await side_table.add(_with_vectors(batch, vectors, schema))
-                done += batch.num_rows
-                if progress:
-                    progress(done, total)
-            raw.close()
-            await self._swap_in(name, side_table, schema)
-        await store.set_stored_model(self.model_id)
-        for name in names:
+        done = await reindex_store(
+            self.store,
+            embed=self.batcher.embed,
+            dimension=self.embedder.dimension,
+            batch_rows=max(256, self.settings.embedding_batch_size * 8),
+            progress=progress,
+        )
+        for name in await self.store.table_names(TABLE_PREFIX):
             await self.maintenance.run(prune_older_than=PRUNE_NOW, names={name})
         return done
-
-    async def _swap_in(self, name: str, side_table, schema: pa.Schema) -> None:
-        """Replace table `name` by the finished side table (LanceDB OSS cannot rename tables)."""
-        store = self.store
-        async with store.lock(name):
-            await store.drop_table(name)
-            final = await store.db.create_table(name, schema=schema, mode="overwrite")
-            async for batch in store.iter_rows(side_table, batch_rows=65536):
-                await final.add(pa.Table.from_batches([batch], schema=schema))
-            await final.create_index("text", config=fts_config())
-            final.close()
-            side_name = side_table.name
-            side_table.close()
-            await store.db.drop_table(side_name)
-
-    async def _recover_reindex(self, name: str, side: str, names: list[str]) -> None:
-        """Finish or undo a reindex that stopped between writing a side table and swapping it in."""
-        store = self.store
-        side_table = await store.open_raw(side)
-        if side_table is None:
-            return
-        side_schema = await side_table.schema()
-        final = await store.open_raw(name) if name in names else None
-        if final is None:
-            # The original was dropped only after the side table was complete.
-            await self._swap_in(name, side_table, side_schema)
-            return
-        final_model = schema_model(await final.schema())
-        same_rows = await final.count_rows() == await side_table.count_rows()
-        final.close()
-        ours = schema_model(side_schema) == self.model_id
-        # Side complete but not swapped in (original still on the old model), or the copy back
-        # into the original stopped half-way: the side table holds the full result.
-        if ours and ((same_rows and final_model != self.model_id) or (not same_rows and final_model == self.model_id)):
-            await self._swap_in(name, side_table, side_schema)
-            return
-        # Otherwise the side table is partial (the original is intact) or already swapped in.
-        side_table.close()
-        await store.drop_table(side)
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -455,15 +400,6 @@ def _stored_chunks(table: Optional[pa.Table]) -> tuple[list[Chunk], list[str], d
     return chunks, cols["chunk_id"], by_hash
 
 
-def _with_vectors(batch: pa.RecordBatch, vectors: np.ndarray, schema: pa.Schema) -> pa.Table:
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
-    arrays = [
-        pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]) if f.name == "vector" else batch.column(f.name)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
 def _time_filter(after: Optional[Timestamp], before: Optional[Timestamp]) -> Optional[str]:
     parts = []
     if after is not None:
@@ -473,8 +409,16 @@ def _time_filter(after: Optional[Timestamp], before: Optional[Timestamp]) -> Opt
     return " AND ".join(parts) or None
 
 
-def _fuse(
-    tenant_id: str,
+@dataclass(frozen=True)
+class _Candidate:
+    table: int
+    """Index of the scope's table in this recall."""
+    chunk_id: str
+    row_id: int
+    score: float
+
+
+def _rank(
     qvec: np.ndarray,
     vector_tables: Sequence[pa.Table],
     text_tables: Sequence[pa.Table],
@@ -483,60 +427,47 @@ def _fuse(
     limit: int,
     min_score: float,
     depth: int,
-) -> list[MemoryRecallResult]:
-    rows: dict[tuple[str, str], dict] = {}
-    cosine: dict[tuple[str, str], float] = {}
-
-    def collect(tables: Sequence[pa.Table], rank_column: str) -> list[tuple[tuple[str, str], float]]:
-        hits = []
-        for table in tables:
-            if table.num_rows == 0:
-                continue
-            sims = vectors_of(table.column("vector"), len(qvec)) @ qvec
-            records = table.drop_columns(["vector"]).to_pylist()
-            for record, sim in zip(records, sims):
-                if record["tenant_id"] != tenant_id:
-                    # Tables are per tenant, so this is a bug; refuse rather than leak.
-                    raise RuntimeError(f"archival search for tenant {tenant_id!r} met a row of another tenant")
-                key = (record["block_id"], record["chunk_id"])
-                rows[key] = record
-                cosine[key] = float(sim)
-                hits.append((key, record[rank_column]))
-        return hits
-
-    by_vector = [k for k, _ in sorted(collect(vector_tables, "_distance"), key=lambda kv: -cosine[kv[0]])][:depth]
-    text_hits = sorted(collect(text_tables, "_score"), key=lambda kv: -kv[1])[:depth]
-    by_text = [k for k, _ in text_hits]
+) -> list[_Candidate]:
+    """The chunks to return, in order: candidates of both legs ordered by the mode, scored by cosine."""
+    cosine: dict[tuple[int, str], float] = {}
+    row_ids: dict[tuple[int, str], int] = {}
+    by_vector: list[tuple[int, str]] = []
+    text_hits: list[tuple[tuple[int, str], float]] = []
+    for t, table in enumerate(vector_tables):
+        for chunk_id, distance, row_id in zip(*(table.column(c).to_pylist() for c in ("chunk_id", "_distance", "_rowid"))):
+            key = (t, chunk_id)
+            cosine[key], row_ids[key] = 1.0 - distance, row_id
+            by_vector.append(key)
+    for t, table in enumerate(text_tables):
+        if table.num_rows == 0:
+            continue
+        sims = vectors_of(table.column("vector"), len(qvec)) @ qvec
+        for chunk_id, bm25, row_id, sim in zip(
+            *(table.column(c).to_pylist() for c in ("chunk_id", "_score", "_rowid")), sims.tolist()
+        ):
+            key = (t, chunk_id)
+            cosine.setdefault(key, sim)
+            row_ids[key] = row_id
+            text_hits.append((key, bm25))
+    by_vector = sorted(by_vector, key=lambda k: -cosine[k])[:depth]
+    text_hits = sorted(text_hits, key=lambda kv: -kv[1])[:depth]
     if mode == "vector":
         order = by_vector
     elif mode == "keyword":
-        order = by_text
+        order = [k for k, _ in text_hits]
     else:
         best = max((bm25 for _, bm25 in text_hits), default=0.0) or 1.0
         boost = {key: bm25 / best for key, bm25 in text_hits}
         w = HYBRID_VECTOR_WEIGHT
         order = sorted(
-            dict.fromkeys(by_vector + by_text), key=lambda k: -(w * cosine[k] + (1 - w) * boost.get(k, 0.0))
+            dict.fromkeys(by_vector + [k for k, _ in text_hits]),
+            key=lambda k: -(w * cosine[k] + (1 - w) * boost.get(k, 0.0)),
         )
-    results = []
+    chosen = []
     for key in order:
         score = min(1.0, max(0.0, cosine[key]))
-        if score < min_score:
-            continue
-        r = rows[key]
-        results.append(
-            MemoryRecallResult(
-                content=r["text"],
-                score=score,
-                block_type="archival",
-                scope="agent" if r["agent_id"] else "user",
-                agent_id=r["agent_id"] or None,
-                line_number=r["start_line"],
-                end_line=r["end_line"],
-                updated_at=from_micros(r["written_at"]),
-                block_id=r["block_id"],
-            )
-        )
-        if len(results) == limit:
-            break
-    return results
+        if score >= min_score:
+            chosen.append(_Candidate(key[0], key[1], row_ids[key], score))
+            if len(chosen) == limit:
+                break
+    return chosen

@@ -222,3 +222,19 @@ def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
         "allow_http": "true",
     }
     assert storage_options(Settings(archival_uri="s3://bucket/p")) == {}
+
+
+async def test_results_are_fetched_by_chunk_id_when_compaction_moved_the_rows(index: ArchivalIndex) -> None:
+    for start in range(0, 60, 10):  # six small fragments
+        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0)
+    state = await index.store.table(table_name("t1", ScopeKey("agent", "bot")))
+    qvec = (await index.prepare(["fact 55 inventory widget"])).vectors[0]
+    hits = (await index.store.vector_search(state, qvec, limit=50, where=None, columns=["chunk_id", "start_line"])).to_pylist()
+    await state.table.delete("start_line < 20")
+    await index.maintain()  # compaction rewrites the fragments: row addresses change
+    moved = {h["chunk_id"]: h["_rowid"] for h in (await index.store.vector_search(state, qvec, limit=50, where=None)).to_pylist()}
+    survivors = {h["chunk_id"]: h for h in hits if h["start_line"] >= 20}
+    assert any(moved[c] != h["_rowid"] for c, h in survivors.items()), "the compaction moved rows"
+    rows = await index.store.fetch_rows(state, [(h["_rowid"], h["chunk_id"]) for h in hits])
+    assert set(rows) == set(survivors)
+    assert all(rows[c]["start_line"] == h["start_line"] for c, h in survivors.items())
