@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     """Target chunk size in cl100k tokens (also capped by the embedder's own max sequence length)."""
     chunk_overlap_lines: int = Field(default=1, ge=0)
     """Lines repeated at the start of the next chunk so a fact on a boundary is found in both."""
-    ann_index_min_rows: int = Field(default=50_000, ge=1)
-    """A tenant's archival table gets an ANN index once it holds this many chunks."""
+    ann_index_min_rows: int = Field(default=10_000, ge=1)
+    """A scope's archival table gets an ANN index once it holds this many chunks (docs/recall.md)."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:
