@@ -48,3 +48,21 @@ def test_locomo_layout_runs_through_the_harness():
     assert set(report["results"]["vector"]["by_type"]) == {"multi_hop", "temporal", "open_domain", "single_hop"}
     # Two tiny conversations fit in a handful of chunks: top 10 covers every evidence line.
     assert report["results"]["vector"]["overall"]["recall@10"] == 1.0
+
+
+def test_base_url_runs_use_fresh_agents_and_clean_up_after_themselves(monkeypatch):
+    from agentmem import Client
+    from agentmem_server.embedded import serve_in_thread
+
+    from evals import harness
+
+    monkeypatch.setattr(harness.secrets, "token_hex", lambda n: "run1")
+    with serve_in_thread({"embedding_model": "hash:384"}) as server:
+        with Client(api_key=server.api_key, base_url=server.url) as client:
+            report = run_eval(base_url=server.url, api_key=server.api_key, max_questions=2, modes=("keyword",),
+                              out_dir=None, progress=False)
+            assert report["config"]["server"] == server.url
+            assert report["results"]["keyword"]["overall"]["n"] == 2
+            # The run's agent scope is gone afterwards: nothing left to recall or list.
+            assert client.memory.recall("Hey", agent_id="eval-run1-am-01", scope="agent", limit=5) == []
+            assert client.memory.list(scope="agent", agent_id="eval-run1-am-01") == []
