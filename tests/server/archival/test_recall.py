@@ -77,12 +77,14 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
     for tenant in ("t2", "t3"):
         await append(index, ref(tenant, "x"), [" ".join(rng.choices(words, k=5)) for _ in range(300)])
     await index.maintain()
-    state = await index.store.table("arc_2_t1_u")
-    assert state is not None and state.ann_rows > 0, "the ANN index was built"
-    for mode in ("vector", "keyword", "hybrid"):
-        hits = await index.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0 + 50)
-        assert len(hits) == 5, mode
-        assert all(h.content.startswith("late fact") for h in hits)
+    reopened = await open_index(ann_index_min_rows=300, chunk_tokens=16)  # as a restarted server sees it
+    for current in (index, reopened):
+        state = await current.store.table("arc_2_t1_u")
+        assert state is not None and state.ann_rows > 0, "the ANN index was built and is used"
+        for mode in ("vector", "keyword", "hybrid"):
+            hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0 + 50)
+            assert len(hits) == 5, mode
+            assert all(h.content.startswith("late fact") for h in hits)
 
 
 async def test_time_range_includes_after_and_excludes_before(index: ArchivalIndex) -> None:

@@ -64,7 +64,6 @@ TEXT_LEG_COLUMNS = ["chunk_id", "vector"]
 """Search legs return few columns (reading text for 40 candidates cost 3-4 ms at 100k rows);
 the keyword leg needs the vector to score its hits by cosine."""
 PLAN_COLUMNS = ["chunk_id", "start_line", "end_line", "piece", "text", "text_hash"]
-VECTOR_INDEX_TYPES = {"IVF_HNSW_SQ", "IVF_HNSW_PQ", "IVF_HNSW_FLAT", "IVF_PQ", "IVF_FLAT", "IVF_SQ", "IVF_RQ"}
 
 
 def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
@@ -185,12 +184,13 @@ class LanceStore:
             table.close()
             raise self.mismatch(model or "an unknown model")
         state = _TableState(table, schema, schema_block(schema))
-        indices = {i.index_type: i for i in await table.list_indices()}
-        if "FTS" not in indices and "INVERTED" not in indices:
+        # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
+        by_column = {tuple(i.columns): i for i in await table.list_indices()}
+        if ("text",) not in by_column:
             # Created by a process that stopped before indexing it: keyword search needs the index.
             await table.create_index("text", config=fts_config(), replace=True)
-        if VECTOR_INDEX_TYPES & indices.keys():
-            stats = await table.index_stats("vector_idx")
+        if ("vector",) in by_column:
+            stats = await table.index_stats(by_column[("vector",)].name)
             state.ann_rows = max(1, stats.num_indexed_rows if stats else 1)
         self._remember(name, state)
         return state
