@@ -90,8 +90,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as
 def reindex() -> None:
     """Re-embed all archival memory with the model in AGENTMEM_EMBEDDING_MODEL.
 
-    Run it (with the server stopped) after changing the embedding model: a server refuses to mix
-    vectors from two models. Interrupted runs resume where they stopped.
+    Run it, with the server stopped, after changing the embedding model: a server refuses to mix vectors from two models. An interrupted run resumes where it stopped.
     """
     import asyncio
 
@@ -122,9 +121,7 @@ def reindex() -> None:
     add_help_option=False,
 )
 def eval_(ctx: typer.Context) -> None:
-    """Recall-quality eval (our dataset by default). `agentmem eval --help` lists its options:
-    --dataset PATH --format agentmem|locomo --modes keyword,vector,hybrid --limit N
-    --max-questions N --base-url URL --out DIR."""
+    """Recall-quality eval on our dataset (or --dataset PATH); `agentmem eval --help` for options."""
     from evals.harness import main as eval_main
 
     raise typer.Exit(eval_main(list(ctx.args)) or 0)
