@@ -334,20 +334,20 @@ class ArchivalIndex:
             row = rows.get((c.table, c.chunk_id))
             if row is None:  # deleted between the search and the fetch
                 continue
-            if row["tenant_id"] != tenant_id:
-                # Tables are per tenant, so this would be a bug; refuse rather than leak.
-                raise RuntimeError(f"archival search for tenant {tenant_id!r} met a row of another tenant")
+            state = states[c.table]
+            if state.tenant_id != tenant_id:  # the table name says whose rows these are
+                raise RuntimeError(f"archival search for tenant {tenant_id!r} opened another tenant's table")
             results.append(
                 MemoryRecallResult(
                     content=row["text"],
                     score=c.score,
                     block_type="archival",
-                    scope="agent" if row["agent_id"] else "user",
-                    agent_id=row["agent_id"] or None,
+                    scope=state.scope.scope,
+                    agent_id=state.scope.agent_id if state.scope.scope == "agent" else None,
                     line_number=row["start_line"],
                     end_line=row["end_line"],
                     updated_at=from_micros(row["written_at"]),
-                    block_id=row["block_id"],
+                    block_id=state.block_id,
                 )
             )
         return results
