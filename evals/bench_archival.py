@@ -566,7 +566,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="batcher,ingest,latency,big")
     parser.add_argument("--ingest-lines", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=4, help="8 trips the SQLite lock issue in docs/recall.md")
     parser.add_argument("--batcher-requests", type=int, default=64)
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency part")
     parser.add_argument("--big", type=int, default=1_000_000)

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace as dataclass_replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Optional, Sequence, Union
@@ -95,6 +96,9 @@ class ArchivalIndex:
         self.store = store
         self.batcher = batcher
         self.maintenance = maintenance
+        # Chunking big inputs runs here, not in asyncio's default pool: that pool carries the SQL
+        # store's blocking calls, and a request holding a write lock must always find a thread.
+        self._chunker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-chunk")
         self.budget = ChunkBudget(
             max_tokens=settings.chunk_tokens,
             count_tokens=cl100k_counter(),
@@ -130,6 +134,7 @@ class ArchivalIndex:
         await self.maintenance.aclose()
         await self.batcher.aclose()
         await self.store.close()
+        self._chunker.shutdown(wait=True)
 
     @property
     def model_id(self) -> str:
@@ -141,7 +146,7 @@ class ArchivalIndex:
         """Chunk and embed `lines` (no newlines inside); touches no state, so callers may run it
         before taking locks or opening transactions."""
         if len(lines) > INLINE_CHUNKING_LINES:
-            chunks = await asyncio.to_thread(self._chunk, lines)
+            chunks = await asyncio.get_running_loop().run_in_executor(self._chunker, self._chunk, lines)
         else:
             chunks = self._chunk(lines)
         vectors = await self.batcher.embed([c.text for c in chunks])
@@ -181,7 +186,7 @@ class ArchivalIndex:
             old = await self.store.read_plan_rows(state, block_ref.block_id) if state is not None else None
             old_chunks, old_ids, by_hash = _stored_chunks(old)
             if len(lines) > INLINE_CHUNKING_LINES or len(old_chunks) > INLINE_CHUNKING_LINES:
-                plan = await asyncio.to_thread(self._rechunk, old_chunks, lines)
+                plan = await asyncio.get_running_loop().run_in_executor(self._chunker, self._rechunk, old_chunks, lines)
             else:
                 plan = self._rechunk(old_chunks, lines)
             chunks = [c for c, _ in plan]
