@@ -2,13 +2,16 @@
 
 SQL holds the source of truth (block rows and archival lines); LanceDB holds derived chunks and
 vectors. Archival writes run the SQL transaction around the vector write, so a failed vector write
-rolls the lines back; `agentmem reindex` rebuilds vectors from SQL if a crash ever splits them.
+rolls the lines back. A process killed between the vector write and the commit can leave chunks
+whose lines were never committed (see docs/architecture.md); nothing repairs that yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import partial
 from datetime import datetime
 from typing import TYPE_CHECKING, AsyncIterator, Optional
 
@@ -78,6 +81,20 @@ def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> 
     return Conflict(message, field="expected_updated_at", current_updated_at=current_at)
 
 
+class _Transaction:
+    """A SQL transaction pinned to one thread; `run(fn, *args)` calls `fn(conn, *args)` on it."""
+
+    def __init__(self, executor: ThreadPoolExecutor):
+        self._executor = executor
+        self.conn: Optional[Connection] = None
+
+    async def call(self, fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def run(self, fn, *args, **kwargs):
+        return await self.call(fn, self.conn, *args, **kwargs)
+
+
 class MemoryService:
     def __init__(self, store: SqlStore, archival: "ArchivalIndex", *, core_limit_chars: int):
         self._store = store
@@ -87,18 +104,27 @@ class MemoryService:
     # ---- transactions that span SQL and the archival index -------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
-        conn = await asyncio.to_thread(self._store.engine.connect)
+    async def _transaction(self) -> AsyncIterator["_Transaction"]:
+        # The transaction gets a thread of its own for every SQL step, commit included. Running
+        # steps through the shared pool deadlocks under load: requests waiting for the write lock
+        # fill every pool thread, and the holder then cannot get one to commit.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sql-transaction")
+        tx = _Transaction(executor)
         try:
-            trans = await asyncio.to_thread(conn.begin)
+            conn = await tx.call(self._store.engine.connect)
+            tx.conn = conn
             try:
-                yield conn
-            except BaseException:
-                await asyncio.to_thread(trans.rollback)
-                raise
-            await asyncio.to_thread(trans.commit)
+                trans = await tx.call(conn.begin)
+                try:
+                    yield tx
+                except BaseException:
+                    await tx.call(trans.rollback)
+                    raise
+                await tx.call(trans.commit)
+            finally:
+                await tx.call(conn.close)
         finally:
-            await asyncio.to_thread(conn.close)
+            executor.shutdown(wait=False)
 
     async def _single_statements(self, fn, *args):
         """Run `fn(conn)` whose statements are each atomic alone (reads, one guarded write)."""
@@ -211,17 +237,17 @@ class MemoryService:
     async def _update_archival(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
         lines = split_lines(content) if content else []
         now = now_micros()
-        async with self._transaction() as conn:
+        async with self._transaction() as tx:
             if expected is None:
-                row = await asyncio.to_thread(sql.insert_block_if_missing, conn, tenant_id, "archival", key, "", len(lines), now)
+                row = await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", len(lines), now)
             else:
-                row = await asyncio.to_thread(
-                    sql.guarded_update, conn, tenant_id, "archival", key,
+                row = await tx.run(
+                    sql.guarded_update, tenant_id, "archival", key,
                     expected_updated_at=to_micros(expected), content="", line_count=len(lines), now_us=now,
                 )
             if row is None:
-                raise _conflict(await asyncio.to_thread(sql.get_block, conn, tenant_id, "archival", key), expected)
-            await asyncio.to_thread(sql.replace_lines, conn, row.id, lines, row.updated_at)
+                raise _conflict(await tx.run(sql.get_block, tenant_id, "archival", key), expected)
+            await tx.run(sql.replace_lines, row.id, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
@@ -274,20 +300,20 @@ class MemoryService:
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
         now = now_micros()
-        async with self._transaction() as conn:
-            await asyncio.to_thread(sql.insert_block_if_missing, conn, tenant_id, "archival", key, "", 0, now)
-            block = await asyncio.to_thread(sql.get_block, conn, tenant_id, "archival", key)
-            row = await asyncio.to_thread(sql.reserve_archival_lines, conn, block.id, len(lines), now)
+        async with self._transaction() as tx:
+            await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", 0, now)
+            block = await tx.run(sql.get_block, tenant_id, "archival", key)
+            row = await tx.run(sql.reserve_archival_lines, block.id, len(lines), now)
             first = row.line_count - len(lines) + 1
-            await asyncio.to_thread(sql.insert_lines, conn, row.id, first, lines, row.updated_at)
+            await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
             await self._archival.add(ref, prepared, first_line=first, written_at=from_micros(row.updated_at))
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
         _check_block_type(block_type)
-        async with self._transaction() as conn:
-            block_id = await asyncio.to_thread(sql.delete_block, conn, tenant_id, block_type, _agent_key(agent_id))
+        async with self._transaction() as tx:
+            block_id = await tx.run(sql.delete_block, tenant_id, block_type, _agent_key(agent_id))
             if block_id and block_type == "archival":
                 await self._archival.delete_block(tenant_id, block_id)
 
