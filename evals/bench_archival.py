@@ -27,15 +27,13 @@ import asyncio
 import json
 import os
 import re
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
+
+from evals._bench import Server, latency_summary, log
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -55,76 +53,6 @@ QUESTIONS = [
     "who is organising the offsite?",
     "what did the doctor say about the knee?",
 ]
-
-
-def percentiles(samples_s: Sequence[float]) -> dict:
-    ordered = sorted(samples_s)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2),
-        "n": len(ordered),
-    }
-
-
-def log(*args) -> None:
-    print(time.strftime("%H:%M:%S"), *args, flush=True)
-
-
-# ---- the server, as users run it -----------------------------------------------------------
-
-
-class Server:
-    """`agentmem serve` in its own process (its RSS is then the server's alone)."""
-
-    def __init__(self, data_dir: Path, **settings: str):
-        import httpx
-
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
-        self.env.update({f"AGENTMEM_{k.upper()}": str(v) for k, v in settings.items()})
-        self.env["AGENTMEM_DATA_DIR"] = str(data_dir)
-        cli = [sys.executable, "-m", "agentmem_server.cli"]
-        made = subprocess.run(cli + ["keys", "create", "--tenant", "bench"], env=self.env, capture_output=True, text=True, check=True)
-        self.key = made.stdout.strip().splitlines()[-1]
-        self.tenant_id = re.search(r"\((\S+)\)", made.stdout).group(1)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.cli = cli
-        self.proc: Optional[subprocess.Popen] = None
-        self._httpx = httpx
-
-    def start(self) -> "Server":
-        self.proc = subprocess.Popen(self.cli + ["serve", "--port", str(self.port), "--log-level", "warning"], env=self.env)
-        for _ in range(1200):
-            try:
-                if self._httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except self._httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError("the server exited during startup")
-            time.sleep(0.1)
-        raise RuntimeError("the server did not become ready")
-
-    def rss_mb(self) -> float:
-        import psutil
-
-        return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the text of the ingestion benchmark ---------------------------------------------------
@@ -391,8 +319,8 @@ async def search_quality(index, tenant_id: str, vectors: np.ndarray, queries: np
         hybrid.append(time.perf_counter() - t0)
     return {
         f"recall_at_{k}": round(float(np.mean(recalls)), 4),
-        "in_process_vector_k10": percentiles(times),
-        "in_process_hybrid_k5": percentiles(hybrid),
+        "in_process_vector_k10": latency_summary(times),
+        "in_process_hybrid_k5": latency_summary(hybrid),
     }
 
 
@@ -410,7 +338,7 @@ async def http_recall(server: Server, n: int) -> dict:
                 hits = await client.memory.recall(f"{QUESTIONS[i % len(QUESTIONS)]} ({i})", agent_id="bench", scope="agent", limit=5, mode=mode)
                 times.append(time.perf_counter() - t0)
                 assert hits or mode == "keyword"
-            out[mode] = percentiles(times)
+            out[mode] = latency_summary(times)
             log(f"HTTP recall {mode} k=5: {out[mode]}")
     return out
 

@@ -14,54 +14,16 @@ import argparse
 import json
 import os
 import secrets
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 import agentmem
+from evals._bench import Server, latency_summary
 
 DEFAULT_PG = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(data_dir: Path, database_url: str | None) -> tuple[subprocess.Popen, str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
-    env.update(AGENTMEM_DATA_DIR=str(data_dir), AGENTMEM_EMBEDDING_MODEL="hash:384", HF_HUB_OFFLINE="1")
-    if database_url:
-        env["AGENTMEM_DATABASE_URL"] = database_url
-    cli = [sys.executable, "-m", "agentmem_server.cli"]
-    key = subprocess.run(cli + ["keys", "create", "--tenant", "bench"], env=env, capture_output=True, text=True, check=True)
-    port = _free_port()
-    proc = subprocess.Popen(cli + ["serve", "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    return proc, url, key.stdout.strip().splitlines()[-1]
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3),
-        "n": len(ordered),
-    }
 
 
 def measure(url: str, key: str, n: int) -> dict[str, dict[str, float]]:
@@ -77,7 +39,7 @@ def measure(url: str, key: str, n: int) -> dict[str, dict[str, float]]:
             t0 = time.perf_counter()
             client.memory.get("core", agent_id="bench")
             gets.append(time.perf_counter() - t0)
-    return {"update": _percentiles(updates), "get": _percentiles(gets)}
+    return {"update": latency_summary(updates), "get": latency_summary(gets)}
 
 
 def _pg_schema_url(base: str) -> tuple[str, str] | None:
@@ -119,12 +81,12 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, db_url in backends:
             with tempfile.TemporaryDirectory() as tmp:
-                proc, url, key = _start(Path(tmp), db_url)
+                settings = {"embedding_model": "hash:384"} | ({"database_url": db_url} if db_url else {})
+                server = Server(Path(tmp), **settings).start()
                 try:
-                    results[name] = measure(url, key, args.n)
+                    results[name] = measure(server.url, server.key, args.n)
                 finally:
-                    proc.terminate()
-                    proc.wait(timeout=20)
+                    server.stop()
             r = results[name]
             print(
                 f"{name:9s} update p50 {r['update']['p50_ms']:6.2f} ms  p95 {r['update']['p95_ms']:6.2f} ms | "

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -40,20 +39,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
+from evals._bench import latency_summary, log  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "out" / "bench_embedder.json"
-
-
-def pct(samples_s: Sequence[float]) -> dict:
-    ordered = sorted(samples_s)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2),
-        "n": len(ordered),
-    }
-
-
-def log(*args) -> None:
-    print(time.strftime("%H:%M:%S"), *args, flush=True)
 
 
 def corpus(max_lines: int, embedder) -> tuple[list[str], list[str], list[str]]:
@@ -164,7 +152,7 @@ def main() -> int:
                 backends[name].embed([q])
                 samples[name].append(time.perf_counter() - t0)
         for name in names:
-            results[name]["query"] = pct(samples[name])
+            results[name]["query"] = latency_summary(samples[name])
 
         # Throughput: one lane, then the server's lanes; backends interleaved round by round.
         one: dict[str, list[float]] = {n: [] for n in names}

@@ -1,0 +1,79 @@
+"""What the benchmarks share: latency summaries, timestamped logging, `agentmem serve` in a child."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+
+def latency_summary(samples_s: Sequence[float]) -> dict:
+    """Median and nearest-rank p95 of durations in seconds, reported in milliseconds."""
+    ordered = sorted(samples_s)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2),
+        "n": len(ordered),
+    }
+
+
+def log(*args) -> None:
+    print(time.strftime("%H:%M:%S"), *args, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`agentmem serve` in its own process (its RSS is then the server's alone)."""
+
+    def __init__(self, data_dir: Path, **settings: str):
+        import httpx
+
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
+        self.env.update({f"AGENTMEM_{k.upper()}": str(v) for k, v in settings.items()})
+        self.env["AGENTMEM_DATA_DIR"] = str(data_dir)
+        cli = [sys.executable, "-m", "agentmem_server.cli"]
+        made = subprocess.run(cli + ["keys", "create", "--tenant", "bench"], env=self.env, capture_output=True, text=True, check=True)
+        self.key = made.stdout.strip().splitlines()[-1]
+        self.tenant_id = re.search(r"\((\S+)\)", made.stdout).group(1)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cli = cli
+        self.proc: Optional[subprocess.Popen] = None
+        self._httpx = httpx
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen(self.cli + ["serve", "--port", str(self.port), "--log-level", "warning"], env=self.env)
+        for _ in range(1200):
+            try:
+                if self._httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except self._httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited during startup")
+            time.sleep(0.1)
+        raise RuntimeError("the server did not become ready")
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
