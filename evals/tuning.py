@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .dataset import Conversation, load_dataset
 from .harness import _ingest, _parse_setting, _type_order, local_server, select_questions

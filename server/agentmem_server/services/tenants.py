@@ -83,7 +83,7 @@ class TenantService:
         if path.exists():
             secret = path.read_text().strip()
             with self._store.begin() as conn:
-                if sql.key_is_active(conn, secret):
+                if sql.tenant_for_key(conn, secret) is not None:
                     return secret
         created = self.create_key_sync(DEFAULT_TENANT)
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ kept as they were appended so the import chunks, and therefore recalls, exactly 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, AsyncIterator, Iterator
 
@@ -108,8 +109,6 @@ class Importer:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     async def _write(self, fn) -> Any:
-        import asyncio
-
         def run():
             with self._store.begin() as conn:
                 return fn(conn)

@@ -24,7 +24,6 @@ import pyarrow as pa
 from ...services.errors import EmbeddingModelMismatch
 from ..base import ScopeKey
 from .schema import (
-    REINDEX_PREFIX,
     STORE_SCHEMA,
     STORE_TABLE,
     TABLE_PREFIX,

@@ -85,7 +85,3 @@ def tenant_for_key(conn: Connection, secret: str) -> Optional[str]:
         select(api_keys.c.tenant_id).where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
     ).first()
     return r.tenant_id if r else None
-
-
-def key_is_active(conn: Connection, secret: str) -> bool:
-    return tenant_for_key(conn, secret) is not None
