@@ -34,7 +34,7 @@ from ..storage.base import BlockRef, ScopeKey, from_micros, to_micros
 from ..storage.lance.maintenance import Maintenance
 from ..storage.lance.reindex import Progress, reindex_store
 from ..storage.lance.schema import TABLE_PREFIX, table_name, tenant_prefix
-from ..storage.lance.store import PRUNE_NOW, LanceStore, rows_table, sql_str, storage_options, vectors_of
+from ..storage.lance.store import PRUNE_NOW, RESULT_COLUMNS, LanceStore, rows_table, sql_str, storage_options, vectors_of
 from .errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -329,29 +329,21 @@ class ArchivalIndex:
             for leg in text_legs:
                 leg.cancel()
         chosen = _rank(qvec, vector_tables, text_tables, mode=mode, limit=limit, min_score=min_score, depth=depth)
-        by_table: dict[int, list[tuple[int, str]]] = {}
-        for c in chosen:
-            by_table.setdefault(c.table, []).append((c.row_id, c.chunk_id))
-        fetched = await asyncio.gather(*(self.store.fetch_rows(states[t], hits) for t, hits in by_table.items()))
-        rows = {(t, chunk_id): row for t, found in zip(by_table, fetched) for chunk_id, row in found.items()}
         results = []
         for c in chosen:
-            row = rows.get((c.table, c.chunk_id))
-            if row is None:  # deleted between the search and the fetch
-                continue
             state = states[c.table]
             if state.tenant_id != tenant_id:  # the table name says whose rows these are
                 raise RuntimeError(f"archival search for tenant {tenant_id!r} opened another tenant's table")
             results.append(
                 MemoryRecallResult(
-                    content=row["text"],
+                    content=c.row["text"],
                     score=c.score,
                     block_type="archival",
                     scope=state.scope.scope,
                     agent_id=state.scope.agent_id if state.scope.scope == "agent" else None,
-                    line_number=row["start_line"],
-                    end_line=row["end_line"],
-                    updated_at=from_micros(row["written_at"]),
+                    line_number=c.row["start_line"],
+                    end_line=c.row["end_line"],
+                    updated_at=from_micros(c.row["written_at"]),
                     block_id=state.block_id,
                 )
             )
@@ -418,8 +410,8 @@ def _time_filter(after: Optional[Timestamp], before: Optional[Timestamp]) -> Opt
 class _Candidate:
     table: int
     """Index of the scope's table in this recall."""
-    chunk_id: str
-    row_id: int
+    row: dict
+    """The chunk's result columns (`RESULT_COLUMNS`)."""
     score: float
 
 
@@ -435,24 +427,24 @@ def _rank(
 ) -> list[_Candidate]:
     """The chunks to return, in order: candidates of both legs ordered by the mode, scored by cosine."""
     cosine: dict[tuple[int, str], float] = {}
-    row_ids: dict[tuple[int, str], int] = {}
+    rows: dict[tuple[int, str], dict] = {}
     by_vector: list[tuple[int, str]] = []
     text_hits: list[tuple[tuple[int, str], float]] = []
     for t, table in enumerate(vector_tables):
-        for chunk_id, distance, row_id in zip(*(table.column(c).to_pylist() for c in ("chunk_id", "_distance", "_rowid"))):
-            key = (t, chunk_id)
-            cosine[key], row_ids[key] = 1.0 - distance, row_id
+        distances = table.column("_distance").to_pylist()
+        for row, distance in zip(table.select(RESULT_COLUMNS).to_pylist(), distances):
+            key = (t, row["chunk_id"])
+            cosine[key], rows[key] = 1.0 - distance, row
             by_vector.append(key)
     for t, table in enumerate(text_tables):
         if table.num_rows == 0:
             continue
         sims = vectors_of(table.column("vector"), len(qvec)) @ qvec
-        for chunk_id, bm25, row_id, sim in zip(
-            *(table.column(c).to_pylist() for c in ("chunk_id", "_score", "_rowid")), sims.tolist()
-        ):
-            key = (t, chunk_id)
+        bm25s = table.column("_score").to_pylist()
+        for row, bm25, sim in zip(table.select(RESULT_COLUMNS).to_pylist(), bm25s, sims.tolist()):
+            key = (t, row["chunk_id"])
             cosine.setdefault(key, sim)
-            row_ids[key] = row_id
+            rows.setdefault(key, row)
             text_hits.append((key, bm25))
     by_vector = sorted(by_vector, key=lambda k: -cosine[k])[:depth]
     text_hits = sorted(text_hits, key=lambda kv: -kv[1])[:depth]
@@ -472,7 +464,7 @@ def _rank(
     for key in order:
         score = min(1.0, max(0.0, cosine[key]))
         if score >= min_score:
-            chosen.append(_Candidate(key[0], key[1], row_ids[key], score))
+            chosen.append(_Candidate(key[0], rows[key], score))
             if len(chosen) == limit:
                 break
     return chosen

@@ -224,17 +224,20 @@ def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
     assert storage_options(Settings(archival_uri="s3://bucket/p")) == {}
 
 
-async def test_results_are_fetched_by_chunk_id_when_compaction_moved_the_rows(index: ArchivalIndex) -> None:
-    for start in range(0, 60, 10):  # six small fragments
-        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0)
-    state = await index.store.table(table_name("t1", ScopeKey("agent", "bot")))
-    qvec = (await index.prepare(["fact 55 inventory widget"])).vectors[0]
-    hits = (await index.store.vector_search(state, qvec, limit=50, where=None, columns=["chunk_id", "start_line"])).to_pylist()
+async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction(index: ArchivalIndex) -> None:
+    for start in range(0, 60, 10):  # six small fragments, each one append
+        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0 + start)
+    scope = [ScopeKey("agent", "bot")]
+    state = await index.store.table(table_name("t1", scope[0]))
     await state.table.delete("start_line < 20")
-    await index.maintain()  # compaction rewrites the fragments: row addresses change
-    moved = {h["chunk_id"]: h["_rowid"] for h in (await index.store.vector_search(state, qvec, limit=50, where=None)).to_pylist()}
-    survivors = {h["chunk_id"]: h for h in hits if h["start_line"] >= 20}
-    assert any(moved[c] != h["_rowid"] for c, h in survivors.items()), "the compaction moved rows"
-    rows = await index.store.fetch_rows(state, [(h["_rowid"], h["chunk_id"]) for h in hits])
-    assert set(rows) == set(survivors)
-    assert all(rows[c]["start_line"] == h["start_line"] for c, h in survivors.items())
+    await index.maintain()  # compaction rewrites the fragments: row positions change
+    for mode in ("hybrid", "vector", "keyword"):
+        hits = await index.recall("t1", "fact 55 inventory widget", scopes=scope, mode=mode, limit=10)
+        assert hits, mode
+        for hit in hits:
+            # Text, line range and time must all come from the same row (no fetch by position).
+            first = hit.line_number - 1
+            assert hit.line_number >= 20
+            assert hit.content.splitlines()[0] == facts(1, first)[0]
+            assert hit.end_line == hit.line_number + len(hit.content.splitlines()) - 1
+            assert round(hit.updated_at.timestamp() * 1e6) == T0 + first // 10 * 10
