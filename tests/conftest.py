@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
@@ -15,6 +17,18 @@ from support import ServerProcess, server_env
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# One ONNX export of the bundled model for the whole run (~30 s), shared by in-process embedders
+# and server processes (support.server_env passes it on), and not left in the user's ~/.cache.
+_SESSION_ONNX_CACHE = None
+if "AGENTMEM_ONNX_CACHE_DIR" not in os.environ:
+    _SESSION_ONNX_CACHE = tempfile.mkdtemp(prefix="agentmem-test-onnx-")
+    os.environ["AGENTMEM_ONNX_CACHE_DIR"] = _SESSION_ONNX_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SESSION_ONNX_CACHE:
+        shutil.rmtree(_SESSION_ONNX_CACHE, ignore_errors=True)
 
 POSTGRES_URL = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"

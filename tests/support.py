@@ -34,7 +34,9 @@ def free_port() -> int:
 
 
 def server_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
+    """The environment of a server process: no AGENTMEM_* setting of ours leaks in, except the
+    session's ONNX export folder (conftest), so servers do not export the model again."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_") or k == "AGENTMEM_ONNX_CACHE_DIR"}
     env["AGENTMEM_DATA_DIR"] = str(data_dir)
     for name, value in settings.items():
         env[f"AGENTMEM_{name.upper()}"] = value

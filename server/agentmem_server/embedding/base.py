@@ -13,7 +13,8 @@ class Embedder(Protocol):
 
     Call it through `EmbeddingBatcher` from async code: it must never run on the event loop.
     An implementation may also set `parallel_lanes` (default 1): how many `embed` calls may run
-    at once, on separate threads, to keep its device busy.
+    at once, on separate threads, to keep its device busy; and define `embed_query(texts)`, the
+    same vectors computed for latency rather than throughput (used for recall queries).
     """
 
     model_id: str

@@ -7,8 +7,9 @@ merged vs 98-108 one request per batch (2.2x); 64 four-line requests at 203 vs 1
 Large requests take turns batch by batch, so a bulk append cannot starve a small one.
 
 Model calls run on worker threads ("lanes"): `workers` lanes take any batch, and one more lane
-takes only queries (`urgent=True`), so a recall never waits behind a batch of ingestion. The
-embedder must allow concurrent `embed` calls when there is more than one lane.
+takes only queries (`urgent=True`), so a recall never waits behind a batch of ingestion; it calls
+the embedder's `embed_query` where it has one. The embedder must allow concurrent calls when
+there is more than one lane.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class EmbeddingBatcher:
         self._wakeup: Optional[asyncio.Event] = None
         self._dispatcher: Optional[asyncio.Task] = None
         self._closed = False
+        self._embed_query = getattr(embedder, "embed_query", embedder.embed)
 
     async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> np.ndarray:
         """Vectors for `texts`, in order: shape `(len(texts), dimension)`, float32, unit length."""
@@ -134,7 +136,8 @@ class EmbeddingBatcher:
             if not batch.parts:
                 return
             try:
-                vectors = await loop.run_in_executor(self._executor, self.embedder.embed, batch.texts)
+                embed = self._embed_query if query_lane else self.embedder.embed
+                vectors = await loop.run_in_executor(self._executor, embed, batch.texts)
             except Exception as exc:  # noqa: BLE001 - handed to every caller waiting on this batch
                 for r, _, _ in batch.parts:
                     if not r.future.done():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,12 +14,15 @@ if TYPE_CHECKING:
 
 BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 
+log = logging.getLogger("agentmem.embedding")
+
 
 def load_embedder(settings: "Settings") -> Embedder:
     """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests).
 
-    `embedding_backend="onnx"` runs a real model with ONNX Runtime (CPU only), exporting it into
-    `DATA_DIR/onnx` first if needed; the model id is the same as torch's (same vectors).
+    A real model runs with ONNX Runtime on CPU (`embedding_backend` `auto` or `onnx`), exported into
+    the ONNX cache first if needed, or with torch (GPU, or `torch`); the model id is the same
+    either way because the vectors are (cosine >= 0.999, checked at export).
     Slow for real models (seconds): call it in the app's lifespan, off the event loop.
     """
     spec = settings.embedding_model
@@ -40,13 +44,27 @@ def load_embedder(settings: "Settings") -> Embedder:
         if not path.is_dir():
             raise ValueError(f"embedding_model {spec!r} is neither {BUNDLED_MINILM!r}, hash:DIM, nor a local folder")
         spec = str(path.resolve())
-    if settings.embedding_backend == "onnx":
-        return _load_onnx(path, spec, settings)
+    if _use_onnx(settings):
+        try:
+            return _load_onnx(path, spec, settings)
+        except Exception:
+            if settings.embedding_backend == "onnx":
+                raise
+            # `auto` must still start: torch computes the same vectors, only slower per query.
+            log.warning("the ONNX backend failed to load; embedding with torch instead", exc_info=True)
     from .sentence import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
         path, model_id=spec, device=settings.embedding_device, batch_size=settings.embedding_batch_size
     )
+
+
+def _use_onnx(settings: "Settings") -> bool:
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend == "onnx"
+    from .sentence import resolve_device
+
+    return resolve_device(settings.embedding_device) == "cpu"
 
 
 def _load_onnx(path: Path, model_id: str, settings: "Settings") -> Embedder:
@@ -57,7 +75,10 @@ def _load_onnx(path: Path, model_id: str, settings: "Settings") -> Embedder:
     from .onnx import OnnxSentenceEmbedder, ensure_onnx_export
 
     try:
-        export_dir = ensure_onnx_export(path, settings.data_dir.resolve() / "onnx")
-        return OnnxSentenceEmbedder(export_dir, model_id=model_id, batch_size=settings.embedding_batch_size)
+        export_dir = ensure_onnx_export(path, settings.resolved_onnx_cache_dir())
+        return OnnxSentenceEmbedder(
+            export_dir, model_id=model_id, batch_size=settings.embedding_batch_size,
+            query_threads=settings.embedding_query_threads,
+        )
     except ModuleNotFoundError as exc:
         raise RuntimeError(f"embedding_backend 'onnx' needs `pip install onnxruntime onnx` ({exc})") from exc

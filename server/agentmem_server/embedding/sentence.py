@@ -11,11 +11,16 @@ import numpy as np
 
 from .base import normalize_rows
 
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl")
+"""A CUDA GPU needs the NVIDIA driver, which shows up as one of these on Linux."""
+
 
 def resolve_device(device: str) -> str:
     """`auto` -> `cuda` when torch sees a GPU, else `cpu`; anything else is passed to torch as is."""
     if device != "auto":
         return device
+    if not any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
+        return "cpu"  # without importing torch (~1 s and ~300 MB) just to learn there is no GPU
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

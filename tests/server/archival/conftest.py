@@ -55,7 +55,7 @@ async def index(open_index: OpenIndex) -> ArchivalIndex:
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
-    """The bundled all-MiniLM-L6-v2, loaded once for the whole session (seconds, ~90 MB)."""
+    """The bundled all-MiniLM-L6-v2 run by torch (the reference backend), loaded once (seconds, ~90 MB)."""
     from agentmem_server.embedding import load_embedder
 
-    return load_embedder(Settings(embedding_device="cpu"))
+    return load_embedder(Settings(embedding_device="cpu", embedding_backend="torch"))

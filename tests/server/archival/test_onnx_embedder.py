@@ -1,8 +1,9 @@
-"""The ONNX backend: same vectors as torch, exported offline from the bundled model, picked by settings."""
+"""The ONNX backend (the default on CPU): same vectors as torch, exported offline from the bundled model."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -52,9 +53,13 @@ def onnx_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def onnx_settings(root: Path, **values) -> Settings:
+    return Settings(data_dir=root, onnx_cache_dir=root / "onnx", **values)
+
+
 @pytest.fixture(scope="module")
 def onnx_embedder(onnx_root: Path):
-    return load_embedder(Settings(data_dir=onnx_root, embedding_backend="onnx"))
+    return load_embedder(onnx_settings(onnx_root, embedding_backend="onnx"))
 
 
 @pytest.mark.slow
@@ -94,8 +99,81 @@ def test_onnx_backend_loads_offline_from_the_export(onnx_root: Path, monkeypatch
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    embedder = load_embedder(Settings(data_dir=onnx_root, embedding_backend="onnx", embedding_device="cpu"))
+    embedder = load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_device="cpu"))
     assert embedder.embed(["hello"]).shape == (1, 384)
+
+
+@pytest.mark.slow
+def test_auto_backend_is_onnx_on_cpu(onnx_root: Path) -> None:
+    from agentmem_server.embedding.onnx import OnnxSentenceEmbedder
+
+    embedder = load_embedder(onnx_settings(onnx_root, embedding_device="cpu"))
+    assert isinstance(embedder, OnnxSentenceEmbedder) and embedder.model_id == BUNDLED_MINILM
+
+
+@pytest.mark.slow
+def test_auto_backend_falls_back_to_torch_when_onnx_fails(onnx_root: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    from agentmem_server.embedding import onnx as onnx_module
+    from agentmem_server.embedding.sentence import SentenceTransformerEmbedder
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(onnx_module, "ensure_onnx_export", broken_export)
+    embedder = load_embedder(onnx_settings(onnx_root, embedding_device="cpu"))
+    assert isinstance(embedder, SentenceTransformerEmbedder) and embedder.model_id == BUNDLED_MINILM
+    assert "embedding with torch instead" in caplog.text
+    with pytest.raises(RuntimeError, match="exporter broke"):  # asked for by name: no silent fallback
+        load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_device="cpu"))
+
+
+@pytest.mark.slow
+def test_query_session_gives_the_batch_sessions_vectors(onnx_root: Path) -> None:
+    from agentmem_server.embedding.onnx import OnnxSentenceEmbedder
+
+    embedder = load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_query_threads=2))
+    assert isinstance(embedder, OnnxSentenceEmbedder)
+    if (os.cpu_count() or 1) > 1:
+        assert embedder._query_session is not embedder._session, "a query gets a session of its own"
+    texts = TEXTS[:6]
+    np.testing.assert_allclose(embedder.embed_query(texts), embedder.embed(texts), atol=1e-5)
+
+
+async def test_batcher_sends_queries_to_embed_query() -> None:
+    calls = []
+
+    class Recording(HashEmbedder):
+        def embed(self, texts):
+            calls.append(("embed", list(texts)))
+            return super().embed(texts)
+
+        def embed_query(self, texts):
+            calls.append(("embed_query", list(texts)))
+            return super().embed(texts)
+
+    batcher = EmbeddingBatcher(Recording(16), max_batch=8, workers=1)
+    try:
+        query = await batcher.embed(["what is due?"], urgent=True)
+        lines = await batcher.embed(["a line", "another line"])
+    finally:
+        await batcher.aclose()
+    assert calls == [("embed_query", ["what is due?"]), ("embed", ["a line", "another line"])]
+    np.testing.assert_allclose(query, HashEmbedder(16).embed(["what is due?"]))
+    assert lines.shape == (2, 16)
+
+
+def test_auto_device_on_a_machine_without_nvidia_driver_imports_no_torch() -> None:
+    from agentmem_server.embedding.sentence import NVIDIA_DRIVER_PATHS
+
+    if any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
+        pytest.skip("this machine has an NVIDIA driver")
+    code = (
+        "import sys\n"
+        "from agentmem_server.embedding.sentence import resolve_device\n"
+        "assert resolve_device('auto') == 'cpu'\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.slow
@@ -112,7 +190,7 @@ async def test_onnx_runs_on_the_batchers_lanes(onnx_embedder) -> None:
 
 
 def test_backend_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().embedding_backend == "torch"
+    assert Settings().embedding_backend == "auto"
     monkeypatch.setenv("AGENTMEM_EMBEDDING_BACKEND", "onnx")
     assert Settings().embedding_backend == "onnx"
     monkeypatch.setenv("AGENTMEM_EMBEDDING_BACKEND", "tensorrt")
