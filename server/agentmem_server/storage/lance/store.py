@@ -300,15 +300,20 @@ class LanceStore:
     # ---- search -------------------------------------------------------------------------------
 
     async def vector_search(
-        self, state: _TableState, vector: np.ndarray, *, limit: int, where: Optional[str], columns: Sequence[str] = VECTOR_LEG_COLUMNS
+        self, state: _TableState, vector: np.ndarray, *, limit: int, where: Optional[str],
+        columns: Sequence[str] = VECTOR_LEG_COLUMNS, refine_candidates: int = 0,
     ) -> pa.Table:
-        """Nearest rows with `_distance` = 1 - cosine (exact: flat search, or ANN hits re-ranked)."""
+        """Nearest rows with `_distance` = 1 - cosine (exact: flat search, or ANN hits re-ranked).
+
+        With an ANN index, max(`refine_candidates`, `ANN_REFINE_FACTOR` x `limit`) of its hits are
+        re-ranked with their full vectors, so a small `limit` can keep the recall of a deep search.
+        """
         query = state.table.query().nearest_to(vector).distance_type("cosine")
         query = query.select([*columns, "_distance"]).limit(limit)
         if where:
             query = query.where(where)  # LanceDB filters before the search unless told postfilter()
         if state.ann_rows:
-            query = query.ef(ANN_EF).refine_factor(ANN_REFINE_FACTOR)
+            query = query.ef(ANN_EF).refine_factor(max(ANN_REFINE_FACTOR, -(-refine_candidates // limit)))
         return await query.to_arrow()
 
     async def text_search(
