@@ -25,7 +25,7 @@ setsid make run PORT="$port" >"$work/run.log" 2>&1 &
 server_pid=$!
 
 url=""; key=""
-for _ in $(seq 1 600); do
+for _ in $(seq 1 1500); do  # >= 5 min: a first start also exports the model to ONNX (~30 s)
   url="$(sed -n 's/^URL: //p' "$work/run.log" | head -n1)"
   key="$(sed -n 's/^API key: //p' "$work/run.log" | head -n1)"
   if [ -n "$url" ] && [ -n "$key" ] && curl -fsS "$url/healthz" >/dev/null 2>&1; then break; fi

@@ -47,7 +47,21 @@ def serve(
         typer.echo(f"API key: {key}")
         typer.echo(f"Docs: http://{host}:{port}/docs   Data: {settings.data_dir.resolve()}")
         typer.echo(f"Try:  AGENTMEM_API_KEY={key} python -c \"import agentmem; print(agentmem.Client().memory.list())\"")
+    _show_server_logs(log_level)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _show_server_logs(level: str) -> None:
+    """Our `agentmem.*` loggers print like uvicorn's (they would otherwise show warnings only),
+    so a first start says it is exporting the model rather than looking stuck."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+    logger = logging.getLogger("agentmem")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else logging.INFO)
+    logger.propagate = False
 
 
 @keys_app.command("create")

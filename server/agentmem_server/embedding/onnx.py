@@ -31,7 +31,7 @@ import numpy as np
 
 from .base import normalize_rows
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("agentmem.embedding")
 
 EXPORT_FORMAT = 1
 """Bump when the exported graph or the files in an export folder change: old exports are ignored."""
@@ -78,6 +78,7 @@ def ensure_onnx_export(model_folder: Path | str, cache_root: Path | str) -> Path
     if (target / "meta.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting %s to ONNX (once per machine, ~30 s on 2 cores) into %s", Path(model_folder).name, target)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     work.chmod(0o755)
     try:

@@ -58,7 +58,10 @@ async def build_services(settings: "Settings") -> Services:
     provider = build_provider(settings)
     agents = AgentService(sql, memory)
     runs = RunService(settings=settings, sql=sql, memory=memory, agents=agents, provider=provider)
-    log.info("agentmem ready: sql=%s archival=%s model=%s", sql.dialect, settings.resolved_archival_uri(), embedder.model_id)
+    log.info(
+        "agentmem ready: sql=%s archival=%s model=%s (%s)",
+        sql.dialect, settings.resolved_archival_uri(), embedder.model_id, type(embedder).__name__,
+    )
     return Services(
         settings=settings, sql=sql, tenants=TenantService(sql), embedder=embedder, archival=archival,
         memory=memory, provider=provider, agents=agents, runs=runs,
