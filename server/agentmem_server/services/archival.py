@@ -156,12 +156,13 @@ class ArchivalIndex:
     def _chunk(self, lines: Sequence[str]) -> list[Chunk]:
         return chunk_lines(lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
 
-    async def add(self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp) -> None:
-        """Store prepared chunks as lines `first_line...` of the block."""
+    async def add(self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp) -> Optional[str]:
+        """Store prepared chunks as lines `first_line...` of the block; returns the write's id
+        (None when there was nothing to store), which `discard_write` takes back."""
         if prepared.model_id != self.model_id:
             raise ValueError(f"chunks were embedded by {prepared.model_id!r}, this index uses {self.model_id!r}")
         if not prepared.chunks:
-            return
+            return None
         if first_line < 1:
             raise ValueError(f"first_line must be >= 1, not {first_line}")
         shift = first_line - 1
@@ -169,7 +170,19 @@ class ArchivalIndex:
         name = self._table_name(block_ref)
         async with self.store.lock(name):
             state = await self._table_for_block(name, block_ref.block_id)
-            await self.store.add_rows(state, self._rows(state, block_ref, chunks, prepared.vectors, written_at))
+            rows = self._rows(state, block_ref, chunks, prepared.vectors, written_at)
+            await self.store.add_rows(state, rows)
+        self.maintenance.mark(name)
+        return rows.column("write_id")[0].as_py()
+
+    async def discard_write(self, block_ref: BlockRef, write_id: str) -> None:
+        """Remove the rows one `add` stored (its SQL side did not commit)."""
+        name = self._table_name(block_ref)
+        async with self.store.lock(name):
+            state = await self.store.table(name)
+            if state is not None:
+                where = f"block_id = {sql_str(block_ref.block_id)} AND write_id = {sql_str(write_id)}"
+                await self.store.delete_rows(state, where)
         self.maintenance.mark(name)
 
     async def replace(self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp) -> ReplaceResult:

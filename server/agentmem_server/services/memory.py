@@ -9,11 +9,12 @@ whose lines were never committed (see docs/architecture.md); nothing repairs tha
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from datetime import datetime
-from typing import TYPE_CHECKING, AsyncIterator, Optional
+from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Optional
 
 from sqlalchemy import Connection
 
@@ -23,6 +24,8 @@ from ..storage.base import USER_SCOPE_AGENT, BlockRef, ScopeKey, from_micros, no
 from ..storage.sql import blocks as sql
 from ..storage.sql.store import SqlStore
 from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+
+log = logging.getLogger("agentmem.memory")
 
 if TYPE_CHECKING:
     from .archival import ArchivalIndex
@@ -82,11 +85,20 @@ def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> 
 
 
 class _Transaction:
-    """A SQL transaction pinned to one thread; `run(fn, *args)` calls `fn(conn, *args)` on it."""
+    """A SQL transaction pinned to one thread; `run(fn, *args)` calls `fn(conn, *args)` on it.
+
+    `on_failure(undo)` registers a coroutine function that puts the archival index back in step
+    with SQL if the transaction does not commit: the index is written inside the transaction
+    (so a failed write rolls the text back too), but LanceDB commits on its own.
+    """
 
     def __init__(self, executor: ThreadPoolExecutor):
         self._executor = executor
         self.conn: Optional[Connection] = None
+        self.undo: list[Callable[[], Awaitable[None]]] = []
+
+    def on_failure(self, undo: Callable[[], Awaitable[None]]) -> None:
+        self.undo.append(undo)
 
     async def call(self, fn, *args, **kwargs):
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
@@ -117,14 +129,40 @@ class MemoryService:
                 trans = await tx.call(conn.begin)
                 try:
                     yield tx
+                    await tx.call(trans.commit)
                 except BaseException:
-                    await tx.call(trans.rollback)
+                    # The commit itself may have failed (lock timeout, lost connection): the
+                    # archival writes made inside the transaction must be undone either way.
+                    with suppress(Exception):
+                        await tx.call(trans.rollback)
+                    await self._undo(tx)
                     raise
-                await tx.call(trans.commit)
             finally:
                 await tx.call(conn.close)
         finally:
             executor.shutdown(wait=False)
+
+    async def _undo(self, tx: _Transaction) -> None:
+        for undo in reversed(tx.undo):
+            try:
+                await undo()
+            except Exception:  # noqa: BLE001 - the transaction's own error is the one to raise
+                log.exception("could not undo an archival write after a failed transaction")
+
+    async def _resync_archival(self, tenant_id: str, key: str, block_id: str) -> None:
+        """Make the block's archival index match its committed lines again (re-embedding only
+        chunks whose text the index no longer holds)."""
+        def read():
+            with self._store.begin() as conn:  # one snapshot: the block row and its lines agree
+                row = sql.get_block(conn, tenant_id, "archival", key)
+                return row, sql.read_lines(conn, row.id, 1, None) if row is not None else []
+
+        row, lines = await asyncio.to_thread(read)
+        ref = BlockRef(tenant_id, block_id, "agent" if key else "user", key or None)
+        if row is None or row.id != block_id:
+            await self._archival.delete_block(tenant_id, block_id)
+            return
+        await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
 
     async def _single_statements(self, fn, *args):
         """Run `fn(conn)` whose statements are each atomic alone (reads, one guarded write)."""
@@ -250,6 +288,7 @@ class MemoryService:
             await tx.run(sql.replace_lines, row.id, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
+            tx.on_failure(partial(self._resync_archival, tenant_id, key, row.id))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
         return _to_model(row, content=content)
 
@@ -307,7 +346,9 @@ class MemoryService:
             first = row.line_count - len(lines) + 1
             await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
-            await self._archival.add(ref, prepared, first_line=first, written_at=from_micros(row.updated_at))
+            write_id = await self._archival.add(ref, prepared, first_line=first, written_at=from_micros(row.updated_at))
+            if write_id is not None:
+                tx.on_failure(partial(self._archival.discard_write, ref, write_id))
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
@@ -315,6 +356,7 @@ class MemoryService:
         async with self._transaction() as tx:
             block_id = await tx.run(sql.delete_block, tenant_id, block_type, _agent_key(agent_id))
             if block_id and block_type == "archival":
+                tx.on_failure(partial(self._resync_archival, tenant_id, _agent_key(agent_id), block_id))
                 await self._archival.delete_block(tenant_id, block_id)
 
     async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:
