@@ -7,10 +7,15 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
+import pytest
+from sqlalchemy import Engine, event
 
+from agentmem_server.services.memory import MemoryService
 from agentmem_server.settings import Settings
 
 ADMIN_KEY = "admin-test-key"
@@ -87,3 +92,36 @@ class ServerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+@contextmanager
+def next_commit_fails(engine: Engine) -> Iterator[list[str]]:
+    """The engine's next transaction commit raises (later ones, an undo's, succeed), and the
+    block must raise it: TestClient re-raises what a real client sees as a 500."""
+    fired: list[str] = []
+
+    def fail(conn) -> None:
+        if not fired:
+            fired.append("commit")
+            raise RuntimeError("injected: the commit failed")
+
+    event.listen(engine, "commit", fail)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            yield fired
+    finally:
+        event.remove(engine, "commit", fail)
+
+
+@contextmanager
+def dies_before_commit(engine: Engine) -> Iterator[None]:
+    """The next commit fails and no undo runs: what a process killed at that moment leaves
+    (LanceDB has committed the write's rows, SQL has not)."""
+
+    async def no_undo(self, tx) -> None:
+        tx.undone = False
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(MemoryService, "_undo", no_undo)
+        with next_commit_fails(engine):
+            yield

@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace as dataclass_replace
 from datetime import datetime
@@ -30,7 +29,7 @@ from agentmem.types import MemoryRecallResult
 
 from ..chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, rechunk
 from ..embedding import Embedder, EmbeddingBatcher
-from ..storage.base import BlockRef, ScopeKey, from_micros, to_micros
+from ..storage.base import BlockRef, ScopeKey, from_micros, new_write_id, to_micros
 from ..storage.lance.maintenance import Maintenance
 from ..storage.lance.reindex import Progress, reindex_store
 from ..storage.lance.schema import TABLE_PREFIX, table_name, tenant_prefix
@@ -156,13 +155,16 @@ class ArchivalIndex:
     def _chunk(self, lines: Sequence[str]) -> list[Chunk]:
         return chunk_lines(lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
 
-    async def add(self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp) -> Optional[str]:
-        """Store prepared chunks as lines `first_line...` of the block; returns the write's id
-        (None when there was nothing to store), which `discard_write` takes back."""
+    async def add(
+        self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp,
+        write_id: Optional[str] = None,
+    ) -> None:
+        """Store prepared chunks as lines `first_line...` of the block, tagged with `write_id`
+        (a new one if None), which `discard_write` takes back."""
         if prepared.model_id != self.model_id:
             raise ValueError(f"chunks were embedded by {prepared.model_id!r}, this index uses {self.model_id!r}")
         if not prepared.chunks:
-            return None
+            return
         if first_line < 1:
             raise ValueError(f"first_line must be >= 1, not {first_line}")
         shift = first_line - 1
@@ -170,20 +172,25 @@ class ArchivalIndex:
         name = self._table_name(block_ref)
         async with self.store.lock(name):
             state = await self._table_for_block(name, block_ref.block_id)
-            rows = self._rows(state, block_ref, chunks, prepared.vectors, written_at)
+            rows = self._rows(state, block_ref, chunks, prepared.vectors, written_at, write_id=write_id)
             await self.store.add_rows(state, rows)
         self.maintenance.mark(name)
-        return rows.column("write_id")[0].as_py()
 
-    async def discard_write(self, block_ref: BlockRef, write_id: str) -> None:
-        """Remove the rows one `add` stored (its SQL side did not commit)."""
-        name = self._table_name(block_ref)
+    async def discard_write(self, tenant_id: str, scope: ScopeKey, write_id: str) -> None:
+        """Remove the rows one `add` stored in the scope (its SQL side did not commit)."""
+        name = table_name(tenant_id, scope)
         async with self.store.lock(name):
             state = await self.store.table(name)
             if state is not None:
-                where = f"block_id = {sql_str(block_ref.block_id)} AND write_id = {sql_str(write_id)}"
-                await self.store.delete_rows(state, where)
+                await self.store.delete_rows(state, f"write_id = {sql_str(write_id)}")
         self.maintenance.mark(name)
+
+    async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None:
+        """Remove the scope's table, whatever block it holds."""
+        name = table_name(tenant_id, scope)
+        async with self.store.lock(name):
+            self.maintenance.forget(name)
+            await self.store.drop_table(name)
 
     async def replace(self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp) -> ReplaceResult:
         """Make the block's chunks those of `lines`, embedding only chunks whose text is new.
@@ -283,6 +290,7 @@ class ArchivalIndex:
         written_at: Timestamp,
         *,
         hashes: Optional[Sequence[str]] = None,
+        write_id: Optional[str] = None,
     ) -> pa.Table:
         return rows_table(
             state.table_schema,
@@ -290,7 +298,7 @@ class ArchivalIndex:
             scope=block_ref.scope,
             agent_id=block_ref.agent_id if block_ref.scope == "agent" and block_ref.agent_id else "",
             block_id=block_ref.block_id,
-            write_id=uuid.uuid4().hex[:16],
+            write_id=write_id or new_write_id(),
             chunks=chunks,
             vectors=vectors,
             text_hashes=hashes if hashes is not None else [text_hash(c.text) for c in chunks],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
 
 from ..storage.sql.store import SqlStore
 from .memory import MemoryService
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentmem")
 
+REPAIR_INTERVAL_S = 60.0
+"""How often a server looks for archival writes interrupted by a process that died."""
+
 
 @dataclass
 class Services:
@@ -33,8 +36,12 @@ class Services:
     provider: "ChatProvider"
     agents: "AgentService"
     runs: "RunService"
+    repairer: Optional[asyncio.Task] = field(default=None, repr=False)
 
     async def close(self) -> None:
+        if self.repairer is not None:
+            self.repairer.cancel()
+            await asyncio.gather(self.repairer, return_exceptions=True)
         await self.archival.close()
         close_provider = getattr(self.provider, "aclose", None)
         if close_provider is not None:
@@ -65,4 +72,16 @@ async def build_services(settings: "Settings") -> Services:
     return Services(
         settings=settings, sql=sql, tenants=TenantService(sql), embedder=embedder, archival=archival,
         memory=memory, provider=provider, agents=agents, runs=runs,
+        repairer=asyncio.get_running_loop().create_task(
+            _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"
+        ),
     )
+
+
+async def _repair_interrupted_writes(memory: MemoryService) -> None:
+    while True:
+        try:
+            await memory.repair_interrupted_writes()
+        except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
+            log.exception("repairing interrupted archival writes failed")
+        await asyncio.sleep(REPAIR_INTERVAL_S)

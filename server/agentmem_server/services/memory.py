@@ -13,14 +13,14 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from functools import partial
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Optional
 
 from sqlalchemy import Connection
 
 from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
-from ..storage.base import USER_SCOPE_AGENT, BlockRef, ScopeKey, from_micros, now_micros, to_micros
+from ..storage.base import USER_SCOPE_AGENT, BlockRef, ScopeKey, from_micros, new_write_id, now_micros, to_micros
 from ..storage.sql import blocks as sql
 from ..storage.sql.store import SqlStore
 from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .archival import ArchivalIndex
 
 BLOCK_TYPES = ("core", "archival")
+INTERRUPTED_WRITE_GRACE = timedelta(minutes=10)
+"""An archival write still unfinished after this long is taken to be from a process that died:
+far longer than any write takes (its embedding happens before it is recorded)."""
 
 
 def split_lines(text: str) -> list[str]:
@@ -47,6 +50,10 @@ def _line_count(content: str) -> int:
 
 def _agent_key(agent_id: Optional[str]) -> str:
     return agent_id or USER_SCOPE_AGENT
+
+
+def _scope_key(agent_key: str) -> ScopeKey:
+    return ScopeKey("agent", agent_key) if agent_key else ScopeKey("user")
 
 
 def _check_block_type(block_type: str) -> None:
@@ -96,6 +103,10 @@ class _Transaction:
         self._executor = executor
         self.conn: Optional[Connection] = None
         self.undo: list[Callable[[], Awaitable[None]]] = []
+        self.undone = True
+        """False once an undo step failed: the index may be out of step with SQL."""
+        self.write_id: Optional[str] = None
+        """Set by `_archival_transaction`: the id the write's archival rows carry."""
 
     def on_failure(self, undo: Callable[[], Awaitable[None]]) -> None:
         self.undo.append(undo)
@@ -147,21 +158,59 @@ class MemoryService:
             try:
                 await undo()
             except Exception:  # noqa: BLE001 - the transaction's own error is the one to raise
+                tx.undone = False
                 log.exception("could not undo an archival write after a failed transaction")
 
-    async def _resync_archival(self, tenant_id: str, key: str, block_id: str) -> None:
-        """Make the block's archival index match its committed lines again (re-embedding only
+    @asynccontextmanager
+    async def _archival_transaction(self, tenant_id: str, key: str, kind: str) -> AsyncIterator["_Transaction"]:
+        """`_transaction` for a write that may change the scope's archival index, recorded in
+        `archival_writes_in_flight` until it commits or is undone (see `repair_interrupted_writes`).
+        `kind` says how to repair it: "append" drops the rows tagged `tx.write_id`, "resync"
+        rebuilds the scope's index from its committed lines."""
+        write_id = new_write_id()
+        await self._single_statements(sql.begin_archival_write, write_id, tenant_id, key, kind, now_micros())
+        tx: Optional[_Transaction] = None
+        try:
+            async with self._transaction() as tx:
+                tx.write_id = write_id
+                yield tx
+                await tx.run(sql.end_archival_write, write_id)  # commits with the write itself
+        except BaseException:
+            if tx is None or tx.undone:
+                with suppress(Exception):  # left in place, the repair would redo a finished undo
+                    await self._single_statements(sql.end_archival_write, write_id)
+            raise
+
+    async def repair_interrupted_writes(self, *, older_than: timedelta = INTERRUPTED_WRITE_GRACE) -> int:
+        """Put back in step the archival index of every write that started more than
+        `older_than` ago and neither committed nor was undone (its process died in between);
+        returns how many were repaired. Younger ones may still be running in another process."""
+        cutoff = now_micros() - int(older_than.total_seconds() * 1_000_000)
+        writes = await self._single_statements(sql.interrupted_archival_writes, cutoff)
+        for write in writes:
+            scope = _scope_key(write.agent_id)
+            if write.kind == "append":
+                await self._archival.discard_write(write.tenant_id, scope, write.write_id)
+            else:
+                await self._resync_scope(write.tenant_id, write.agent_id)
+            await self._single_statements(sql.end_archival_write, write.write_id)
+            log.warning("repaired the archival index after an interrupted %s write %s", write.kind, write.write_id)
+        return len(writes)
+
+    async def _resync_scope(self, tenant_id: str, key: str) -> None:
+        """Make the scope's archival index match its committed lines again (re-embedding only
         chunks whose text the index no longer holds)."""
+
         def read():
             with self._store.begin() as conn:  # one snapshot: the block row and its lines agree
                 row = sql.get_block(conn, tenant_id, "archival", key)
                 return row, sql.read_lines(conn, row.id, 1, None) if row is not None else []
 
         row, lines = await asyncio.to_thread(read)
-        ref = BlockRef(tenant_id, block_id, "agent" if key else "user", key or None)
-        if row is None or row.id != block_id:
-            await self._archival.delete_block(tenant_id, block_id)
+        if row is None:
+            await self._archival.drop_scope(tenant_id, _scope_key(key))
             return
+        ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
         await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
 
     async def _single_statements(self, fn, *args):
@@ -275,7 +324,7 @@ class MemoryService:
     async def _update_archival(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
         lines = split_lines(content) if content else []
         now = now_micros()
-        async with self._transaction() as tx:
+        async with self._archival_transaction(tenant_id, key, "resync") as tx:
             if expected is None:
                 row = await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", len(lines), now)
             else:
@@ -288,7 +337,7 @@ class MemoryService:
             await tx.run(sql.replace_lines, row.id, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
-            tx.on_failure(partial(self._resync_archival, tenant_id, key, row.id))
+            tx.on_failure(partial(self._resync_scope, tenant_id, key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
         return _to_model(row, content=content)
 
@@ -339,24 +388,30 @@ class MemoryService:
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
         now = now_micros()
-        async with self._transaction() as tx:
+        async with self._archival_transaction(tenant_id, key, "append") as tx:
             await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", 0, now)
             block = await tx.run(sql.get_block, tenant_id, "archival", key)
             row = await tx.run(sql.reserve_archival_lines, block.id, len(lines), now)
             first = row.line_count - len(lines) + 1
             await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
             ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
-            write_id = await self._archival.add(ref, prepared, first_line=first, written_at=from_micros(row.updated_at))
-            if write_id is not None:
-                tx.on_failure(partial(self._archival.discard_write, ref, write_id))
+            tx.on_failure(partial(self._archival.discard_write, tenant_id, _scope_key(key), tx.write_id))
+            await self._archival.add(
+                ref, prepared, first_line=first, written_at=from_micros(row.updated_at), write_id=tx.write_id
+            )
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
         _check_block_type(block_type)
-        async with self._transaction() as tx:
-            block_id = await tx.run(sql.delete_block, tenant_id, block_type, _agent_key(agent_id))
-            if block_id and block_type == "archival":
-                tx.on_failure(partial(self._resync_archival, tenant_id, _agent_key(agent_id), block_id))
+        key = _agent_key(agent_id)
+        if block_type == "core":
+            async with self._transaction() as tx:
+                await tx.run(sql.delete_block, tenant_id, block_type, key)
+            return
+        async with self._archival_transaction(tenant_id, key, "resync") as tx:
+            block_id = await tx.run(sql.delete_block, tenant_id, block_type, key)
+            if block_id:
+                tx.on_failure(partial(self._resync_scope, tenant_id, key))
                 await self._archival.delete_block(tenant_id, block_id)
 
     async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:

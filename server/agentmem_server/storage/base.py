@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Optional
@@ -49,3 +50,8 @@ def from_micros(us: int) -> datetime:
 
 def now_micros() -> int:
     return to_micros(datetime.now(timezone.utc))
+
+
+def new_write_id() -> str:
+    """Tags the archival rows of one write, so a failed or interrupted write can be taken back."""
+    return uuid.uuid4().hex[:16]

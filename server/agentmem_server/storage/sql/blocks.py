@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from .schema import archival_lines, blocks
+from .schema import archival_lines, archival_writes, blocks
 
 
 @dataclass(frozen=True)
@@ -212,3 +212,22 @@ def iter_append_batches(conn: Connection, block_id: str, page: int = 5000):
         after = rows[-1].line_no
     if batch:
         yield batch_at, batch
+
+
+# ---- archival writes in flight (see schema.archival_writes) ---------------------------------
+
+
+def begin_archival_write(conn: Connection, write_id: str, tenant_id: str, agent_key: str, kind: str, now_us: int) -> None:
+    conn.execute(
+        insert(archival_writes).values(write_id=write_id, tenant_id=tenant_id, agent_id=agent_key, kind=kind, started_at=now_us)
+    )
+
+
+def end_archival_write(conn: Connection, write_id: str) -> None:
+    conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
+
+
+def interrupted_archival_writes(conn: Connection, started_before_us: int) -> list:
+    """Writes recorded before the given time that never ended: (write_id, tenant_id, agent_id, kind)."""
+    stmt = select(archival_writes).where(archival_writes.c.started_at < started_before_us)
+    return list(conn.execute(stmt.order_by(archival_writes.c.started_at)))

@@ -67,6 +67,20 @@ archival_lines = Table(
     Column("written_at", BigInteger, nullable=False),
 )
 
+# Archival writes in flight. LanceDB commits outside the SQL transaction that stores the lines, so
+# a write records itself here first (committed at once) and its transaction deletes the row as it
+# commits. A row that outlives its write marks a process that died in between; the repair puts
+# the scope's index back in step with its committed lines (services/memory.py).
+archival_writes = Table(
+    "archival_writes_in_flight",
+    metadata,
+    Column("write_id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),  # "append": drop its rows; "resync": rebuild the scope
+    Column("started_at", BigInteger, nullable=False),
+)
+
 agents = Table(
     "agents",
     metadata,
