@@ -85,6 +85,9 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
             hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0 + 50)
             assert len(hits) == 5, mode
             assert all(h.content.startswith("late fact") for h in hits)
+        for limit in (20, 100):  # the API's largest limit; HNSW needs ef >= the hits it re-ranks
+            hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode="vector", limit=limit)
+            assert len(hits) == limit
 
 
 async def test_time_range_includes_after_and_excludes_before(index: ArchivalIndex) -> None:

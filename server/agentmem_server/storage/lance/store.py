@@ -313,7 +313,9 @@ class LanceStore:
         if where:
             query = query.where(where)  # LanceDB filters before the search unless told postfilter()
         if state.ann_rows:
-            query = query.ef(ANN_EF).refine_factor(max(ANN_REFINE_FACTOR, -(-refine_candidates // limit)))
+            refine = max(ANN_REFINE_FACTOR, -(-refine_candidates // limit))
+            # LanceDB refuses an ef below the hits it re-ranks (limit 20 asked for 160 > 128).
+            query = query.ef(max(ANN_EF, limit * refine)).refine_factor(refine)
         return await query.to_arrow()
 
     async def text_search(
