@@ -2,8 +2,8 @@
 
 SQL holds the source of truth (block rows and archival lines); LanceDB holds derived chunks and
 vectors. Archival writes run the SQL transaction around the vector write, so a failed vector write
-rolls the lines back. A process killed between the vector write and the commit can leave chunks
-whose lines were never committed (see docs/architecture.md); nothing repairs that yet.
+rolls the lines back, and a failed commit undoes the vector write. A process killed between the
+two leaves its write in `archival_writes_in_flight`, which `repair_interrupted_writes` settles.
 """
 
 from __future__ import annotations
