@@ -187,10 +187,7 @@ class ArchivalIndex:
 
     async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None:
         """Remove the scope's table, whatever block it holds."""
-        name = table_name(tenant_id, scope)
-        async with self.store.lock(name):
-            self.maintenance.forget(name)
-            await self.store.drop_table(name)
+        await self._drop_table(table_name(tenant_id, scope))
 
     async def replace(self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp) -> ReplaceResult:
         """Make the block's chunks those of `lines`, embedding only chunks whose text is new.
@@ -251,17 +248,17 @@ class ArchivalIndex:
                 if await self.store.block_of(candidate) == block_id:
                     name = candidate
                     break
-        if name is None:
-            return
-        async with self.store.lock(name):
-            self.maintenance.forget(name)
-            await self.store.drop_table(name)
+        if name is not None:
+            await self._drop_table(name)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         for name in await self.store.table_names(tenant_prefix(tenant_id)):
-            async with self.store.lock(name):
-                self.maintenance.forget(name)
-                await self.store.drop_table(name)
+            await self._drop_table(name)
+
+    async def _drop_table(self, name: str) -> None:
+        async with self.store.lock(name):
+            self.maintenance.forget(name)
+            await self.store.drop_table(name)
 
     async def _table_for_block(self, name: str, block_id: str):
         state = await self.store.table(name)

@@ -56,6 +56,10 @@ def _scope_key(agent_key: str) -> ScopeKey:
     return ScopeKey("agent", agent_key) if agent_key else ScopeKey("user")
 
 
+def _block_ref(tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
+    return BlockRef(tenant_id, block_id, "agent" if agent_key else "user", agent_key or None)
+
+
 def _check_block_type(block_type: str) -> None:
     if block_type not in BLOCK_TYPES:
         raise InvalidInput(f"block_type must be 'core' or 'archival', not {block_type!r}", field="block_type")
@@ -210,7 +214,7 @@ class MemoryService:
         if row is None:
             await self._archival.drop_scope(tenant_id, _scope_key(key))
             return
-        ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
+        ref = _block_ref(tenant_id, row.id, key)
         await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
 
     async def _single_statements(self, fn, *args):
@@ -335,7 +339,7 @@ class MemoryService:
             if row is None:
                 raise _conflict(await tx.run(sql.get_block, tenant_id, "archival", key), expected)
             await tx.run(sql.replace_lines, row.id, lines, row.updated_at)
-            ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
+            ref = _block_ref(tenant_id, row.id, key)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
             tx.on_failure(partial(self._resync_scope, tenant_id, key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
@@ -394,7 +398,7 @@ class MemoryService:
             row = await tx.run(sql.reserve_archival_lines, block.id, len(lines), now)
             first = row.line_count - len(lines) + 1
             await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
-            ref = BlockRef(tenant_id, row.id, "agent" if key else "user", key or None)
+            ref = _block_ref(tenant_id, row.id, key)
             tx.on_failure(partial(self._archival.discard_write, tenant_id, _scope_key(key), tx.write_id))
             await self._archival.add(
                 ref, prepared, first_line=first, written_at=from_micros(row.updated_at), write_id=tx.write_id
