@@ -351,13 +351,9 @@ class ArchivalIndex:
             if mode != "keyword":
                 # Only the `limit` nearest can win: a vector-only hit scores 0.9 x cosine in
                 # hybrid, at most what each of the `limit` nearer ones scores, and hits of both
-                # legs come with the keyword leg. Re-ranking 2 x depth ANN hits as a deep search
-                # did keeps the recall; reading 5 rows instead of 20 saved ~2.5 ms at 100k.
+                # legs come with the keyword leg. Reading 5 rows instead of 20 saved ~2.5 ms at 100k.
                 vector_tables = await asyncio.gather(
-                    *(
-                        self.store.vector_search(s, qvec, limit=limit, where=where, refine_candidates=2 * depth)
-                        for s in states
-                    )
+                    *(self.store.vector_search(s, qvec, limit=limit, where=where) for s in states)
                 )
             text_tables = await asyncio.gather(*legs)
         finally:

@@ -90,6 +90,32 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
             assert len(hits) == limit
 
 
+async def test_vector_scores_through_the_ann_index_are_exact_cosines_of_the_true_nearest(open_index) -> None:
+    # The index ranks by 8-bit quantised vectors; recall must still return the exact top k
+    # with scores equal to the cosine of the query and each chunk's stored vector.
+    import numpy as np
+
+    from agentmem_server.storage.lance.store import vectors_of
+
+    index = await open_index(ann_index_min_rows=300, chunk_tokens=16)
+    words = ["apple", "river", "engine", "garden", "planet", "violin", "copper", "meadow", "harbor", "lantern"]
+    rng = random.Random(11)
+    await append(index, ref("t1"), [" ".join(rng.choices(words, k=4)) + f" {i}" for i in range(600)])
+    await index.maintain()
+    state = await index.store.table("arc_2_t1_u")
+    assert state is not None and state.ann_rows > 0
+    stored = await state.table.query().select(["start_line", "vector"]).to_arrow()
+    vectors = vectors_of(stored.column("vector"), index.embedder.dimension)
+    for query in ("apple river", "violin lantern harbor", "copper meadow engine 17"):
+        q = index.embedder.embed([query])[0]
+        exact = np.sort(vectors @ q)[::-1][:10]
+        for limit in (3, 10):
+            hits = await index.recall("t1", query, scopes=[ScopeKey("user")], mode="vector", limit=limit)
+            scores = [h.score for h in hits]
+            assert scores == sorted(scores, reverse=True)
+            assert scores == pytest.approx(np.clip(exact[:limit], 0, 1).tolist(), abs=1e-5), (query, limit)
+
+
 async def test_time_range_includes_after_and_excludes_before(index: ArchivalIndex) -> None:
     for i in range(4):
         await append(index, ref("t1"), [f"event {i} in the garden"], first_line=i + 1, at=T0 + i * 1_000_000)
