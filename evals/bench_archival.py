@@ -361,15 +361,15 @@ def bench_scope(n: int, args) -> dict:
             Path(tmp).mkdir(parents=True, exist_ok=True)
         server = Server(Path(tmp), ann_index_min_rows=args.ann_min_rows, embedding_backend=args.embedding_backend)
 
-        async def prepare():
+        async def prepare(vectors):
             facts, index = await load_scope(Path(tmp), server.tenant_id, vectors, queries, args.ann_min_rows)
             facts.update(await search_quality(index, server.tenant_id, vectors, queries))
             log("in-process:", {k: v for k, v in facts.items() if k != "load_s"})
             await index.close()
             return facts
 
-        result = asyncio.run(prepare())
-        del vectors
+        result = asyncio.run(prepare(vectors))
+        del vectors  # the server's RSS is measured next: this process should not hold them meanwhile
         server.start()
         try:
             result["http_k5"] = asyncio.run(http_recall(server, args.queries))
@@ -502,7 +502,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="batcher,ingest,latency,big")
     parser.add_argument("--ingest-lines", type=int, default=2000)
-    parser.add_argument("--clients", type=int, default=4, help="8 trips the SQLite lock issue in docs/recall.md")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent appending clients")
     parser.add_argument("--batcher-requests", type=int, default=64)
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency part")
     parser.add_argument("--big", type=int, default=1_000_000)
