@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.services.errors import InvalidInput
 from agentmem_server.storage.base import BlockRef, ScopeKey, from_micros
+from agentmem_server.storage.lance.store import vectors_of
 
 T0 = 1_700_000_000_000_000  # UTC microseconds
 
@@ -93,10 +95,6 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
 async def test_vector_scores_through_the_ann_index_are_exact_cosines_of_the_true_nearest(open_index) -> None:
     # The index ranks by 8-bit quantised vectors; recall must still return the exact top k
     # with scores equal to the cosine of the query and each chunk's stored vector.
-    import numpy as np
-
-    from agentmem_server.storage.lance.store import vectors_of
-
     index = await open_index(ann_index_min_rows=300, chunk_tokens=16)
     words = ["apple", "river", "engine", "garden", "planet", "violin", "copper", "meadow", "harbor", "lantern"]
     rng = random.Random(11)
