@@ -48,7 +48,7 @@ Timestamp = Union[datetime, int]
 CANDIDATES_PER_RESULT = 4
 MIN_CANDIDATES = 20
 """depth = max(4 x limit, 20): the keyword leg of a hybrid recall returns that many candidates,
-enough for fusion to matter, and the vector leg re-ranks 2 x depth ANN hits exactly."""
+enough for fusion to matter (the vector leg needs only `limit`: see `recall`)."""
 HYBRID_VECTOR_WEIGHT = 0.9
 """Hybrid order: 0.9 x cosine + 0.1 x BM25 / the query's best BM25, over both legs' candidates.
 
@@ -276,7 +276,7 @@ class ArchivalIndex:
         await self.store.drop_table(name)
 
     def _table_name(self, block_ref: BlockRef) -> str:
-        return table_name(block_ref.tenant_id, ScopeKey(block_ref.scope, block_ref.agent_id))
+        return table_name(block_ref.tenant_id, block_ref.scope_key)
 
     def _rows(
         self,
@@ -293,7 +293,7 @@ class ArchivalIndex:
             state.table_schema,
             tenant_id=block_ref.tenant_id,
             scope=block_ref.scope,
-            agent_id=block_ref.agent_id if block_ref.scope == "agent" and block_ref.agent_id else "",
+            agent_id=block_ref.scope_key.agent_key,
             block_id=block_ref.block_id,
             write_id=write_id or new_write_id(),
             chunks=chunks,

@@ -52,12 +52,9 @@ def _agent_key(agent_id: Optional[str]) -> str:
     return agent_id or USER_SCOPE_AGENT
 
 
-def _scope_key(agent_key: str) -> ScopeKey:
-    return ScopeKey("agent", agent_key) if agent_key else ScopeKey("user")
-
-
 def _block_ref(tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
-    return BlockRef(tenant_id, block_id, "agent" if agent_key else "user", agent_key or None)
+    scope = ScopeKey.from_agent_key(agent_key)
+    return BlockRef(tenant_id, block_id, scope.scope, scope.agent_id)
 
 
 def _check_block_type(block_type: str) -> None:
@@ -192,7 +189,7 @@ class MemoryService:
         cutoff = now_micros() - int(older_than.total_seconds() * 1_000_000)
         writes = await self._single_statements(sql.interrupted_archival_writes, cutoff)
         for write in writes:
-            scope = _scope_key(write.agent_id)
+            scope = ScopeKey.from_agent_key(write.agent_id)
             if write.kind == "append":
                 await self._archival.discard_write(write.tenant_id, scope, write.write_id)
             else:
@@ -212,7 +209,7 @@ class MemoryService:
 
         row, lines = await asyncio.to_thread(read)
         if row is None:
-            await self._archival.drop_scope(tenant_id, _scope_key(key))
+            await self._archival.drop_scope(tenant_id, ScopeKey.from_agent_key(key))
             return
         ref = _block_ref(tenant_id, row.id, key)
         await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
@@ -399,7 +396,7 @@ class MemoryService:
             first = row.line_count - len(lines) + 1
             await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
             ref = _block_ref(tenant_id, row.id, key)
-            tx.on_failure(partial(self._archival.discard_write, tenant_id, _scope_key(key), tx.write_id))
+            tx.on_failure(partial(self._archival.discard_write, tenant_id, ScopeKey.from_agent_key(key), tx.write_id))
             await self._archival.add(
                 ref, prepared, first_line=first, written_at=from_micros(row.updated_at), write_id=tx.write_id
             )

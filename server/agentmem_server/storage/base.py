@@ -24,6 +24,11 @@ class ScopeKey:
     def agent_key(self) -> str:
         return self.agent_id if self.scope == "agent" and self.agent_id else USER_SCOPE_AGENT
 
+    @classmethod
+    def from_agent_key(cls, agent_key: str) -> "ScopeKey":
+        """The inverse of `agent_key`: the form SQL stores a scope in."""
+        return cls("agent", agent_key) if agent_key != USER_SCOPE_AGENT else cls("user")
+
 
 @dataclass(frozen=True)
 class BlockRef:
@@ -33,6 +38,10 @@ class BlockRef:
     block_id: str
     scope: Scope
     agent_id: Optional[str]
+
+    @property
+    def scope_key(self) -> ScopeKey:
+        return ScopeKey(self.scope, self.agent_id)
 
 
 def to_micros(ts: datetime) -> int:
