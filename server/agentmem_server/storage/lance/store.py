@@ -315,7 +315,9 @@ class LanceStore:
         # reading the vectors with the result columns and ranking here was 0.6-0.9 ms faster at
         # 100k-1M rows, with the same recall.
         candidates = ANN_CANDIDATES_PER_RESULT * limit
-        read = list(dict.fromkeys([*columns, "vector"]))
+        # `_distance` is named although unused: without it LanceDB logs a deprecation warning
+        # on every query (it still adds the column, but says it will stop doing so).
+        read = list(dict.fromkeys([*columns, "vector", "_distance"]))
         query = query.select(read).limit(candidates).ef(max(ANN_EF, candidates))
         hits = await query.to_arrow()
         cosine = vectors_of(hits.column("vector"), self.dimension) @ (vector / (np.linalg.norm(vector) or 1.0))
