@@ -176,6 +176,25 @@ def test_auto_device_on_a_machine_without_nvidia_driver_imports_no_torch() -> No
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_auto_picks_cuda_and_torch_when_a_gpu_is_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: fake the driver file and torch's answer, to check the decision itself.
+    import torch
+
+    from agentmem_server.embedding import loader, sentence
+
+    driver = tmp_path / "nvidiactl"
+    driver.touch()
+    monkeypatch.setattr(sentence, "NVIDIA_DRIVER_PATHS", (str(driver),))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert sentence.resolve_device("auto") == "cuda"
+    assert sentence.resolve_device("cpu") == "cpu"
+    assert not loader._use_onnx(Settings(embedding_device="auto", embedding_backend="auto")), "auto runs torch on a GPU"
+    assert loader._use_onnx(Settings(embedding_device="cpu", embedding_backend="auto"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert sentence.resolve_device("auto") == "cpu"
+    assert loader._use_onnx(Settings(embedding_device="auto", embedding_backend="auto"))
+
+
 @pytest.mark.slow
 async def test_onnx_runs_on_the_batchers_lanes(onnx_embedder) -> None:
     texts = [f"line {i}: {TEXTS[i % len(TEXTS)][:80]}" for i in range(40)]
