@@ -1,4 +1,4 @@
-"""The `agentmem` command: serve, keys, reindex, eval, export, import."""
+"""The `agentmem` command: serve, keys, reindex, cleanup, eval, export, import."""
 
 from __future__ import annotations
 
@@ -127,6 +127,39 @@ def reindex() -> None:
 
     done = asyncio.run(run())
     typer.echo(f"Re-embedded {done} chunks with {settings.embedding_model}.")
+
+
+@app.command()
+def cleanup() -> None:
+    """Remove replaced and deleted archival text from the files now, in every table.
+
+    A running server does this by itself AGENTMEM_ARCHIVAL_VERSION_GRACE_S after each write; this is for when that cannot wait (or a server stopped before its pass). Run it with the servers stopped: it prunes every old version, and a reader still on one would lose its files.
+    """
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+    from .storage.lance.store import PRUNE_NOW, LanceStore, storage_options
+
+    settings = Settings()
+
+    async def run() -> int:
+        store = await LanceStore.open_as_stored(
+            settings.resolved_archival_uri(), ann_index_min_rows=settings.ann_index_min_rows,
+            storage_options=storage_options(settings),
+        )
+        try:
+            names = sorted(await store.table_names())
+            with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()) as bar:
+                task = bar.add_task("pruning archival tables", total=len(names))
+                for name in names:
+                    await store.maintain(name, prune_older_than=PRUNE_NOW, build_ann=False)
+                    bar.advance(task)
+            return len(names)
+        finally:
+            await store.close()
+
+    typer.echo(f"Pruned the old versions of {asyncio.run(run())} archival tables.")
 
 
 @app.command(

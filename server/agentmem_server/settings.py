@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     """Lines repeated at the start of the next chunk so a fact on a boundary is found in both."""
     ann_index_min_rows: int = Field(default=10_000, ge=1)
     """A scope's archival table gets an ANN index once it holds this many chunks (docs/recall.md)."""
+    archival_version_grace_s: float = Field(default=600.0, gt=0)
+    """Background pruning keeps superseded LanceDB versions this long (a reader in another replica
+    may still be on one), then removes them: replaced and deleted archival text leaves the files
+    about this long after the write, with no further writes needed (docs/recall.md)."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

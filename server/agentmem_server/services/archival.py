@@ -19,7 +19,7 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace as dataclass_replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Optional, Sequence, Union
 
 import numpy as np
@@ -128,7 +128,10 @@ class ArchivalIndex:
         batcher = EmbeddingBatcher(
             embedder, max_batch=settings.embedding_batch_size, workers=getattr(embedder, "parallel_lanes", 1)
         )
-        return cls(settings, embedder, store, batcher, Maintenance(store, background=background_maintenance))
+        maintenance = Maintenance(
+            store, prune_grace=timedelta(seconds=settings.archival_version_grace_s), background=background_maintenance
+        )
+        return cls(settings, embedder, store, batcher, maintenance)
 
     async def close(self) -> None:
         await self.maintenance.aclose()

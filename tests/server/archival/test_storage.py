@@ -194,6 +194,28 @@ async def test_background_maintenance_indexes_new_rows(open_index) -> None:
     assert stats.num_unindexed_rows == 0 and stats.num_indexed_rows == await state.table.count_rows()
 
 
+async def test_background_pruning_removes_replaced_text_after_the_grace_without_further_writes(
+    open_index, archival_settings: Settings
+) -> None:
+    # The pass right after a write must keep the versions it superseded (another replica may
+    # read them); a second pass, once the grace is over, removes them with nobody writing again.
+    index = await open_index(archival_version_grace_s=1.0)
+    index.maintenance.background, index.maintenance.delay_s = True, 0.01
+    old = b"Qvzjxw-old-phone-number"
+    await index.replace(BOT, facts(20) + [f"call me at {old.decode()}"], written_at=T0)
+    await index.replace(BOT, facts(20) + ["call me at the office"], written_at=T0 + 1)
+    await asyncio.sleep(0.3)  # the write's own pass has run, within the grace
+    assert old in lance_bytes(archival_settings), "superseded versions are kept for the grace"
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if old not in lance_bytes(archival_settings):
+            break
+    after = lance_bytes(archival_settings)
+    assert old not in after and old.lower() not in after
+    assert b"the office" in after
+    assert [h.content for h in await index.recall("t1", "call me", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)]
+
+
 def test_table_names_round_trip_and_stay_per_tenant() -> None:
     for tenant, scope in [("t_1", ScopeKey("user")), ("ten_9", ScopeKey("agent", "a_b.c-d")), ("x", ScopeKey("agent", "_u"))]:
         assert parse_table_name(table_name(tenant, scope)) == (tenant, scope)

@@ -3,6 +3,11 @@
 Writes mark their table; shortly after a burst of writes one task compacts it, folds new rows into
 its FTS and ANN indexes, prunes old versions and builds the ANN index when due. Until then
 LanceDB searches the new rows flat, so nothing waits for maintenance to be found.
+
+Old versions are kept for `prune_grace` (readers in other replicas may still be on them), so the
+pass after a write cannot prune the versions that write superseded. A second pass runs once the
+grace has passed since that pass: replaced and deleted rows leave the files then, whether or not
+the table is written again.
 """
 
 from __future__ import annotations
@@ -12,20 +17,27 @@ import logging
 from datetime import timedelta
 from typing import Optional
 
-from .store import PRUNE_GRACE, LanceStore
+from .store import LanceStore
 
 log = logging.getLogger("agentmem.archival")
 
 MAINTENANCE_DELAY_S = 2.0
 """Wait after a write before maintaining: 1,000 tiny appends then cost one compaction, not 1,000."""
+PRUNE_MARGIN_S = 1.0
+"""The pruning pass waits this long past the grace, so the versions it is meant for are older."""
 
 
 class Maintenance:
-    def __init__(self, store: LanceStore, *, background: bool = True, delay_s: float = MAINTENANCE_DELAY_S):
+    def __init__(
+        self, store: LanceStore, *, prune_grace: timedelta, background: bool = True, delay_s: float = MAINTENANCE_DELAY_S
+    ):
         self.store = store
+        self.prune_grace = prune_grace
         self.background = background
         self.delay_s = delay_s
         self._dirty: set[str] = set()
+        self._prune_at: dict[str, float] = {}
+        """Tables whose superseded versions outlive the grace at this (event-loop) time."""
         self._touched: set[str] = set()
         """Tables written since the last cleanup(): their old versions may still hold deleted text."""
         self._running = asyncio.Lock()
@@ -46,27 +58,43 @@ class Maintenance:
     def forget(self, name: str) -> None:
         self._dirty.discard(name)
         self._touched.discard(name)
+        self._prune_at.pop(name, None)
 
     async def _loop(self) -> None:
         assert self._wakeup is not None
+        loop = asyncio.get_running_loop()
         while True:
-            await self._wakeup.wait()
+            next_prune = min(self._prune_at.values(), default=None)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), None if next_prune is None else max(0.0, next_prune - loop.time()))
+            except asyncio.TimeoutError:
+                now = loop.time()
+                due = {name for name, at in self._prune_at.items() if at <= now}
+                await self.run(prune_older_than=self.prune_grace, names=due, reschedule=False)
+                continue
             await asyncio.sleep(self.delay_s)
             self._wakeup.clear()
-            await self.run(prune_older_than=PRUNE_GRACE)
+            await self.run(prune_older_than=self.prune_grace)
 
-    async def run(self, *, prune_older_than: timedelta, names: Optional[set[str]] = None) -> None:
-        """Maintain the given tables (default: those written since the last run), one at a time."""
+    async def run(self, *, prune_older_than: timedelta, names: Optional[set[str]] = None, reschedule: bool = True) -> None:
+        """Maintain the given tables (default: those written since the last run), one at a time.
+
+        With `reschedule`, a background run that keeps versions for the grace also books each
+        table's pruning pass; a shorter `prune_older_than` (`cleanup()`) leaves nothing for it."""
+        loop = asyncio.get_running_loop()
         async with self._running:
             if names is None:
                 names, self._dirty = self._dirty, set()
             else:
                 self._dirty -= names
             for name in sorted(names):
+                self._prune_at.pop(name, None)
                 try:
                     await self.store.maintain(name, prune_older_than=prune_older_than)
                 except Exception:  # noqa: BLE001 - one table's failure must not stop the others
                     log.exception("maintenance of archival table %s failed; will retry after its next write", name)
+                if reschedule and self.background and prune_older_than >= self.prune_grace:
+                    self._prune_at[name] = loop.time() + prune_older_than.total_seconds() + PRUNE_MARGIN_S
 
     def take_touched(self) -> set[str]:
         names, self._touched = self._touched, set()

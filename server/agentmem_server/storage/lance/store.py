@@ -49,8 +49,6 @@ ANN_CANDIDATES_PER_RESULT = 2
 100k and 1M rows: what the index misses, HNSW's graph search missed."""
 ANN_REBUILD_GROWTH = 2.0
 """Rebuild the ANN index once a table holds this many times the rows it was built on."""
-PRUNE_GRACE = timedelta(minutes=10)
-"""Background pruning keeps versions this recent, so a slow reader elsewhere never loses its files."""
 PRUNE_NOW = timedelta(milliseconds=1)
 """`cleanup()` prunes everything but the latest version (0 would trigger LanceDB's warning)."""
 READ_CONSISTENCY = timedelta(seconds=1)
@@ -121,19 +119,27 @@ class LanceStore:
         storage_options: Optional[dict[str, str]] = None,
         allow_model_mismatch: bool = False,
     ) -> "LanceStore":
-        import lancedb
-
-        if "://" not in uri:
-            path = Path(uri).expanduser().resolve()
-            path.mkdir(parents=True, exist_ok=True)
-            uri = str(path)
-        db = await lancedb.connect_async(uri, read_consistency_interval=READ_CONSISTENCY, storage_options=storage_options)
+        uri, db = await _connect(uri, storage_options)
         store = cls(db, uri, model_id=model_id, dimension=dimension, ann_index_min_rows=ann_index_min_rows)
         stored = await store.stored_model()
         if stored is None:
             await store.set_stored_model(model_id)
         elif stored != model_id and not allow_model_mismatch:
             raise store.mismatch(stored)
+        return store
+
+    @classmethod
+    async def open_as_stored(
+        cls, uri: str, *, ann_index_min_rows: int, storage_options: Optional[dict[str, str]] = None
+    ) -> "LanceStore":
+        """The store with the model its vectors were made by, for tools that embed nothing
+        (`agentmem cleanup`): loading the model only to learn its id would take seconds."""
+        uri, db = await _connect(uri, storage_options)
+        store = cls(db, uri, model_id="", dimension=0, ann_index_min_rows=ann_index_min_rows)
+        table = await store.open_raw(STORE_TABLE)
+        if table is not None:
+            stored = {row["key"]: row["value"] for row in await table.query().to_list()}
+            store.model_id, store.dimension = stored.get("model_id", ""), int(stored.get("dimension", 0))
         return store
 
     def mismatch(self, stored: str) -> EmbeddingModelMismatch:
@@ -359,6 +365,16 @@ class LanceStore:
     async def close(self) -> None:
         for name in list(self._open):
             self.forget(name)
+
+
+async def _connect(uri: str, storage_options: Optional[dict[str, str]]) -> tuple[str, "AsyncConnection"]:
+    import lancedb
+
+    if "://" not in uri:
+        path = Path(uri).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        uri = str(path)
+    return uri, await lancedb.connect_async(uri, read_consistency_interval=READ_CONSISTENCY, storage_options=storage_options)
 
 
 def _owner(name: str) -> tuple[str, ScopeKey]:

@@ -84,4 +84,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Deleted and replaced memory must not linger in free pages: zero them (some builds default
+    # to this, others do not). The WAL's older frames go when it is checkpointed and removed.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
