@@ -263,3 +263,40 @@ async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction
             assert hit.content.splitlines()[0] == facts(1, first)[0]
             assert hit.end_line == hit.line_number + len(hit.content.splitlines()) - 1
             assert round(hit.updated_at.timestamp() * 1e6) == T0 + first // 10 * 10
+
+
+class _RecordingStore:
+    """Stands in for LanceStore where only the order of maintenance passes matters."""
+
+    def __init__(self) -> None:
+        self.passes: list[str] = []
+
+    async def maintain(self, name: str, *, prune_older_than) -> None:
+        self.passes.append(name)
+
+
+async def test_pruning_passes_are_booked_once_per_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from agentmem_server.storage.lance import maintenance as maintenance_module
+
+    monkeypatch.setattr(maintenance_module, "PRUNE_MARGIN_S", 0.05)
+    store = _RecordingStore()
+    grace = timedelta(seconds=0.1)
+    m = maintenance_module.Maintenance(store, prune_grace=grace, background=True, delay_s=0.01)  # type: ignore[arg-type]
+    m.mark("a")
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if len(store.passes) >= 2:
+            break
+    await asyncio.sleep(0.4)  # a table nobody wrote again gets no third pass
+    assert store.passes == ["a", "a"], "the write's pass, then one pruning pass after the grace"
+
+    # A write that lands just before a table's pruning pass: that pass maintains it, so it
+    # must book the next one (the versions this write superseded are not past the grace yet).
+    m.delay_s = 60.0  # keep the loop out of the way
+    m.mark("b")
+    await m.run(prune_older_than=grace, names={"a", "b"}, pruning_pass=True)
+    await m.run(prune_older_than=timedelta(milliseconds=1), names=set())  # cleanup() books nothing
+    assert set(m._prune_at) == {"b"}
+    await m.aclose()

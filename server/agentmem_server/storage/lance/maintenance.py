@@ -70,30 +70,33 @@ class Maintenance:
             except asyncio.TimeoutError:
                 now = loop.time()
                 due = {name for name, at in self._prune_at.items() if at <= now}
-                await self.run(prune_older_than=self.prune_grace, names=due, reschedule=False)
+                await self.run(prune_older_than=self.prune_grace, names=due, pruning_pass=True)
                 continue
             await asyncio.sleep(self.delay_s)
             self._wakeup.clear()
             await self.run(prune_older_than=self.prune_grace)
 
-    async def run(self, *, prune_older_than: timedelta, names: Optional[set[str]] = None, reschedule: bool = True) -> None:
+    async def run(
+        self, *, prune_older_than: timedelta, names: Optional[set[str]] = None, pruning_pass: bool = False
+    ) -> None:
         """Maintain the given tables (default: those written since the last run), one at a time.
 
-        With `reschedule`, a background run that keeps versions for the grace also books each
-        table's pruning pass; a shorter `prune_older_than` (`cleanup()`) leaves nothing for it."""
+        A background run that keeps versions for the grace books a pruning pass for each table
+        it maintains, except a pruning pass for a table not written since (nothing new to prune);
+        a shorter `prune_older_than` (`cleanup()`) leaves nothing for one."""
         loop = asyncio.get_running_loop()
         async with self._running:
             if names is None:
-                names, self._dirty = self._dirty, set()
-            else:
-                self._dirty -= names
+                names = set(self._dirty)
+            written = names & self._dirty
+            self._dirty -= names
             for name in sorted(names):
                 self._prune_at.pop(name, None)
                 try:
                     await self.store.maintain(name, prune_older_than=prune_older_than)
                 except Exception:  # noqa: BLE001 - one table's failure must not stop the others
                     log.exception("maintenance of archival table %s failed; will retry after its next write", name)
-                if reschedule and self.background and prune_older_than >= self.prune_grace:
+                if self.background and prune_older_than >= self.prune_grace and (name in written or not pruning_pass):
                     self._prune_at[name] = loop.time() + prune_older_than.total_seconds() + PRUNE_MARGIN_S
 
     def take_touched(self) -> set[str]:
