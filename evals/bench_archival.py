@@ -273,14 +273,16 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
     return time.perf_counter() - t0
 
 
-async def load_scope(data_dir: Path, tenant_id: str, vectors, queries, ann_min_rows: int) -> tuple[dict, object]:
+async def load_scope(
+    data_dir: Path, tenant_id: str, vectors, queries, ann_min_rows: int, recall_cache_mb: int = 0
+) -> tuple[dict, object]:
     """Load `vectors` as one agent scope of the tenant and let maintenance index it (a store
     kept from an earlier run with the same size is reused as it is)."""
     from agentmem_server.services.archival import ArchivalIndex
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef
 
-    settings = Settings(data_dir=data_dir, ann_index_min_rows=ann_min_rows)
+    settings = Settings(data_dir=data_dir, ann_index_min_rows=ann_min_rows, recall_cache_mb=recall_cache_mb)
     index = await ArchivalIndex.open(settings, VectorTableEmbedder(queries), background_maintenance=False)
     block = BlockRef(tenant_id, "blk_bench", "agent", "bench")
     state = await index.store.table(f"arc_{len(tenant_id)}_{tenant_id}_a_bench")
@@ -324,14 +326,50 @@ async def search_quality(index, tenant_id: str, vectors: np.ndarray, queries: np
     }
 
 
-async def http_recall(server: Server, n: int) -> dict:
+async def copy_quality(data_dir: Path, tenant_id: str, vectors, queries, args) -> dict:
+    """The same as `search_quality`, answered by the in-memory copy (`VectorCache`) once built."""
+    _, index = await load_scope(data_dir, tenant_id, vectors, queries, args.ann_min_rows, args.recall_cache_mb)
+    try:
+        name = f"arc_{len(tenant_id)}_{tenant_id}_a_bench"
+        cache, table = index.store.vector_cache, (await index.store.table(name)).table
+        from agentmem_server.storage.lance.vector_cache import estimated_bytes
+
+        if estimated_bytes(await table.count_rows(), DIM) > cache.budget_bytes:
+            log("the scope is too large for the in-memory copy: LanceDB answers it")
+            return {"copied": False}
+        t0 = time.perf_counter()
+        from agentmem_server.storage.base import ScopeKey
+
+        await index.recall(tenant_id, "q:0", scopes=[ScopeKey("agent", "bench")], mode="vector")  # starts the copy
+        while not await cache.current(name, table):
+            if time.perf_counter() - t0 > 600:
+                return {"copied": False}
+            await asyncio.sleep(0.1)
+        facts = {"copied": True, "copy_s": round(time.perf_counter() - t0, 1), "copy_mb": round(cache.nbytes / 2**20, 1)}
+        served = cache.served
+        facts.update(await search_quality(index, tenant_id, vectors, queries))
+        facts["served_from_copy"] = cache.served - served
+        log("in-process, from the in-memory copy:", facts)
+        return facts
+    finally:
+        await index.close()
+
+
+async def http_recall(server: Server, n: int, settle_s: float = 0.0) -> dict:
     """Recall latency as agent code sees it, through both public clients, taking turns query by
-    query (httpx's async client costs ~1 ms more per request than its sync one here)."""
+    query (httpx's async client costs ~1 ms more per request than its sync one here).
+
+    The first recall of a scope starts the server copying it into memory (`VectorCache`, ~10 s
+    at 100k chunks); `settle_s` waits for that, so the figures are a running server's."""
     import agentmem
 
     out = {}
     with agentmem.Client(api_key=server.key, base_url=server.url) as sync_client:
         async with agentmem.AsyncClient(api_key=server.key, base_url=server.url) as async_client:
+            sync_client.memory.recall(QUESTIONS[0], agent_id="bench", scope="agent", limit=5)
+            if settle_s:
+                log(f"waiting {settle_s:g}s for the server to copy the scope into memory")
+                await asyncio.sleep(settle_s)
             for mode in ("hybrid", "vector", "keyword"):
                 kwargs = dict(agent_id="bench", scope="agent", limit=5, mode=mode)
                 for i in range(10):
@@ -359,20 +397,25 @@ def bench_scope(n: int, args) -> dict:
         if args.keep_data:
             tmp = str(Path(args.keep_data, str(n)))
             Path(tmp).mkdir(parents=True, exist_ok=True)
-        server = Server(Path(tmp), ann_index_min_rows=args.ann_min_rows, embedding_backend=args.embedding_backend)
+        server = Server(
+            Path(tmp), ann_index_min_rows=args.ann_min_rows, embedding_backend=args.embedding_backend,
+            recall_cache_mb=args.recall_cache_mb,
+        )
 
         async def prepare(vectors):
             facts, index = await load_scope(Path(tmp), server.tenant_id, vectors, queries, args.ann_min_rows)
             facts.update(await search_quality(index, server.tenant_id, vectors, queries))
             log("in-process:", {k: v for k, v in facts.items() if k != "load_s"})
             await index.close()
+            if args.recall_cache_mb:
+                facts["in_memory_copy"] = await copy_quality(Path(tmp), server.tenant_id, vectors, queries, args)
             return facts
 
         result = asyncio.run(prepare(vectors))
         del vectors  # 1.5 GB at 1M: not held while the server runs and its RSS is read
         server.start()
         try:
-            result["http_k5"] = asyncio.run(http_recall(server, args.queries))
+            result["http_k5"] = asyncio.run(http_recall(server, args.queries, args.settle_s))
             result["server_rss_mb"] = server.rss_mb()
             log(f"server RSS {result['server_rss_mb']} MB")
         finally:
@@ -511,6 +554,8 @@ def main() -> None:
     parser.add_argument("--ann-min-rows", type=int, default=None, help="default: the setting's default")
     parser.add_argument("--tmp", default=None, help="where the temporary stores go")
     parser.add_argument("--embedding-backend", default="auto", choices=["auto", "torch", "onnx"], help="the server's (and the bare baseline's) backend")
+    parser.add_argument("--recall-cache-mb", type=int, default=256, help="the server's AGENTMEM_RECALL_CACHE_MB (0: LanceDB answers every vector leg)")
+    parser.add_argument("--settle-s", type=float, default=20.0, help="wait after the first recall, for the server's in-memory copy of the scope")
     parser.add_argument("--keep-data", default=None, help="keep the stores under DIR/<size> and reuse them on the next run")
     args = parser.parse_args()
     global BACKEND

@@ -124,6 +124,7 @@ class ArchivalIndex:
             ann_index_min_rows=settings.ann_index_min_rows,
             storage_options=storage_options(settings),
             allow_model_mismatch=allow_model_mismatch,
+            cache_bytes=settings.recall_cache_mb * 2**20,
         )
         batcher = EmbeddingBatcher(
             embedder, max_batch=settings.embedding_batch_size, workers=getattr(embedder, "parallel_lanes", 1)
@@ -342,14 +343,12 @@ class ArchivalIndex:
                 for s in states
             ]
 
-        # Keyword mode searches while the query is embedded (its vector only scores the hits).
-        # Hybrid embeds first: on 2 cores a concurrent keyword search slowed the embedding more
-        # than it saved (in-process hybrid p50 22-26 -> 21.6-22 ms at 100k chunks).
-        legs = text_legs() if mode == "keyword" and keywords else []
+        # The keyword leg searches while the query is embedded. With the vector leg answered from
+        # memory (`VectorCache`), that overlap is most of what a hybrid recall saves; with LanceDB
+        # answering both legs, the order made no difference on 2 cores (docs/recall.md).
+        legs = text_legs() if keywords else []
         try:
             qvec = (await self.batcher.embed([query], urgent=True))[0]
-            if mode == "hybrid" and keywords:
-                legs = text_legs()
             vector_tables = []
             if mode != "keyword":
                 # Only the `limit` nearest can win: a vector-only hit scores 0.9 x cosine in

@@ -32,6 +32,7 @@ from .schema import (
     schema_block,
     schema_model,
 )
+from .vector_cache import VectorCache
 
 if TYPE_CHECKING:
     from lancedb import AsyncConnection
@@ -86,6 +87,7 @@ def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
 
 @dataclass
 class _TableState:
+    name: str
     table: "AsyncTable"
     table_schema: pa.Schema
     block_id: Optional[str]
@@ -98,7 +100,9 @@ class _TableState:
 class LanceStore:
     """The LanceDB side of the archival index: tables, rows, searches and maintenance."""
 
-    def __init__(self, db: "AsyncConnection", uri: str, *, model_id: str, dimension: int, ann_index_min_rows: int):
+    def __init__(
+        self, db: "AsyncConnection", uri: str, *, model_id: str, dimension: int, ann_index_min_rows: int, cache_bytes: int = 0
+    ):
         self.db = db
         self.uri = uri
         self.model_id = model_id
@@ -107,6 +111,10 @@ class LanceStore:
         self._open: OrderedDict[str, _TableState] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._block_tables: dict[str, str] = {}
+        self.vector_cache = (
+            VectorCache(budget_bytes=cache_bytes, dimension=dimension, exact_below_rows=ann_index_min_rows)
+            if cache_bytes > 0 else None
+        )
 
     @classmethod
     async def open(
@@ -118,9 +126,13 @@ class LanceStore:
         ann_index_min_rows: int,
         storage_options: Optional[dict[str, str]] = None,
         allow_model_mismatch: bool = False,
+        cache_bytes: int = 0,
     ) -> "LanceStore":
+        """`cache_bytes` > 0 keeps in-memory copies of recalled tables for the vector leg (`VectorCache`)."""
         uri, db = await _connect(uri, storage_options)
-        store = cls(db, uri, model_id=model_id, dimension=dimension, ann_index_min_rows=ann_index_min_rows)
+        store = cls(
+            db, uri, model_id=model_id, dimension=dimension, ann_index_min_rows=ann_index_min_rows, cache_bytes=cache_bytes
+        )
         stored = await store.stored_model()
         if stored is None:
             await store.set_stored_model(model_id)
@@ -201,7 +213,7 @@ class LanceStore:
             # Recall trusts the table name for tenant and scope; never let a misnamed table leak.
             table.close()
             raise RuntimeError(f"archival table {name} holds rows of tenant {rows[0]['tenant_id']!r}")
-        state = _TableState(table, schema, schema_block(schema), tenant_id, scope)
+        state = _TableState(name, table, schema, schema_block(schema), tenant_id, scope)
         # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
         by_column = {tuple(i.columns): i for i in await table.list_indices()}
         if ("text",) not in by_column:
@@ -222,6 +234,8 @@ class LanceStore:
             old.table.close()
 
     def forget(self, name: str) -> None:
+        if self.vector_cache is not None:
+            self.vector_cache.forget(name)
         state = self._open.pop(name, None)
         if state is not None:
             if state.block_id and self._block_tables.get(state.block_id) == name:
@@ -232,7 +246,7 @@ class LanceStore:
         schema = chunk_schema(self.dimension, model_id=self.model_id, block_id=block_id)
         table = await self.db.create_table(name, schema=schema)
         await table.create_index("text", config=fts_config())
-        state = _TableState(table, schema, block_id, *_owner(name))
+        state = _TableState(name, table, schema, block_id, *_owner(name))
         self._remember(name, state)
         return state
 
@@ -312,6 +326,10 @@ class LanceStore:
         columns: Sequence[str] = VECTOR_LEG_COLUMNS,
     ) -> pa.Table:
         """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN index."""
+        if where is None and self.vector_cache is not None:
+            cached = await self.vector_cache.nearest(state.name, state.table, vector, limit)
+            if cached is not None:
+                return cached.select([*columns, "_distance"])
         query = state.table.query().nearest_to(vector).distance_type("cosine")
         if where:
             query = query.where(where)  # LanceDB filters before the search unless told postfilter()
@@ -363,6 +381,8 @@ class LanceStore:
             log.info("built the ANN index of %s (%d rows) in %.1fs", name, rows, asyncio.get_running_loop().time() - started)
 
     async def close(self) -> None:
+        if self.vector_cache is not None:
+            await self.vector_cache.aclose()
         for name in list(self._open):
             self.forget(name)
 

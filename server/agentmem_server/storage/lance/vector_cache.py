@@ -1,0 +1,353 @@
+"""In-memory copies of recalled archival tables, for the vector leg of a recall.
+
+At 100k rows a LanceDB vector query costs 3-6 ms here, most of it per-query machinery rather than
+the search; faiss answers the same search from memory in ~0.5 ms (docs/recall.md). A table's copy
+is a faiss index of its rows' normalised vectors (exact below `exact_below_rows`, HNSW above) with
+the result columns beside it, tagged with the table version it copies.
+
+A recall uses a copy only while the table is at that very version: any write, by this process or
+another replica, moves the version on, and LanceDB answers until the copy has caught up in the
+background (new rows added, removed ones masked, rebuilt once a quarter is masked). Version
+numbers alone do not identify the data: a table dropped and re-created elsewhere counts from 1
+again. So a copy also keeps its version's commit time, and checks it at most once a second, as
+table handles check for other processes' commits.
+
+Copies live within a memory budget. A table too large for it is never copied (LanceDB answers
+it). To make room, only copies unused for `IDLE_S` leave, least recently used first; a table that
+finds no room waits as long before it tries again, so scopes competing for the budget cannot
+keep rebuilding each other's copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from lancedb.table import AsyncTable
+
+log = logging.getLogger("agentmem.archival")
+
+COPIED_COLUMNS = ["chunk_id", "start_line", "end_line", "text", "written_at", "vector"]
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 256
+"""Recall@10 against exact search on the benchmark's synthetic vectors, efConstruction 40, one
+thread: efSearch 64 0.940 at 10k rows / 0.978 at 100k; 128 0.982 / 0.999; 256 0.998 / 0.999 in
+0.28 / 0.45 ms. A 100k build takes 6-11 s (docs/recall.md)."""
+IDENTITY_CHECK_S = 1.0
+"""How often a copy re-reads its version's commit time (LanceDB's own read-consistency interval)."""
+IDLE_S = 60.0
+"""A copy unused this long may leave to make room; a table refused room (or whose copy failed)
+waits this long before it tries again."""
+REBUILD_DEAD_FRACTION = 0.25
+"""Rebuild a copy once this share of its rows is masked: HNSW keeps visiting masked nodes."""
+BYTES_PER_ROW_OVERHEAD = 2 * HNSW_M * 4 + 600
+"""HNSW links, ids and line numbers, and what the allocator keeps from reading the rows, on top of
+the vector and the text: a 100k-row copy of the benchmark raised server RSS by 3.2 KB per row."""
+
+
+def estimated_bytes(rows: int, dimension: int, text_bytes: int = 0) -> int:
+    return rows * (dimension * 4 + BYTES_PER_ROW_OVERHEAD) + text_bytes
+
+
+@dataclass
+class _Copy:
+    table: "AsyncTable"
+    """The handle it was made through: a re-opened table is checked afresh."""
+    version: int
+    committed: datetime
+    verified_at: float
+    """Loop time of the last commit-time check; also when it was last used (`last_used`)."""
+    index: Any
+    chunk_ids: list[str]
+    start_lines: np.ndarray
+    end_lines: np.ndarray
+    texts: list[str]
+    written_at: np.ndarray
+    alive: np.ndarray
+    positions: dict[str, int] = field(default_factory=dict)
+    last_used: float = 0.0
+    busy: bool = False
+    """Set while a worker thread adds rows: no search may run on the index then."""
+    nbytes: int = 0
+
+    @property
+    def dead(self) -> int:
+        return int(len(self.alive) - self.alive.sum())
+
+    def nearest(self, vector: np.ndarray, limit: int) -> Optional[pa.Table]:
+        """The `limit` nearest live rows with `_distance` = 1 - cosine; None if the index came
+        back short (then LanceDB answers)."""
+        import faiss
+
+        live = int(self.alive.sum())
+        want = min(limit, live)
+        if want == 0:
+            return _hits_table([], [], self)
+        query = (vector / (np.linalg.norm(vector) or 1.0)).astype(np.float32)[None, :]
+        selector = None
+        if live < len(self.alive):
+            bitmap = np.packbits(self.alive, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
+        if isinstance(self.index, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * want), sel=selector)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        similarities, ids = self.index.search(query, want, params=params)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], similarities[0]) if i >= 0 and self.alive[i]]
+        if len(found) < want:
+            return None
+        return _hits_table([i for i, _ in found], [1.0 - s for _, s in found], self)
+
+    def add_rows(self, rows: pa.Table, dimension: int) -> None:
+        """Append rows (worker thread; the copy is `busy` meanwhile)."""
+        vectors = _unit_rows(rows.column("vector"), dimension)
+        self.index.add(vectors)
+        start = len(self.chunk_ids)
+        chunk_ids, texts = rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist()
+        self.chunk_ids += chunk_ids
+        self.texts += texts
+        for name, column in (("start_lines", "start_line"), ("end_lines", "end_line"), ("written_at", "written_at")):
+            setattr(self, name, np.concatenate([getattr(self, name), rows.column(column).to_numpy()]))
+        self.alive = np.concatenate([self.alive, np.ones(rows.num_rows, dtype=bool)])
+        self.positions.update((chunk_id, start + k) for k, chunk_id in enumerate(chunk_ids))
+        self.nbytes += estimated_bytes(rows.num_rows, dimension, sum(len(t) for t in texts))
+
+
+def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa.Table:
+    return pa.table(
+        {
+            "chunk_id": pa.array([copy.chunk_ids[i] for i in positions], pa.string()),
+            "start_line": pa.array(copy.start_lines[positions], pa.int32()),
+            "end_line": pa.array(copy.end_lines[positions], pa.int32()),
+            "text": pa.array([copy.texts[i] for i in positions], pa.string()),
+            "written_at": pa.array(copy.written_at[positions], pa.int64()),
+            "_distance": pa.array(distances, pa.float32()),
+        }
+    )
+
+
+def _unit_rows(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
+    from .store import vectors_of
+
+    vectors = np.array(vectors_of(column, dimension), dtype=np.float32, copy=True)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+def _new_index(dimension: int, hnsw: bool):
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # builds run beside recalls on a 2-core box: never take both
+    if not hnsw:
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return index
+
+
+async def _commit_time(table: "AsyncTable", version: int) -> Optional[datetime]:
+    for entry in await table.list_versions():
+        if entry["version"] == version:
+            return entry["timestamp"]
+    return None
+
+
+class VectorCache:
+    """Copies of tables by name, kept in step with LanceDB in the background."""
+
+    def __init__(self, *, budget_bytes: int, dimension: int, exact_below_rows: int):
+        self.budget_bytes = budget_bytes
+        self.dimension = dimension
+        self.exact_below_rows = exact_below_rows
+        self._copies: OrderedDict[str, _Copy] = OrderedDict()
+        self._syncs: dict[str, asyncio.Task] = {}
+        self._too_big: dict[str, int] = {}
+        """Tables over the budget, with the version that was measured (measured again when it moves)."""
+        self._retry_after: dict[str, float] = {}
+        """Tables refused room, or whose copy failed: no new attempt before this loop time."""
+        self._one_at_a_time = asyncio.Semaphore(1)
+        self.served = 0
+        """Vector legs answered from a copy (for tests and benchmarks)."""
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.nbytes for c in self._copies.values())
+
+    async def nearest(self, name: str, table: "AsyncTable", vector: np.ndarray, limit: int) -> Optional[pa.Table]:
+        """The vector leg from the table's copy, or None when it has no current copy (and a sync
+        is then started, unless the table is too large to copy)."""
+        if self.budget_bytes <= 0:
+            return None
+        version = await table.version()
+        copy = self._copies.get(name)
+        if copy is None or copy.table is not table or copy.version != version or copy.busy:
+            self._start_sync(name, table, version)
+            return None
+        loop = asyncio.get_running_loop()
+        if loop.time() - copy.verified_at > IDENTITY_CHECK_S:
+            if await _commit_time(table, version) != copy.committed:
+                self.forget(name)  # another replica re-created the table; its numbers came round
+                self._start_sync(name, table, version)
+                return None
+            copy.verified_at = loop.time()
+            if copy.busy or copy.version != await table.version():
+                return None
+        self._copies.move_to_end(name)
+        copy.last_used = loop.time()
+        hits = copy.nearest(vector, limit)
+        self.served += hits is not None
+        return hits
+
+    async def current(self, name: str, table: "AsyncTable") -> bool:
+        """Whether the table's copy is at the table's version (the next recall uses it)."""
+        copy = self._copies.get(name)
+        return copy is not None and copy.table is table and not copy.busy and copy.version == await table.version()
+
+    def forget(self, name: str) -> None:
+        self._copies.pop(name, None)
+        self._too_big.pop(name, None)
+        self._retry_after.pop(name, None)
+        task = self._syncs.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    async def aclose(self) -> None:
+        tasks = list(self._syncs.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._syncs.clear()
+        self._copies.clear()
+
+    def _start_sync(self, name: str, table: "AsyncTable", version: int) -> None:
+        if name in self._syncs or self._too_big.get(name) == version:
+            return
+        if self._retry_after.get(name, 0.0) > asyncio.get_running_loop().time():
+            return
+        task = asyncio.get_running_loop().create_task(self._sync(name, table), name=f"agentmem-vector-cache-{name}")
+        self._syncs[name] = task
+        task.add_done_callback(lambda done: self._syncs.pop(name, None) if self._syncs.get(name) is done else None)
+
+    async def _sync(self, name: str, table: "AsyncTable") -> None:
+        try:
+            async with self._one_at_a_time:
+                await self._catch_up(name, table)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - LanceDB answers meanwhile; a recall tries again later
+            log.exception("could not copy archival table %s into memory", name)
+            self._copies.pop(name, None)
+            self._retry_after[name] = asyncio.get_running_loop().time() + IDLE_S
+
+    async def _catch_up(self, name: str, table: "AsyncTable") -> None:
+        version = await table.version()
+        committed = await _commit_time(table, version)
+        rows = await table.count_rows()
+        if committed is None:
+            return
+        if estimated_bytes(rows, self.dimension) > self.budget_bytes:
+            self._too_big[name] = version
+            self._copies.pop(name, None)
+            log.info("archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; LanceDB answers it", name, rows)
+            return
+        self._too_big.pop(name, None)
+        copy = self._copies.get(name)
+        loop = asyncio.get_running_loop()
+        if copy is not None and copy.table is table and await _commit_time(table, copy.version) == copy.committed:
+            if await self._add_what_changed(copy, table, version, committed):
+                if not self._make_room(name, copy.nbytes, loop.time()):  # it grew past what is free
+                    self._copies.pop(name, None)
+                    self._retry_after[name] = loop.time() + IDLE_S
+                return
+        if not self._make_room(name, estimated_bytes(rows, self.dimension), loop.time()):
+            self._retry_after[name] = loop.time() + IDLE_S
+            return
+        fresh = await self._read_all(name, table, version, committed)
+        if fresh is None:
+            return
+        if not self._make_room(name, fresh.nbytes, loop.time()):  # its text made it larger than estimated
+            self._retry_after[name] = loop.time() + IDLE_S
+            return
+        fresh.last_used = loop.time()
+        self._copies[name] = fresh
+
+    async def _add_what_changed(self, copy: _Copy, table: "AsyncTable", version: int, committed: datetime) -> bool:
+        """Bring a copy of the same table up to `version`; False if a rebuild is better."""
+        ids = (await table.query().select(["chunk_id"]).to_arrow()).column("chunk_id").to_pylist()
+        present = set(ids)
+        new = [c for c in ids if c not in copy.positions]
+        gone = [p for c, p in copy.positions.items() if c not in present and copy.alive[p]]
+        if (copy.dead + len(gone)) > REBUILD_DEAD_FRACTION * (len(copy.chunk_ids) + len(new)) or len(new) > len(ids) // 2:
+            return False
+        added: Optional[pa.Table] = None
+        if new:
+            # Rows come in whole writes (an append or an update is one write id).
+            from .store import sql_str
+
+            write_ids = sorted({c.rsplit("-", 1)[0] for c in new})
+            where = " OR ".join(f"write_id = {sql_str(w)}" for w in write_ids)
+            added = await table.query().where(where).select(COPIED_COLUMNS).to_arrow()
+            added = added.filter(pc.is_in(added.column("chunk_id"), pa.array(new, pa.string())))
+        if await table.version() != version:
+            return True  # moved on while reading: the next recall starts another round
+        if added is not None and added.num_rows:
+            copy.busy = True
+            try:
+                await asyncio.to_thread(copy.add_rows, added, self.dimension)
+            finally:
+                copy.busy = False
+        for position in gone:
+            copy.alive[position] = False
+            copy.texts[position] = ""  # the vector stays in the index until a rebuild; the text need not
+        copy.version, copy.committed = version, committed
+        copy.verified_at = asyncio.get_running_loop().time()
+        return True
+
+    async def _read_all(self, name: str, table: "AsyncTable", version: int, committed: datetime) -> Optional[_Copy]:
+        hnsw = await table.count_rows() >= self.exact_below_rows
+        copy = _Copy(
+            table=table, version=version, committed=committed, verified_at=asyncio.get_running_loop().time(),
+            index=_new_index(self.dimension, hnsw), chunk_ids=[], texts=[], start_lines=np.zeros(0, np.int32),
+            end_lines=np.zeros(0, np.int32), written_at=np.zeros(0, np.int64), alive=np.zeros(0, dtype=bool),
+        )
+        started = asyncio.get_running_loop().time()
+        # In batches: a whole 100k-row table read at once would briefly double the copy's memory.
+        reader = await table.query().select(COPIED_COLUMNS).to_batches(max_batch_length=16384)
+        async for batch in reader:
+            await asyncio.to_thread(copy.add_rows, pa.Table.from_batches([batch]), self.dimension)
+        if await table.version() != version:
+            return None
+        if hnsw:
+            log.info("copied archival table %s (%d rows) into memory in %.1fs", name, len(copy.chunk_ids),
+                     asyncio.get_running_loop().time() - started)
+        return copy
+
+    def _make_room(self, name: str, nbytes: int, now: float) -> bool:
+        """Free `nbytes` for the table's copy (its old copy's included) by dropping idle copies;
+        False, dropping nothing, if that is not enough."""
+        if nbytes > self.budget_bytes:
+            return False
+        others = [(n, c) for n, c in self._copies.items() if n != name]  # least recently used first
+        used = sum(c.nbytes for _, c in others)
+        idle = [(n, c) for n, c in others if now - c.last_used >= IDLE_S]
+        if used - sum(c.nbytes for _, c in idle) + nbytes > self.budget_bytes:
+            return False
+        for evicted, copy in idle:
+            if used + nbytes <= self.budget_bytes:
+                break
+            del self._copies[evicted]
+            used -= copy.nbytes
+            log.info("dropped the in-memory copy of archival table %s to make room (AGENTMEM_RECALL_CACHE_MB)", evicted)
+        self._retry_after.pop(name, None)
+        return True
