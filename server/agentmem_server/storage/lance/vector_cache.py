@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
@@ -177,6 +178,9 @@ class VectorCache:
         self._retry_after: dict[str, float] = {}
         """Tables refused room, or whose copy failed: no new attempt before this loop time."""
         self._one_at_a_time = asyncio.Semaphore(1)
+        # Its own thread: a build keeps one busy for seconds, and asyncio's default pool carries
+        # the SQL store's calls (authentication on every request among them).
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-vector-cache")
         self.served = 0
         """Vector legs answered from a copy (for tests and benchmarks)."""
 
@@ -229,6 +233,7 @@ class VectorCache:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._syncs.clear()
         self._copies.clear()
+        self._builder.shutdown(wait=False, cancel_futures=True)
 
     def _start_sync(self, name: str, table: "AsyncTable", version: int) -> None:
         if name in self._syncs or self._too_big.get(name) == version:
@@ -304,7 +309,7 @@ class VectorCache:
         if added is not None and added.num_rows:
             copy.busy = True
             try:
-                await asyncio.to_thread(copy.add_rows, added, self.dimension)
+                await asyncio.get_running_loop().run_in_executor(self._builder, copy.add_rows, added, self.dimension)
             finally:
                 copy.busy = False
         for position in gone:
@@ -325,7 +330,8 @@ class VectorCache:
         # In batches: a whole 100k-row table read at once would briefly double the copy's memory.
         reader = await table.query().select(COPIED_COLUMNS).to_batches(max_batch_length=16384)
         async for batch in reader:
-            await asyncio.to_thread(copy.add_rows, pa.Table.from_batches([batch]), self.dimension)
+            rows = pa.Table.from_batches([batch])
+            await asyncio.get_running_loop().run_in_executor(self._builder, copy.add_rows, rows, self.dimension)
         if await table.version() != version:
             return None
         if hnsw:
