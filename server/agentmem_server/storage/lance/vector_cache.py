@@ -67,7 +67,7 @@ class _Copy:
     version: int
     committed: datetime
     verified_at: float
-    """Loop time of the last commit-time check; also when it was last used (`last_used`)."""
+    """Loop time of the last commit-time check."""
     index: Any
     chunk_ids: list[str]
     start_lines: np.ndarray
@@ -77,6 +77,7 @@ class _Copy:
     alive: np.ndarray
     positions: dict[str, int] = field(default_factory=dict)
     last_used: float = 0.0
+    """Loop time of the last search: idle copies may leave to make room."""
     busy: bool = False
     """Set while a worker thread adds rows: no search may run on the index then."""
     nbytes: int = 0
