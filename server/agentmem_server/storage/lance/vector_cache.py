@@ -158,11 +158,9 @@ def _new_index(dimension: int, hnsw: bool):
     return index
 
 
-async def _commit_time(table: "AsyncTable", version: int) -> Optional[datetime]:
-    for entry in await table.list_versions():
-        if entry["version"] == version:
-            return entry["timestamp"]
-    return None
+async def _commit_times(table: "AsyncTable") -> dict[int, datetime]:
+    """Commit time by version, for the versions the table still keeps (one listing of them)."""
+    return {entry["version"]: entry["timestamp"] for entry in await table.list_versions()}
 
 
 class VectorCache:
@@ -192,8 +190,6 @@ class VectorCache:
     async def nearest(self, name: str, table: "AsyncTable", vector: np.ndarray, limit: int) -> Optional[pa.Table]:
         """The vector leg from the table's copy, or None when it has no current copy (and a sync
         is then started, unless the table is too large to copy)."""
-        if self.budget_bytes <= 0:
-            return None
         version = await table.version()
         copy = self._copies.get(name)
         if copy is None or copy.table is not table or copy.version != version or copy.busy:
@@ -201,7 +197,7 @@ class VectorCache:
             return None
         loop = asyncio.get_running_loop()
         if loop.time() - copy.verified_at > IDENTITY_CHECK_S:
-            if await _commit_time(table, version) != copy.committed:
+            if (await _commit_times(table)).get(version) != copy.committed:
                 self.forget(name)  # another replica re-created the table; its numbers came round
                 self._start_sync(name, table, version)
                 return None
@@ -258,11 +254,13 @@ class VectorCache:
 
     async def _catch_up(self, name: str, table: "AsyncTable") -> None:
         version = await table.version()
-        committed = await _commit_time(table, version)
+        committed_at = await _commit_times(table)
+        committed = committed_at.get(version)
         rows = await table.count_rows()
         if committed is None:
             return
-        if estimated_bytes(rows, self.dimension) > self.budget_bytes:
+        estimate = estimated_bytes(rows, self.dimension)
+        if estimate > self.budget_bytes:
             self._too_big[name] = version
             self._copies.pop(name, None)
             log.info("archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; LanceDB answers it", name, rows)
@@ -270,16 +268,16 @@ class VectorCache:
         self._too_big.pop(name, None)
         copy = self._copies.get(name)
         loop = asyncio.get_running_loop()
-        if copy is not None and copy.table is table and await _commit_time(table, copy.version) == copy.committed:
+        if copy is not None and copy.table is table and committed_at.get(copy.version) == copy.committed:
             if await self._add_what_changed(copy, table, version, committed):
                 if not self._make_room(name, copy.nbytes, loop.time()):  # it grew past what is free
                     self._copies.pop(name, None)
                     self._retry_after[name] = loop.time() + IDLE_S
                 return
-        if not self._make_room(name, estimated_bytes(rows, self.dimension), loop.time()):
+        if not self._make_room(name, estimate, loop.time()):
             self._retry_after[name] = loop.time() + IDLE_S
             return
-        fresh = await self._read_all(name, table, version, committed)
+        fresh = await self._read_all(name, table, version, committed, hnsw=rows >= self.exact_below_rows)
         if fresh is None:
             return
         if not self._make_room(name, fresh.nbytes, loop.time()):  # its text made it larger than estimated
@@ -320,8 +318,9 @@ class VectorCache:
         copy.verified_at = asyncio.get_running_loop().time()
         return True
 
-    async def _read_all(self, name: str, table: "AsyncTable", version: int, committed: datetime) -> Optional[_Copy]:
-        hnsw = await table.count_rows() >= self.exact_below_rows
+    async def _read_all(
+        self, name: str, table: "AsyncTable", version: int, committed: datetime, *, hnsw: bool
+    ) -> Optional[_Copy]:
         copy = _Copy(
             table=table, version=version, committed=committed, verified_at=asyncio.get_running_loop().time(),
             index=_new_index(self.dimension, hnsw), chunk_ids=[], texts=[], start_lines=np.zeros(0, np.int32),
