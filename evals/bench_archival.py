@@ -273,6 +273,14 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
     return time.perf_counter() - t0
 
 
+def bench_table(tenant_id: str) -> str:
+    """The LanceDB table of the benchmark's one agent scope."""
+    from agentmem_server.storage.base import ScopeKey
+    from agentmem_server.storage.lance.schema import table_name
+
+    return table_name(tenant_id, ScopeKey("agent", "bench"))
+
+
 async def load_scope(
     data_dir: Path, tenant_id: str, vectors, queries, ann_min_rows: int, recall_cache_mb: int = 0
 ) -> tuple[dict, object]:
@@ -285,7 +293,7 @@ async def load_scope(
     settings = Settings(data_dir=data_dir, ann_index_min_rows=ann_min_rows, recall_cache_mb=recall_cache_mb)
     index = await ArchivalIndex.open(settings, VectorTableEmbedder(queries), background_maintenance=False)
     block = BlockRef(tenant_id, "blk_bench", "agent", "bench")
-    state = await index.store.table(f"arc_{len(tenant_id)}_{tenant_id}_a_bench")
+    state = await index.store.table(bench_table(tenant_id))
     if state is not None and await state.table.count_rows() == len(vectors):
         log(f"reusing the {len(vectors)} chunks stored in {data_dir}")
         return {"reused_store": True, "ann_index": bool(state.ann_rows)}, index
@@ -294,7 +302,7 @@ async def load_scope(
     t0 = time.perf_counter()
     await index.maintain()
     facts["maintenance_s"] = round(time.perf_counter() - t0, 1)
-    state = await index.store.table(f"arc_{len(tenant_id)}_{tenant_id}_a_bench")
+    state = await index.store.table(bench_table(tenant_id))
     facts["ann_index"] = bool(state.ann_rows)
     log(f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): {facts['maintenance_s']}s")
     return facts, index
@@ -328,18 +336,17 @@ async def search_quality(index, tenant_id: str, vectors: np.ndarray, queries: np
 
 async def copy_quality(data_dir: Path, tenant_id: str, vectors, queries, args) -> dict:
     """The same as `search_quality`, answered by the in-memory copy (`VectorCache`) once built."""
+    from agentmem_server.storage.base import ScopeKey
+    from agentmem_server.storage.lance.vector_cache import estimated_bytes
+
     _, index = await load_scope(data_dir, tenant_id, vectors, queries, args.ann_min_rows, args.recall_cache_mb)
     try:
-        name = f"arc_{len(tenant_id)}_{tenant_id}_a_bench"
+        name = bench_table(tenant_id)
         cache, table = index.store.vector_cache, (await index.store.table(name)).table
-        from agentmem_server.storage.lance.vector_cache import estimated_bytes
-
         if estimated_bytes(await table.count_rows(), DIM) > cache.budget_bytes:
             log("the scope is too large for the in-memory copy: LanceDB answers it")
             return {"copied": False}
         t0 = time.perf_counter()
-        from agentmem_server.storage.base import ScopeKey
-
         await index.recall(tenant_id, "q:0", scopes=[ScopeKey("agent", "bench")], mode="vector")  # starts the copy
         while not await cache.current(name, table):
             if time.perf_counter() - t0 > 600:
