@@ -1,7 +1,8 @@
-"""The recall regression guard: hybrid Recall@5 on a fixed CI subset of our dataset.
+"""The recall regression guards: hybrid Recall@5 on fixed CI subsets of our two datasets.
 
-    python -m evals.baseline            # measure and compare with evals/baseline.json (exit 1 if worse)
-    python -m evals.baseline --update   # record the measured value (do this deliberately, see README)
+    python -m evals.baseline                # measure and compare with evals/baseline.json (exit 1 if worse)
+    python -m evals.baseline --set long     # the long-conversation set's guard, evals/baseline_long.json
+    python -m evals.baseline --update       # record the measured value (do this deliberately, see README)
 
 The test `tests/evals/test_recall_regression.py` runs the same check in CI.
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
+BASELINE_PATHS = {"short": BASELINE_PATH, "long": BASELINE_PATH.with_name("baseline_long.json")}
+"""One guard per committed dataset; each file names its dataset, subset, metric and limits."""
 
 
 def load_baseline(path: Path = BASELINE_PATH) -> dict[str, Any]:
@@ -27,8 +30,10 @@ def measure(baseline: dict[str, Any], **run_kwargs: Any) -> dict:
 
     subset = baseline["subset"]
     return run_eval(
+        dataset=baseline.get("dataset"),
         modes=(baseline["mode"],),
-        limit=10,
+        limit=baseline.get("limit", 10),
+        top_limit=baseline.get("top_limit", 0),
         conversation_ids=subset["conversation_ids"],
         out_dir=run_kwargs.pop("out_dir", None),
         progress=run_kwargs.pop("progress", False),
@@ -44,8 +49,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Check or record the recall regression baseline.")
     parser.add_argument("--update", action="store_true", help="write the measured value into evals/baseline.json")
     parser.add_argument("--out", default=None, help="also write the subset's report here")
+    parser.add_argument("--set", dest="which", choices=sorted(BASELINE_PATHS), default="short", help="which guard")
     args = parser.parse_args(argv)
-    baseline = load_baseline()
+    path = BASELINE_PATHS[args.which]
+    baseline = load_baseline(path)
     report = measure(baseline, out_dir=args.out, progress=True)
     value = measured_value(baseline, report)
     floor = baseline["value"] - baseline["margin"]
@@ -54,8 +61,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         baseline["value"] = round(value, 4)
         baseline["recorded_at"] = datetime.now(timezone.utc).date().isoformat()
         baseline["questions"] = report["dataset"]["questions"]
-        BASELINE_PATH.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
-        print(f"recorded in {BASELINE_PATH}")
+        path.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
+        print(f"recorded in {path}")
         return 0
     return 0 if value >= floor else 1
 

@@ -20,9 +20,14 @@ from typing import Iterable, Literal, Optional, Sequence
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASET = DATA_DIR / "conversations.jsonl"
+LONG_DATASET = DATA_DIR / "long_conversations.jsonl"
+NAMED_DATASETS = {"short": DEFAULT_DATASET, "long": LONG_DATASET}
+"""Our committed sets by name: `load_dataset("long")`, `--dataset long`."""
 
 QUESTION_TYPES = ("single_fact", "multi_hop", "temporal", "paraphrase", "names_numbers", "updated")
-"""The question types of our own dataset (LoCoMo questions keep LoCoMo's categories)."""
+"""The question types of our short dataset (LoCoMo questions keep LoCoMo's categories)."""
+LONG_QUESTION_TYPES = ("single_hop", "temporal", "multi_hop", "open_domain")
+"""The question types of our long-conversation dataset, named as LoCoMo's categories are."""
 
 LOCOMO_CATEGORIES = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop", 5: "adversarial"}
 """LoCoMo's numeric `category` as released, named as in its evaluation code."""
@@ -108,8 +113,11 @@ def load_dataset(
     *,
     include_adversarial: bool = False,
 ) -> list[Conversation]:
-    """Load conversations with their questions; no `path` means our committed dataset."""
+    """Load conversations with their questions; no `path` means our committed short dataset, and
+    a name of `NAMED_DATASETS` ("short", "long") one of our committed sets."""
     if format == "agentmem":
+        if isinstance(path, str) and path in NAMED_DATASETS:
+            path = NAMED_DATASETS[path]
         return load_agentmem(path or DEFAULT_DATASET)
     if format == "locomo":
         if path is None:

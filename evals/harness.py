@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from .dataset import DEFAULT_DATASET, QUESTION_TYPES, Conversation, DatasetFormat, load_dataset
+from .dataset import DEFAULT_DATASET, LONG_QUESTION_TYPES, QUESTION_TYPES, Conversation, DatasetFormat, load_dataset
 from .metrics import KS, TokenCounter, aggregate, question_metrics
 
 MODES = ("keyword", "vector", "hybrid")
@@ -111,7 +111,7 @@ def run_eval(
     dataset: Optional[str | Path] = None,
     format: DatasetFormat = "agentmem",
     modes: Sequence[str] = MODES,
-    limit: int = 10,
+    limit: int = 20,
     max_questions: Optional[int] = None,
     base_url: Optional[str] = None,
     api_key: Optional[str] = None,
@@ -123,6 +123,7 @@ def run_eval(
     include_adversarial: bool = False,
     keep_memory: bool = False,
     line_format: str = "dated",
+    top_limit: int = 5,
 ) -> dict:
     """Run the eval and return the report dict (also written to `out_dir` unless it is None).
 
@@ -137,8 +138,10 @@ def run_eval(
         raise ValueError(f"modes must be a non-empty subset of {MODES}, got {modes}")
     if not 1 <= limit <= 100:
         raise ValueError(f"limit must be in 1..100, got {limit}")
-    if limit < max(KS):
-        raise ValueError(f"limit must be at least {max(KS)} so that @{max(KS)} metrics mean something, got {limit}")
+    if limit < 10:
+        raise ValueError(f"limit must be at least 10 so that @10 metrics mean something, got {limit}")
+    if not 0 <= top_limit <= limit:
+        raise ValueError(f"top_limit must be in 0..limit, got {top_limit}")
     if line_format not in ("dated", "plain"):
         raise ValueError(f"line_format must be 'dated' or 'plain', got {line_format!r}")
     if base_url and settings_overrides:
@@ -172,7 +175,7 @@ def run_eval(
                 bar.advance(task, conv.turn_count)
             ingest_s = time.perf_counter() - t0
             try:
-                records = _recall_all(client, conversations, agent_ids, modes, limit, bar)
+                records = _recall_all(client, conversations, agent_ids, modes, limit, bar, top_limit=top_limit)
             finally:
                 if base_url and not keep_memory:
                     for aid in agent_ids.values():
@@ -191,6 +194,7 @@ def run_eval(
             },
             "config": {
                 "limit": limit,
+                "top_limit": top_limit,
                 "max_questions": max_questions,
                 "conversation_ids": list(conversation_ids) if conversation_ids else None,
                 "server": base_url or "in-process",
@@ -207,28 +211,42 @@ def run_eval(
 
 
 def _recall_all(client: Any, conversations: Sequence[Conversation], agent_ids: Mapping[str, str],
-                modes: Sequence[str], limit: int, bar: Any) -> list[dict]:
+                modes: Sequence[str], limit: int, bar: Any, *, top_limit: int = 0) -> list[dict]:
     count_tokens = TokenCounter()
     n_questions = sum(len(c.questions) for c in conversations)
     records = []
+
+    def ask(conv: Conversation, question: str, mode: str, n: int) -> tuple[list, float]:
+        t0 = time.perf_counter()
+        hits = client.memory.recall(question, agent_id=agent_ids[conv.conversation_id], scope="agent", limit=n, mode=mode)
+        return hits, (time.perf_counter() - t0) * 1000
+
     for mode in modes:
         task = bar.add_task(f"recall {mode}", total=n_questions)
         for conv in conversations:
             for q in conv.questions:
-                t0 = time.perf_counter()
-                hits = client.memory.recall(q.question, agent_id=agent_ids[conv.conversation_id], scope="agent", limit=limit, mode=mode)
-                latency_ms = (time.perf_counter() - t0) * 1000
-                spans = [(h.line_number, h.end_line) for h in hits]
                 evidence = conv.evidence_lines(q)
+                hits, latency_ms = ask(conv, q.question, mode, limit)
+                spans = [(h.line_number, h.end_line) for h in hits]
                 tokens = [count_tokens(h.content) for h in hits]
-                metrics = question_metrics(spans, evidence, token_counts=tokens)
+                metrics = question_metrics(spans, evidence, ks=[k for k in KS if k <= limit], token_counts=tokens)
                 metrics["tokens_per_query"] = float(sum(tokens))
-                records.append({
+                record = {
                     "mode": mode, "conversation_id": conv.conversation_id, "question_id": q.question_id,
                     "type": q.type, "question": q.question, "evidence_lines": sorted(evidence),
                     "retrieved": spans, "scores": [round(h.score, 4) for h in hits],
                     "latency_ms": round(latency_ms, 3), "metrics": metrics,
-                })
+                }
+                if top_limit:
+                    # The server's own top `top_limit` (not a prefix of the deep list: the legs'
+                    # depths follow `limit`), with what it costs a prompt and the caller's wait.
+                    top_hits, top_ms = ask(conv, q.question, mode, top_limit)
+                    top_spans = [(h.line_number, h.end_line) for h in top_hits]
+                    top = question_metrics(top_spans, evidence, ks=[k for k in KS if k <= top_limit])
+                    top = {k: v for k, v in top.items() if not k.startswith("ndcg")}
+                    top["tokens_per_query"] = float(sum(count_tokens(h.content) for h in top_hits))
+                    record.update(top_retrieved=top_spans, top_latency_ms=round(top_ms, 3), top_metrics=top)
+                records.append(record)
                 bar.advance(task)
     return records
 
@@ -250,12 +268,17 @@ def build_report(records: Sequence[dict], *, modes: Sequence[str], meta: Optiona
 
 def _summarise(rows: Sequence[dict]) -> dict:
     summary = aggregate([r["metrics"] for r in rows], [r["latency_ms"] for r in rows])
+    top_rows = [r for r in rows if "top_metrics" in r]
+    if top_rows:
+        top = aggregate([r["top_metrics"] for r in top_rows], [r["top_latency_ms"] for r in top_rows])
+        summary.update({f"top_{k}": v for k, v in top.items() if k != "n"})
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
 
 
 def _type_order(types: Mapping[str, Any] | Sequence[str]) -> list[str]:
-    known = [t for t in QUESTION_TYPES if t in types]
-    return known + sorted(t for t in types if t not in QUESTION_TYPES)
+    order = tuple(dict.fromkeys(QUESTION_TYPES + LONG_QUESTION_TYPES))
+    known = [t for t in order if t in types]
+    return known + sorted(t for t in types if t not in order)
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -265,13 +288,27 @@ _OVERALL_COLUMNS = [
     ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("recall@512tok", "R@512tok"), ("tokens_per_query", "tok/q"),
     ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
 ]
+_TOP_COLUMNS = [
+    ("top_recall@5", "R@5"), ("top_hit@5", "Hit@5"), ("top_mrr", "MRR@5"), ("top_tokens_per_query", "tok/q"),
+    ("top_latency_p50_ms", "p50 ms"), ("top_latency_p95_ms", "p95 ms"),
+    ("recall@5", "deep R@5"), ("recall@10", "deep R@10"), ("recall@20", "deep R@20"), ("mrr", "deep MRR"),
+]
+"""With a `top_limit` pass: its figures first (what `recall(limit=5)` returns), then the deep list's."""
+
+
+def _columns(report: dict) -> list[tuple[str, str]]:
+    results = report["results"]
+    has_top = any("top_recall@5" in res["overall"] for res in results.values())
+    return _TOP_COLUMNS if has_top else _OVERALL_COLUMNS
 
 
 def _fmt(key: str, value: Any) -> str:
     if value is None:
         return "-"
-    if key in ("tokens_per_query", "latency_p50_ms", "latency_p95_ms"):
-        return f"{value:.0f}" if key == "tokens_per_query" else f"{value:.1f}"
+    if key.endswith("tokens_per_query"):
+        return f"{value:.0f}"
+    if "latency" in key:
+        return f"{value:.1f}"
     if key == "n":
         return str(int(value))
     return f"{value:.3f}"
@@ -281,15 +318,17 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]], list[str], lis
     """(overall header, overall rows, by-type header, by-type rows): the numbers every output shows."""
     results = report["results"]
     modes = list(results)
-    head = ["mode", "n"] + [label for _, label in _OVERALL_COLUMNS]
-    rows = [[m, _fmt("n", results[m]["overall"]["n"])] + [_fmt(k, results[m]["overall"].get(k)) for k, _ in _OVERALL_COLUMNS] for m in modes]
+    columns = _columns(report)
+    head = ["mode", "n"] + [label for _, label in columns]
+    rows = [[m, _fmt("n", results[m]["overall"]["n"])] + [_fmt(k, results[m]["overall"].get(k)) for k, _ in columns] for m in modes]
     types = _type_order({t: None for m in modes for t in results[m]["by_type"]})
+    r5, mrr = (("top_recall@5", "top_mrr") if columns is _TOP_COLUMNS else ("recall@5", "mrr"))
     type_head = ["type", "n"] + [f"{m} R@5" for m in modes] + [f"{m} MRR" for m in modes]
     type_rows = []
     for t in types:
         cells = [results[m]["by_type"].get(t, {}) for m in modes]
         n = next((c["n"] for c in cells if c), 0)
-        type_rows.append([t, str(int(n))] + [_fmt("recall@5", c.get("recall@5")) for c in cells] + [_fmt("mrr", c.get("mrr")) for c in cells])
+        type_rows.append([t, str(int(n))] + [_fmt(r5, c.get(r5)) for c in cells] + [_fmt(mrr, c.get(mrr)) for c in cells])
     return head, rows, type_head, type_rows
 
 
@@ -306,7 +345,8 @@ def render_markdown(report: dict) -> str:
         "# agentmem recall eval",
         "",
         f"Dataset `{ds.get('path')}` ({ds.get('format')}): {ds.get('conversations')} conversations, "
-        f"{ds.get('turns')} turns, {ds.get('questions')} questions. Recall limit {cfg.get('limit')}; "
+        f"{ds.get('turns')} turns, {ds.get('questions')} questions. Recall limit {cfg.get('limit')} (deep list) "
+        f"and {cfg.get('top_limit')} (R@5, Hit@5, MRR@5, tok/q, latency); "
         f"server {cfg.get('server')}; settings overrides {cfg.get('settings_overrides') or 'none'}.",
         "",
         "## Overall",
@@ -320,9 +360,10 @@ def render_markdown(report: dict) -> str:
     ]
     for mode, res in report["results"].items():
         parts += [f"### {mode}", ""]
-        keys = [k for k, _ in _OVERALL_COLUMNS]
-        mode_rows = [[t, _fmt("n", v["n"])] + [_fmt(k, v.get(k)) for k in keys] for t, v in res["by_type"].items()]
-        parts += [_markdown_table(["type", "n"] + [label for _, label in _OVERALL_COLUMNS], mode_rows), ""]
+        columns = _columns(report)
+        mode_rows = [[t, _fmt("n", v["n"])] + [_fmt(k, v.get(k)) for k, _ in columns] for t, v in res["by_type"].items()]
+        mode_rows.append(["all", _fmt("n", res["overall"]["n"])] + [_fmt(k, res["overall"].get(k)) for k, _ in columns])
+        parts += [_markdown_table(["type", "n"] + [label for _, label in columns], mode_rows), ""]
     parts.append(f"Ingest {report.get('timing', {}).get('ingest_s')} s, total {report.get('timing', {}).get('total_s')} s, {report.get('created_at')}.")
     return "\n".join(parts) + "\n"
 
@@ -338,15 +379,17 @@ def plot_recall(report: dict, path: Path) -> None:
     modes = list(results)
     types = _type_order({t: None for m in modes for t in results[m]["by_type"]})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 2]})
+    ks = [k for k in KS if all(f"recall@{k}" in results[m]["overall"] for m in modes)]
+    r5 = "top_recall@5" if _columns(report) is _TOP_COLUMNS else "recall@5"
     for mode in modes:
-        ax1.plot(KS, [results[mode]["overall"][f"recall@{k}"] for k in KS], marker="o", label=mode)
-    ax1.set(xlabel="k", ylabel="Recall@k", title="Recall@k by mode", xticks=list(KS), ylim=(0, 1))
+        ax1.plot(ks, [results[mode]["overall"][f"recall@{k}"] for k in ks], marker="o", label=mode)
+    ax1.set(xlabel="k", ylabel="Recall@k", title="Recall@k by mode (deep list)", xticks=ks, ylim=(0, 1))
     ax1.grid(alpha=0.3)
     ax1.legend()
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
         xs = [j + (i - (len(modes) - 1) / 2) * width for j in range(len(types))]
-        ax2.bar(xs, [results[mode]["by_type"].get(t, {}).get("recall@5", 0.0) for t in types], width, label=mode)
+        ax2.bar(xs, [results[mode]["by_type"].get(t, {}).get(r5, 0.0) for t in types], width, label=mode)
     ax2.set_xticks(range(len(types)), types, rotation=20)
     ax2.set(ylabel="Recall@5", title="Recall@5 by question type", ylim=(0, 1))
     ax2.grid(axis="y", alpha=0.3)
@@ -408,10 +451,11 @@ def _parse_setting(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="agentmem eval", description="Offline recall-quality eval through the public client.")
-    p.add_argument("--dataset", help="dataset path (default: our committed set)")
+    p.add_argument("--dataset", help="dataset path, or 'short' / 'long' for our committed sets (default: short)")
     p.add_argument("--format", choices=("agentmem", "locomo"), default="agentmem")
     p.add_argument("--modes", nargs="+", default=[",".join(MODES)], help="comma- or space-separated: keyword,vector,hybrid")
-    p.add_argument("--limit", type=int, default=10, help="results per recall (>= 10)")
+    p.add_argument("--limit", type=int, default=20, help="results of the deep recall (>= 10): where evidence ranks")
+    p.add_argument("--top-limit", type=int, default=5, help="results of the second recall, what users get (0: skip it)")
     p.add_argument("--max-questions", type=int, default=None)
     p.add_argument("--conversations", default=None, help="comma-separated conversation ids to keep")
     p.add_argument("--base-url", default=None, help="evaluate a running server instead of an in-process one")
@@ -437,6 +481,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         format=args.format,
         modes=modes,
         limit=args.limit,
+        top_limit=args.top_limit,
         max_questions=args.max_questions,
         base_url=args.base_url,
         api_key=args.api_key,

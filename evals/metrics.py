@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 Span = tuple[int, int]
 """A chunk's first and last line (1-based, inclusive)."""
 
-KS = (1, 3, 5, 10)
+KS = (1, 3, 5, 10, 20)
 
 
 def new_hits(ranked: Sequence[Span], evidence: frozenset[int] | set[int]) -> list[int]:

@@ -126,6 +126,7 @@ def test_cli_parses_modes_settings_and_rejects_unknown_modes():
     [
         ({"modes": ("bm25",)}, "modes"),
         ({"limit": 5}, "at least 10"),
+        ({"top_limit": 30}, "top_limit"),
         ({"base_url": "http://x", "settings_overrides": {"chunk_tokens": 64}}, "in-process"),
         ({"line_format": "xml"}, "line_format"),
     ],
@@ -143,3 +144,26 @@ def test_print_summary_shows_every_mode(subset, capsys):
     harness.print_summary(harness.build_report(records, modes=("keyword", "vector")))
     out = capsys.readouterr().out
     assert "keyword" in out and "vector" in out and "single_fact" in out
+
+
+def test_top_limit_pass_reports_what_recall_returns_by_default(subset):
+    client = FakeClient()
+    ids = {c.conversation_id: f"eval-x-{c.conversation_id}" for c in subset}
+    for conv in subset:
+        harness._ingest(client, conv, ids[conv.conversation_id])
+    with harness._progress(False) as bar:
+        records = harness._recall_all(client, subset, ids, ("hybrid",), 20, bar, top_limit=5)
+    # Two calls per question: the deep list and the server's own top 5.
+    assert sorted({c[2] for c in client.memory.calls}) == [5, 20]
+    for r in records:
+        assert len(r["top_retrieved"]) <= 5 and r["top_latency_ms"] > 0
+        assert r["top_metrics"]["tokens_per_query"] <= r["metrics"]["tokens_per_query"]
+    report = harness.build_report(records, modes=("hybrid",))
+    overall = report["results"]["hybrid"]["overall"]
+    for key in ("top_recall@5", "top_hit@5", "top_mrr", "top_tokens_per_query", "top_latency_p50_ms", "recall@20"):
+        assert key in overall, key
+    assert "top_recall@10" not in overall
+    head, rows, type_head, _ = harness.table_rows(report)
+    assert head[2:5] == ["R@5", "Hit@5", "MRR@5"] and "deep R@20" in head
+    md = harness.render_markdown(report)
+    assert "| all |" in md

@@ -76,7 +76,7 @@ def test_ndcg_is_capped_when_one_chunk_covers_all_evidence():
 
 def test_question_metrics_keys():
     m = question_metrics([(1, 2)], {2})
-    assert set(m) == {f"{name}@{k}" for name in ("recall", "hit", "ndcg") for k in (1, 3, 5, 10)} | {"mrr"}
+    assert set(m) == {f"{name}@{k}" for name in ("recall", "hit", "ndcg") for k in (1, 3, 5, 10, 20)} | {"mrr"}
     assert all(v == 1.0 for v in m.values())
 
 
