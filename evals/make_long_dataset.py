@@ -21,12 +21,13 @@ import random
 import re
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Optional
 
 from . import _longbank as bank
-from .dataset import LONG_DATASET, LONG_QUESTION_TYPES as QUESTION_TYPES, Conversation, Question, Session, Turn, dump_agentmem, load_agentmem
+from .dataset import LONG_DATASET, Conversation, Question, Session, Turn, dump_agentmem, load_agentmem
+from .dataset import LONG_QUESTION_TYPES as QUESTION_TYPES
+from .make_dataset import Line, Moment, PendingQuestion, fill
 from .text import content_words
 
 SEED = 20261202
@@ -36,7 +37,6 @@ QUOTA = {"single_hop": 24, "temporal": 9, "multi_hop": 8, "open_domain": 3}
 DISTRACTOR_EVENTS = 7
 """Events nobody asks about, on top of those the questions need."""
 PHOTO_RATE = 0.4
-_SLOT = re.compile(r"\{(\w+)\}")
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
            "October", "November", "December"]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -85,29 +85,6 @@ def resolve_when(session_day: date, kind: str, n: int) -> tuple[str, Optional[da
 # --- planning -------------------------------------------------------------------------------------
 
 
-@dataclass
-class Line:
-    role: str  # "P" (the fact's owner) or "Q" (the friend)
-    text: str
-    tag: Optional[str] = None
-
-
-@dataclass
-class Moment:
-    session: int
-    owner: str
-    lines: list[Line]
-
-
-@dataclass
-class PendingQuestion:
-    type: str
-    question: str
-    answer: str
-    tags: list[str]
-    owner: str
-
-
 class Deck:
     """Deals a list's items in random order without repeats until it runs out, then reshuffles:
     a chat reuses its small talk only after it has used all of it, as people do."""
@@ -127,10 +104,6 @@ def vary(rng: random.Random, text: str) -> str:
     if rng.random() < 0.35 and not text.startswith("["):
         return rng.choice(bank.INTERJECTIONS) + text[:1].lower() + text[1:]
     return text
-
-
-def fill(template: str, values: dict[str, str]) -> str:
-    return _SLOT.sub(lambda m: values[m.group(1)], template)
 
 
 def capitalise(text: str) -> str:
