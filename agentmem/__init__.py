@@ -7,7 +7,7 @@ Usage:
         hits = client.memory.recall("seat preference", agent_id="travel")
 """
 
-from . import types
+from . import resources, types
 from ._client import AsyncClient, Client
 from ._constants import VERSION as __version__
 from ._exceptions import (
@@ -61,5 +61,6 @@ __all__ = [
     "RunResult",
     "UnprocessableEntityError",
     "__version__",
+    "resources",
     "types",
 ]

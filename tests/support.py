@@ -1,29 +1,63 @@
-"""Small helpers importable from any test (`tests/` is on pytest's pythonpath)."""
+"""The one home of test helpers and fakes, importable from any test (`tests/` is on pythonpath).
+
+    clock        T0, T0_US, T0_ISO: the one fixed instant tests stamp things with
+    settings     make_settings, ADMIN_KEY, auth
+    processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
+    LLM          ScriptedLLM: the one fake OpenAI-compatible endpoint (respx, or real HTTP)
+    memory       FakeMemory, block, match: MemoryService's surface for run tests
+    faults       next_commit_fails, dies_before_commit
+
+Server modules are imported inside the helpers that need them, so client tests stay light.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event
 
-from agentmem_server.services.memory import MemoryService
-from agentmem_server.settings import Settings
+from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from agentmem_server.settings import Settings
+
+# ---- clock ----------------------------------------------------------------------------------
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+"""The instant tests stamp blocks, matches and rows with (microseconds set on purpose)."""
+T0_US = 1_740_830_400_123_456
+"""T0 in UTC microseconds, the form stored rows carry."""
+T0_ISO = "2025-03-01T12:00:00.123456Z"
+"""T0 as the API writes it."""
+
+# ---- settings -------------------------------------------------------------------------------
 
 ADMIN_KEY = "admin-test-key"
 
 
-def make_settings(tmp_path: Path, **overrides) -> Settings:
+def make_settings(tmp_path: Path, **overrides: Any) -> "Settings":
     """Settings for an in-process app: temp data dir, the fast hash embedder, a known admin key."""
-    values = dict(data_dir=tmp_path / "data", embedding_model="hash:384", admin_key=ADMIN_KEY)
+    from agentmem_server.settings import Settings
+
+    values: dict[str, Any] = dict(
+        data_dir=tmp_path / "data", embedding_model="hash:384", admin_key=ADMIN_KEY
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -32,16 +66,23 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+# ---- server processes -----------------------------------------------------------------------
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def server_env(data_dir: Path, **settings: str) -> dict[str, str]:
     """The environment of a server process: no AGENTMEM_* setting of ours leaks in, except the
     session's ONNX export folder (conftest), so servers do not export the model again."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_") or k == "AGENTMEM_ONNX_CACHE_DIR"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AGENTMEM_") or k == "AGENTMEM_ONNX_CACHE_DIR"
+    }
     env["AGENTMEM_DATA_DIR"] = str(data_dir)
     for name, value in settings.items():
         env[f"AGENTMEM_{name.upper()}"] = value
@@ -52,7 +93,11 @@ def create_key(env: dict[str, str], tenant: str) -> str:
     """Through the real CLI, which prints the key alone on its last line."""
     out = subprocess.run(
         [sys.executable, "-m", "agentmem_server.cli", "keys", "create", "--tenant", tenant],
-        env=env, capture_output=True, text=True, check=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -66,8 +111,13 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agentmem_server.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable, "-m", "agentmem_server.cli", "serve",
+                    "--port", str(self.port), "--log-level", "warning",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._log_path = log_path
 
@@ -94,13 +144,235 @@ class ServerProcess:
                 self.proc.kill()
 
 
+# ---- the fake LLM ---------------------------------------------------------------------------
+
+LLM_URL = "http://llm.test/v1"
+"""Where in-process tests point the OpenAI-compatible provider (respx mocks this host)."""
+
+
+def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1") -> dict[str, Any]:
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
+
+
+class ScriptedLLM:
+    """An OpenAI-compatible `/chat/completions` answering from a queue of replies (then with
+    `default`), recording every request it got.
+
+    In process, as a respx side effect: `router.post("/chat/completions").mock(side_effect=llm)`;
+    for a server in another process, over real HTTP: `with llm.serving() as base_url: ...`.
+    """
+
+    def __init__(self, default: str = "ok") -> None:
+        self.default = default
+        self.requests: list[httpx.Request] = []
+        self._replies: deque[httpx.Response] = deque()
+
+    def reply(
+        self,
+        content: Optional[str] = "ok",
+        tool_calls: Optional[list[dict[str, Any]]] = None,
+        *,
+        prompt_tokens: int = 10,
+        completion_tokens: int = 5,
+    ) -> "ScriptedLLM":
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        body = {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "model": "test-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        self._replies.append(httpx.Response(200, json=body))
+        return self
+
+    def fail(self, status: int, message: str) -> "ScriptedLLM":
+        body = {"error": {"message": message, "type": "server_error"}}
+        self._replies.append(httpx.Response(status, json=body))
+        return self
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if not self._replies:
+            self.reply(self.default)
+        return self._replies.popleft()
+
+    @property
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(r.content) for r in self.requests]
+
+    def messages(self, call: int = 0) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.bodies[call]["messages"]
+        return messages
+
+    @contextmanager
+    def serving(self) -> Iterator[str]:
+        """This endpoint on a loopback port; yields its base URL (`http://127.0.0.1:PORT/v1`)."""
+        llm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                raw = self.rfile.read(int(self.headers["content-length"]))
+                if self.path != "/v1/chat/completions":
+                    response = httpx.Response(404, json={"error": {"message": "not found"}})
+                else:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    request = httpx.Request(
+                        "POST", f"http://127.0.0.1{self.path}", headers=headers, content=raw
+                    )
+                    response = llm(request)
+                out = response.read()
+                self.send_response(response.status_code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)
+
+
+# ---- a fake memory service ------------------------------------------------------------------
+
+
+def block(
+    content: str, *, scope: str = "user", agent_id: Optional[str] = None, updated_at: datetime = T0
+) -> MemoryBlock:
+    return MemoryBlock(
+        id=f"blk_{scope}_{agent_id or ''}",
+        block_type="core",
+        content=content,
+        scope=scope,  # type: ignore[arg-type]
+        agent_id=agent_id,
+        created_at=T0,
+        updated_at=updated_at,
+        line_count=content.count("\n") + 1,
+    )
+
+
+def match(
+    content: str,
+    score: float,
+    *,
+    scope: str = "agent",
+    agent_id: Optional[str] = "helper",
+    line: int = 1,
+) -> MemoryRecallResult:
+    return MemoryRecallResult(
+        content=content,
+        score=score,
+        scope=scope,  # type: ignore[arg-type]
+        agent_id=agent_id if scope == "agent" else None,
+        line_number=line,
+        end_line=line + content.count("\n"),
+        updated_at=T0,
+        block_id=f"blk_arch_{scope}",
+    )
+
+
+@dataclass
+class FakeMemory:
+    """The MemoryService surface RunService and AgentService use, with controllable recall."""
+
+    core: dict[tuple[str, str], MemoryBlock] = field(default_factory=dict)
+    archival: list[MemoryRecallResult] = field(default_factory=list)
+    recall_requests: list[MemoryRecallRequest] = field(default_factory=list)
+    appended: list[tuple[str, Optional[str], str]] = field(default_factory=list)
+    deleted_agents: list[tuple[str, str]] = field(default_factory=list)
+
+    async def get_block(
+        self,
+        tenant_id: str,
+        block_type: str,
+        agent_id: Optional[str],
+        start_line: Optional[int] = None,
+        end_line: Optional[int] = None,
+    ) -> MemoryBlock:
+        from agentmem_server.services.errors import NotFound
+
+        found = self.core.get((tenant_id, agent_id or "")) if block_type == "core" else None
+        if found is None:
+            raise NotFound("no block")
+        return found
+
+    async def recall(self, tenant_id: str, request: MemoryRecallRequest) -> list[MemoryRecallResult]:
+        # Like the real index: best first, pre-filtered by min_score, at most `limit`.
+        self.recall_requests.append(request)
+        hits = sorted(
+            (m for m in self.archival if m.score >= request.min_score), key=lambda m: -m.score
+        )
+        return hits[: request.limit]
+
+    async def append(
+        self, tenant_id: str, block_type: str, text: str, agent_id: Optional[str]
+    ) -> MemoryBlock:
+        self.appended.append((tenant_id, agent_id, text))
+        b = block(text, scope="agent" if agent_id else "user", agent_id=agent_id)
+        return b.model_copy(update={"block_type": block_type, "start_line": 1, "end_line": 1})
+
+    async def update_block(
+        self,
+        tenant_id: str,
+        block_type: str,
+        content: str,
+        expected_updated_at: Optional[datetime],
+        agent_id: Optional[str],
+    ) -> MemoryBlock:
+        from agentmem_server.services.errors import Conflict
+
+        key = (tenant_id, agent_id or "")
+        current = self.core.get(key)
+        if (current is None) != (expected_updated_at is None) or (
+            current is not None and current.updated_at != expected_updated_at
+        ):
+            at = current.updated_at.isoformat() if current else None
+            raise Conflict("block changed", field="expected_updated_at", current_updated_at=at)
+        stamp = (current.updated_at if current else T0) + timedelta(seconds=1)
+        scope = "agent" if agent_id else "user"
+        new = block(content, scope=scope, agent_id=agent_id, updated_at=stamp)
+        self.core[key] = new
+        return new
+
+    async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:
+        self.deleted_agents.append((tenant_id, agent_id))
+        self.core.pop((tenant_id, agent_id), None)
+
+
+# ---- faults ---------------------------------------------------------------------------------
+
+
 @contextmanager
-def next_commit_fails(engine: Engine) -> Iterator[list[str]]:
+def next_commit_fails(engine: "Engine") -> Iterator[list[str]]:
     """The engine's next transaction commit raises (later ones, an undo's, succeed), and the
     block must raise it: TestClient re-raises what a real client sees as a 500."""
+    from sqlalchemy import event
+
     fired: list[str] = []
 
-    def fail(conn) -> None:
+    def fail(conn: object) -> None:
         if not fired:
             fired.append("commit")
             raise RuntimeError("injected: the commit failed")
@@ -114,11 +386,12 @@ def next_commit_fails(engine: Engine) -> Iterator[list[str]]:
 
 
 @contextmanager
-def dies_before_commit(engine: Engine) -> Iterator[None]:
+def dies_before_commit(engine: "Engine") -> Iterator[None]:
     """The next commit fails and no undo runs: what a process killed at that moment leaves
     (LanceDB has committed the write's rows, SQL has not)."""
+    from agentmem_server.services.memory import MemoryService
 
-    async def no_undo(self, tx) -> None:
+    async def no_undo(self: object, tx: Any) -> None:
         tx.undone = False
 
     with pytest.MonkeyPatch.context() as mp:

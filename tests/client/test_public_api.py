@@ -1,7 +1,8 @@
-"""The public surface: a sorted `__all__`, a matching version, and a light import."""
+"""The public surface: a strict sorted `__all__`, a matching version, and a light import."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -17,8 +18,14 @@ HEAVY_MODULES = [
 ]
 
 
-def test_all_is_sorted_and_unique() -> None:
-    assert agentmem.__all__ == sorted(set(agentmem.__all__))
+def test_all_is_exactly_the_public_names_sorted() -> None:
+    """As strict as httpx's test: every public name `import agentmem` defines is exported, in
+    sorted order, and nothing private is (but `__version__`). A fresh interpreter, so names
+    other tests' imports add to the package (submodules) do not count."""
+    code = "import agentmem, json; print(json.dumps(list(vars(agentmem))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+    public = [name for name in json.loads(out.stdout) if not name.startswith("_") or name == "__version__"]
+    assert agentmem.__all__ == sorted(public)
 
 
 def test_every_exported_name_resolves() -> None:

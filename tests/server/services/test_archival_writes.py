@@ -12,11 +12,11 @@ from agentmem_server.embedding import HashEmbedder
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.services.errors import EmbeddingModelMismatch
 from agentmem_server.settings import Settings
-from agentmem_server.storage.base import BlockRef, ScopeKey
+from agentmem_server.storage.base import BlockRef, ScopeKey, to_micros
 from agentmem_server.storage.lance.schema import parse_table_name, table_name
 from agentmem_server.storage.lance.store import storage_options
 
-T0 = 1_700_000_000_000_000
+from support import T0_US
 
 BOT = BlockRef("t1", "blk_bot", "agent", "bot")
 
@@ -32,15 +32,15 @@ def lance_bytes(settings: Settings) -> bytes:
 
 async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
     lines = facts(120)
-    first = await index.replace(BOT, lines, written_at=T0)
+    first = await index.replace(BOT, lines, written_at=T0_US)
     assert first.embedded == first.chunks > 10
     edited = list(lines)
     edited[60] = "fact 60: this one was rewritten by the user"
     hash_embedder.texts_embedded = 0
-    second = await index.replace(BOT, edited, written_at=T0 + 1)
+    second = await index.replace(BOT, edited, written_at=T0_US + 1)
     assert second.embedded == hash_embedder.texts_embedded <= 2
     hits = await index.recall("t1", "rewritten by the user", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
-    assert hits[0].line_number <= 61 <= hits[0].end_line and hits[0].updated_at.timestamp() * 1e6 == T0 + 1
+    assert hits[0].line_number <= 61 <= hits[0].end_line and to_micros(hits[0].updated_at) == T0_US + 1
     assert await index.store.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
     rows = await (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table.count_rows()
     assert rows == second.chunks, "the old rows are gone"
@@ -49,29 +49,29 @@ async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, ha
 async def test_update_after_appends_keeps_the_appended_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
     lines = facts(90)
     for start in range(0, 90, 30):
-        await index.add(BOT, await index.prepare(lines[start : start + 30]), first_line=start + 1, written_at=T0 + start)
+        await index.add(BOT, await index.prepare(lines[start : start + 30]), first_line=start + 1, written_at=T0_US + start)
     hash_embedder.texts_embedded = 0
-    result = await index.replace(BOT, lines, written_at=T0 + 100)
+    result = await index.replace(BOT, lines, written_at=T0_US + 100)
     assert result.embedded == hash_embedder.texts_embedded <= 4, "only the seams between appends need chunks"
     hash_embedder.texts_embedded = 0
     shifted = ["a new first line"] + lines
-    result = await index.replace(BOT, shifted, written_at=T0 + 200)
+    result = await index.replace(BOT, shifted, written_at=T0_US + 200)
     assert result.embedded <= 2
     hits = await index.recall("t1", "fact 45 inventory", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
     assert hits[0].line_number <= 47 <= hits[0].end_line, "kept chunks moved with their lines"
 
 
 async def test_update_to_empty_text_removes_every_chunk(index: ArchivalIndex) -> None:
-    await index.replace(BOT, facts(10), written_at=T0)
-    assert (await index.replace(BOT, [], written_at=T0 + 1)).chunks == 0
+    await index.replace(BOT, facts(10), written_at=T0_US)
+    assert (await index.replace(BOT, [], written_at=T0_US + 1)).chunks == 0
     assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
 
 
 async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: ArchivalIndex, archival_settings: Settings) -> None:
     secret, edited_out = b"Zqxjkv-hunter2-secret", b"Wbxqlorp-old-address"
     keep = BlockRef("t1", "blk_user", "user", None)
-    await index.add(keep, await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]), first_line=1, written_at=T0)
-    await index.add(BOT, await index.prepare(facts(30) + [f"the password is {secret.decode()}"]), first_line=1, written_at=T0)
+    await index.add(keep, await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]), first_line=1, written_at=T0_US)
+    await index.add(BOT, await index.prepare(facts(30) + [f"the password is {secret.decode()}"]), first_line=1, written_at=T0_US)
     bot_table = (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table
     row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
     vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
@@ -81,7 +81,7 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: Ar
     assert vector in before, "vectors are stored as raw float32"
 
     await index.delete_block("t1", "blk_bot")
-    await index.replace(keep, facts(50) + ["my new address is elsewhere"], written_at=T0 + 1)
+    await index.replace(keep, facts(50) + ["my new address is elsewhere"], written_at=T0_US + 1)
     await index.cleanup()
 
     after = lance_bytes(archival_settings)
@@ -93,7 +93,7 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: Ar
 
 async def test_delete_tenant_removes_only_that_tenant(index: ArchivalIndex) -> None:
     for tenant in ("t1", "t11", "t1x"):
-        await index.add(BlockRef(tenant, f"b_{tenant}", "user", None), await index.prepare(facts(3)), first_line=1, written_at=T0)
+        await index.add(BlockRef(tenant, f"b_{tenant}", "user", None), await index.prepare(facts(3)), first_line=1, written_at=T0_US)
     await index.delete_tenant("t1")
     assert await index.recall("t1", "widget", scopes=[ScopeKey("user")]) == []
     for tenant in ("t11", "t1x"):
@@ -101,7 +101,7 @@ async def test_delete_tenant_removes_only_that_tenant(index: ArchivalIndex) -> N
 
 
 async def test_delete_block_is_idempotent_and_scoped_to_its_tenant(index: ArchivalIndex) -> None:
-    await index.add(BOT, await index.prepare(facts(3)), first_line=1, written_at=T0)
+    await index.add(BOT, await index.prepare(facts(3)), first_line=1, written_at=T0_US)
     await index.delete_block("other-tenant", "blk_bot")
     assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")])
     await index.delete_block("t1", "blk_bot")
@@ -111,16 +111,16 @@ async def test_delete_block_is_idempotent_and_scoped_to_its_tenant(index: Archiv
 
 async def test_a_block_deleted_behind_the_index_back_is_dropped_on_next_write(open_index) -> None:
     index = await open_index()
-    await index.add(BOT, await index.prepare(["stale row about widgets"]), first_line=1, written_at=T0)
+    await index.add(BOT, await index.prepare(["stale row about widgets"]), first_line=1, written_at=T0_US)
     fresh = BlockRef("t1", "blk_bot_2", "agent", "bot")  # the block was re-created under a new id
-    await index.add(fresh, await index.prepare(["fresh row about gadgets"]), first_line=1, written_at=T0 + 1)
+    await index.add(fresh, await index.prepare(["fresh row about gadgets"]), first_line=1, written_at=T0_US + 1)
     hits = await index.recall("t1", "row", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=5)
     assert [h.block_id for h in hits] == ["blk_bot_2"]
 
 
 async def test_delete_of_a_block_this_process_never_opened_finds_its_table(open_index, archival_settings) -> None:
     writer = await open_index()
-    await writer.add(BOT, await writer.prepare(facts(3)), first_line=1, written_at=T0)
+    await writer.add(BOT, await writer.prepare(facts(3)), first_line=1, written_at=T0_US)
     await writer.close()
     other = await open_index()
     await other.delete_block("t1", "blk_bot")
@@ -129,7 +129,7 @@ async def test_delete_of_a_block_this_process_never_opened_finds_its_table(open_
 
 async def test_another_model_is_refused_until_reindex(open_index, archival_settings: Settings) -> None:
     first = await open_index()
-    await first.add(BOT, await first.prepare(facts(40)), first_line=1, written_at=T0)
+    await first.add(BOT, await first.prepare(facts(40)), first_line=1, written_at=T0_US)
     await first.close()
 
     other_model = HashEmbedder(32)
@@ -155,7 +155,7 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
     first = await open_index()
     for agent in ("a", "b"):
         block = BlockRef("t1", f"blk_{agent}", "agent", agent)
-        await first.add(block, await first.prepare(facts(20)), first_line=1, written_at=T0)
+        await first.add(block, await first.prepare(facts(20)), first_line=1, written_at=T0_US)
     await first.close()
 
     class FailsOnce(HashEmbedder):
@@ -183,7 +183,7 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
 async def test_background_maintenance_indexes_new_rows(open_index) -> None:
     index = await open_index()
     index.maintenance.background, index.maintenance.delay_s = True, 0.01
-    await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0)
+    await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0_US)
     state = await index.store.table(table_name("t1", ScopeKey("agent", "bot")))
     assert (await state.table.index_stats("text_idx")).num_unindexed_rows > 0
     for _ in range(250):
@@ -202,8 +202,8 @@ async def test_background_pruning_removes_replaced_text_after_the_grace_without_
     index = await open_index(archival_version_grace_s=1.0)
     index.maintenance.background, index.maintenance.delay_s = True, 0.01
     old = b"Qvzjxw-old-phone-number"
-    await index.replace(BOT, facts(20) + [f"call me at {old.decode()}"], written_at=T0)
-    await index.replace(BOT, facts(20) + ["call me at the office"], written_at=T0 + 1)
+    await index.replace(BOT, facts(20) + [f"call me at {old.decode()}"], written_at=T0_US)
+    await index.replace(BOT, facts(20) + ["call me at the office"], written_at=T0_US + 1)
     await asyncio.sleep(0.3)  # the write's own pass has run, within the grace
     assert old in lance_bytes(archival_settings), "superseded versions are kept for the grace"
     for _ in range(100):
@@ -248,7 +248,7 @@ def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
 
 async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction(index: ArchivalIndex) -> None:
     for start in range(0, 60, 10):  # six small fragments, each one append
-        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0 + start)
+        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0_US + start)
     scope = [ScopeKey("agent", "bot")]
     state = await index.store.table(table_name("t1", scope[0]))
     await state.table.delete("start_line < 20")
@@ -262,7 +262,7 @@ async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction
             assert hit.line_number >= 20
             assert hit.content.splitlines()[0] == facts(1, first)[0]
             assert hit.end_line == hit.line_number + len(hit.content.splitlines()) - 1
-            assert round(hit.updated_at.timestamp() * 1e6) == T0 + first // 10 * 10
+            assert round(hit.updated_at.timestamp() * 1e6) == T0_US + first // 10 * 10
 
 
 class _RecordingStore:

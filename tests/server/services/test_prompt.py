@@ -12,7 +12,7 @@ from agentmem_server.services.prompt import (
     select_matches,
 )
 
-from .helpers import T0, block, match
+from support import T0, block, match
 
 
 def msg(i: int, role: str, content: str, run: str) -> Message:

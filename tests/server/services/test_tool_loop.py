@@ -9,7 +9,7 @@ import pytest
 from agentmem.tools import memory_tools
 from agentmem.types import AgentCreateRequest, RunOptions, RunRequest
 
-from .helpers import FakeMemory, ScriptedLLM, block, match, tool_call
+from support import FakeMemory, ScriptedLLM, block, match, tool_call
 
 TENANT = "ten_a"
 STAMP = "2025-03-01T12:00:00.123456Z"

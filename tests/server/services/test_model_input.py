@@ -8,7 +8,7 @@ from agentmem.tools import memory_tools
 from agentmem.types import AgentCreateRequest, MemoryPolicy, RunOptions, RunRequest
 from agentmem_server.services.prompt import CORE_PREAMBLE, MESSAGE_OVERHEAD_TOKENS, REMINDER_PREAMBLE, count_tokens
 
-from .helpers import FakeMemory, ScriptedLLM, block, match
+from support import FakeMemory, ScriptedLLM, block, match
 
 TENANT = "ten_a"
 STAMP = "2025-03-01T12:00:00.123456Z"

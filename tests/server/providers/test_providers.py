@@ -14,9 +14,7 @@ from agentmem_server.providers.offline import BANNER
 from agentmem_server.services.errors import UpstreamError
 from agentmem_server.services.prompt import build_model_input
 
-from support import make_settings
-
-from .helpers import LLM_URL, ScriptedLLM, block, match, tool_call
+from support import LLM_URL, ScriptedLLM, block, make_settings, match, tool_call
 
 
 @pytest.fixture

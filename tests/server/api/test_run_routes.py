@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from agentmem.tools import memory_tools
+from agentmem_server import Settings
 from agentmem_server.services.prompt import iso_utc
 from agentmem_server.storage.sql.schema import messages, runs, threads
 
-from support import auth
-
-from .helpers import ScriptedLLM, tool_call
+from support import LLM_URL, ScriptedLLM, auth, make_settings, tool_call
 
 AUTO = {"memory_policy": {"archival_mode": "auto", "archival_min_score": 0.0}}
+
+
+@pytest.fixture
+def app_settings(tmp_path: Path, database_url: str) -> Settings:
+    """The in-process app (tests/server/conftest.py) pointed at the scripted provider (`llm`)."""
+    return make_settings(
+        tmp_path,
+        database_url=database_url,
+        llm_provider="openai",
+        llm_base_url=LLM_URL,
+        llm_api_key="sk-test",
+        llm_model="test-model",
+        llm_max_retries=0,
+    )
 
 
 @pytest.fixture

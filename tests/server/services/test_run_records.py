@@ -13,7 +13,7 @@ from agentmem.types import AgentCreateRequest, MemoryPolicy, RunOptions, RunRequ
 from agentmem_server.services.errors import Conflict, NotFound, UpstreamError
 from agentmem_server.storage.sql.schema import messages, runs as runs_table, threads
 
-from .helpers import FakeMemory, ScriptedLLM, match, tool_call
+from support import FakeMemory, ScriptedLLM, match, tool_call
 
 TENANT = "ten_a"
 AUTO = RunOptions(memory_policy=MemoryPolicy(archival_mode="auto"))

@@ -13,7 +13,7 @@ from agentmem_server.services.errors import InvalidInput
 from agentmem_server.storage.base import BlockRef, ScopeKey, from_micros
 from agentmem_server.storage.lance.store import vectors_of
 
-T0 = 1_700_000_000_000_000  # UTC microseconds
+from support import T0_US
 
 
 def ref(tenant: str, agent: str | None = None, block: str | None = None) -> BlockRef:
@@ -21,14 +21,14 @@ def ref(tenant: str, agent: str | None = None, block: str | None = None) -> Bloc
     return BlockRef(tenant, block or f"blk_{tenant}_{agent or 'user'}", scope, agent)
 
 
-async def append(index: ArchivalIndex, block: BlockRef, lines: list[str], first_line: int = 1, at: int = T0) -> None:
+async def append(index: ArchivalIndex, block: BlockRef, lines: list[str], first_line: int = 1, at: int = T0_US) -> None:
     await index.add(block, await index.prepare(lines), first_line=first_line, written_at=at)
 
 
 async def test_recall_finds_the_line_and_reports_where_it_is(index: ArchivalIndex) -> None:
     lines = [f"note {i}: the weather was mild" for i in range(1, 40)]
     lines[24] = "note 25: Maria moved to Lisbon and works as a nurse"
-    await append(index, ref("t1", "bot"), lines, first_line=101, at=T0 + 5)
+    await append(index, ref("t1", "bot"), lines, first_line=101, at=T0_US + 5)
     for mode in ("vector", "keyword", "hybrid"):
         hits = await index.recall("t1", "Maria Lisbon nurse", scopes=[ScopeKey("agent", "bot")], mode=mode, limit=3)
         top = hits[0]
@@ -36,7 +36,7 @@ async def test_recall_finds_the_line_and_reports_where_it_is(index: ArchivalInde
         assert top.line_number <= 125 <= top.end_line
         assert top.content.split("\n")[125 - top.line_number] == lines[24]
         assert (top.scope, top.agent_id, top.block_type, top.block_id) == ("agent", "bot", "archival", "blk_t1_bot")
-        assert top.updated_at == from_micros(T0 + 5)
+        assert top.updated_at == from_micros(T0_US + 5)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -73,8 +73,8 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
     rng = random.Random(7)
     for batch in range(6):
         lines = [" ".join(rng.choices(words, k=5)) for _ in range(100)]
-        await append(index, ref("t1"), lines, first_line=1 + 100 * batch, at=T0 + batch)
-    await append(index, ref("t1"), [f"late fact {i} apple river" for i in range(8)], first_line=601, at=T0 + 100)
+        await append(index, ref("t1"), lines, first_line=1 + 100 * batch, at=T0_US + batch)
+    await append(index, ref("t1"), [f"late fact {i} apple river" for i in range(8)], first_line=601, at=T0_US + 100)
     # Other scopes and tenants hold far more rows than the one searched.
     for tenant in ("t2", "t3"):
         await append(index, ref(tenant, "x"), [" ".join(rng.choices(words, k=5)) for _ in range(300)])
@@ -84,7 +84,7 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
         state = await current.store.table("arc_2_t1_u")
         assert state is not None and state.ann_rows > 0, "the ANN index was built and is used"
         for mode in ("vector", "keyword", "hybrid"):
-            hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0 + 50)
+            hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0_US + 50)
             assert len(hits) == 5, mode
             assert all(h.content.startswith("late fact") for h in hits)
         for limit in (20, 100):  # the API's largest limit; HNSW needs ef >= the hits it re-ranks
@@ -119,8 +119,8 @@ async def test_vector_scores_through_the_ann_index_are_exact_cosines_of_the_true
 
 async def test_time_range_includes_after_and_excludes_before(index: ArchivalIndex) -> None:
     for i in range(4):
-        await append(index, ref("t1"), [f"event {i} in the garden"], first_line=i + 1, at=T0 + i * 1_000_000)
-    at = lambda i: from_micros(T0 + i * 1_000_000)  # noqa: E731
+        await append(index, ref("t1"), [f"event {i} in the garden"], first_line=i + 1, at=T0_US + i * 1_000_000)
+    at = lambda i: from_micros(T0_US + i * 1_000_000)  # noqa: E731
     hits = await index.recall("t1", "garden event", scopes=[ScopeKey("user")], limit=10, updated_after=at(1), updated_before=at(3))
     assert sorted(h.line_number for h in hits) == [2, 3]
     assert all(at(1) <= h.updated_at < at(3) for h in hits)
@@ -148,7 +148,7 @@ async def test_scores_lie_in_0_1_and_min_score_filters_in_every_mode(index: Arch
 async def test_keyword_mode_finds_rows_added_after_the_index_was_built(index: ArchivalIndex) -> None:
     await append(index, ref("t1"), [f"ordinary line {i}" for i in range(20)])
     await index.maintain()  # the FTS index now covers those rows
-    await append(index, ref("t1"), ["the zanzibar protocol was signed"], first_line=21, at=T0 + 1)
+    await append(index, ref("t1"), ["the zanzibar protocol was signed"], first_line=21, at=T0_US + 1)
     hits = await index.recall("t1", "zanzibar", scopes=[ScopeKey("user")], mode="keyword", limit=3)
     assert [h.line_number for h in hits] == [21], "unindexed rows are searched too"
     await index.maintain()

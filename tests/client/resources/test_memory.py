@@ -14,14 +14,14 @@ import respx
 from agentmem import AgentMemError, AsyncClient, Client, ConflictError
 from agentmem._constants import MODIFY_MAX_CONFLICT_DELAY
 
-T0 = "2024-05-01T12:00:00.000001Z"
-EPOCH = datetime(2024, 5, 1, tzinfo=timezone.utc)
+from support import T0, T0_ISO
+
 
 
 def block(content: str, updated_at: str, **extra: Any) -> dict[str, Any]:
     return {
         "id": "blk_1", "block_type": "core", "content": content, "scope": "agent",
-        "agent_id": "a1", "created_at": T0, "updated_at": updated_at, **extra,
+        "agent_id": "a1", "created_at": T0_ISO, "updated_at": updated_at, **extra,
     }
 
 
@@ -102,22 +102,22 @@ def test_other_resources_validate_before_any_request(
 def test_modify_writes_fn_of_the_current_text_guarded_by_its_timestamp(
     client: Client, router: respx.MockRouter
 ) -> None:
-    router.get("/v1/memory/core").respond(200, json=block("likes tea", T0))
-    put = router.put("/v1/memory/core").respond(200, json=block("x", T0))
+    router.get("/v1/memory/core").respond(200, json=block("likes tea", T0_ISO))
+    put = router.put("/v1/memory/core").respond(200, json=block("x", T0_ISO))
 
     client.memory.modify("core", lambda text: text + "\nhates coffee", agent_id="a1")
 
     request = put.calls.last.request
     assert request.url.params["agent_id"] == "a1"
     assert json.loads(request.content) == {
-        "content": "likes tea\nhates coffee", "expected_updated_at": T0,
+        "content": "likes tea\nhates coffee", "expected_updated_at": T0_ISO,
     }
 
 
 def test_modify_creates_a_missing_block(client: Client, router: respx.MockRouter) -> None:
     not_found = {"error": {"type": "not_found", "message": "no block"}}
     router.get("/v1/memory/core").respond(404, json=not_found)
-    put = router.put("/v1/memory/core").respond(200, json=block("first", T0))
+    put = router.put("/v1/memory/core").respond(200, json=block("first", T0_ISO))
 
     client.memory.modify("core", lambda text: text + "first")
 
@@ -156,7 +156,7 @@ def test_modify_rereads_after_each_conflict(
 
 
 def test_modify_gives_up_after_max_attempts(client: Client, router: respx.MockRouter) -> None:
-    get = router.get("/v1/memory/core").respond(200, json=block("v", T0))
+    get = router.get("/v1/memory/core").respond(200, json=block("v", T0_ISO))
     put = router.put("/v1/memory/core").mock(return_value=conflict("2024-05-01T12:00:09Z"))
 
     with pytest.raises(ConflictError) as info:
@@ -169,10 +169,10 @@ def test_modify_gives_up_after_max_attempts(client: Client, router: respx.MockRo
 async def test_async_modify_accepts_sync_and_async_fn(
     async_client: AsyncClient, router: respx.MockRouter
 ) -> None:
-    router.get("/v1/memory/core").respond(200, json=block("tea", T0))
+    router.get("/v1/memory/core").respond(200, json=block("tea", T0_ISO))
     put = router.put("/v1/memory/core")
-    put.side_effect = [conflict(T0), httpx.Response(200, json=block("x", T0)),
-                       httpx.Response(200, json=block("x", T0))]
+    put.side_effect = [conflict(T0_ISO), httpx.Response(200, json=block("x", T0_ISO)),
+                       httpx.Response(200, json=block("x", T0_ISO))]
 
     async def shout(text: str) -> str:
         return text.upper()
@@ -186,8 +186,8 @@ async def test_async_modify_accepts_sync_and_async_fn(
 async def test_async_modify_gives_up_after_max_attempts(
     async_client: AsyncClient, router: respx.MockRouter
 ) -> None:
-    router.get("/v1/memory/core").respond(200, json=block("v", T0))
-    put = router.put("/v1/memory/core").mock(return_value=conflict(T0))
+    router.get("/v1/memory/core").respond(200, json=block("v", T0_ISO))
+    put = router.put("/v1/memory/core").mock(return_value=conflict(T0_ISO))
     with pytest.raises(ConflictError):
         await async_client.memory.modify("core", str.upper, max_attempts=2)
     assert put.call_count == 2
@@ -195,7 +195,7 @@ async def test_async_modify_gives_up_after_max_attempts(
 
 def test_responses_tolerate_unknown_fields(client: Client, router: respx.MockRouter) -> None:
     router.get("/v1/memory/core").respond(
-        200, json=block("hi", T0, embedding_model="minilm", shards={"n": 2})
+        200, json=block("hi", T0_ISO, embedding_model="minilm", shards={"n": 2})
     )
     result = client.memory.get("core")
     assert result.content == "hi"
@@ -216,7 +216,7 @@ def test_concurrent_modify_loses_no_update(client: Client, router: respx.MockRou
     stored: dict[str, Any] = {"content": "0", "version": 0}
 
     def stamp(version: int) -> str:
-        return (EPOCH + timedelta(microseconds=version)).isoformat()
+        return (T0 + timedelta(microseconds=version)).isoformat()
 
     def read(request: httpx.Request) -> httpx.Response:
         with lock:
