@@ -37,10 +37,13 @@ class Services:
     agents: "AgentService"
     runs: "RunService"
     repairer: Optional[asyncio.Task] = field(default=None, repr=False)
+    stop_repairs: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     async def close(self) -> None:
         if self.repairer is not None:
-            self.repairer.cancel()
+            # Not cancelled: a cancelled pass would leave its SQL call running on a worker thread,
+            # holding a connection the engine's dispose below cannot close (a leaked connection).
+            self.stop_repairs.set()
             await asyncio.gather(self.repairer, return_exceptions=True)
         await self.archival.close()
         close_provider = getattr(self.provider, "aclose", None)
@@ -69,19 +72,23 @@ async def build_services(settings: "Settings") -> Services:
         "agentmem ready: sql=%s archival=%s model=%s (%s)",
         sql.dialect, settings.resolved_archival_uri(), embedder.model_id, type(embedder).__name__,
     )
-    return Services(
+    services = Services(
         settings=settings, sql=sql, tenants=TenantService(sql), embedder=embedder, archival=archival,
         memory=memory, provider=provider, agents=agents, runs=runs,
-        repairer=asyncio.get_running_loop().create_task(
-            _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"
-        ),
     )
+    services.repairer = asyncio.get_running_loop().create_task(
+        _repair_interrupted_writes(memory, services.stop_repairs), name="agentmem-repair-interrupted-writes"
+    )
+    return services
 
 
-async def _repair_interrupted_writes(memory: MemoryService) -> None:
-    while True:
+async def _repair_interrupted_writes(memory: MemoryService, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             await memory.repair_interrupted_writes()
         except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
             log.exception("repairing interrupted archival writes failed")
-        await asyncio.sleep(REPAIR_INTERVAL_S)
+        try:
+            await asyncio.wait_for(stop.wait(), REPAIR_INTERVAL_S)
+        except asyncio.TimeoutError:
+            pass
