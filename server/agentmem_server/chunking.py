@@ -62,7 +62,10 @@ class ChunkBudget:
     """The embedder's own counter, special tokens included (so counting "" gives their number)."""
 
     def fits(self, text: str) -> bool:
-        return self.count_tokens(text) <= self.max_tokens and self.count_model_tokens(text) <= self.model_max_tokens
+        return (
+            self.count_tokens(text) <= self.max_tokens
+            and self.count_model_tokens(text) <= self.model_max_tokens
+        )
 
 
 def _is_blank(line: str) -> bool:
@@ -81,7 +84,10 @@ class _Lines:
 
     def fits_alone(self, i: int) -> bool:
         b = self.budget
-        return self._tokens[i] <= b.max_tokens and self._model[i] + self.model_overhead <= b.model_max_tokens
+        return (
+            self._tokens[i] <= b.max_tokens
+            and self._model[i] + self.model_overhead <= b.model_max_tokens
+        )
 
     def grow(self, start: int) -> int:
         """End (exclusive) of the longest chunk from `start` that fits; always takes `start`."""
@@ -135,7 +141,9 @@ def chunk_lines(
         last = end
         while last - 1 > start and _is_blank(lines[last - 1]):
             last -= 1
-        chunks.append(Chunk("\n".join(lines[start:last]), first_line + start, first_line + last - 1))
+        chunks.append(
+            Chunk("\n".join(lines[start:last]), first_line + start, first_line + last - 1)
+        )
         prev_start, covered = start, end
     return chunks
 
@@ -171,7 +179,10 @@ def split_line(line: str, budget: ChunkBudget) -> list[str]:
 
 def _split_word(word: str, budget: ChunkBudget) -> tuple[str, str]:
     """The longest prefix of a word that fits (at least one character), and the rest."""
-    lo, hi = 1, len(word)  # fits(word[:lo]) is assumed; a single character always fits a sane budget
+    lo, hi = (
+        1,
+        len(word),
+    )  # fits(word[:lo]) is assumed; a single character always fits a sane budget
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if budget.fits(word[:mid]):
@@ -201,7 +212,11 @@ def lines_from_chunks(chunks: Sequence[Chunk]) -> list[Optional[str]]:
 
 
 def rechunk(
-    old_chunks: Sequence[Chunk], new_lines: Sequence[str], budget: ChunkBudget, *, overlap_lines: int = 0
+    old_chunks: Sequence[Chunk],
+    new_lines: Sequence[str],
+    budget: ChunkBudget,
+    *,
+    overlap_lines: int = 0,
 ) -> list[tuple[Chunk, Optional[int]]]:
     """Chunks for `new_lines` that keep every old chunk whose lines are unchanged.
 
@@ -224,7 +239,12 @@ def rechunk(
         if k < 0 or e >= blocks[k].a + blocks[k].size:
             continue
         shift = blocks[k].b - blocks[k].a
-        kept.append((Chunk(chunk.text, chunk.start_line + shift, chunk.end_line + shift, chunk.piece), index))
+        kept.append(
+            (
+                Chunk(chunk.text, chunk.start_line + shift, chunk.end_line + shift, chunk.piece),
+                index,
+            )
+        )
         flags = piece_kept if chunk.piece else whole_kept
         for i in range(s + shift, e + shift + 1):
             flags[i] = True
@@ -243,7 +263,11 @@ def rechunk(
             lo -= 1
         while hi < j + overlap_lines and hi < n and whole_kept[hi] and not piece_kept[hi]:
             hi += 1
-        for c in chunk_lines(new_lines[lo:hi], budget, overlap_lines=overlap_lines, first_line=lo + 1):
+        for c in chunk_lines(
+            new_lines[lo:hi], budget, overlap_lines=overlap_lines, first_line=lo + 1
+        ):
             fresh.append((c, None))
         i = j
-    return sorted(kept + fresh, key=lambda pair: (pair[0].start_line, pair[0].piece, pair[0].end_line))
+    return sorted(
+        kept + fresh, key=lambda pair: (pair[0].start_line, pair[0].piece, pair[0].end_line)
+    )

@@ -14,8 +14,12 @@ from .settings import Settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-app = typer.Typer(help="agentmem: memory for LLM agents.", no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True)
+app = typer.Typer(
+    help="agentmem: memory for LLM agents.", no_args_is_help=True, add_completion=False
+)
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -31,7 +35,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8765, help="TCP port."),
     dev_key: bool = typer.Option(
-        False, "--dev-key", help="Print the URL and the `default` tenant's API key (created once, reused after)."
+        False,
+        "--dev-key",
+        help="Print the URL and the `default` tenant's API key (created once, reused after).",
     ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
@@ -46,7 +52,9 @@ def serve(
         typer.echo(f"URL: http://{host}:{port}")
         typer.echo(f"API key: {key}")
         typer.echo(f"Docs: http://{host}:{port}/docs   Data: {settings.data_dir.resolve()}")
-        typer.echo(f"Try:  AGENTMEM_API_KEY={key} python -c \"import agentmem; print(agentmem.Client().memory.list())\"")
+        typer.echo(
+            f'Try:  AGENTMEM_API_KEY={key} python -c "import agentmem; print(agentmem.Client().memory.list())"'
+        )
     _show_server_logs(log_level)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
@@ -60,15 +68,21 @@ def _show_server_logs(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
     logger = logging.getLogger("agentmem")
     logger.addHandler(handler)
-    logger.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else logging.INFO)
+    logger.setLevel(
+        level.upper() if level.upper() in logging.getLevelNamesMapping() else logging.INFO
+    )
     logger.propagate = False
 
 
 @keys_app.command("create")
-def keys_create(tenant: str = typer.Option(..., "--tenant", help="Tenant name; created if new.")) -> None:
+def keys_create(
+    tenant: str = typer.Option(..., "--tenant", help="Tenant name; created if new."),
+) -> None:
     """Create an API key. The key is printed once, alone on the last line."""
     created = _tenant_service(Settings()).create_key_sync(tenant)
-    typer.echo(f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). Store it now; it is not shown again.")
+    typer.echo(
+        f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). Store it now; it is not shown again."
+    )
     typer.echo(created.key)
 
 
@@ -88,7 +102,9 @@ def keys_list(tenant: str = typer.Option(..., "--tenant", help="Tenant name.")) 
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="The key id (key_...), as `keys list` shows it.")) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="The key id (key_...), as `keys list` shows it."),
+) -> None:
     """Revoke a key; requests with it get 401 from then on."""
     from .services.errors import NotFound
 
@@ -117,11 +133,20 @@ def reindex() -> None:
 
     async def run() -> int:
         embedder = load_embedder(settings)
-        index = await ArchivalIndex.open(settings, embedder, allow_model_mismatch=True, background_maintenance=False)
+        index = await ArchivalIndex.open(
+            settings, embedder, allow_model_mismatch=True, background_maintenance=False
+        )
         try:
-            with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+            ) as bar:
                 task = bar.add_task(f"re-embedding with {embedder.model_id}", total=None)
-                return await index.reindex(progress=lambda done, total: bar.update(task, completed=done, total=total))
+                return await index.reindex(
+                    progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
         finally:
             await index.close()
 
@@ -145,12 +170,15 @@ def cleanup() -> None:
 
     async def run() -> int:
         store = await LanceStore.open_as_stored(
-            settings.resolved_archival_uri(), ann_index_min_rows=settings.ann_index_min_rows,
+            settings.resolved_archival_uri(),
+            ann_index_min_rows=settings.ann_index_min_rows,
             storage_options=storage_options(settings),
         )
         try:
             names = sorted(await store.table_names())
-            with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()) as bar:
+            with Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()
+            ) as bar:
                 task = bar.add_task("pruning archival tables", total=len(names))
                 for name in names:
                     await store.maintain(name, prune_older_than=PRUNE_NOW, build_ann=False)
@@ -164,7 +192,11 @@ def cleanup() -> None:
 
 @app.command(
     "eval",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
     add_help_option=False,
 )
 def eval_(ctx: typer.Context) -> None:
@@ -196,8 +228,12 @@ def _fail_on_error(response) -> None:
 @app.command()
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="File to write (JSON Lines)."),
-    base_url: Optional[str] = typer.Option(None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."),
-    api_key: Optional[str] = typer.Option(None, help="The tenant's API key (default $AGENTMEM_API_KEY)."),
+    base_url: Optional[str] = typer.Option(
+        None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
+    ),
+    api_key: Optional[str] = typer.Option(
+        None, help="The tenant's API key (default $AGENTMEM_API_KEY)."
+    ),
 ) -> None:
     """Export the API key's tenant: agents, core and archival memory, threads and runs."""
     import httpx
@@ -205,7 +241,9 @@ def export(
 
     url, key = _client_settings(base_url, api_key)
     records = 0
-    with httpx.stream("GET", f"{url}/v1/export", headers={"Authorization": f"Bearer {key}"}, timeout=None) as response:
+    with httpx.stream(
+        "GET", f"{url}/v1/export", headers={"Authorization": f"Bearer {key}"}, timeout=None
+    ) as response:
         if response.status_code >= 400:
             response.read()
             _fail_on_error(response)
@@ -220,9 +258,15 @@ def export(
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="A file written by `agentmem export`."),
-    base_url: Optional[str] = typer.Option(None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."),
-    api_key: Optional[str] = typer.Option(None, help="The target tenant's API key (default $AGENTMEM_API_KEY)."),
+    path: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="A file written by `agentmem export`."
+    ),
+    base_url: Optional[str] = typer.Option(
+        None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
+    ),
+    api_key: Optional[str] = typer.Option(
+        None, help="The target tenant's API key (default $AGENTMEM_API_KEY)."
+    ),
 ) -> None:
     """Import an export into the API key's tenant; the server re-embeds archival text."""
     import httpx
@@ -230,7 +274,12 @@ def import_(
 
     url, key = _client_settings(base_url, api_key)
     size = path.stat().st_size
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn()) as progress:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    ) as progress:
         task = progress.add_task("importing", total=size)
 
         def body():

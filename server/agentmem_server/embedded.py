@@ -63,11 +63,17 @@ def serve_in_thread(
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agentmem-")))
         admin_key = "adm_" + secrets.token_urlsafe(24)
-        settings = Settings(data_dir=data_dir, admin_key=admin_key, **dict(settings_overrides or {}))
+        settings = Settings(
+            data_dir=data_dir, admin_key=admin_key, **dict(settings_overrides or {})
+        )
         sock = _bound_socket()
         stack.callback(sock.close)
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="agentmem-server", daemon=True)
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+        )
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="agentmem-server", daemon=True
+        )
         thread.start()
 
         def stop() -> None:
@@ -78,9 +84,13 @@ def serve_in_thread(
         deadline = time.monotonic() + startup_timeout_s
         while not server.started:
             if not thread.is_alive():
-                raise RuntimeError("the in-process agentmem server failed to start (see the log above)")
+                raise RuntimeError(
+                    "the in-process agentmem server failed to start (see the log above)"
+                )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the in-process agentmem server did not start within {startup_timeout_s:.0f}s")
+                raise RuntimeError(
+                    f"the in-process agentmem server did not start within {startup_timeout_s:.0f}s"
+                )
             time.sleep(0.05)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         with Client(api_key=admin_key, base_url=url) as admin:

@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..services.container import Services
 from ..services.errors import Forbidden, Unauthorized
 
-_bearer = HTTPBearer(auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`")
+_bearer = HTTPBearer(
+    auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`"
+)
 
 
 async def get_services(request: Request) -> Services:
@@ -30,7 +32,8 @@ def _secret(credentials: Optional[HTTPAuthorizationCredentials]) -> str:
 
 
 async def authenticate(
-    services: ServicesDep, credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]
+    services: ServicesDep,
+    credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
 ) -> str:
     return await services.tenants.authenticate(_secret(credentials))
 
@@ -40,7 +43,8 @@ TenantDep = Annotated[str, Depends(authenticate)]
 
 
 async def require_admin(
-    services: ServicesDep, credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)]
+    services: ServicesDep,
+    credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
 ) -> None:
     admin_key = services.settings.admin_key
     if not admin_key:

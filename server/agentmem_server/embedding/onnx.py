@@ -58,7 +58,9 @@ CHECK_TEXTS = (
 def _fingerprint(folder: Path) -> str:
     """sha256 over the model folder's file names and contents (~0.3 s for MiniLM's 90 MB)."""
     digest = hashlib.sha256(f"agentmem-onnx-export-{EXPORT_FORMAT}".encode())
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(
+        p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    ):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -78,7 +80,11 @@ def ensure_onnx_export(model_folder: Path | str, cache_root: Path | str) -> Path
     if (target / "meta.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("exporting %s to ONNX (once per machine, ~30 s on 2 cores) into %s", Path(model_folder).name, target)
+    log.info(
+        "exporting %s to ONNX (once per machine, ~30 s on 2 cores) into %s",
+        Path(model_folder).name,
+        target,
+    )
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     work.chmod(0o755)
     try:
@@ -109,7 +115,9 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
     model = SentenceTransformer(str(model_folder), device="cpu", local_files_only=True).eval()
     fast = getattr(model.tokenizer, "_tokenizer", None)
     if fast is None:
-        raise ValueError(f"{model_folder}: the ONNX backend needs a model with a fast (Rust) tokenizer")
+        raise ValueError(
+            f"{model_folder}: the ONNX backend needs a model with a fast (Rust) tokenizer"
+        )
     first = model[0]
     do_lower_case = bool(getattr(first, "do_lower_case", False))
 
@@ -119,24 +127,38 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
             self.st = st
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            features = {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            }
             return self.st(features)["sentence_embedding"]
 
     # Trace with padding in the batch, so the attention-mask path is the one recorded.
-    example = model.preprocess(["a short text", "a longer text, so that the first one is padded here"])
+    example = model.preprocess(
+        ["a short text", "a longer text, so that the first one is padded here"]
+    )
     uses_types = "token_type_ids" in example
     if not uses_types:
         example["token_type_ids"] = torch.zeros_like(example["input_ids"])
     args = tuple(example[name] for name in _INPUTS)
-    dynamic = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {"sentence_embedding": {0: "batch"}}
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in _INPUTS} | {
+        "sentence_embedding": {0: "batch"}
+    }
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The TorchScript exporter: deprecated in favour of torch.export (which needs onnxscript)
         # but works for BERT-style encoders and is what torch 2.13 still ships. Tracing warnings
         # are about shapes it records as constants; the checks below compare real outputs.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            Graph(model), args, str(out_dir / ONNX_FILE), dynamo=False, input_names=list(_INPUTS),
-            output_names=["sentence_embedding"], dynamic_axes=dynamic, opset_version=17,
+            Graph(model),
+            args,
+            str(out_dir / ONNX_FILE),
+            dynamo=False,
+            input_names=list(_INPUTS),
+            output_names=["sentence_embedding"],
+            dynamic_axes=dynamic,
+            opset_version=17,
         )
     tokenizer_text = fast.to_str()
     (out_dir / "tokenizer.json").write_text(tokenizer_text, encoding="utf-8")
@@ -158,15 +180,29 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
         ours = onnx_embedder._encode([text])[0]
         theirs = model.preprocess([text])["input_ids"][0].tolist()
         if ours != theirs:
-            raise RuntimeError(f"ONNX export of {model_folder}: tokenizer differs from sentence-transformers on {text[:40]!r}")
+            raise RuntimeError(
+                f"ONNX export of {model_folder}: tokenizer differs from sentence-transformers on {text[:40]!r}"
+            )
     want = model.encode(
-        texts, convert_to_numpy=True, normalize_embeddings=True, batch_size=len(texts), show_progress_bar=False
+        texts,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        batch_size=len(texts),
+        show_progress_bar=False,
     )
-    got = np.vstack([onnx_embedder.embed(texts), onnx_embedder.embed(texts[:1]), onnx_embedder.embed(texts[6:7])])
+    got = np.vstack(
+        [
+            onnx_embedder.embed(texts),
+            onnx_embedder.embed(texts[:1]),
+            onnx_embedder.embed(texts[6:7]),
+        ]
+    )
     want = np.vstack([want, want[:1], want[6:7]])
     cosine = float(np.min(np.sum(got * want, axis=1)))
     if not cosine >= MIN_COSINE:
-        raise RuntimeError(f"ONNX export of {model_folder}: min cosine to torch {cosine:.6f} < {MIN_COSINE}")
+        raise RuntimeError(
+            f"ONNX export of {model_folder}: min cosine to torch {cosine:.6f} < {MIN_COSINE}"
+        )
     meta["check_min_cosine"] = cosine
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     (out_dir / "meta.json.tmp").unlink()
@@ -183,8 +219,14 @@ class OnnxSentenceEmbedder:
     """
 
     def __init__(
-        self, export_dir: Path | str, *, model_id: str, batch_size: int = 64, onnx_file: str = ONNX_FILE,
-        meta_file: str = "meta.json", query_threads: int = 1,
+        self,
+        export_dir: Path | str,
+        *,
+        model_id: str,
+        batch_size: int = 64,
+        onnx_file: str = ONNX_FILE,
+        meta_file: str = "meta.json",
+        query_threads: int = 1,
     ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -192,7 +234,9 @@ class OnnxSentenceEmbedder:
         export_dir = Path(export_dir)
         meta = json.loads((export_dir / meta_file).read_text(encoding="utf-8"))
         if meta.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"{export_dir}: ONNX export format {meta.get('format')}, expected {EXPORT_FORMAT}")
+            raise ValueError(
+                f"{export_dir}: ONNX export format {meta.get('format')}, expected {EXPORT_FORMAT}"
+            )
         self.model_id = model_id
         self.device = "cpu"
         self.batch_size = batch_size
@@ -207,7 +251,11 @@ class OnnxSentenceEmbedder:
         # second thread cuts its latency (9.6 -> 7.2 ms p50 here). Spinning is off so a waiting
         # thread sleeps instead of taking a core from the ingestion lanes.
         threads = max(1, min(query_threads, os.cpu_count() or 1))
-        self._query_session = self._session if threads == 1 else _session(ort, export_dir / onnx_file, threads=threads)
+        self._query_session = (
+            self._session
+            if threads == 1
+            else _session(ort, export_dir / onnx_file, threads=threads)
+        )
         self._input_names = {i.name for i in self._session.get_inputs()}
 
         text = (export_dir / "tokenizer.json").read_text(encoding="utf-8")
@@ -222,7 +270,9 @@ class OnnxSentenceEmbedder:
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
-        return len(self._counter.encode(text.lower() if self._lower else text, add_special_tokens=True).ids)
+        return len(
+            self._counter.encode(text.lower() if self._lower else text, add_special_tokens=True).ids
+        )
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self._encode_full(texts)]
@@ -254,7 +304,9 @@ class OnnxSentenceEmbedder:
                 n = len(e.ids)
                 ids[r, :n], mask[r, :n], types[r, :n] = e.ids, 1, e.type_ids
             feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            out[rows] = session.run(None, {k: v for k, v in feed.items() if k in self._input_names})[0]
+            out[rows] = session.run(
+                None, {k: v for k, v in feed.items() if k in self._input_names}
+            )[0]
         return normalize_rows(out)
 
 

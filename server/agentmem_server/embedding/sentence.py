@@ -41,7 +41,9 @@ class SentenceTransformerEmbedder:
     nothing. `parallel_lanes` tells the batcher how many lanes the device keeps busy.
     """
 
-    def __init__(self, path: Path | str, *, model_id: str, device: str = "auto", batch_size: int = 64):
+    def __init__(
+        self, path: Path | str, *, model_id: str, device: str = "auto", batch_size: int = 64
+    ):
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -90,7 +92,10 @@ class SentenceTransformerEmbedder:
             # tokenizer: "Already borrowed"); the forward pass is.
             with self._preprocess_lock:
                 features = self._model.preprocess([texts[i] for i in rows])
-            features = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
+            features = {
+                k: v.to(self.device) if isinstance(v, torch.Tensor) else v
+                for k, v in features.items()
+            }
             with torch.inference_mode():
                 vectors = self._model(features)["sentence_embedding"]
             out[rows] = vectors.float().cpu().numpy()

@@ -11,7 +11,14 @@ from .openai import OpenAICompatibleProvider
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["ChatCompletion", "ChatProvider", "OfflineProvider", "OpenAICompatibleProvider", "build_provider", "request_body"]
+__all__ = [
+    "ChatCompletion",
+    "ChatProvider",
+    "OfflineProvider",
+    "OpenAICompatibleProvider",
+    "build_provider",
+    "request_body",
+]
 
 
 def build_provider(settings: "Settings") -> ChatProvider:

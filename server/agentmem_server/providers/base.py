@@ -66,4 +66,6 @@ def request_body(
         body["tools"] = tools
         if tool_choice is not None:
             body["tool_choice"] = tool_choice
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+        "utf-8"
+    )

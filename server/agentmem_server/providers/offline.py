@@ -42,19 +42,33 @@ class OfflineProvider:
         *,
         tool_choice: Optional[str] = None,
     ) -> ChatCompletion:
-        last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=None)
+        last_user = max(
+            (i for i, m in enumerate(messages) if m.get("role") == "user"), default=None
+        )
         user_text = messages[last_user]["content"] if last_user is not None else ""
         this_turn = messages[last_user + 1 :] if last_user is not None else []
         offered = {t.get("function", {}).get("name") for t in tools or []}
         already_recalled = any(m.get("role") == "tool" for m in this_turn)
-        if "recall_archival_memory" in offered and not already_recalled and tool_choice != "none" and user_text:
+        if (
+            "recall_archival_memory" in offered
+            and not already_recalled
+            and tool_choice != "none"
+            and user_text
+        ):
             call = {
                 "id": "call_offline_recall",
                 "type": "function",
-                "function": {"name": "recall_archival_memory", "arguments": json.dumps({"query": user_text})},
+                "function": {
+                    "name": "recall_archival_memory",
+                    "arguments": json.dumps({"query": user_text}),
+                },
             }
-            return ChatCompletion(content=None, tool_calls=[call], finish_reason="tool_calls", model=model)
-        return ChatCompletion(content=self._describe(user_text, messages), finish_reason="stop", model=model)
+            return ChatCompletion(
+                content=None, tool_calls=[call], finish_reason="tool_calls", model=model
+            )
+        return ChatCompletion(
+            content=self._describe(user_text, messages), finish_reason="stop", model=model
+        )
 
     def _describe(self, user_text: str, messages: list[dict[str, Any]]) -> str:
         lines = [BANNER, f"You said: {user_text}"]

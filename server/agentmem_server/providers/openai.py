@@ -77,20 +77,29 @@ class OpenAICompatibleProvider:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 if attempt < self.max_retries:
                     delay = self._backoff(attempt, None)
-                    log.warning("LLM provider unreachable (%s); retry %d in %.2fs", exc, attempt + 1, delay)
+                    log.warning(
+                        "LLM provider unreachable (%s); retry %d in %.2fs", exc, attempt + 1, delay
+                    )
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
                 raise UpstreamError(f"LLM provider unreachable at {url}: {exc!r}") from exc
             except httpx.TimeoutException as exc:
-                raise UpstreamError(f"LLM provider timed out after {time.perf_counter() - started:.1f}s") from exc
+                raise UpstreamError(
+                    f"LLM provider timed out after {time.perf_counter() - started:.1f}s"
+                ) from exc
             except httpx.HTTPError as exc:
                 raise UpstreamError(f"LLM provider request failed: {exc!r}") from exc
 
             if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
                 delay = self._backoff(attempt, response.headers.get("retry-after"))
                 if delay is not None:
-                    log.warning("LLM provider answered %d; retry %d in %.2fs", response.status_code, attempt + 1, delay)
+                    log.warning(
+                        "LLM provider answered %d; retry %d in %.2fs",
+                        response.status_code,
+                        attempt + 1,
+                        delay,
+                    )
                     attempt += 1
                     await asyncio.sleep(delay)
                     continue
@@ -146,7 +155,9 @@ def _parse(response: httpx.Response) -> ChatCompletion:
         choice = data["choices"][0]
         message = choice["message"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise UpstreamError(f"LLM provider sent an unreadable completion: {response.text[:MAX_ERROR_CHARS]!r}") from exc
+        raise UpstreamError(
+            f"LLM provider sent an unreadable completion: {response.text[:MAX_ERROR_CHARS]!r}"
+        ) from exc
     raw_usage = data.get("usage") or {}
     usage = Usage(
         prompt_tokens=int(raw_usage.get("prompt_tokens") or 0),
@@ -155,7 +166,9 @@ def _parse(response: httpx.Response) -> ChatCompletion:
     )
     tool_calls = message.get("tool_calls") or []
     if not isinstance(tool_calls, list):
-        raise UpstreamError(f"LLM provider sent malformed tool_calls: {tool_calls!r}"[:MAX_ERROR_CHARS])
+        raise UpstreamError(
+            f"LLM provider sent malformed tool_calls: {tool_calls!r}"[:MAX_ERROR_CHARS]
+        )
     return ChatCompletion(
         content=message.get("content"),
         tool_calls=tool_calls,

@@ -33,7 +33,15 @@ from ..storage.base import BlockRef, ScopeKey, from_micros, new_write_id, to_mic
 from ..storage.lance.maintenance import Maintenance
 from ..storage.lance.reindex import Progress, reindex_store
 from ..storage.lance.schema import TABLE_PREFIX, table_name, tenant_prefix
-from ..storage.lance.store import PRUNE_NOW, RESULT_COLUMNS, LanceStore, rows_table, sql_str, storage_options, vectors_of
+from ..storage.lance.store import (
+    PRUNE_NOW,
+    RESULT_COLUMNS,
+    LanceStore,
+    rows_table,
+    sql_str,
+    storage_options,
+    vectors_of,
+)
 from .errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -89,7 +97,12 @@ def _micros(ts: Timestamp) -> int:
 
 class ArchivalIndex:
     def __init__(
-        self, settings: "Settings", embedder: Embedder, store: LanceStore, batcher: EmbeddingBatcher, maintenance: Maintenance
+        self,
+        settings: "Settings",
+        embedder: Embedder,
+        store: LanceStore,
+        batcher: EmbeddingBatcher,
+        maintenance: Maintenance,
     ):
         self.settings = settings
         self.embedder = embedder
@@ -127,10 +140,14 @@ class ArchivalIndex:
             cache_bytes=settings.recall_cache_mb * 2**20,
         )
         batcher = EmbeddingBatcher(
-            embedder, max_batch=settings.embedding_batch_size, workers=getattr(embedder, "parallel_lanes", 1)
+            embedder,
+            max_batch=settings.embedding_batch_size,
+            workers=getattr(embedder, "parallel_lanes", 1),
         )
         maintenance = Maintenance(
-            store, prune_grace=timedelta(seconds=settings.archival_version_grace_s), background=background_maintenance
+            store,
+            prune_grace=timedelta(seconds=settings.archival_version_grace_s),
+            background=background_maintenance,
         )
         return cls(settings, embedder, store, batcher, maintenance)
 
@@ -150,7 +167,9 @@ class ArchivalIndex:
         """Chunk and embed `lines` (no newlines inside); touches no state, so callers may run it
         before taking locks or opening transactions."""
         if len(lines) > INLINE_CHUNKING_LINES:
-            chunks = await asyncio.get_running_loop().run_in_executor(self._chunker, self._chunk, lines)
+            chunks = await asyncio.get_running_loop().run_in_executor(
+                self._chunker, self._chunk, lines
+            )
         else:
             chunks = self._chunk(lines)
         vectors = await self.batcher.embed([c.text for c in chunks])
@@ -160,23 +179,35 @@ class ArchivalIndex:
         return chunk_lines(lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
 
     async def add(
-        self, block_ref: BlockRef, prepared: PreparedChunks, *, first_line: int, written_at: Timestamp,
+        self,
+        block_ref: BlockRef,
+        prepared: PreparedChunks,
+        *,
+        first_line: int,
+        written_at: Timestamp,
         write_id: Optional[str] = None,
     ) -> None:
         """Store prepared chunks as lines `first_line...` of the block, tagged with `write_id`
         (a new one if None), which `discard_write` takes back."""
         if prepared.model_id != self.model_id:
-            raise ValueError(f"chunks were embedded by {prepared.model_id!r}, this index uses {self.model_id!r}")
+            raise ValueError(
+                f"chunks were embedded by {prepared.model_id!r}, this index uses {self.model_id!r}"
+            )
         if not prepared.chunks:
             return
         if first_line < 1:
             raise ValueError(f"first_line must be >= 1, not {first_line}")
         shift = first_line - 1
-        chunks = [dataclass_replace(c, start_line=c.start_line + shift, end_line=c.end_line + shift) for c in prepared.chunks]
+        chunks = [
+            dataclass_replace(c, start_line=c.start_line + shift, end_line=c.end_line + shift)
+            for c in prepared.chunks
+        ]
         name = self._table_name(block_ref)
         async with self.store.lock(name):
             state = await self._table_for_block(name, block_ref.block_id)
-            rows = self._rows(state, block_ref, chunks, prepared.vectors, written_at, write_id=write_id)
+            rows = self._rows(
+                state, block_ref, chunks, prepared.vectors, written_at, write_id=write_id
+            )
             await self.store.add_rows(state, rows)
         self.maintenance.mark(name)
 
@@ -193,7 +224,9 @@ class ArchivalIndex:
         """Remove the scope's table, whatever block it holds."""
         await self._drop_table(table_name(tenant_id, scope))
 
-    async def replace(self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp) -> ReplaceResult:
+    async def replace(
+        self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp
+    ) -> ReplaceResult:
         """Make the block's chunks those of `lines`, embedding only chunks whose text is new.
 
         New rows are committed before the old ones are deleted: a crash in between leaves both
@@ -205,10 +238,16 @@ class ArchivalIndex:
             if state is not None and state.block_id != block_ref.block_id:
                 await self._drop_stale(name, state.block_id, block_ref.block_id)
                 state = None
-            old = await self.store.read_plan_rows(state, block_ref.block_id) if state is not None else None
+            old = (
+                await self.store.read_plan_rows(state, block_ref.block_id)
+                if state is not None
+                else None
+            )
             old_chunks, old_ids, by_hash = _stored_chunks(old)
             if len(lines) > INLINE_CHUNKING_LINES or len(old_chunks) > INLINE_CHUNKING_LINES:
-                plan = await asyncio.get_running_loop().run_in_executor(self._chunker, self._rechunk, old_chunks, lines)
+                plan = await asyncio.get_running_loop().run_in_executor(
+                    self._chunker, self._rechunk, old_chunks, lines
+                )
             else:
                 plan = self._rechunk(old_chunks, lines)
             chunks = [c for c, _ in plan]
@@ -234,13 +273,18 @@ class ArchivalIndex:
             await self.store.add_rows(state, rows)
             write_id = rows.column("write_id")[0].as_py() if rows.num_rows else ""
             await self.store.delete_rows(
-                state, f"block_id = {sql_str(block_ref.block_id)} AND write_id != {sql_str(write_id)}"
+                state,
+                f"block_id = {sql_str(block_ref.block_id)} AND write_id != {sql_str(write_id)}",
             )
         self.maintenance.mark(name)
         return ReplaceResult(len(chunks), len(fresh))
 
-    def _rechunk(self, old_chunks: list[Chunk], lines: Sequence[str]) -> list[tuple[Chunk, Optional[int]]]:
-        return rechunk(old_chunks, lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
+    def _rechunk(
+        self, old_chunks: list[Chunk], lines: Sequence[str]
+    ) -> list[tuple[Chunk, Optional[int]]]:
+        return rechunk(
+            old_chunks, lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines
+        )
 
     async def delete_block(self, tenant_id: str, block_id: str) -> None:
         """Remove the block's chunks and vectors; its table's files go with it at once."""
@@ -276,7 +320,9 @@ class ArchivalIndex:
     async def _drop_stale(self, name: str, stale: Optional[str], current: str) -> None:
         # Each scope has one archival block; rows of an older one are left over from a delete
         # that did not reach this index (a crash), and must not surface in recall.
-        log.warning("archival table %s held block %s, not %s; dropping the stale rows", name, stale, current)
+        log.warning(
+            "archival table %s held block %s, not %s; dropping the stale rows", name, stale, current
+        )
         await self.store.drop_table(name)
 
     def _table_name(self, block_ref: BlockRef) -> str:
@@ -322,13 +368,19 @@ class ArchivalIndex:
     ) -> list[MemoryRecallResult]:
         """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`."""
         if mode not in ("hybrid", "vector", "keyword"):
-            raise InvalidInput(f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}", field="mode")
+            raise InvalidInput(
+                f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}", field="mode"
+            )
         if limit < 1:
             raise InvalidInput(f"limit must be >= 1, not {limit}", field="limit", limit=1)
         if not 0.0 <= min_score <= 1.0:
-            raise InvalidInput(f"min_score must be within [0, 1], not {min_score}", field="min_score")
+            raise InvalidInput(
+                f"min_score must be within [0, 1], not {min_score}", field="min_score"
+            )
         names = list(dict.fromkeys(table_name(tenant_id, s) for s in scopes))
-        states = [s for s in await asyncio.gather(*(self.store.table(n) for n in names)) if s is not None]
+        states = [
+            s for s in await asyncio.gather(*(self.store.table(n) for n in names)) if s is not None
+        ]
         if not states or not query.strip():
             return []
         where = _time_filter(updated_after, updated_before)
@@ -339,7 +391,9 @@ class ArchivalIndex:
 
         def text_legs() -> list[asyncio.Future]:
             return [
-                asyncio.ensure_future(self.store.text_search(s, keywords, limit=text_limit, where=where))
+                asyncio.ensure_future(
+                    self.store.text_search(s, keywords, limit=text_limit, where=where)
+                )
                 for s in states
             ]
 
@@ -361,12 +415,22 @@ class ArchivalIndex:
         finally:
             for leg in legs:
                 leg.cancel()
-        chosen = _rank(qvec, vector_tables, text_tables, mode=mode, limit=limit, min_score=min_score, depth=depth)
+        chosen = _rank(
+            qvec,
+            vector_tables,
+            text_tables,
+            mode=mode,
+            limit=limit,
+            min_score=min_score,
+            depth=depth,
+        )
         results = []
         for c in chosen:
             state = states[c.table]
             if state.tenant_id != tenant_id:  # the table name says whose rows these are
-                raise RuntimeError(f"archival search for tenant {tenant_id!r} opened another tenant's table")
+                raise RuntimeError(
+                    f"archival search for tenant {tenant_id!r} opened another tenant's table"
+                )
             results.append(
                 MemoryRecallResult(
                     content=c.row["text"],
@@ -395,7 +459,9 @@ class ArchivalIndex:
         Deleted blocks are gone at once (their table is dropped); this is what removes the
         chunks an update replaced. Pruning removes old versions other readers might still use.
         """
-        names = set(await self.store.table_names()) if all_tables else self.maintenance.take_touched()
+        names = (
+            set(await self.store.table_names()) if all_tables else self.maintenance.take_touched()
+        )
         await self.maintenance.run(prune_older_than=PRUNE_NOW, names=names)
 
     async def reindex(self, progress: Optional[Progress] = None) -> int:
@@ -424,7 +490,8 @@ def _stored_chunks(table: Optional[pa.Table]) -> tuple[list[Chunk], list[str], d
         return [], [], {}
     cols = {name: table.column(name).to_pylist() for name in table.column_names}
     chunks = [
-        Chunk(t, s, e, p) for t, s, e, p in zip(cols["text"], cols["start_line"], cols["end_line"], cols["piece"])
+        Chunk(t, s, e, p)
+        for t, s, e, p in zip(cols["text"], cols["start_line"], cols["end_line"], cols["piece"])
     ]
     by_hash = {h: c for h, c in zip(cols["text_hash"], cols["chunk_id"])}
     return chunks, cols["chunk_id"], by_hash

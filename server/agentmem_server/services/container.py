@@ -70,14 +70,25 @@ async def build_services(settings: "Settings") -> Services:
     runs = RunService(settings=settings, sql=sql, memory=memory, agents=agents, provider=provider)
     log.info(
         "agentmem ready: sql=%s archival=%s model=%s (%s)",
-        sql.dialect, settings.resolved_archival_uri(), embedder.model_id, type(embedder).__name__,
+        sql.dialect,
+        settings.resolved_archival_uri(),
+        embedder.model_id,
+        type(embedder).__name__,
     )
     services = Services(
-        settings=settings, sql=sql, tenants=TenantService(sql), embedder=embedder, archival=archival,
-        memory=memory, provider=provider, agents=agents, runs=runs,
+        settings=settings,
+        sql=sql,
+        tenants=TenantService(sql),
+        embedder=embedder,
+        archival=archival,
+        memory=memory,
+        provider=provider,
+        agents=agents,
+        runs=runs,
     )
     services.repairer = asyncio.get_running_loop().create_task(
-        _repair_interrupted_writes(memory, services.stop_repairs), name="agentmem-repair-interrupted-writes"
+        _repair_interrupted_writes(memory, services.stop_repairs),
+        name="agentmem-repair-interrupted-writes",
     )
     return services
 

@@ -16,7 +16,9 @@ class ServiceError(Exception):
     """False tells clients (header `x-should-retry: false`) that a retry would only repeat work
     the server already retried."""
 
-    def __init__(self, message: str, *, field: Optional[str] = None, limit: Any = None, **extra: Any):
+    def __init__(
+        self, message: str, *, field: Optional[str] = None, limit: Any = None, **extra: Any
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -20,7 +20,15 @@ from sqlalchemy import Connection
 
 from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
-from ..storage.base import USER_SCOPE_AGENT, BlockRef, ScopeKey, from_micros, new_write_id, now_micros, to_micros
+from ..storage.base import (
+    USER_SCOPE_AGENT,
+    BlockRef,
+    ScopeKey,
+    from_micros,
+    new_write_id,
+    now_micros,
+    to_micros,
+)
 from ..storage.sql import blocks as sql
 from ..storage.sql.store import SqlStore
 from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
@@ -59,10 +67,17 @@ def _block_ref(tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
 
 def _check_block_type(block_type: str) -> None:
     if block_type not in BLOCK_TYPES:
-        raise InvalidInput(f"block_type must be 'core' or 'archival', not {block_type!r}", field="block_type")
+        raise InvalidInput(
+            f"block_type must be 'core' or 'archival', not {block_type!r}", field="block_type"
+        )
 
 
-def _to_model(row: sql.BlockRow, content: Optional[str] = None, start: Optional[int] = None, end: Optional[int] = None) -> MemoryBlock:
+def _to_model(
+    row: sql.BlockRow,
+    content: Optional[str] = None,
+    start: Optional[int] = None,
+    end: Optional[int] = None,
+) -> MemoryBlock:
     return MemoryBlock(
         id=row.id,
         block_type=row.block_type,  # type: ignore[arg-type]
@@ -86,7 +101,9 @@ def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> 
         )
     current_at = from_micros(current.updated_at).isoformat()
     if expected is None:
-        message = f"block already exists (updated_at={current_at}); pass its updated_at to replace it"
+        message = (
+            f"block already exists (updated_at={current_at}); pass its updated_at to replace it"
+        )
     else:
         message = f"block changed since {expected.isoformat()}; current updated_at is {current_at}"
     return Conflict(message, field="expected_updated_at", current_updated_at=current_at)
@@ -113,7 +130,9 @@ class _Transaction:
         self.undo.append(undo)
 
     async def call(self, fn, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(fn, *args, **kwargs)
+        )
 
     async def run(self, fn, *args, **kwargs):
         return await self.call(fn, self.conn, *args, **kwargs)
@@ -163,13 +182,17 @@ class MemoryService:
                 log.exception("could not undo an archival write after a failed transaction")
 
     @asynccontextmanager
-    async def _archival_transaction(self, tenant_id: str, key: str, kind: str) -> AsyncIterator["_Transaction"]:
+    async def _archival_transaction(
+        self, tenant_id: str, key: str, kind: str
+    ) -> AsyncIterator["_Transaction"]:
         """`_transaction` for a write that may change the scope's archival index, recorded in
         `archival_writes_in_flight` until it commits or is undone (see `repair_interrupted_writes`).
         `kind` says how to repair it: "append" drops the rows tagged `tx.write_id`, "resync"
         rebuilds the scope's index from its committed lines."""
         write_id = new_write_id()
-        await self._single_statements(sql.begin_archival_write, write_id, tenant_id, key, kind, now_micros())
+        await self._single_statements(
+            sql.begin_archival_write, write_id, tenant_id, key, kind, now_micros()
+        )
         tx: Optional[_Transaction] = None
         try:
             async with self._transaction() as tx:
@@ -182,7 +205,9 @@ class MemoryService:
                     await self._single_statements(sql.end_archival_write, write_id)
             raise
 
-    async def repair_interrupted_writes(self, *, older_than: timedelta = INTERRUPTED_WRITE_GRACE) -> int:
+    async def repair_interrupted_writes(
+        self, *, older_than: timedelta = INTERRUPTED_WRITE_GRACE
+    ) -> int:
         """Put back in step the archival index of every write that started more than
         `older_than` ago and neither committed nor was undone (its process died in between);
         returns how many were repaired. Younger ones may still be running in another process."""
@@ -195,7 +220,11 @@ class MemoryService:
             else:
                 await self._resync_scope(write.tenant_id, write.agent_id)
             await self._single_statements(sql.end_archival_write, write.write_id)
-            log.warning("repaired the archival index after an interrupted %s write %s", write.kind, write.write_id)
+            log.warning(
+                "repaired the archival index after an interrupted %s write %s",
+                write.kind,
+                write.write_id,
+            )
         return len(writes)
 
     async def _resync_scope(self, tenant_id: str, key: str) -> None:
@@ -225,18 +254,33 @@ class MemoryService:
 
     # ---- reads ------------------------------------------------------------------------------
 
-    async def list_blocks(self, tenant_id: str, scope: str, agent_id: Optional[str]) -> list[MemoryBlock]:
+    async def list_blocks(
+        self, tenant_id: str, scope: str, agent_id: Optional[str]
+    ) -> list[MemoryBlock]:
         if scope not in ("user", "agent", "all"):
-            raise InvalidInput(f"scope must be 'user', 'agent' or 'all', not {scope!r}", field="scope")
+            raise InvalidInput(
+                f"scope must be 'user', 'agent' or 'all', not {scope!r}", field="scope"
+            )
         if scope == "agent" and not agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
-        keys = {"user": [USER_SCOPE_AGENT], "agent": [agent_id], "all": [USER_SCOPE_AGENT, agent_id]}[scope]
-        rows = await self._single_statements(sql.list_blocks, tenant_id, [k for k in keys if k is not None])
+        keys = {
+            "user": [USER_SCOPE_AGENT],
+            "agent": [agent_id],
+            "all": [USER_SCOPE_AGENT, agent_id],
+        }[scope]
+        rows = await self._single_statements(
+            sql.list_blocks, tenant_id, [k for k in keys if k is not None]
+        )
         # Archival text can be millions of lines; list shows its size, `get` reads ranges of it.
         return [_to_model(r, content="" if r.block_type == "archival" else None) for r in rows]
 
     async def get_block(
-        self, tenant_id: str, block_type: str, agent_id: Optional[str], start_line: Optional[int] = None, end_line: Optional[int] = None
+        self,
+        tenant_id: str,
+        block_type: str,
+        agent_id: Optional[str],
+        start_line: Optional[int] = None,
+        end_line: Optional[int] = None,
     ) -> MemoryBlock:
         _check_block_type(block_type)
         if start_line is not None and start_line < 1:
@@ -256,7 +300,9 @@ class MemoryService:
 
         row, lines = await self._single_statements(read)
         if row is None:
-            raise NotFound(f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope")
+            raise NotFound(
+                f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope"
+            )
         if lines is None:
             if not ranged:
                 return _to_model(row)
@@ -266,7 +312,9 @@ class MemoryService:
         last = start + len(lines) - 1 if lines else None
         return _to_model(row, content="\n".join(lines), start=start if lines else None, end=last)
 
-    async def recall(self, tenant_id: str, request: MemoryRecallRequest) -> list[MemoryRecallResult]:
+    async def recall(
+        self, tenant_id: str, request: MemoryRecallRequest
+    ) -> list[MemoryRecallResult]:
         if request.scope == "agent" and not request.agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
         scopes: list[ScopeKey] = []
@@ -296,7 +344,12 @@ class MemoryService:
             )
 
     async def update_block(
-        self, tenant_id: str, block_type: str, content: str, expected_updated_at: Optional[datetime], agent_id: Optional[str]
+        self,
+        tenant_id: str,
+        block_type: str,
+        content: str,
+        expected_updated_at: Optional[datetime],
+        agent_id: Optional[str],
     ) -> MemoryBlock:
         _check_block_type(block_type)
         key = _agent_key(agent_id)
@@ -305,15 +358,24 @@ class MemoryService:
             return await self._update_core(tenant_id, key, content, expected_updated_at)
         return await self._update_archival(tenant_id, key, content, expected_updated_at)
 
-    async def _update_core(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
+    async def _update_core(
+        self, tenant_id: str, key: str, content: str, expected: Optional[datetime]
+    ) -> MemoryBlock:
         def write(conn: Connection):
             if expected is None:
-                row = sql.insert_block_if_missing(conn, tenant_id, "core", key, content, _line_count(content), now_micros())
+                row = sql.insert_block_if_missing(
+                    conn, tenant_id, "core", key, content, _line_count(content), now_micros()
+                )
             else:
                 row = sql.guarded_update(
-                    conn, tenant_id, "core", key,
-                    expected_updated_at=to_micros(expected), content=content,
-                    line_count=_line_count(content), now_us=now_micros(),
+                    conn,
+                    tenant_id,
+                    "core",
+                    key,
+                    expected_updated_at=to_micros(expected),
+                    content=content,
+                    line_count=_line_count(content),
+                    now_us=now_micros(),
                 )
             return row, (None if row else sql.get_block(conn, tenant_id, "core", key))
 
@@ -322,16 +384,26 @@ class MemoryService:
             raise _conflict(current, expected)
         return _to_model(row)
 
-    async def _update_archival(self, tenant_id: str, key: str, content: str, expected: Optional[datetime]) -> MemoryBlock:
+    async def _update_archival(
+        self, tenant_id: str, key: str, content: str, expected: Optional[datetime]
+    ) -> MemoryBlock:
         lines = split_lines(content) if content else []
         now = now_micros()
         async with self._archival_transaction(tenant_id, key, "resync") as tx:
             if expected is None:
-                row = await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", len(lines), now)
+                row = await tx.run(
+                    sql.insert_block_if_missing, tenant_id, "archival", key, "", len(lines), now
+                )
             else:
                 row = await tx.run(
-                    sql.guarded_update, tenant_id, "archival", key,
-                    expected_updated_at=to_micros(expected), content="", line_count=len(lines), now_us=now,
+                    sql.guarded_update,
+                    tenant_id,
+                    "archival",
+                    key,
+                    expected_updated_at=to_micros(expected),
+                    content="",
+                    line_count=len(lines),
+                    now_us=now,
                 )
             if row is None:
                 raise _conflict(await tx.run(sql.get_block, tenant_id, "archival", key), expected)
@@ -342,7 +414,9 @@ class MemoryService:
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
         return _to_model(row, content=content)
 
-    async def append(self, tenant_id: str, block_type: str, text: str, agent_id: Optional[str]) -> MemoryBlock:
+    async def append(
+        self, tenant_id: str, block_type: str, text: str, agent_id: Optional[str]
+    ) -> MemoryBlock:
         _check_block_type(block_type)
         if not text:
             raise InvalidInput("text must not be empty", field="text")
@@ -357,14 +431,23 @@ class MemoryService:
 
         def write(conn: Connection):
             row = sql.append_core_text(
-                conn, tenant_id, "core", key, text=text, added_lines=added, limit_chars=self.core_limit_chars, now_us=now_micros()
+                conn,
+                tenant_id,
+                "core",
+                key,
+                text=text,
+                added_lines=added,
+                limit_chars=self.core_limit_chars,
+                now_us=now_micros(),
             )
             if row is not None:
                 return row, None
             current = sql.get_block(conn, tenant_id, "core", key)
             if current is not None:
                 return None, current
-            return sql.insert_block_if_missing(conn, tenant_id, "core", key, text, added, now_micros()), None
+            return sql.insert_block_if_missing(
+                conn, tenant_id, "core", key, text, added, now_micros()
+            ), None
 
         # A concurrent creator can win the insert between our UPDATE and INSERT; then append again.
         for _ in range(3):
@@ -383,7 +466,9 @@ class MemoryService:
     async def _append_archival(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
         return await self.append_archival_lines(tenant_id, split_lines(text), key or None)
 
-    async def append_archival_lines(self, tenant_id: str, lines: list[str], agent_id: Optional[str]) -> MemoryBlock:
+    async def append_archival_lines(
+        self, tenant_id: str, lines: list[str], agent_id: Optional[str]
+    ) -> MemoryBlock:
         """Append exact lines (import uses this: no newline folding, empty lines kept)."""
         key = _agent_key(agent_id)
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
@@ -396,9 +481,20 @@ class MemoryService:
             first = row.line_count - len(lines) + 1
             await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
             ref = _block_ref(tenant_id, row.id, key)
-            tx.on_failure(partial(self._archival.discard_write, tenant_id, ScopeKey.from_agent_key(key), tx.write_id))
+            tx.on_failure(
+                partial(
+                    self._archival.discard_write,
+                    tenant_id,
+                    ScopeKey.from_agent_key(key),
+                    tx.write_id,
+                )
+            )
             await self._archival.add(
-                ref, prepared, first_line=first, written_at=from_micros(row.updated_at), write_id=tx.write_id
+                ref,
+                prepared,
+                first_line=first,
+                written_at=from_micros(row.updated_at),
+                write_id=tx.write_id,
             )
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 

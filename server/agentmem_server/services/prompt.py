@@ -117,7 +117,9 @@ def select_matches(
     archival index returns; the first match that does not fit ends the list, so a lower-scoring
     short match never displaces a better long one.
     """
-    ranked = sorted((m for m in matches if m.score >= min_score), key=lambda m: m.score, reverse=True)
+    ranked = sorted(
+        (m for m in matches if m.score >= min_score), key=lambda m: m.score, reverse=True
+    )
     kept: list[MemoryRecallResult] = []
     used = 0
     for m in ranked[:limit]:

@@ -57,9 +57,9 @@ def _add(a: Usage, b: Usage) -> Usage:
     )
 
 
-
-
-def _step(added: list[dict[str, Any]], tool_choice: Optional[str], completion: ChatCompletion) -> dict[str, Any]:
+def _step(
+    added: list[dict[str, Any]], tool_choice: Optional[str], completion: ChatCompletion
+) -> dict[str, Any]:
     return {
         "messages": added,
         "tool_choice": tool_choice,
@@ -120,22 +120,40 @@ class RunService:
         )
         tools = memory_tools() if policy.archival_mode == "tool_only" else []
         model = agent.model or self._default_model
-        result = await self._loop(tenant_id, agent_id, model, model_input, tools, policy, request.options.max_steps)
+        result = await self._loop(
+            tenant_id, agent_id, model, model_input, tools, policy, request.options.max_steps
+        )
         recalled = matches if policy.archival_mode == "auto" else result.recalled
 
         run_id = sql.new_id("run")
         record = self._record(
-            run_id=run_id, agent_id=agent_id, thread_id=thread_id, created_us=started_us, model=model,
-            options=request.options.model_dump(mode="json"), model_input=model_input, tools=tools,
-            result=result, recalled=recalled, replay_of=None,
+            run_id=run_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+            created_us=started_us,
+            model=model,
+            options=request.options.model_dump(mode="json"),
+            model_input=model_input,
+            tools=tools,
+            result=result,
+            recalled=recalled,
+            replay_of=None,
         )
         finished_us = now_micros()
 
         def write(conn):
             return sql.save_turn(
-                conn, tenant_id=tenant_id, agent_id=agent_id, thread_id=thread_id, new_thread=new_thread,
-                run_id=run_id, user_message=request.message, output=result.output,
-                started_us=started_us, finished_us=finished_us, record=record,
+                conn,
+                tenant_id=tenant_id,
+                agent_id=agent_id,
+                thread_id=thread_id,
+                new_thread=new_thread,
+                run_id=run_id,
+                user_message=request.message,
+                output=result.output,
+                started_us=started_us,
+                finished_us=finished_us,
+                record=record,
             )
 
         for attempt in range(_SAVE_ATTEMPTS):
@@ -149,8 +167,13 @@ class RunService:
         if not saved:
             raise NotFound(f"agent {agent_id!r} or thread {thread_id!r} was deleted during the run")
         return RunResult(
-            id=run_id, agent_id=agent_id, thread_id=thread_id, output=result.output,
-            recalled=recalled, usage=result.usage, stop_reason=result.stop_reason,
+            id=run_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+            output=result.output,
+            recalled=recalled,
+            usage=result.usage,
+            stop_reason=result.stop_reason,
         )
 
     async def _core_blocks(
@@ -164,20 +187,33 @@ class RunService:
             except NotFound:
                 return None
 
-        return await asyncio.gather(get(policy.include_user_core, None), get(policy.include_agent_core, agent_id))
+        return await asyncio.gather(
+            get(policy.include_user_core, None), get(policy.include_agent_core, agent_id)
+        )
 
-    async def _auto_recall(self, tenant_id: str, agent_id: str, message: str, policy: MemoryPolicy) -> list[MemoryRecallResult]:
-        if policy.archival_mode != "auto" or policy.archival_limit == 0 or policy.archival_token_budget == 0:
+    async def _auto_recall(
+        self, tenant_id: str, agent_id: str, message: str, policy: MemoryPolicy
+    ) -> list[MemoryRecallResult]:
+        if (
+            policy.archival_mode != "auto"
+            or policy.archival_limit == 0
+            or policy.archival_token_budget == 0
+        ):
             return []
         found = await self._memory.recall(
             tenant_id,
             MemoryRecallRequest(
-                query=message, agent_id=agent_id, scope="all",
-                limit=policy.archival_limit, min_score=policy.archival_min_score,
+                query=message,
+                agent_id=agent_id,
+                scope="all",
+                limit=policy.archival_limit,
+                min_score=policy.archival_min_score,
             ),
         )
         return select_matches(
-            found, limit=policy.archival_limit, min_score=policy.archival_min_score,
+            found,
+            limit=policy.archival_limit,
+            min_score=policy.archival_min_score,
             token_budget=policy.archival_token_budget,
         )
 
@@ -201,7 +237,9 @@ class RunService:
             # On the last allowed call the model must answer in text: tool calls could not be
             # followed by another call, and a run that ends on a tool call has no answer.
             tool_choice = "none" if tools and last else None
-            completion = await self._provider.complete(model, messages, tools or None, tool_choice=tool_choice)
+            completion = await self._provider.complete(
+                model, messages, tools or None, tool_choice=tool_choice
+            )
             usage = _add(usage, completion.usage)
             steps.append(_step(added, tool_choice, completion))
             if not completion.tool_calls:
@@ -220,7 +258,12 @@ class RunService:
     # ---- memory tools -----------------------------------------------------------------------
 
     async def _execute_tool(
-        self, tenant_id: str, agent_id: str, policy: MemoryPolicy, call: dict[str, Any], recalled: list[MemoryRecallResult]
+        self,
+        tenant_id: str,
+        agent_id: str,
+        policy: MemoryPolicy,
+        call: dict[str, Any],
+        recalled: list[MemoryRecallResult],
     ) -> dict[str, Any]:
         function = call.get("function") or {}
         name = function.get("name")
@@ -248,7 +291,12 @@ class RunService:
         }
 
     async def _tool_recall(
-        self, tenant_id: str, agent_id: str, policy: MemoryPolicy, args: dict[str, Any], recalled: list[MemoryRecallResult]
+        self,
+        tenant_id: str,
+        agent_id: str,
+        policy: MemoryPolicy,
+        args: dict[str, Any],
+        recalled: list[MemoryRecallResult],
     ) -> dict[str, Any]:
         query = args.get("query")
         if not isinstance(query, str) or not query.strip():
@@ -259,7 +307,13 @@ class RunService:
         limit = min(limit, MAX_TOOL_RECALL_LIMIT)
         found = await self._memory.recall(
             tenant_id,
-            MemoryRecallRequest(query=query, agent_id=agent_id, scope="all", limit=limit, min_score=policy.archival_min_score),
+            MemoryRecallRequest(
+                query=query,
+                agent_id=agent_id,
+                scope="all",
+                limit=limit,
+                min_score=policy.archival_min_score,
+            ),
         )
         seen = {(m.block_id, m.line_number, m.end_line) for m in recalled}
         recalled.extend(m for m in found if (m.block_id, m.line_number, m.end_line) not in seen)
@@ -277,14 +331,18 @@ class RunService:
             ]
         }
 
-    async def _tool_append(self, tenant_id: str, agent_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def _tool_append(
+        self, tenant_id: str, agent_id: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
         text = args.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text must be a non-empty string")
         block = await self._memory.append(tenant_id, "archival", text, agent_id)
         return {"ok": True, "start_line": block.start_line, "end_line": block.end_line}
 
-    async def _tool_update_core(self, tenant_id: str, agent_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def _tool_update_core(
+        self, tenant_id: str, agent_id: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
         content = args.get("content")
         if not isinstance(content, str):
             raise ValueError("content must be a string")
@@ -302,12 +360,15 @@ class RunService:
             block = await self._memory.update_block(tenant_id, "core", content, expected, agent_id)
         except Conflict as exc:
             try:
-                current: Optional[MemoryBlock] = await self._memory.get_block(tenant_id, "core", agent_id)
+                current: Optional[MemoryBlock] = await self._memory.get_block(
+                    tenant_id, "core", agent_id
+                )
             except NotFound:
                 current = None
             return {
                 "error": "conflict",
-                "message": exc.message + "; merge your change into current_content and call again with current_updated_at",
+                "message": exc.message
+                + "; merge your change into current_content and call again with current_updated_at",
                 "current_content": current.content if current else None,
                 "current_updated_at": iso_utc(current.updated_at) if current else None,
             }
@@ -316,9 +377,19 @@ class RunService:
     # ---- records, replay, transcript ---------------------------------------------------------
 
     def _record(
-        self, *, run_id: str, agent_id: str, thread_id: str, created_us: int, model: str, options: dict[str, Any],
-        model_input: list[dict[str, Any]], tools: list[dict[str, Any]], result: _LoopResult,
-        recalled: list[MemoryRecallResult], replay_of: Optional[str],
+        self,
+        *,
+        run_id: str,
+        agent_id: str,
+        thread_id: str,
+        created_us: int,
+        model: str,
+        options: dict[str, Any],
+        model_input: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        result: _LoopResult,
+        recalled: list[MemoryRecallResult],
+        replay_of: Optional[str],
     ) -> dict[str, Any]:
         return {
             "id": run_id,
@@ -342,7 +413,9 @@ class RunService:
         row = await in_transaction(self._sql, lambda c: sql.get_run(c, tenant_id, run_id))
         if row is None:
             raise NotFound(f"no run {run_id!r}", field="run_id")
-        return Run.model_validate({**row.record, "created_at": from_micros(row.created_at), "replay_of": row.replay_of})
+        return Run.model_validate(
+            {**row.record, "created_at": from_micros(row.created_at), "replay_of": row.replay_of}
+        )
 
     async def replay(self, tenant_id: str, run_id: str) -> RunResult:
         """Sends the stored first model input again, byte for byte; stores a new run, not a turn.
@@ -358,7 +431,10 @@ class RunService:
         tool_choice = steps[0].get("tool_choice")
         started_us = now_micros()
         completion = await self._provider.complete(
-            original["model"], original["model_input"], original["tools"] or None, tool_choice=tool_choice
+            original["model"],
+            original["model_input"],
+            original["tools"] or None,
+            tool_choice=tool_choice,
         )
         result = _LoopResult(
             output=completion.content or "",
@@ -367,31 +443,59 @@ class RunService:
             stop_reason="tool_calls" if completion.tool_calls else "stop",
         )
         # In auto mode the injected matches are part of the identical input, so they were shown again.
-        auto = (original.get("options") or {}).get("memory_policy", {}).get("archival_mode") == "auto"
-        recalled = [MemoryRecallResult.model_validate(m) for m in original.get("recalled", [])] if auto else []
+        auto = (original.get("options") or {}).get("memory_policy", {}).get(
+            "archival_mode"
+        ) == "auto"
+        recalled = (
+            [MemoryRecallResult.model_validate(m) for m in original.get("recalled", [])]
+            if auto
+            else []
+        )
         new_id = sql.new_id("run")
         record = self._record(
-            run_id=new_id, agent_id=row.agent_id, thread_id=row.thread_id, created_us=started_us,
-            model=original["model"], options=original["options"], model_input=original["model_input"],
-            tools=original["tools"], result=result, recalled=recalled, replay_of=row.id,
+            run_id=new_id,
+            agent_id=row.agent_id,
+            thread_id=row.thread_id,
+            created_us=started_us,
+            model=original["model"],
+            options=original["options"],
+            model_input=original["model_input"],
+            tools=original["tools"],
+            result=result,
+            recalled=recalled,
+            replay_of=row.id,
         )
         await in_transaction(
             self._sql,
             lambda c: sql.insert_run(
-                c, tenant_id=tenant_id, agent_id=row.agent_id, thread_id=row.thread_id, run_id=new_id,
-                created_us=started_us, replay_of=row.id, record=record,
+                c,
+                tenant_id=tenant_id,
+                agent_id=row.agent_id,
+                thread_id=row.thread_id,
+                run_id=new_id,
+                created_us=started_us,
+                replay_of=row.id,
+                record=record,
             ),
         )
         return RunResult(
-            id=new_id, agent_id=row.agent_id, thread_id=row.thread_id, output=result.output,
-            recalled=recalled, usage=result.usage, stop_reason=result.stop_reason, replay_of=row.id,
+            id=new_id,
+            agent_id=row.agent_id,
+            thread_id=row.thread_id,
+            output=result.output,
+            recalled=recalled,
+            usage=result.usage,
+            stop_reason=result.stop_reason,
+            replay_of=row.id,
         )
 
     async def thread_messages(self, tenant_id: str, thread_id: str) -> list[Message]:
         """The visible transcript: user messages and final answers, never hidden model input."""
         return await self._thread_messages(tenant_id, thread_id)
 
-    async def _thread_messages(self, tenant_id: str, thread_id: str, *, agent_id: Optional[str] = None) -> list[Message]:
+    async def _thread_messages(
+        self, tenant_id: str, thread_id: str, *, agent_id: Optional[str] = None
+    ) -> list[Message]:
         def read(conn):
             thread = sql.get_thread(conn, tenant_id, thread_id)
             if thread is None or (agent_id is not None and thread.agent_id != agent_id):
@@ -400,5 +504,8 @@ class RunService:
 
         found = await in_transaction(self._sql, read)
         if found is None:
-            raise NotFound(f"no thread {thread_id!r}" + (f" for agent {agent_id!r}" if agent_id else ""), field="thread_id")
+            raise NotFound(
+                f"no thread {thread_id!r}" + (f" for agent {agent_id!r}" if agent_id else ""),
+                field="thread_id",
+            )
         return found

@@ -33,26 +33,65 @@ def _line(record: dict[str, Any]) -> bytes:
 def export_records(store: SqlStore, tenant_id: str) -> Iterator[bytes]:
     """NDJSON lines for everything the tenant owns. Sync: Starlette streams it from a worker thread."""
     with store.begin() as conn:
-        yield _line({"type": "header", "format": FORMAT, "version": VERSION, "exported_at": from_micros(now_micros()).isoformat()})
+        yield _line(
+            {
+                "type": "header",
+                "format": FORMAT,
+                "version": VERSION,
+                "exported_at": from_micros(now_micros()).isoformat(),
+            }
+        )
         for agent in conv_sql.list_agents(conn, tenant_id):
-            yield _line({"type": "agent", **agent.model_dump(mode="json", exclude={"created_at", "updated_at"})})
-        yield from _export_blocks(conn, tenant_id)
-        for t in conn.execute(select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)):
-            yield _line({"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at})
-            for m in conn.execute(select(messages).where(messages.c.thread_id == t.id).order_by(messages.c.seq)):
-                yield _line(
-                    {"type": "message", "id": m.id, "thread_id": m.thread_id, "seq": m.seq, "role": m.role,
-                     "content": m.content, "run_id": m.run_id, "created_at": m.created_at}
-                )
-        for r in conn.execute(select(runs).where(runs.c.tenant_id == tenant_id).order_by(runs.c.created_at)):
             yield _line(
-                {"type": "run", "id": r.id, "agent_id": r.agent_id, "thread_id": r.thread_id, "created_at": r.created_at,
-                 "replay_of": r.replay_of, "record": json.loads(r.record_json)}
+                {
+                    "type": "agent",
+                    **agent.model_dump(mode="json", exclude={"created_at", "updated_at"}),
+                }
+            )
+        yield from _export_blocks(conn, tenant_id)
+        for t in conn.execute(
+            select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)
+        ):
+            yield _line(
+                {"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at}
+            )
+            for m in conn.execute(
+                select(messages).where(messages.c.thread_id == t.id).order_by(messages.c.seq)
+            ):
+                yield _line(
+                    {
+                        "type": "message",
+                        "id": m.id,
+                        "thread_id": m.thread_id,
+                        "seq": m.seq,
+                        "role": m.role,
+                        "content": m.content,
+                        "run_id": m.run_id,
+                        "created_at": m.created_at,
+                    }
+                )
+        for r in conn.execute(
+            select(runs).where(runs.c.tenant_id == tenant_id).order_by(runs.c.created_at)
+        ):
+            yield _line(
+                {
+                    "type": "run",
+                    "id": r.id,
+                    "agent_id": r.agent_id,
+                    "thread_id": r.thread_id,
+                    "created_at": r.created_at,
+                    "replay_of": r.replay_of,
+                    "record": json.loads(r.record_json),
+                }
             )
 
 
 def _export_blocks(conn: Connection, tenant_id: str) -> Iterator[bytes]:
-    rows = conn.execute(select(blocks).where(blocks.c.tenant_id == tenant_id).order_by(blocks.c.agent_id, blocks.c.block_type))
+    rows = conn.execute(
+        select(blocks)
+        .where(blocks.c.tenant_id == tenant_id)
+        .order_by(blocks.c.agent_id, blocks.c.block_type)
+    )
     for b in rows.all():
         agent_id = b.agent_id or None
         record = {"type": "block", "block_type": b.block_type, "agent_id": agent_id}
@@ -84,28 +123,42 @@ class Importer:
             try:
                 record = json.loads(raw)
             except json.JSONDecodeError as exc:
-                raise InvalidInput(f"line {number} is not JSON: {exc.msg}", field=f"line {number}") from exc
+                raise InvalidInput(
+                    f"line {number} is not JSON: {exc.msg}", field=f"line {number}"
+                ) from exc
             await self._apply_one(record, number)
         if not self._seen_header:
-            raise InvalidInput("empty import: expected an agentmem export (first line a header record)", field="line 1")
+            raise InvalidInput(
+                "empty import: expected an agentmem export (first line a header record)",
+                field="line 1",
+            )
         return self.counts
 
     async def _apply_one(self, record: dict[str, Any], number: int) -> None:
         kind = record.get("type")
         if not self._seen_header:
             if kind != "header" or record.get("format") != FORMAT:
-                raise InvalidInput("the first line must be an agentmem export header", field="line 1")
+                raise InvalidInput(
+                    "the first line must be an agentmem export header", field="line 1"
+                )
             if record.get("version") != VERSION:
-                raise InvalidInput(f"export version {record.get('version')} is not supported (expected {VERSION})", field="line 1")
+                raise InvalidInput(
+                    f"export version {record.get('version')} is not supported (expected {VERSION})",
+                    field="line 1",
+                )
             self._seen_header = True
             return
         handler = getattr(self, f"_import_{kind}", None)
         if handler is None:
-            raise InvalidInput(f"line {number}: unknown record type {kind!r}", field=f"line {number}")
+            raise InvalidInput(
+                f"line {number}: unknown record type {kind!r}", field=f"line {number}"
+            )
         try:
             await handler(record)
         except KeyError as exc:
-            raise InvalidInput(f"line {number}: {kind} record lacks {exc.args[0]!r}", field=f"line {number}") from exc
+            raise InvalidInput(
+                f"line {number}: {kind} record lacks {exc.args[0]!r}", field=f"line {number}"
+            ) from exc
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     async def _write(self, fn) -> Any:
@@ -118,8 +171,13 @@ class Importer:
     async def _import_agent(self, r: dict[str, Any]) -> None:
         agent = await self._write(
             lambda conn: conv_sql.insert_agent(
-                conn, self._tenant_id, r["id"], instructions=r.get("instructions", ""), model=r.get("model"),
-                metadata=r.get("metadata") or {}, now_us=now_micros(),
+                conn,
+                self._tenant_id,
+                r["id"],
+                instructions=r.get("instructions", ""),
+                model=r.get("model"),
+                metadata=r.get("metadata") or {},
+                now_us=now_micros(),
             )
         )
         if agent is None:
@@ -130,8 +188,13 @@ class Importer:
         content = r["content"] if block_type == "core" else ""
         row = await self._write(
             lambda conn: block_sql.insert_block_if_missing(
-                conn, self._tenant_id, block_type, agent_id or "", content,
-                content.count("\n") + 1 if content else 0, now_micros(),
+                conn,
+                self._tenant_id,
+                block_type,
+                agent_id or "",
+                content,
+                content.count("\n") + 1 if content else 0,
+                now_micros(),
             )
         )
         if row is None:
@@ -149,7 +212,14 @@ class Importer:
         def write(conn: Connection) -> bool:
             if conn.execute(select(threads.c.id).where(threads.c.id == r["id"])).first():
                 return False
-            conn.execute(insert(threads).values(id=r["id"], tenant_id=self._tenant_id, agent_id=r["agent_id"], created_at=r["created_at"]))
+            conn.execute(
+                insert(threads).values(
+                    id=r["id"],
+                    tenant_id=self._tenant_id,
+                    agent_id=r["agent_id"],
+                    created_at=r["created_at"],
+                )
+            )
             return True
 
         if not await self._write(write):
@@ -157,7 +227,11 @@ class Importer:
 
     async def _import_message(self, r: dict[str, Any]) -> None:
         values = {k: r[k] for k in ("id", "thread_id", "seq", "role", "content", "created_at")}
-        await self._write(lambda conn: conn.execute(insert(messages).values(tenant_id=self._tenant_id, run_id=r.get("run_id"), **values)))
+        await self._write(
+            lambda conn: conn.execute(
+                insert(messages).values(tenant_id=self._tenant_id, run_id=r.get("run_id"), **values)
+            )
+        )
 
     async def _import_run(self, r: dict[str, Any]) -> None:
         def write(conn: Connection) -> bool:
@@ -165,8 +239,12 @@ class Importer:
                 return False
             conn.execute(
                 insert(runs).values(
-                    id=r["id"], tenant_id=self._tenant_id, agent_id=r["agent_id"], thread_id=r["thread_id"],
-                    created_at=r["created_at"], replay_of=r.get("replay_of"),
+                    id=r["id"],
+                    tenant_id=self._tenant_id,
+                    agent_id=r["agent_id"],
+                    thread_id=r["thread_id"],
+                    created_at=r["created_at"],
+                    replay_of=r.get("replay_of"),
                     record_json=json.dumps(r["record"], ensure_ascii=False),
                 )
             )
@@ -176,5 +254,7 @@ class Importer:
             raise Conflict(f"run {r['id']!r} already exists here", field="run")
 
 
-async def import_records(store: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]) -> dict[str, int]:
+async def import_records(
+    store: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]
+) -> dict[str, int]:
     return await Importer(store, memory, tenant_id).apply(lines)

@@ -10,7 +10,9 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
 @router.post("", status_code=201)
-async def create_agent(body: AgentCreateRequest, services: ServicesDep, tenant_id: TenantDep) -> Agent:
+async def create_agent(
+    body: AgentCreateRequest, services: ServicesDep, tenant_id: TenantDep
+) -> Agent:
     """Create an agent (409 if the tenant already has one with this id)."""
     return await services.agents.create(tenant_id, body)
 

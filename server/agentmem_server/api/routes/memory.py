@@ -19,7 +19,8 @@ from ..deps import ServicesDep, TenantDep
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
 
 AgentIdQuery = Annotated[
-    Optional[str], Query(pattern=AGENT_ID_PATTERN, description="Selects the agent scope when given.")
+    Optional[str],
+    Query(pattern=AGENT_ID_PATTERN, description="Selects the agent scope when given."),
 ]
 
 
@@ -36,7 +37,9 @@ async def list_blocks(
 
 
 @router.post("/recall")
-async def recall(body: MemoryRecallRequest, services: ServicesDep, tenant_id: TenantDep) -> list[MemoryRecallResult]:
+async def recall(
+    body: MemoryRecallRequest, services: ServicesDep, tenant_id: TenantDep
+) -> list[MemoryRecallResult]:
     return await services.memory.recall(tenant_id, body)
 
 
@@ -54,22 +57,35 @@ async def get_block(
 
 @router.put("/{block_type}")
 async def update_block(
-    block_type: BlockType, body: MemoryUpdateRequest, services: ServicesDep, tenant_id: TenantDep, agent_id: AgentIdQuery = None
+    block_type: BlockType,
+    body: MemoryUpdateRequest,
+    services: ServicesDep,
+    tenant_id: TenantDep,
+    agent_id: AgentIdQuery = None,
 ) -> MemoryBlock:
     """Replace the block if `expected_updated_at` matches the stored one (409 otherwise)."""
-    return await services.memory.update_block(tenant_id, block_type, body.content, body.expected_updated_at, agent_id)
+    return await services.memory.update_block(
+        tenant_id, block_type, body.content, body.expected_updated_at, agent_id
+    )
 
 
 @router.post("/{block_type}/append")
 async def append(
-    block_type: BlockType, body: MemoryAppendRequest, services: ServicesDep, tenant_id: TenantDep, agent_id: AgentIdQuery = None
+    block_type: BlockType,
+    body: MemoryAppendRequest,
+    services: ServicesDep,
+    tenant_id: TenantDep,
+    agent_id: AgentIdQuery = None,
 ) -> MemoryBlock:
     return await services.memory.append(tenant_id, block_type, body.text, agent_id)
 
 
 @router.delete("/{block_type}", status_code=204)
 async def delete_block(
-    block_type: BlockType, services: ServicesDep, tenant_id: TenantDep, agent_id: AgentIdQuery = None
+    block_type: BlockType,
+    services: ServicesDep,
+    tenant_id: TenantDep,
+    agent_id: AgentIdQuery = None,
 ) -> Response:
     await services.memory.delete_block(tenant_id, block_type, agent_id)
     return Response(status_code=204)

@@ -10,7 +10,9 @@ router = APIRouter(tags=["runs"])
 
 
 @router.post("/v1/agents/{agent_id}/runs")
-async def create_run(agent_id: str, body: RunRequest, services: ServicesDep, tenant_id: TenantDep) -> RunResult:
+async def create_run(
+    agent_id: str, body: RunRequest, services: ServicesDep, tenant_id: TenantDep
+) -> RunResult:
     """Run the agent on one user message, starting a thread or continuing `thread_id`."""
     return await services.runs.run(tenant_id, agent_id, body)
 

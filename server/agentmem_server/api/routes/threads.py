@@ -10,6 +10,8 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
 @router.get("/{thread_id}/messages")
-async def list_messages(thread_id: str, services: ServicesDep, tenant_id: TenantDep) -> list[Message]:
+async def list_messages(
+    thread_id: str, services: ServicesDep, tenant_id: TenantDep
+) -> list[Message]:
     """User messages and final answers in order; hidden model input never appears here."""
     return await services.runs.thread_messages(tenant_id, thread_id)

@@ -14,7 +14,9 @@ router = APIRouter(prefix="/v1", tags=["transfer"])
 @router.get("/export", response_class=StreamingResponse)
 async def export(services: ServicesDep, tenant_id: TenantDep) -> StreamingResponse:
     """Everything the caller's tenant owns: agents, core and archival blocks, threads, runs."""
-    return StreamingResponse(export_records(services.sql, tenant_id), media_type="application/x-ndjson")
+    return StreamingResponse(
+        export_records(services.sql, tenant_id), media_type="application/x-ndjson"
+    )
 
 
 async def _lines(request: Request) -> AsyncIterator[bytes]:
@@ -29,7 +31,9 @@ async def _lines(request: Request) -> AsyncIterator[bytes]:
 
 
 @router.post("/import")
-async def import_(request: Request, services: ServicesDep, tenant_id: TenantDep) -> dict[str, dict[str, int]]:
+async def import_(
+    request: Request, services: ServicesDep, tenant_id: TenantDep
+) -> dict[str, dict[str, int]]:
     """Load an export into the caller's tenant; archival text is re-embedded with this server's model."""
     counts = await import_records(services.sql, services.memory, tenant_id, _lines(request))
     return {"counts": counts}

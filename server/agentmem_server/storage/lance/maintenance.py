@@ -29,7 +29,12 @@ PRUNE_MARGIN_S = 1.0
 
 class Maintenance:
     def __init__(
-        self, store: LanceStore, *, prune_grace: timedelta, background: bool = True, delay_s: float = MAINTENANCE_DELAY_S
+        self,
+        store: LanceStore,
+        *,
+        prune_grace: timedelta,
+        background: bool = True,
+        delay_s: float = MAINTENANCE_DELAY_S,
     ):
         self.store = store
         self.prune_grace = prune_grace
@@ -51,7 +56,9 @@ class Maintenance:
             return
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="agentmem-archival-maintenance")
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name="agentmem-archival-maintenance"
+            )
         assert self._wakeup is not None
         self._wakeup.set()
 
@@ -66,7 +73,10 @@ class Maintenance:
         while True:
             next_prune = min(self._prune_at.values(), default=None)
             try:
-                await asyncio.wait_for(self._wakeup.wait(), None if next_prune is None else max(0.0, next_prune - loop.time()))
+                await asyncio.wait_for(
+                    self._wakeup.wait(),
+                    None if next_prune is None else max(0.0, next_prune - loop.time()),
+                )
             except asyncio.TimeoutError:
                 now = loop.time()
                 due = {name for name, at in self._prune_at.items() if at <= now}
@@ -77,7 +87,11 @@ class Maintenance:
             await self.run(prune_older_than=self.prune_grace)
 
     async def run(
-        self, *, prune_older_than: timedelta, names: Optional[set[str]] = None, pruning_pass: bool = False
+        self,
+        *,
+        prune_older_than: timedelta,
+        names: Optional[set[str]] = None,
+        pruning_pass: bool = False,
     ) -> None:
         """Maintain the given tables (default: those written since the last run), one at a time.
 
@@ -95,9 +109,18 @@ class Maintenance:
                 try:
                     await self.store.maintain(name, prune_older_than=prune_older_than)
                 except Exception:  # noqa: BLE001 - one table's failure must not stop the others
-                    log.exception("maintenance of archival table %s failed; will retry after its next write", name)
-                if self.background and prune_older_than >= self.prune_grace and (name in written or not pruning_pass):
-                    self._prune_at[name] = loop.time() + prune_older_than.total_seconds() + PRUNE_MARGIN_S
+                    log.exception(
+                        "maintenance of archival table %s failed; will retry after its next write",
+                        name,
+                    )
+                if (
+                    self.background
+                    and prune_older_than >= self.prune_grace
+                    and (name in written or not pruning_pass)
+                ):
+                    self._prune_at[name] = (
+                        loop.time() + prune_older_than.total_seconds() + PRUNE_MARGIN_S
+                    )
 
     def take_touched(self) -> set[str]:
         names, self._touched = self._touched, set()

@@ -22,7 +22,12 @@ Embed = Callable[[Sequence[str]], Awaitable[np.ndarray]]
 
 
 async def reindex_store(
-    store: LanceStore, *, embed: Embed, dimension: int, batch_rows: int = 512, progress: Optional[Progress] = None
+    store: LanceStore,
+    *,
+    embed: Embed,
+    dimension: int,
+    batch_rows: int = 512,
+    progress: Optional[Progress] = None,
 ) -> int:
     """Re-embed the chunks of every table not on `store.model_id`; returns how many were embedded."""
     model_id = store.model_id
@@ -88,7 +93,10 @@ async def _recover(store: LanceStore, name: str, side_name: str, names: list[str
     ours = schema_model(side_schema) == store.model_id
     # Side complete but not swapped in (the original still on the old model), or the copy back
     # into the original stopped half-way: the side table holds the full result.
-    if ours and ((same_rows and final_model != store.model_id) or (not same_rows and final_model == store.model_id)):
+    if ours and (
+        (same_rows and final_model != store.model_id)
+        or (not same_rows and final_model == store.model_id)
+    ):
         await _swap_in(store, name, side, side_schema)
         return
     # Otherwise the side table is partial (the original is intact) or already swapped in.
@@ -99,7 +107,9 @@ async def _recover(store: LanceStore, name: str, side_name: str, names: list[str
 def _with_vectors(batch: pa.RecordBatch, vectors: np.ndarray, schema: pa.Schema) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     arrays = [
-        pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]) if f.name == "vector" else batch.column(f.name)
+        pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
+        if f.name == "vector"
+        else batch.column(f.name)
         for f in schema
     ]
     return pa.Table.from_arrays(arrays, schema=schema)

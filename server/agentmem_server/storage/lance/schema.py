@@ -100,4 +100,6 @@ def schema_block(schema: pa.Schema) -> Optional[str]:
     return value.decode() if value is not None else None
 
 
-STORE_SCHEMA = pa.schema([pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)])
+STORE_SCHEMA = pa.schema(
+    [pa.field("key", pa.string(), nullable=False), pa.field("value", pa.string(), nullable=False)]
+)

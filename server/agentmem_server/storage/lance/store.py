@@ -101,7 +101,14 @@ class LanceStore:
     """The LanceDB side of the archival index: tables, rows, searches and maintenance."""
 
     def __init__(
-        self, db: "AsyncConnection", uri: str, *, model_id: str, dimension: int, ann_index_min_rows: int, cache_bytes: int = 0
+        self,
+        db: "AsyncConnection",
+        uri: str,
+        *,
+        model_id: str,
+        dimension: int,
+        ann_index_min_rows: int,
+        cache_bytes: int = 0,
     ):
         self.db = db
         self.uri = uri
@@ -112,8 +119,11 @@ class LanceStore:
         self._locks: dict[str, asyncio.Lock] = {}
         self._block_tables: dict[str, str] = {}
         self.vector_cache = (
-            VectorCache(budget_bytes=cache_bytes, dimension=dimension, exact_below_rows=ann_index_min_rows)
-            if cache_bytes > 0 else None
+            VectorCache(
+                budget_bytes=cache_bytes, dimension=dimension, exact_below_rows=ann_index_min_rows
+            )
+            if cache_bytes > 0
+            else None
         )
 
     @classmethod
@@ -131,7 +141,12 @@ class LanceStore:
         """`cache_bytes` > 0 keeps in-memory copies of recalled tables for the vector leg (`VectorCache`)."""
         uri, db = await _connect(uri, storage_options)
         store = cls(
-            db, uri, model_id=model_id, dimension=dimension, ann_index_min_rows=ann_index_min_rows, cache_bytes=cache_bytes
+            db,
+            uri,
+            model_id=model_id,
+            dimension=dimension,
+            ann_index_min_rows=ann_index_min_rows,
+            cache_bytes=cache_bytes,
         )
         stored = await store.stored_model()
         if stored is None:
@@ -151,7 +166,10 @@ class LanceStore:
         table = await store.open_raw(STORE_TABLE)
         if table is not None:
             stored = {row["key"]: row["value"] for row in await table.query().to_list()}
-            store.model_id, store.dimension = stored.get("model_id", ""), int(stored.get("dimension", 0))
+            store.model_id, store.dimension = (
+                stored.get("model_id", ""),
+                int(stored.get("dimension", 0)),
+            )
         return store
 
     def mismatch(self, stored: str) -> EmbeddingModelMismatch:
@@ -176,8 +194,16 @@ class LanceStore:
         table = await self.open_raw(STORE_TABLE)
         if table is None:
             table = await self.db.create_table(STORE_TABLE, schema=STORE_SCHEMA, exist_ok=True)
-        row = pa.table({"key": ["model_id", "dimension"], "value": [model_id, str(self.dimension)]}, schema=STORE_SCHEMA)
-        await table.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(row)
+        row = pa.table(
+            {"key": ["model_id", "dimension"], "value": [model_id, str(self.dimension)]},
+            schema=STORE_SCHEMA,
+        )
+        await (
+            table.merge_insert("key")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(row)
+        )
 
     # ---- table handles ------------------------------------------------------------------------
 
@@ -212,7 +238,9 @@ class LanceStore:
         if rows and (rows[0]["tenant_id"], rows[0]["agent_id"]) != (tenant_id, scope.agent_key):
             # Recall trusts the table name for tenant and scope; never let a misnamed table leak.
             table.close()
-            raise RuntimeError(f"archival table {name} holds rows of tenant {rows[0]['tenant_id']!r}")
+            raise RuntimeError(
+                f"archival table {name} holds rows of tenant {rows[0]['tenant_id']!r}"
+            )
         state = _TableState(name, table, schema, schema_block(schema), tenant_id, scope)
         # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
         by_column = {tuple(i.columns): i for i in await table.list_indices()}
@@ -295,15 +323,26 @@ class LanceStore:
 
     async def read_plan_rows(self, state: _TableState, block_id: str) -> pa.Table:
         """The block's chunks without vectors: enough to decide which ones an edit keeps."""
-        return await state.table.query().where(f"block_id = {sql_str(block_id)}").select(PLAN_COLUMNS).to_arrow()
+        return (
+            await state.table.query()
+            .where(f"block_id = {sql_str(block_id)}")
+            .select(PLAN_COLUMNS)
+            .to_arrow()
+        )
 
-    async def read_vectors(self, state: _TableState, chunk_ids: Iterable[str]) -> dict[str, np.ndarray]:
+    async def read_vectors(
+        self, state: _TableState, chunk_ids: Iterable[str]
+    ) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id, streamed so a large block is never held whole."""
         wanted = set(chunk_ids)
         found: dict[str, np.ndarray] = {}
         if not wanted:
             return found
-        reader = await state.table.query().select(["chunk_id", "vector"]).to_batches(max_batch_length=8192)
+        reader = (
+            await state.table.query()
+            .select(["chunk_id", "vector"])
+            .to_batches(max_batch_length=8192)
+        )
         async for batch in reader:
             ids = batch.column("chunk_id").to_pylist()
             vectors = None
@@ -314,7 +353,9 @@ class LanceStore:
                     found[chunk_id] = vectors[i]
         return found
 
-    async def iter_rows(self, table: "AsyncTable", batch_rows: int = 4096) -> AsyncIterator[pa.RecordBatch]:
+    async def iter_rows(
+        self, table: "AsyncTable", batch_rows: int = 4096
+    ) -> AsyncIterator[pa.RecordBatch]:
         reader = await table.query().to_batches(max_batch_length=batch_rows)
         async for batch in reader:
             yield batch
@@ -322,7 +363,12 @@ class LanceStore:
     # ---- search -------------------------------------------------------------------------------
 
     async def vector_search(
-        self, state: _TableState, vector: np.ndarray, *, limit: int, where: Optional[str],
+        self,
+        state: _TableState,
+        vector: np.ndarray,
+        *,
+        limit: int,
+        where: Optional[str],
         columns: Sequence[str] = VECTOR_LEG_COLUMNS,
     ) -> pa.Table:
         """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN index."""
@@ -344,13 +390,21 @@ class LanceStore:
         read = list(dict.fromkeys([*columns, "vector", "_distance"]))
         query = query.select(read).limit(candidates).ef(max(ANN_EF, candidates))
         hits = await query.to_arrow()
-        cosine = vectors_of(hits.column("vector"), self.dimension) @ (vector / (np.linalg.norm(vector) or 1.0))
+        cosine = vectors_of(hits.column("vector"), self.dimension) @ (
+            vector / (np.linalg.norm(vector) or 1.0)
+        )
         order = np.argsort(-cosine, kind="stable")[:limit]
         hits = hits.select(list(columns)).take(pa.array(order))
         return hits.append_column("_distance", pa.array(1.0 - cosine[order], pa.float32()))
 
     async def text_search(
-        self, state: _TableState, text: str, *, limit: int, where: Optional[str], columns: Sequence[str] = TEXT_LEG_COLUMNS
+        self,
+        state: _TableState,
+        text: str,
+        *,
+        limit: int,
+        where: Optional[str],
+        columns: Sequence[str] = TEXT_LEG_COLUMNS,
     ) -> pa.Table:
         """BM25-ranked rows with `_score`."""
         query = state.table.query().nearest_to_text(text, columns="text")
@@ -361,7 +415,9 @@ class LanceStore:
 
     # ---- maintenance --------------------------------------------------------------------------
 
-    async def maintain(self, name: str, *, prune_older_than: timedelta, build_ann: bool = True) -> None:
+    async def maintain(
+        self, name: str, *, prune_older_than: timedelta, build_ann: bool = True
+    ) -> None:
         """Compact, fold new rows into the indexes, prune versions; build the ANN index when due."""
         state = await self.table(name)
         if state is None:
@@ -371,14 +427,21 @@ class LanceStore:
         if not build_ann:
             return
         rows = await state.table.count_rows()
-        due = rows >= self.ann_index_min_rows and (not state.ann_rows or rows >= ANN_REBUILD_GROWTH * state.ann_rows)
+        due = rows >= self.ann_index_min_rows and (
+            not state.ann_rows or rows >= ANN_REBUILD_GROWTH * state.ann_rows
+        )
         if due:
             # Not under the write lock: this takes minutes at 1M rows and appends may go on;
             # rows they add are searched flat until the next optimize folds them in.
             started = asyncio.get_running_loop().time()
             await state.table.create_index("vector", config=_ann_config(), replace=True)
             state.ann_rows = rows
-            log.info("built the ANN index of %s (%d rows) in %.1fs", name, rows, asyncio.get_running_loop().time() - started)
+            log.info(
+                "built the ANN index of %s (%d rows) in %.1fs",
+                name,
+                rows,
+                asyncio.get_running_loop().time() - started,
+            )
 
     async def close(self) -> None:
         if self.vector_cache is not None:
@@ -387,14 +450,18 @@ class LanceStore:
             self.forget(name)
 
 
-async def _connect(uri: str, storage_options: Optional[dict[str, str]]) -> tuple[str, "AsyncConnection"]:
+async def _connect(
+    uri: str, storage_options: Optional[dict[str, str]]
+) -> tuple[str, "AsyncConnection"]:
     import lancedb
 
     if "://" not in uri:
         path = Path(uri).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         uri = str(path)
-    return uri, await lancedb.connect_async(uri, read_consistency_interval=READ_CONSISTENCY, storage_options=storage_options)
+    return uri, await lancedb.connect_async(
+        uri, read_consistency_interval=READ_CONSISTENCY, storage_options=storage_options
+    )
 
 
 def _owner(name: str) -> tuple[str, ScopeKey]:
@@ -459,7 +526,9 @@ def rows_table(
             "piece": pa.array([c.piece for c in chunks], pa.int32()),
             "text": [c.text for c in chunks],
             "text_hash": list(text_hashes),
-            "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1] if n else schema.field("vector").type.list_size),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                flat, vectors.shape[1] if n else schema.field("vector").type.list_size
+            ),
             "written_at": pa.array([written_at] * n, pa.int64()),
         },
         schema=schema,

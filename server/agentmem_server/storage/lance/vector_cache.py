@@ -101,11 +101,15 @@ class _Copy:
             bitmap = np.packbits(self.alive, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
         if isinstance(self.index, faiss.IndexHNSW):
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, 2 * want), sel=selector)
+            params = faiss.SearchParametersHNSW(
+                efSearch=max(HNSW_EF_SEARCH, 2 * want), sel=selector
+            )
         else:
             params = faiss.SearchParameters(sel=selector)
         similarities, ids = self.index.search(query, want, params=params)
-        found = [(int(i), float(s)) for i, s in zip(ids[0], similarities[0]) if i >= 0 and self.alive[i]]
+        found = [
+            (int(i), float(s)) for i, s in zip(ids[0], similarities[0]) if i >= 0 and self.alive[i]
+        ]
         if len(found) < want:
             return None
         return _hits_table([i for i, _ in found], [1.0 - s for _, s in found], self)
@@ -118,8 +122,14 @@ class _Copy:
         chunk_ids, texts = rows.column("chunk_id").to_pylist(), rows.column("text").to_pylist()
         self.chunk_ids += chunk_ids
         self.texts += texts
-        for name, column in (("start_lines", "start_line"), ("end_lines", "end_line"), ("written_at", "written_at")):
-            setattr(self, name, np.concatenate([getattr(self, name), rows.column(column).to_numpy()]))
+        for name, column in (
+            ("start_lines", "start_line"),
+            ("end_lines", "end_line"),
+            ("written_at", "written_at"),
+        ):
+            setattr(
+                self, name, np.concatenate([getattr(self, name), rows.column(column).to_numpy()])
+            )
         self.alive = np.concatenate([self.alive, np.ones(rows.num_rows, dtype=bool)])
         self.positions.update((chunk_id, start + k) for k, chunk_id in enumerate(chunk_ids))
         self.nbytes += estimated_bytes(rows.num_rows, dimension, sum(len(t) for t in texts))
@@ -179,7 +189,9 @@ class VectorCache:
         self._one_at_a_time = asyncio.Semaphore(1)
         # Its own thread: a build keeps one busy for seconds, and asyncio's default pool carries
         # the SQL store's calls (authentication on every request among them).
-        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-vector-cache")
+        self._builder = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="agentmem-vector-cache"
+        )
         self.served = 0
         """Vector legs answered from a copy (for tests and benchmarks)."""
 
@@ -187,7 +199,9 @@ class VectorCache:
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self._copies.values())
 
-    async def nearest(self, name: str, table: "AsyncTable", vector: np.ndarray, limit: int) -> Optional[pa.Table]:
+    async def nearest(
+        self, name: str, table: "AsyncTable", vector: np.ndarray, limit: int
+    ) -> Optional[pa.Table]:
         """The vector leg from the table's copy, or None when it has no current copy (and a sync
         is then started, unless the table is too large to copy)."""
         version = await table.version()
@@ -213,7 +227,12 @@ class VectorCache:
     async def current(self, name: str, table: "AsyncTable") -> bool:
         """Whether the table's copy is at the table's version (the next recall uses it)."""
         copy = self._copies.get(name)
-        return copy is not None and copy.table is table and not copy.busy and copy.version == await table.version()
+        return (
+            copy is not None
+            and copy.table is table
+            and not copy.busy
+            and copy.version == await table.version()
+        )
 
     def forget(self, name: str) -> None:
         self._copies.pop(name, None)
@@ -237,9 +256,13 @@ class VectorCache:
             return
         if self._retry_after.get(name, 0.0) > asyncio.get_running_loop().time():
             return
-        task = asyncio.get_running_loop().create_task(self._sync(name, table), name=f"agentmem-vector-cache-{name}")
+        task = asyncio.get_running_loop().create_task(
+            self._sync(name, table), name=f"agentmem-vector-cache-{name}"
+        )
         self._syncs[name] = task
-        task.add_done_callback(lambda done: self._syncs.pop(name, None) if self._syncs.get(name) is done else None)
+        task.add_done_callback(
+            lambda done: self._syncs.pop(name, None) if self._syncs.get(name) is done else None
+        )
 
     async def _sync(self, name: str, table: "AsyncTable") -> None:
         try:
@@ -263,12 +286,20 @@ class VectorCache:
         if estimate > self.budget_bytes:
             self._too_big[name] = version
             self._copies.pop(name, None)
-            log.info("archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; LanceDB answers it", name, rows)
+            log.info(
+                "archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; LanceDB answers it",
+                name,
+                rows,
+            )
             return
         self._too_big.pop(name, None)
         copy = self._copies.get(name)
         loop = asyncio.get_running_loop()
-        if copy is not None and copy.table is table and committed_at.get(copy.version) == copy.committed:
+        if (
+            copy is not None
+            and copy.table is table
+            and committed_at.get(copy.version) == copy.committed
+        ):
             if await self._add_what_changed(copy, table, version, committed):
                 if not self._make_room(name, copy.nbytes, loop.time()):  # it grew past what is free
                     self._copies.pop(name, None)
@@ -277,22 +308,30 @@ class VectorCache:
         if not self._make_room(name, estimate, loop.time()):
             self._retry_after[name] = loop.time() + IDLE_S
             return
-        fresh = await self._read_all(name, table, version, committed, hnsw=rows >= self.exact_below_rows)
+        fresh = await self._read_all(
+            name, table, version, committed, hnsw=rows >= self.exact_below_rows
+        )
         if fresh is None:
             return
-        if not self._make_room(name, fresh.nbytes, loop.time()):  # its text made it larger than estimated
+        if not self._make_room(
+            name, fresh.nbytes, loop.time()
+        ):  # its text made it larger than estimated
             self._retry_after[name] = loop.time() + IDLE_S
             return
         fresh.last_used = loop.time()
         self._copies[name] = fresh
 
-    async def _add_what_changed(self, copy: _Copy, table: "AsyncTable", version: int, committed: datetime) -> bool:
+    async def _add_what_changed(
+        self, copy: _Copy, table: "AsyncTable", version: int, committed: datetime
+    ) -> bool:
         """Bring a copy of the same table up to `version`; False if a rebuild is better."""
         ids = (await table.query().select(["chunk_id"]).to_arrow()).column("chunk_id").to_pylist()
         present = set(ids)
         new = [c for c in ids if c not in copy.positions]
         gone = [p for c, p in copy.positions.items() if c not in present and copy.alive[p]]
-        if (copy.dead + len(gone)) > REBUILD_DEAD_FRACTION * (len(copy.chunk_ids) + len(new)) or len(new) > len(ids) // 2:
+        if (copy.dead + len(gone)) > REBUILD_DEAD_FRACTION * (
+            len(copy.chunk_ids) + len(new)
+        ) or len(new) > len(ids) // 2:
             return False
         added: Optional[pa.Table] = None
         if new:
@@ -308,12 +347,16 @@ class VectorCache:
         if added is not None and added.num_rows:
             copy.busy = True
             try:
-                await asyncio.get_running_loop().run_in_executor(self._builder, copy.add_rows, added, self.dimension)
+                await asyncio.get_running_loop().run_in_executor(
+                    self._builder, copy.add_rows, added, self.dimension
+                )
             finally:
                 copy.busy = False
         for position in gone:
             copy.alive[position] = False
-            copy.texts[position] = ""  # the vector stays in the index until a rebuild; the text need not
+            copy.texts[position] = (
+                ""  # the vector stays in the index until a rebuild; the text need not
+            )
         copy.version, copy.committed = version, committed
         copy.verified_at = asyncio.get_running_loop().time()
         return True
@@ -322,21 +365,35 @@ class VectorCache:
         self, name: str, table: "AsyncTable", version: int, committed: datetime, *, hnsw: bool
     ) -> Optional[_Copy]:
         copy = _Copy(
-            table=table, version=version, committed=committed, verified_at=asyncio.get_running_loop().time(),
-            index=_new_index(self.dimension, hnsw), chunk_ids=[], texts=[], start_lines=np.zeros(0, np.int32),
-            end_lines=np.zeros(0, np.int32), written_at=np.zeros(0, np.int64), alive=np.zeros(0, dtype=bool),
+            table=table,
+            version=version,
+            committed=committed,
+            verified_at=asyncio.get_running_loop().time(),
+            index=_new_index(self.dimension, hnsw),
+            chunk_ids=[],
+            texts=[],
+            start_lines=np.zeros(0, np.int32),
+            end_lines=np.zeros(0, np.int32),
+            written_at=np.zeros(0, np.int64),
+            alive=np.zeros(0, dtype=bool),
         )
         started = asyncio.get_running_loop().time()
         # In batches: a whole 100k-row table read at once would briefly double the copy's memory.
         reader = await table.query().select(COPIED_COLUMNS).to_batches(max_batch_length=16384)
         async for batch in reader:
             rows = pa.Table.from_batches([batch])
-            await asyncio.get_running_loop().run_in_executor(self._builder, copy.add_rows, rows, self.dimension)
+            await asyncio.get_running_loop().run_in_executor(
+                self._builder, copy.add_rows, rows, self.dimension
+            )
         if await table.version() != version:
             return None
         if hnsw:
-            log.info("copied archival table %s (%d rows) into memory in %.1fs", name, len(copy.chunk_ids),
-                     asyncio.get_running_loop().time() - started)
+            log.info(
+                "copied archival table %s (%d rows) into memory in %.1fs",
+                name,
+                len(copy.chunk_ids),
+                asyncio.get_running_loop().time() - started,
+            )
         return copy
 
     def _make_room(self, name: str, nbytes: int, now: float) -> bool:
@@ -354,6 +411,9 @@ class VectorCache:
                 break
             del self._copies[evicted]
             used -= copy.nbytes
-            log.info("dropped the in-memory copy of archival table %s to make room (AGENTMEM_RECALL_CACHE_MB)", evicted)
+            log.info(
+                "dropped the in-memory copy of archival table %s to make room (AGENTMEM_RECALL_CACHE_MB)",
+                evicted,
+            )
         self._retry_after.pop(name, None)
         return True

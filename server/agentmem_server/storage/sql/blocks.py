@@ -34,7 +34,9 @@ def new_block_id() -> str:
 
 def _next_updated_at(now_us: int):
     # Strictly increasing even when two writes land in the same microsecond (or the clock steps back).
-    return case((literal(now_us) > blocks.c.updated_at, literal(now_us)), else_=blocks.c.updated_at + 1)
+    return case(
+        (literal(now_us) > blocks.c.updated_at, literal(now_us)), else_=blocks.c.updated_at + 1
+    )
 
 
 def _key(tenant_id: str, block_type: str, agent_key: str):
@@ -58,7 +60,9 @@ def _row(r) -> BlockRow:
     )
 
 
-def get_block(conn: Connection, tenant_id: str, block_type: str, agent_key: str) -> Optional[BlockRow]:
+def get_block(
+    conn: Connection, tenant_id: str, block_type: str, agent_key: str
+) -> Optional[BlockRow]:
     r = conn.execute(select(blocks).where(_key(tenant_id, block_type, agent_key))).first()
     return _row(r) if r else None
 
@@ -73,7 +77,13 @@ def list_blocks(conn: Connection, tenant_id: str, agent_keys: Sequence[str]) -> 
 
 
 def insert_block_if_missing(
-    conn: Connection, tenant_id: str, block_type: str, agent_key: str, content: str, line_count: int, now_us: int
+    conn: Connection,
+    tenant_id: str,
+    block_type: str,
+    agent_key: str,
+    content: str,
+    line_count: int,
+    now_us: int,
 ) -> Optional[BlockRow]:
     """Create the block; None when it already exists (the caller then decides: conflict or retry)."""
     values = dict(
@@ -122,17 +132,31 @@ def guarded_update(
 
 
 def append_core_text(
-    conn: Connection, tenant_id: str, block_type: str, agent_key: str, *, text: str, added_lines: int, limit_chars: int, now_us: int
+    conn: Connection,
+    tenant_id: str,
+    block_type: str,
+    agent_key: str,
+    *,
+    text: str,
+    added_lines: int,
+    limit_chars: int,
+    now_us: int,
 ) -> Optional[BlockRow]:
     """Append as new line(s) in one statement; None when the block is missing or would pass the limit."""
-    joined = case((blocks.c.content == "", literal(text)), else_=blocks.c.content + "\n" + literal(text))
-    new_len = case((blocks.c.content == "", len(text)), else_=func.length(blocks.c.content) + 1 + len(text))
+    joined = case(
+        (blocks.c.content == "", literal(text)), else_=blocks.c.content + "\n" + literal(text)
+    )
+    new_len = case(
+        (blocks.c.content == "", len(text)), else_=func.length(blocks.c.content) + 1 + len(text)
+    )
     stmt = (
         update(blocks)
         .where(_key(tenant_id, block_type, agent_key), new_len <= limit_chars)
         .values(
             content=joined,
-            line_count=case((blocks.c.content == "", added_lines), else_=blocks.c.line_count + added_lines),
+            line_count=case(
+                (blocks.c.content == "", added_lines), else_=blocks.c.line_count + added_lines
+            ),
             updated_at=_next_updated_at(now_us),
         )
         .returning(*blocks.c)
@@ -152,13 +176,20 @@ def reserve_archival_lines(conn: Connection, block_id: str, count: int, now_us: 
     return _row(conn.execute(stmt).one())
 
 
-def insert_lines(conn: Connection, block_id: str, first_line: int, lines: Sequence[str], written_at: int) -> None:
+def insert_lines(
+    conn: Connection, block_id: str, first_line: int, lines: Sequence[str], written_at: int
+) -> None:
     if not lines:
         return
     conn.execute(
         insert(archival_lines),
         [
-            {"block_id": block_id, "line_no": first_line + i, "text": line, "written_at": written_at}
+            {
+                "block_id": block_id,
+                "line_no": first_line + i,
+                "text": line,
+                "written_at": written_at,
+            }
             for i, line in enumerate(lines)
         ],
     )
@@ -170,15 +201,21 @@ def replace_lines(conn: Connection, block_id: str, lines: Sequence[str], written
 
 
 def read_lines(conn: Connection, block_id: str, start: int, end: Optional[int]) -> list[str]:
-    stmt = select(archival_lines.c.text).where(archival_lines.c.block_id == block_id, archival_lines.c.line_no >= start)
+    stmt = select(archival_lines.c.text).where(
+        archival_lines.c.block_id == block_id, archival_lines.c.line_no >= start
+    )
     if end is not None:
         stmt = stmt.where(archival_lines.c.line_no <= end)
     return list(conn.execute(stmt.order_by(archival_lines.c.line_no)).scalars())
 
 
-def delete_block(conn: Connection, tenant_id: str, block_type: str, agent_key: str) -> Optional[str]:
+def delete_block(
+    conn: Connection, tenant_id: str, block_type: str, agent_key: str
+) -> Optional[str]:
     """Delete the block and its lines; returns the deleted id (None if there was none)."""
-    r = conn.execute(delete(blocks).where(_key(tenant_id, block_type, agent_key)).returning(blocks.c.id)).first()
+    r = conn.execute(
+        delete(blocks).where(_key(tenant_id, block_type, agent_key)).returning(blocks.c.id)
+    ).first()
     if r is None:
         return None
     # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
@@ -217,9 +254,13 @@ def iter_append_batches(conn: Connection, block_id: str, page: int = 5000):
 # ---- archival writes in flight (see schema.archival_writes) ---------------------------------
 
 
-def begin_archival_write(conn: Connection, write_id: str, tenant_id: str, agent_key: str, kind: str, now_us: int) -> None:
+def begin_archival_write(
+    conn: Connection, write_id: str, tenant_id: str, agent_key: str, kind: str, now_us: int
+) -> None:
     conn.execute(
-        insert(archival_writes).values(write_id=write_id, tenant_id=tenant_id, agent_id=agent_key, kind=kind, started_at=now_us)
+        insert(archival_writes).values(
+            write_id=write_id, tenant_id=tenant_id, agent_id=agent_key, kind=kind, started_at=now_us
+        )
     )
 
 

@@ -57,10 +57,19 @@ def _agent(r) -> Agent:
 
 
 def insert_agent(
-    conn: Connection, tenant_id: str, agent_id: str, *, instructions: str, model: Optional[str], metadata: dict[str, Any], now_us: int
+    conn: Connection,
+    tenant_id: str,
+    agent_id: str,
+    *,
+    instructions: str,
+    model: Optional[str],
+    metadata: dict[str, Any],
+    now_us: int,
 ) -> Optional[Agent]:
     """The new agent, or None when the tenant already has one with this id."""
-    exists = conn.execute(select(agents.c.id).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)).first()
+    exists = conn.execute(
+        select(agents.c.id).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)
+    ).first()
     if exists:
         return None
     conn.execute(
@@ -78,23 +87,39 @@ def insert_agent(
 
 
 def get_agent(conn: Connection, tenant_id: str, agent_id: str) -> Optional[Agent]:
-    r = conn.execute(select(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)).first()
+    r = conn.execute(
+        select(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)
+    ).first()
     return _agent(r) if r else None
 
 
 def list_agents(conn: Connection, tenant_id: str) -> list[Agent]:
-    rows = conn.execute(select(agents).where(agents.c.tenant_id == tenant_id).order_by(agents.c.created_at, agents.c.id))
+    rows = conn.execute(
+        select(agents)
+        .where(agents.c.tenant_id == tenant_id)
+        .order_by(agents.c.created_at, agents.c.id)
+    )
     return [_agent(r) for r in rows]
 
 
 def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
     """Removes the agent with its threads, messages and runs; False when there was no agent."""
-    thread_ids = select(threads.c.id).where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id)
+    thread_ids = select(threads.c.id).where(
+        threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id
+    )
     # Explicit rather than relying on ON DELETE CASCADE, which SQLite honours only per connection pragma.
-    conn.execute(delete(messages).where(messages.c.tenant_id == tenant_id, messages.c.thread_id.in_(thread_ids)))
-    conn.execute(delete(threads).where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id))
+    conn.execute(
+        delete(messages).where(
+            messages.c.tenant_id == tenant_id, messages.c.thread_id.in_(thread_ids)
+        )
+    )
+    conn.execute(
+        delete(threads).where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id)
+    )
     conn.execute(delete(runs).where(runs.c.tenant_id == tenant_id, runs.c.agent_id == agent_id))
-    gone = conn.execute(delete(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id))
+    gone = conn.execute(
+        delete(agents).where(agents.c.tenant_id == tenant_id, agents.c.id == agent_id)
+    )
     return gone.rowcount > 0
 
 
@@ -102,7 +127,9 @@ def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
 
 
 def get_thread(conn: Connection, tenant_id: str, thread_id: str) -> Optional[ThreadRow]:
-    r = conn.execute(select(threads).where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)).first()
+    r = conn.execute(
+        select(threads).where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)
+    ).first()
     return ThreadRow(r.id, r.tenant_id, r.agent_id, r.created_at) if r else None
 
 
@@ -125,11 +152,21 @@ def list_messages(conn: Connection, tenant_id: str, thread_id: str) -> list[Mess
     ]
 
 
-def _append_message(conn: Connection, tenant_id: str, thread_id: str, role: str, content: str, run_id: str, now_us: int) -> None:
+def _append_message(
+    conn: Connection,
+    tenant_id: str,
+    thread_id: str,
+    role: str,
+    content: str,
+    run_id: str,
+    now_us: int,
+) -> None:
     # seq is computed inside the INSERT so two turns racing on one thread collide on the unique
     # (thread_id, seq) key instead of silently interleaving; the caller retries the transaction.
     next_seq = (
-        select(func.coalesce(func.max(messages.c.seq), 0) + 1).where(messages.c.thread_id == thread_id).scalar_subquery()
+        select(func.coalesce(func.max(messages.c.seq), 0) + 1)
+        .where(messages.c.thread_id == thread_id)
+        .scalar_subquery()
     )
     conn.execute(
         insert(messages).from_select(
@@ -148,7 +185,17 @@ def _append_message(conn: Connection, tenant_id: str, thread_id: str, role: str,
     )
 
 
-def insert_run(conn: Connection, *, tenant_id: str, agent_id: str, thread_id: str, run_id: str, created_us: int, replay_of: Optional[str], record: dict[str, Any]) -> None:
+def insert_run(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    agent_id: str,
+    thread_id: str,
+    run_id: str,
+    created_us: int,
+    replay_of: Optional[str],
+    record: dict[str, Any],
+) -> None:
     conn.execute(
         insert(runs).values(
             id=run_id,
@@ -180,12 +227,25 @@ def save_turn(
     if get_agent(conn, tenant_id, agent_id) is None:
         return False
     if new_thread:
-        conn.execute(insert(threads).values(id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=started_us))
+        conn.execute(
+            insert(threads).values(
+                id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=started_us
+            )
+        )
     elif get_thread(conn, tenant_id, thread_id) is None:
         return False
     _append_message(conn, tenant_id, thread_id, "user", user_message, run_id, started_us)
     _append_message(conn, tenant_id, thread_id, "assistant", output, run_id, finished_us)
-    insert_run(conn, tenant_id=tenant_id, agent_id=agent_id, thread_id=thread_id, run_id=run_id, created_us=started_us, replay_of=None, record=record)
+    insert_run(
+        conn,
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        thread_id=thread_id,
+        run_id=run_id,
+        created_us=started_us,
+        replay_of=None,
+        record=record,
+    )
     return True
 
 
@@ -196,4 +256,12 @@ def get_run(conn: Connection, tenant_id: str, run_id: str) -> Optional[RunRow]:
     r = conn.execute(select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
     if r is None:
         return None
-    return RunRow(r.id, r.tenant_id, r.agent_id, r.thread_id, r.created_at, r.replay_of, json.loads(r.record_json))
+    return RunRow(
+        r.id,
+        r.tenant_id,
+        r.agent_id,
+        r.thread_id,
+        r.created_at,
+        r.replay_of,
+        json.loads(r.record_json),
+    )

@@ -61,7 +61,9 @@ blocks = Table(
 archival_lines = Table(
     "archival_lines",
     metadata,
-    Column("block_id", String(40), ForeignKey("memory_blocks.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "block_id", String(40), ForeignKey("memory_blocks.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("line_no", Integer, primary_key=True),
     Column("text", Text, nullable=False),
     Column("written_at", BigInteger, nullable=False),
@@ -77,7 +79,9 @@ archival_writes = Table(
     Column("write_id", String(40), primary_key=True),
     Column("tenant_id", String(40), nullable=False),
     Column("agent_id", String(128), nullable=False),
-    Column("kind", String(16), nullable=False),  # "append": drop its rows; "resync": rebuild the scope
+    Column(
+        "kind", String(16), nullable=False
+    ),  # "append": drop its rows; "resync": rebuild the scope
     Column("started_at", BigInteger, nullable=False),
 )
 

@@ -38,7 +38,12 @@ def hash_key(secret: str) -> str:
 def get_or_create_tenant(conn: Connection, name: str, now_us: int) -> tuple[TenantRow, bool]:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = {"id": "ten_" + secrets.token_hex(8), "name": name, "created_at": now_us}
-    stmt = dialect.insert(tenants).values(**values).on_conflict_do_nothing(index_elements=["name"]).returning(tenants.c.id)
+    stmt = (
+        dialect.insert(tenants)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(tenants.c.id)
+    )
     created = conn.execute(stmt).first() is not None
     return get_tenant_by_name(conn, name), created  # type: ignore[return-value]
 
@@ -49,22 +54,37 @@ def get_tenant_by_name(conn: Connection, name: str) -> Optional[TenantRow]:
 
 
 def list_tenants(conn: Connection) -> list[TenantRow]:
-    return [TenantRow(r.id, r.name, r.created_at) for r in conn.execute(select(tenants).order_by(tenants.c.name))]
+    return [
+        TenantRow(r.id, r.name, r.created_at)
+        for r in conn.execute(select(tenants).order_by(tenants.c.name))
+    ]
 
 
 def create_key(conn: Connection, tenant_id: str, now_us: int) -> tuple[KeyRow, str]:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = KeyRow(id="key_" + secrets.token_hex(8), tenant_id=tenant_id, prefix=secret[:10], created_at=now_us, revoked_at=None)
+    row = KeyRow(
+        id="key_" + secrets.token_hex(8),
+        tenant_id=tenant_id,
+        prefix=secret[:10],
+        created_at=now_us,
+        revoked_at=None,
+    )
     conn.execute(
         api_keys.insert().values(
-            id=row.id, tenant_id=tenant_id, key_hash=hash_key(secret), prefix=row.prefix, created_at=now_us
+            id=row.id,
+            tenant_id=tenant_id,
+            key_hash=hash_key(secret),
+            prefix=row.prefix,
+            created_at=now_us,
         )
     )
     return row, secret
 
 
 def list_keys(conn: Connection, tenant_id: str) -> list[KeyRow]:
-    rows = conn.execute(select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at))
+    rows = conn.execute(
+        select(api_keys).where(api_keys.c.tenant_id == tenant_id).order_by(api_keys.c.created_at)
+    )
     return [KeyRow(r.id, r.tenant_id, r.prefix, r.created_at, r.revoked_at) for r in rows]
 
 
@@ -82,6 +102,8 @@ def revoke_key(conn: Connection, key_id: str, now_us: int) -> bool:
 
 def tenant_for_key(conn: Connection, secret: str) -> Optional[str]:
     r = conn.execute(
-        select(api_keys.c.tenant_id).where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
+        select(api_keys.c.tenant_id).where(
+            api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None)
+        )
     ).first()
     return r.tenant_id if r else None
