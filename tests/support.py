@@ -311,7 +311,7 @@ class FakeMemory:
         start_line: Optional[int] = None,
         end_line: Optional[int] = None,
     ) -> MemoryBlock:
-        from agentmem_server.services.errors import NotFound
+        from agentmem_server.errors import NotFound
 
         found = self.core.get((tenant_id, agent_id or "")) if block_type == "core" else None
         if found is None:
@@ -341,7 +341,7 @@ class FakeMemory:
         expected_updated_at: Optional[datetime],
         agent_id: Optional[str],
     ) -> MemoryBlock:
-        from agentmem_server.services.errors import Conflict
+        from agentmem_server.errors import Conflict
 
         key = (tenant_id, agent_id or "")
         current = self.core.get(key)

@@ -89,7 +89,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(tenant: str = typer.Option(..., "--tenant", help="Tenant name.")) -> None:
     """List a tenant's keys (prefixes only; the keys themselves are not stored)."""
-    from .services.errors import NotFound
+    from .errors import NotFound
 
     try:
         keys = _tenant_service(Settings()).list_keys_sync(tenant)
@@ -106,7 +106,7 @@ def keys_revoke(
     key_id: str = typer.Argument(..., help="The key id (key_...), as `keys list` shows it."),
 ) -> None:
     """Revoke a key; requests with it get 401 from then on."""
-    from .services.errors import NotFound
+    from .errors import NotFound
 
     try:
         _tenant_service(Settings()).revoke_key_sync(key_id)

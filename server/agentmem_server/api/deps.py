@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from ..errors import Forbidden, Unauthorized
 from ..services.container import Services
-from ..services.errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(
     auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`"

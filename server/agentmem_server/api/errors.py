@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agentmem.types import ErrorBody, ErrorDetail
 
-from ..services.errors import ServiceError
+from ..errors import ServiceError
 
 log = logging.getLogger("agentmem.api")
 

@@ -13,7 +13,7 @@ import httpx
 
 from agentmem.types import Usage
 
-from ..services.errors import UpstreamError
+from ..errors import UpstreamError
 from .base import ChatCompletion, request_body
 
 log = logging.getLogger("agentmem.providers")

@@ -10,9 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from agentmem.types import Agent, AgentCreateRequest
 
+from ..errors import Conflict, NotFound
 from ..storage.base import now_micros
 from ..storage.sql import conversations as sql
-from .errors import Conflict, NotFound
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore

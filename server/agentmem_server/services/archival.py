@@ -18,7 +18,8 @@ import hashlib
 import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace as dataclass_replace
+from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Optional, Sequence, Union
 
@@ -29,6 +30,7 @@ from agentmem.types import MemoryRecallResult
 
 from ..chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, rechunk
 from ..embedding import Embedder, EmbeddingBatcher
+from ..errors import InvalidInput
 from ..storage.base import BlockRef, ScopeKey, from_micros, new_write_id, to_micros
 from ..storage.lance.maintenance import Maintenance
 from ..storage.lance.reindex import Progress, reindex_store
@@ -42,7 +44,6 @@ from ..storage.lance.store import (
     storage_options,
     vectors_of,
 )
-from .errors import InvalidInput
 
 if TYPE_CHECKING:
     from ..settings import Settings

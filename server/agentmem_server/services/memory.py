@@ -12,14 +12,15 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Optional
 
 from sqlalchemy import Connection
 
 from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
+from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..storage.base import (
     USER_SCOPE_AGENT,
     BlockRef,
@@ -31,7 +32,6 @@ from ..storage.base import (
 )
 from ..storage.sql import blocks as sql
 from ..storage.sql.store import SqlStore
-from .errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 
 log = logging.getLogger("agentmem.memory")
 

@@ -31,11 +31,11 @@ from agentmem.types import (
     Usage,
 )
 
+from ..errors import Conflict, NotFound, ServiceError
 from ..providers.base import ChatCompletion, ChatProvider
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import conversations as sql
 from .agents import AgentService, in_transaction
-from .errors import Conflict, NotFound, ServiceError
 from .prompt import build_model_input, iso_utc, select_history, select_matches
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from agentmem.types import ApiKey, ApiKeyCreated, Tenant
 
+from ..errors import NotFound, Unauthorized
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import tenants as sql
 from ..storage.sql.store import SqlStore
-from .errors import NotFound, Unauthorized
 
 DEFAULT_TENANT = "default"
 DEFAULT_KEY_FILE = "default_api_key"

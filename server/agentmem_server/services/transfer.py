@@ -14,12 +14,12 @@ from typing import Any, AsyncIterator, Iterator
 
 from sqlalchemy import Connection, insert, select
 
+from ..errors import Conflict, InvalidInput
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import blocks as block_sql
 from ..storage.sql import conversations as conv_sql
 from ..storage.sql.schema import blocks, messages, runs, threads
 from ..storage.sql.store import SqlStore
-from .errors import Conflict, InvalidInput
 from .memory import MemoryService
 
 FORMAT = "agentmem-export"

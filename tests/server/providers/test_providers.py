@@ -11,7 +11,7 @@ import respx
 from agentmem.tools import memory_tools
 from agentmem_server.providers import OfflineProvider, OpenAICompatibleProvider, build_provider
 from agentmem_server.providers.offline import BANNER
-from agentmem_server.services.errors import UpstreamError
+from agentmem_server.errors import UpstreamError
 from agentmem_server.services.prompt import build_model_input
 
 from support import LLM_URL, ScriptedLLM, block, make_settings, match, tool_call

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agentmem_server.services.archival import ArchivalIndex
-from agentmem_server.services.errors import InvalidInput
+from agentmem_server.errors import InvalidInput
 from agentmem_server.storage.base import BlockRef, ScopeKey, from_micros
 from agentmem_server.storage.lance.store import vectors_of
 

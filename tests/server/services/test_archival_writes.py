@@ -10,7 +10,7 @@ import pytest
 
 from agentmem_server.embedding import HashEmbedder
 from agentmem_server.services.archival import ArchivalIndex
-from agentmem_server.services.errors import EmbeddingModelMismatch
+from agentmem_server.errors import EmbeddingModelMismatch
 from agentmem_server.settings import Settings
 from agentmem_server.storage.base import BlockRef, ScopeKey, to_micros
 from agentmem_server.storage.lance.schema import parse_table_name, table_name

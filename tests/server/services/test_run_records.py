@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from agentmem.tools import memory_tools
 from agentmem.types import AgentCreateRequest, MemoryPolicy, RunOptions, RunRequest
-from agentmem_server.services.errors import Conflict, NotFound, UpstreamError
+from agentmem_server.errors import Conflict, NotFound, UpstreamError
 from agentmem_server.storage.sql.schema import messages, runs as runs_table, threads
 
 from support import FakeMemory, ScriptedLLM, match, tool_call

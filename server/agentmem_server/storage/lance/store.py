@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Iterable, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ...services.errors import EmbeddingModelMismatch
+from ...errors import EmbeddingModelMismatch
 from ..base import ScopeKey
 from .schema import (
     STORE_SCHEMA,

@@ -1,7 +1,7 @@
-"""Domain errors raised by services; `api/errors.py` maps each to its HTTP status and JSON body.
+"""Domain errors, raised by any layer; `api/errors.py` maps each to its HTTP status and JSON body.
 
-Services never import FastAPI: the same errors serve the REST routes, the CLI and any future
-transport.
+The bottom of the house: imports nothing of the server, and nothing of FastAPI, so the same errors
+serve services, storage, the REST routes, the CLI and any future transport.
 """
 
 from __future__ import annotations
