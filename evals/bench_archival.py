@@ -75,9 +75,10 @@ def session_batches(limit_lines: int) -> list[tuple[str, list[str]]]:
 
 
 def chunk_texts(batches, settings, embedder) -> list[list[str]]:
-    from agentmem_server.chunking import ChunkBudget, chunk_lines, cl100k_counter
+    from agentmem_server.chunking import ChunkBudget, chunk_lines
+    from agentmem_server.tokens import count_tokens
 
-    budget = ChunkBudget(settings.chunk_tokens, cl100k_counter(), embedder.max_seq_length, embedder.count_tokens)
+    budget = ChunkBudget(settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens)
     return [[c.text for c in chunk_lines(lines, budget, overlap_lines=settings.chunk_overlap_lines)] for _, lines in batches]
 
 

@@ -46,7 +46,8 @@ OUT = Path(__file__).resolve().parent / "out" / "bench_embedder.json"
 
 def corpus(max_lines: int, embedder) -> tuple[list[str], list[str], list[str]]:
     """(lines, chunks, questions) from our eval conversations."""
-    from agentmem_server.chunking import ChunkBudget, chunk_lines, cl100k_counter
+    from agentmem_server.chunking import ChunkBudget, chunk_lines
+    from agentmem_server.tokens import count_tokens
     from agentmem_server.settings import Settings
     from evals.dataset import load_dataset
 
@@ -54,7 +55,7 @@ def corpus(max_lines: int, embedder) -> tuple[list[str], list[str], list[str]]:
     lines: list[str] = []
     chunks: list[str] = []
     questions: list[str] = []
-    budget = ChunkBudget(settings.chunk_tokens, cl100k_counter(), embedder.max_seq_length, embedder.count_tokens)
+    budget = ChunkBudget(settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens)
     for conv in load_dataset():
         questions += [q.question for q in conv.questions]
         for session in conv.sessions:

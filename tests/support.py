@@ -389,12 +389,12 @@ def next_commit_fails(engine: "Engine") -> Iterator[list[str]]:
 def dies_before_commit(engine: "Engine") -> Iterator[None]:
     """The next commit fails and no undo runs: what a process killed at that moment leaves
     (LanceDB has committed the write's rows, SQL has not)."""
-    from agentmem_server.services.memory import MemoryService
+    from agentmem_server.storage.sql.uow import Transaction
 
-    async def no_undo(self: object, tx: Any) -> None:
-        tx.undone = False
+    async def no_undo(self: Transaction) -> None:
+        self.undone = False
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(MemoryService, "_undo", no_undo)
+        mp.setattr(Transaction, "_run_undo", no_undo)
         with next_commit_fails(engine):
             yield

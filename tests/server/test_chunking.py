@@ -7,7 +7,8 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from agentmem_server.chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, lines_from_chunks, rechunk, split_line
+from agentmem_server.chunking import Chunk, ChunkBudget, chunk_lines, lines_from_chunks, rechunk, split_line
+from agentmem_server.tokens import count_tokens
 
 
 def word_counter(text: str) -> int:
@@ -16,7 +17,7 @@ def word_counter(text: str) -> int:
 
 
 def budget(max_tokens: int = 24, model_max: int = 20) -> ChunkBudget:
-    return ChunkBudget(max_tokens, cl100k_counter(), model_max, word_counter)
+    return ChunkBudget(max_tokens, count_tokens, model_max, word_counter)
 
 
 line_text = st.one_of(
@@ -70,7 +71,7 @@ def test_split_pieces_concatenate_back_to_the_line(line: str) -> None:
 def test_the_model_cap_binds_when_it_is_the_smaller_one() -> None:
     # 40 short words: well under 128 cl100k tokens, but 42 "model tokens" against a cap of 20.
     line = " ".join(["ab"] * 40)
-    chunks = chunk_lines([line], ChunkBudget(128, cl100k_counter(), 20, word_counter))
+    chunks = chunk_lines([line], ChunkBudget(128, count_tokens, 20, word_counter))
     assert len(chunks) > 1 and all(word_counter(c.text) <= 20 for c in chunks)
 
 
@@ -164,7 +165,7 @@ def test_rechunking_any_edit_yields_valid_chunks(old_lines: list[str], edits) ->
 def test_chunks_fit_minilm_which_reads_only_256_wordpieces(minilm) -> None:
     # Numbers and rare words cost MiniLM several wordpieces per cl100k token: its cap binds first.
     line = " ".join(f"x{i:05d}q-zeta/{i * 7919 % 10007}" for i in range(400))
-    b = ChunkBudget(400, cl100k_counter(), minilm.max_seq_length, minilm.count_tokens)
+    b = ChunkBudget(400, count_tokens, minilm.max_seq_length, minilm.count_tokens)
     chunks = chunk_lines([line, "short line"], b)
     assert "".join(c.text for c in chunks if c.start_line == 1) == line
     assert all(minilm.count_tokens(c.text) <= 256 for c in chunks)

@@ -7,9 +7,10 @@ is buffered, and so streaming responses pass through untouched.
 from __future__ import annotations
 
 import json
-import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..ids import REQUEST, new_id
 
 
 class RequestIdMiddleware:
@@ -20,7 +21,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming[:64] if incoming else "req_" + secrets.token_hex(8)
+        request_id = incoming[:64] if incoming else new_id(REQUEST)
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:

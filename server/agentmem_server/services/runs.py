@@ -32,10 +32,11 @@ from agentmem.types import (
 )
 
 from ..errors import Conflict, NotFound, ServiceError
+from ..ids import RUN, THREAD, new_id
 from ..providers.base import ChatCompletion, ChatProvider
 from ..storage.base import from_micros, now_micros
-from ..storage.sql import conversations as sql
-from .agents import AgentService, in_transaction
+from ..storage.sql import conversations as conversations_sql
+from .agents import AgentService
 from .prompt import build_model_input, iso_utc, select_history, select_matches
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ class RunService:
         agent = await self._agents.get(tenant_id, agent_id)
         started_us = now_micros()
         if request.thread_id is None:
-            thread_id, history, new_thread = sql.new_id("thr"), [], True
+            thread_id, history, new_thread = new_id(THREAD), [], True
         else:
             history = await self._thread_messages(tenant_id, request.thread_id, agent_id=agent_id)
             thread_id, new_thread = request.thread_id, False
@@ -125,7 +126,7 @@ class RunService:
         )
         recalled = matches if policy.archival_mode == "auto" else result.recalled
 
-        run_id = sql.new_id("run")
+        run_id = new_id(RUN)
         record = self._record(
             run_id=run_id,
             agent_id=agent_id,
@@ -142,7 +143,7 @@ class RunService:
         finished_us = now_micros()
 
         def write(conn):
-            return sql.save_turn(
+            return conversations_sql.save_turn(
                 conn,
                 tenant_id=tenant_id,
                 agent_id=agent_id,
@@ -158,7 +159,7 @@ class RunService:
 
         for attempt in range(_SAVE_ATTEMPTS):
             try:
-                saved = await in_transaction(self._sql, write)
+                saved = await self._sql.run_in_transaction(write)
                 break
             except IntegrityError:
                 # Another turn on the same thread took our message seq; the transaction rolled back.
@@ -410,7 +411,7 @@ class RunService:
         }
 
     async def get(self, tenant_id: str, run_id: str) -> Run:
-        row = await in_transaction(self._sql, lambda c: sql.get_run(c, tenant_id, run_id))
+        row = await self._sql.run_in_transaction(conversations_sql.get_run, tenant_id, run_id)
         if row is None:
             raise NotFound(f"no run {run_id!r}", field="run_id")
         return Run.model_validate(
@@ -423,7 +424,7 @@ class RunService:
         One model call only: tool calls in the answer are recorded but not executed, so a replay
         never writes memory and never depends on memory having changed since.
         """
-        row = await in_transaction(self._sql, lambda c: sql.get_run(c, tenant_id, run_id))
+        row = await self._sql.run_in_transaction(conversations_sql.get_run, tenant_id, run_id)
         if row is None:
             raise NotFound(f"no run {run_id!r}", field="run_id")
         original = row.record
@@ -451,9 +452,9 @@ class RunService:
             if auto
             else []
         )
-        new_id = sql.new_id("run")
+        replay_id = new_id(RUN)
         record = self._record(
-            run_id=new_id,
+            run_id=replay_id,
             agent_id=row.agent_id,
             thread_id=row.thread_id,
             created_us=started_us,
@@ -465,21 +466,20 @@ class RunService:
             recalled=recalled,
             replay_of=row.id,
         )
-        await in_transaction(
-            self._sql,
-            lambda c: sql.insert_run(
+        await self._sql.run_in_transaction(
+            lambda c: conversations_sql.insert_run(
                 c,
                 tenant_id=tenant_id,
                 agent_id=row.agent_id,
                 thread_id=row.thread_id,
-                run_id=new_id,
+                run_id=replay_id,
                 created_us=started_us,
                 replay_of=row.id,
                 record=record,
             ),
         )
         return RunResult(
-            id=new_id,
+            id=replay_id,
             agent_id=row.agent_id,
             thread_id=row.thread_id,
             output=result.output,
@@ -497,12 +497,12 @@ class RunService:
         self, tenant_id: str, thread_id: str, *, agent_id: Optional[str] = None
     ) -> list[Message]:
         def read(conn):
-            thread = sql.get_thread(conn, tenant_id, thread_id)
+            thread = conversations_sql.get_thread(conn, tenant_id, thread_id)
             if thread is None or (agent_id is not None and thread.agent_id != agent_id):
                 return None
-            return sql.list_messages(conn, tenant_id, thread_id)
+            return conversations_sql.list_messages(conn, tenant_id, thread_id)
 
-        found = await in_transaction(self._sql, read)
+        found = await self._sql.run_in_transaction(read)
         if found is None:
             raise NotFound(
                 f"no thread {thread_id!r}" + (f" for agent {agent_id!r}" if agent_id else ""),

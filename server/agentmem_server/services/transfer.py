@@ -8,98 +8,99 @@ kept as they were appended so the import chunks, and therefore recalls, exactly 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, AsyncIterator, Iterator
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
 from ..errors import Conflict, InvalidInput
-from ..storage.base import from_micros, now_micros
-from ..storage.sql import blocks as block_sql
-from ..storage.sql import conversations as conv_sql
-from ..storage.sql.schema import blocks, messages, runs, threads
+from ..storage.base import agent_key_of, from_micros, now_micros
+from ..storage.sql import blocks as blocks_sql
+from ..storage.sql import conversations as conversations_sql
 from ..storage.sql.store import SqlStore
-from .memory import MemoryService
+from .memory import MemoryService, count_lines
 
 FORMAT = "agentmem-export"
 VERSION = 1
+EXPORT_BATCH_LINES = 512
+"""Lines read per step of an export: one thread hop per batch, not per record."""
 
 
 def _line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def export_records(store: SqlStore, tenant_id: str) -> Iterator[bytes]:
-    """NDJSON lines for everything the tenant owns. Sync: Starlette streams it from a worker thread."""
-    with store.begin() as conn:
+async def export_records(sql: SqlStore, tenant_id: str) -> AsyncIterator[bytes]:
+    """NDJSON for everything the tenant owns, read in one transaction (one consistent snapshot)."""
+    async with sql.transaction() as tx:
+        lines = _export_lines(tx.conn, tenant_id)
+        while batch := await tx.run(_take, lines, EXPORT_BATCH_LINES):
+            yield b"".join(batch)
+
+
+def _take(conn: Connection, lines: Iterator[bytes], n: int) -> list[bytes]:
+    batch = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == n:
+            break
+    return batch
+
+
+def _export_lines(conn: Connection, tenant_id: str) -> Iterator[bytes]:
+    yield _line(
+        {
+            "type": "header",
+            "format": FORMAT,
+            "version": VERSION,
+            "exported_at": from_micros(now_micros()).isoformat(),
+        }
+    )
+    for agent in conversations_sql.list_agents(conn, tenant_id):
+        yield _line(
+            {"type": "agent", **agent.model_dump(mode="json", exclude={"created_at", "updated_at"})}
+        )
+    yield from _export_blocks(conn, tenant_id)
+    for t in conversations_sql.list_threads(conn, tenant_id):
+        yield _line(
+            {"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at}
+        )
+        for m in conversations_sql.iter_message_rows(conn, t.id):
+            yield _line(
+                {
+                    "type": "message",
+                    "id": m.id,
+                    "thread_id": m.thread_id,
+                    "seq": m.seq,
+                    "role": m.role,
+                    "content": m.content,
+                    "run_id": m.run_id,
+                    "created_at": m.created_at,
+                }
+            )
+    for r in conversations_sql.iter_runs(conn, tenant_id):
         yield _line(
             {
-                "type": "header",
-                "format": FORMAT,
-                "version": VERSION,
-                "exported_at": from_micros(now_micros()).isoformat(),
+                "type": "run",
+                "id": r.id,
+                "agent_id": r.agent_id,
+                "thread_id": r.thread_id,
+                "created_at": r.created_at,
+                "replay_of": r.replay_of,
+                "record": r.record,
             }
         )
-        for agent in conv_sql.list_agents(conn, tenant_id):
-            yield _line(
-                {
-                    "type": "agent",
-                    **agent.model_dump(mode="json", exclude={"created_at", "updated_at"}),
-                }
-            )
-        yield from _export_blocks(conn, tenant_id)
-        for t in conn.execute(
-            select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)
-        ):
-            yield _line(
-                {"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at}
-            )
-            for m in conn.execute(
-                select(messages).where(messages.c.thread_id == t.id).order_by(messages.c.seq)
-            ):
-                yield _line(
-                    {
-                        "type": "message",
-                        "id": m.id,
-                        "thread_id": m.thread_id,
-                        "seq": m.seq,
-                        "role": m.role,
-                        "content": m.content,
-                        "run_id": m.run_id,
-                        "created_at": m.created_at,
-                    }
-                )
-        for r in conn.execute(
-            select(runs).where(runs.c.tenant_id == tenant_id).order_by(runs.c.created_at)
-        ):
-            yield _line(
-                {
-                    "type": "run",
-                    "id": r.id,
-                    "agent_id": r.agent_id,
-                    "thread_id": r.thread_id,
-                    "created_at": r.created_at,
-                    "replay_of": r.replay_of,
-                    "record": json.loads(r.record_json),
-                }
-            )
 
 
 def _export_blocks(conn: Connection, tenant_id: str) -> Iterator[bytes]:
-    rows = conn.execute(
-        select(blocks)
-        .where(blocks.c.tenant_id == tenant_id)
-        .order_by(blocks.c.agent_id, blocks.c.block_type)
-    )
-    for b in rows.all():
-        agent_id = b.agent_id or None
+    for b in blocks_sql.list_tenant_blocks(conn, tenant_id):
+        agent_id = b.agent_key or None
         record = {"type": "block", "block_type": b.block_type, "agent_id": agent_id}
         if b.block_type == "core":
             yield _line(record | {"content": b.content})
             continue
         yield _line(record | {"line_count": b.line_count})
-        for _, batch in block_sql.iter_append_batches(conn, b.id):
+        for _, batch in blocks_sql.iter_append_batches(conn, b.id):
             yield _line({"type": "archival_lines", "agent_id": agent_id, "lines": batch})
 
 
@@ -107,8 +108,8 @@ class Importer:
     """Applies export records in order. Meant for a tenant that does not have these items yet:
     an existing agent, block, thread or run stops the import with 409 (what came before stays)."""
 
-    def __init__(self, store: SqlStore, memory: MemoryService, tenant_id: str):
-        self._store = store
+    def __init__(self, sql: SqlStore, memory: MemoryService, tenant_id: str):
+        self._sql = sql
         self._memory = memory
         self._tenant_id = tenant_id
         self.counts: dict[str, int] = {}
@@ -161,24 +162,15 @@ class Importer:
             ) from exc
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
-    async def _write(self, fn) -> Any:
-        def run():
-            with self._store.begin() as conn:
-                return fn(conn)
-
-        return await asyncio.to_thread(run)
-
     async def _import_agent(self, r: dict[str, Any]) -> None:
-        agent = await self._write(
-            lambda conn: conv_sql.insert_agent(
-                conn,
-                self._tenant_id,
-                r["id"],
-                instructions=r.get("instructions", ""),
-                model=r.get("model"),
-                metadata=r.get("metadata") or {},
-                now_us=now_micros(),
-            )
+        agent = await self._sql.run_in_transaction(
+            conversations_sql.insert_agent,
+            self._tenant_id,
+            r["id"],
+            instructions=r.get("instructions", ""),
+            model=r.get("model"),
+            metadata=r.get("metadata") or {},
+            now_us=now_micros(),
         )
         if agent is None:
             raise Conflict(f"agent {r['id']!r} already exists here", field="agent")
@@ -186,16 +178,14 @@ class Importer:
     async def _import_block(self, r: dict[str, Any]) -> None:
         block_type, agent_id = r["block_type"], r.get("agent_id")
         content = r["content"] if block_type == "core" else ""
-        row = await self._write(
-            lambda conn: block_sql.insert_block_if_missing(
-                conn,
-                self._tenant_id,
-                block_type,
-                agent_id or "",
-                content,
-                content.count("\n") + 1 if content else 0,
-                now_micros(),
-            )
+        row = await self._sql.run_in_transaction(
+            blocks_sql.insert_block_if_missing,
+            self._tenant_id,
+            block_type,
+            agent_key_of(agent_id),
+            content,
+            count_lines(content),
+            now_micros(),
         )
         if row is None:
             where = f"agent {agent_id!r}" if agent_id else "user scope"
@@ -209,52 +199,51 @@ class Importer:
             await self._memory.append_archival_lines(self._tenant_id, lines, r.get("agent_id"))
 
     async def _import_thread(self, r: dict[str, Any]) -> None:
-        def write(conn: Connection) -> bool:
-            if conn.execute(select(threads.c.id).where(threads.c.id == r["id"])).first():
-                return False
-            conn.execute(
-                insert(threads).values(
-                    id=r["id"],
-                    tenant_id=self._tenant_id,
-                    agent_id=r["agent_id"],
-                    created_at=r["created_at"],
-                )
-            )
-            return True
-
-        if not await self._write(write):
+        created = await self._sql.run_in_transaction(
+            conversations_sql.insert_thread_if_missing,
+            thread_id=r["id"],
+            tenant_id=self._tenant_id,
+            agent_id=r["agent_id"],
+            created_at=r["created_at"],
+        )
+        if not created:
             raise Conflict(f"thread {r['id']!r} already exists here", field="thread")
 
     async def _import_message(self, r: dict[str, Any]) -> None:
-        values = {k: r[k] for k in ("id", "thread_id", "seq", "role", "content", "created_at")}
-        await self._write(
-            lambda conn: conn.execute(
-                insert(messages).values(tenant_id=self._tenant_id, run_id=r.get("run_id"), **values)
-            )
+        message = conversations_sql.MessageRow(
+            id=r["id"],
+            thread_id=r["thread_id"],
+            seq=r["seq"],
+            role=r["role"],
+            content=r["content"],
+            run_id=r.get("run_id"),
+            created_at=r["created_at"],
+        )
+        await self._sql.run_in_transaction(
+            conversations_sql.insert_message, self._tenant_id, message
         )
 
     async def _import_run(self, r: dict[str, Any]) -> None:
         def write(conn: Connection) -> bool:
-            if conn.execute(select(runs.c.id).where(runs.c.id == r["id"])).first():
+            if conversations_sql.run_exists(conn, r["id"]):
                 return False
-            conn.execute(
-                insert(runs).values(
-                    id=r["id"],
-                    tenant_id=self._tenant_id,
-                    agent_id=r["agent_id"],
-                    thread_id=r["thread_id"],
-                    created_at=r["created_at"],
-                    replay_of=r.get("replay_of"),
-                    record_json=json.dumps(r["record"], ensure_ascii=False),
-                )
+            conversations_sql.insert_run(
+                conn,
+                tenant_id=self._tenant_id,
+                agent_id=r["agent_id"],
+                thread_id=r["thread_id"],
+                run_id=r["id"],
+                created_us=r["created_at"],
+                replay_of=r.get("replay_of"),
+                record=r["record"],
             )
             return True
 
-        if not await self._write(write):
+        if not await self._sql.run_in_transaction(write):
             raise Conflict(f"run {r['id']!r} already exists here", field="run")
 
 
 async def import_records(
-    store: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]
+    sql: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]
 ) -> dict[str, int]:
-    return await Importer(store, memory, tenant_id).apply(lines)
+    return await Importer(sql, memory, tenant_id).apply(lines)

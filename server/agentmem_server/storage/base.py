@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Optional
 
 Scope = Literal["user", "agent"]
 
-USER_SCOPE_AGENT = ""
-"""How the `user` scope is keyed where a column cannot be NULL (unique keys, LanceDB filters)."""
+USER_SCOPE_KEY = ""
+"""The `agent_key` of the user scope.
+
+Public APIs name a scope by `agent_id` (None for the user scope). Storage keys it by `agent_key`:
+the agent id, or this for the user scope, because a column in a unique key or a LanceDB filter
+cannot be NULL. The SQL and LanceDB columns holding it are named `agent_id`."""
+
+
+def agent_key_of(agent_id: Optional[str]) -> str:
+    return agent_id or USER_SCOPE_KEY
 
 
 @dataclass(frozen=True)
@@ -22,12 +29,12 @@ class ScopeKey:
 
     @property
     def agent_key(self) -> str:
-        return self.agent_id if self.scope == "agent" and self.agent_id else USER_SCOPE_AGENT
+        return self.agent_id if self.scope == "agent" and self.agent_id else USER_SCOPE_KEY
 
     @classmethod
     def from_agent_key(cls, agent_key: str) -> "ScopeKey":
         """The inverse of `agent_key`: the form SQL stores a scope in."""
-        return cls("agent", agent_key) if agent_key != USER_SCOPE_AGENT else cls("user")
+        return cls("agent", agent_key) if agent_key != USER_SCOPE_KEY else cls("user")
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,11 @@ class BlockRef:
     block_id: str
     scope: Scope
     agent_id: Optional[str]
+
+    @classmethod
+    def of(cls, tenant_id: str, block_id: str, agent_key: str) -> "BlockRef":
+        scope = ScopeKey.from_agent_key(agent_key)
+        return cls(tenant_id, block_id, scope.scope, scope.agent_id)
 
     @property
     def scope_key(self) -> ScopeKey:
@@ -59,8 +71,3 @@ def from_micros(us: int) -> datetime:
 
 def now_micros() -> int:
     return to_micros(datetime.now(timezone.utc))
-
-
-def new_write_id() -> str:
-    """Tags the archival rows of one write, so a failed or interrupted write can be taken back."""
-    return uuid.uuid4().hex[:16]

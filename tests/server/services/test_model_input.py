@@ -6,7 +6,8 @@ import pytest
 
 from agentmem.tools import memory_tools
 from agentmem.types import AgentCreateRequest, MemoryPolicy, RunOptions, RunRequest
-from agentmem_server.services.prompt import CORE_PREAMBLE, MESSAGE_OVERHEAD_TOKENS, REMINDER_PREAMBLE, count_tokens
+from agentmem_server.services.prompt import CORE_PREAMBLE, MESSAGE_OVERHEAD_TOKENS, REMINDER_PREAMBLE
+from agentmem_server.tokens import count_tokens
 
 from support import FakeMemory, ScriptedLLM, block, match
 

@@ -6,11 +6,11 @@ from agentmem.types import Message
 from agentmem_server.services.prompt import (
     MESSAGE_OVERHEAD_TOKENS,
     build_model_input,
-    count_tokens,
     render_system_message,
     select_history,
     select_matches,
 )
+from agentmem_server.tokens import count_tokens
 
 from support import T0, block, match
 

@@ -6,13 +6,13 @@ line reservation here and the vector write in LanceDB).
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 from sqlalchemy import Connection, and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ...ids import BLOCK, new_id
 from .schema import archival_lines, archival_writes, blocks
 
 
@@ -21,15 +21,12 @@ class BlockRow:
     id: str
     tenant_id: str
     block_type: str
-    agent_id: str
+    agent_key: str
+    """The agent id, or '' for the user scope (column `agent_id`)."""
     content: str
     line_count: int
     created_at: int
     updated_at: int
-
-
-def new_block_id() -> str:
-    return "blk_" + secrets.token_hex(12)
 
 
 def _next_updated_at(now_us: int):
@@ -52,7 +49,7 @@ def _row(r) -> BlockRow:
         id=r.id,
         tenant_id=r.tenant_id,
         block_type=r.block_type,
-        agent_id=r.agent_id,
+        agent_key=r.agent_id,
         content=r.content,
         line_count=r.line_count,
         created_at=r.created_at,
@@ -76,6 +73,16 @@ def list_blocks(conn: Connection, tenant_id: str, agent_keys: Sequence[str]) -> 
     return [_row(r) for r in rows]
 
 
+def list_tenant_blocks(conn: Connection, tenant_id: str) -> list[BlockRow]:
+    """Every block of the tenant, in every scope (export)."""
+    rows = conn.execute(
+        select(blocks)
+        .where(blocks.c.tenant_id == tenant_id)
+        .order_by(blocks.c.agent_id, blocks.c.block_type)
+    ).all()
+    return [_row(r) for r in rows]
+
+
 def insert_block_if_missing(
     conn: Connection,
     tenant_id: str,
@@ -86,16 +93,18 @@ def insert_block_if_missing(
     now_us: int,
 ) -> Optional[BlockRow]:
     """Create the block; None when it already exists (the caller then decides: conflict or retry)."""
-    values = dict(
-        id=new_block_id(),
+    row = BlockRow(
+        id=new_id(BLOCK),
         tenant_id=tenant_id,
         block_type=block_type,
-        agent_id=agent_key,
+        agent_key=agent_key,
         content=content,
         line_count=line_count,
         created_at=now_us,
         updated_at=now_us,
     )
+    values = {**asdict(row), "agent_id": row.agent_key}
+    del values["agent_key"]
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = (
         dialect.insert(blocks)
@@ -106,7 +115,7 @@ def insert_block_if_missing(
     # RETURNING rather than rowcount: psycopg reports rowcount -1 for this statement.
     if conn.execute(stmt).first() is None:
         return None
-    return BlockRow(**values)
+    return row
 
 
 def guarded_update(
@@ -268,7 +277,20 @@ def end_archival_write(conn: Connection, write_id: str) -> None:
     conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
 
 
-def interrupted_archival_writes(conn: Connection, started_before_us: int) -> list:
-    """Writes recorded before the given time that never ended: (write_id, tenant_id, agent_id, kind)."""
+@dataclass(frozen=True)
+class ArchivalWriteRow:
+    write_id: str
+    tenant_id: str
+    agent_key: str
+    kind: str
+    """How to repair it: "append" or "resync" (see `MemoryService._archival_transaction`)."""
+    started_at: int
+
+
+def interrupted_archival_writes(conn: Connection, started_before_us: int) -> list[ArchivalWriteRow]:
+    """Writes recorded before the given time that never ended, oldest first."""
     stmt = select(archival_writes).where(archival_writes.c.started_at < started_before_us)
-    return list(conn.execute(stmt.order_by(archival_writes.c.started_at)))
+    return [
+        ArchivalWriteRow(r.write_id, r.tenant_id, r.agent_id, r.kind, r.started_at)
+        for r in conn.execute(stmt.order_by(archival_writes.c.started_at))
+    ]

@@ -7,20 +7,16 @@ messages, run record) is written in one, after the provider has answered.
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from sqlalchemy import Connection, delete, func, insert, literal, select
 
 from agentmem.types import Agent, Message
 
+from ...ids import MESSAGE, new_id
 from ..base import from_micros
 from .schema import agents, messages, runs, threads
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,7 @@ def _append_message(
         insert(messages).from_select(
             ["id", "tenant_id", "thread_id", "seq", "role", "content", "run_id", "created_at"],
             select(
-                literal(new_id("msg")),
+                literal(new_id(MESSAGE)),
                 literal(tenant_id),
                 literal(thread_id),
                 next_seq,
@@ -252,10 +248,7 @@ def save_turn(
 # ---- runs -----------------------------------------------------------------------------------
 
 
-def get_run(conn: Connection, tenant_id: str, run_id: str) -> Optional[RunRow]:
-    r = conn.execute(select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
-    if r is None:
-        return None
+def _run(r: Any) -> RunRow:
     return RunRow(
         r.id,
         r.tenant_id,
@@ -265,3 +258,79 @@ def get_run(conn: Connection, tenant_id: str, run_id: str) -> Optional[RunRow]:
         r.replay_of,
         json.loads(r.record_json),
     )
+
+
+def get_run(conn: Connection, tenant_id: str, run_id: str) -> Optional[RunRow]:
+    r = conn.execute(select(runs).where(runs.c.tenant_id == tenant_id, runs.c.id == run_id)).first()
+    return _run(r) if r is not None else None
+
+
+# ---- export and import (services/transfer.py) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: str
+    thread_id: str
+    seq: int
+    role: str
+    content: str
+    run_id: Optional[str]
+    created_at: int
+
+
+def list_threads(conn: Connection, tenant_id: str) -> list[ThreadRow]:
+    rows = conn.execute(
+        select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)
+    )
+    return [ThreadRow(r.id, r.tenant_id, r.agent_id, r.created_at) for r in rows]
+
+
+def iter_message_rows(conn: Connection, thread_id: str) -> Iterator[MessageRow]:
+    rows = conn.execute(
+        select(messages).where(messages.c.thread_id == thread_id).order_by(messages.c.seq)
+    )
+    for r in rows:
+        yield MessageRow(r.id, r.thread_id, r.seq, r.role, r.content, r.run_id, r.created_at)
+
+
+def iter_runs(conn: Connection, tenant_id: str) -> Iterator[RunRow]:
+    rows = conn.execute(
+        select(runs).where(runs.c.tenant_id == tenant_id).order_by(runs.c.created_at)
+    )
+    for r in rows:
+        yield _run(r)
+
+
+def insert_thread_if_missing(
+    conn: Connection, *, thread_id: str, tenant_id: str, agent_id: str, created_at: int
+) -> bool:
+    """False when a thread with this id exists (in any tenant: ids are global)."""
+    if conn.execute(select(threads.c.id).where(threads.c.id == thread_id)).first():
+        return False
+    conn.execute(
+        insert(threads).values(
+            id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=created_at
+        )
+    )
+    return True
+
+
+def insert_message(conn: Connection, tenant_id: str, message: MessageRow) -> None:
+    conn.execute(
+        insert(messages).values(
+            id=message.id,
+            tenant_id=tenant_id,
+            thread_id=message.thread_id,
+            seq=message.seq,
+            role=message.role,
+            content=message.content,
+            run_id=message.run_id,
+            created_at=message.created_at,
+        )
+    )
+
+
+def run_exists(conn: Connection, run_id: str) -> bool:
+    """Whether a run with this id exists (in any tenant: ids are global)."""
+    return conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is not None

@@ -1,20 +1,20 @@
-"""The SQL engine: SQLite (default, WAL) or PostgreSQL, opened from settings.
+"""The SQL store: the engine (SQLite by default, in WAL mode, or PostgreSQL) and its unit of work.
 
-Store methods are synchronous SQLAlchemy Core; services call them through `asyncio.to_thread`
-so the event loop never blocks on the database.
+The SQL functions of this package are synchronous SQLAlchemy Core taking a Connection. Services
+run them through the store's unit of work (`uow.py`: `transaction()`, `run_in_transaction`,
+`run_autocommit`), on the store's own threads; synchronous callers (the CLI) use `begin()`.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from .schema import metadata
+from .uow import SQL_THREADS, UnitOfWork
 
 log = logging.getLogger("agentmem.sql")
 
@@ -22,21 +22,15 @@ log = logging.getLogger("agentmem.sql")
 _SCHEMA_LOCK_ID = 0x61676D656D
 
 
-class SqlStore:
-    """Owns the engine. `SqlStore.open(url)` creates missing tables."""
-
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        # Single-statement work (key lookups, reads, the guarded UPDATE ... RETURNING) is atomic by
-        # itself; running it without BEGIN/COMMIT saves two round trips per request on PostgreSQL.
-        self._autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+class SqlStore(UnitOfWork):
+    """Owns the engine and the threads SQL runs on. `SqlStore.open(url)` creates missing tables."""
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str) -> "SqlStore":
+    def open(cls, url: str, *, threads: int = SQL_THREADS) -> "SqlStore":
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -50,7 +44,7 @@ class SqlStore:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:
             engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        store = cls(engine)
+        store = cls(engine, threads=threads)
         store.create_schema()
         return store
 
@@ -60,20 +54,6 @@ class SqlStore:
                 # Replicas starting together would otherwise race on CREATE TABLE.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_ID})
             metadata.create_all(conn)
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def single_statements(self) -> Iterator[Connection]:
-        """A connection for work where each statement stands alone: no surrounding transaction."""
-        with self._autocommit_engine.connect() as conn:
-            yield conn
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -10,6 +10,7 @@ from typing import Optional
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ...ids import API_KEY, TENANT, new_id
 from .schema import api_keys, tenants
 
 KEY_PREFIX = "am_"
@@ -37,7 +38,7 @@ def hash_key(secret: str) -> str:
 
 def get_or_create_tenant(conn: Connection, name: str, now_us: int) -> tuple[TenantRow, bool]:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = {"id": "ten_" + secrets.token_hex(8), "name": name, "created_at": now_us}
+    values = {"id": new_id(TENANT), "name": name, "created_at": now_us}
     stmt = (
         dialect.insert(tenants)
         .values(**values)
@@ -63,7 +64,7 @@ def list_tenants(conn: Connection) -> list[TenantRow]:
 def create_key(conn: Connection, tenant_id: str, now_us: int) -> tuple[KeyRow, str]:
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     row = KeyRow(
-        id="key_" + secrets.token_hex(8),
+        id=new_id(API_KEY),
         tenant_id=tenant_id,
         prefix=secret[:10],
         created_at=now_us,
