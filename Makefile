@@ -14,10 +14,10 @@ export TOKENIZERS_PARALLELISM := false
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing into $(VENV) (torch CPU first, then agentmem[server,dev])..."
+	@echo "Installing into $(VENV) (torch CPU first, then agentmem[server,dev,lint])..."
 	# torch first and pinned: an unpinned torch pulled in by sentence-transformers is a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[server,dev]'
+	$(PY) -m pip install -q -e '.[server,dev,lint]'
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -34,6 +34,15 @@ test-fast: setup
 bench: setup
 	$(PY) evals/bench_core.py
 	$(PY) evals/bench_archival.py
+
+# What `make lint` covers: every path here is ruff-formatted, ruff-clean and mypy --strict clean
+# (settings in pyproject.toml). Add a path once it is clean.
+LINT_PATHS := agentmem
+
+lint: setup
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy $(LINT_PATHS)
 
 eval: setup
 	$(VENV)/bin/agentmem eval --out evals/out

@@ -10,9 +10,9 @@ import logging
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Optional, Union
+from typing import Any, Generic, Optional, TypeVar, Union, cast
 from urllib.parse import quote
 
 import httpx
@@ -52,6 +52,8 @@ log = logging.getLogger("agentmem")
 
 Timeout = Union[float, httpx.Timeout, None]
 
+T = TypeVar("T")
+
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -65,12 +67,12 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 
 
 @dataclass(frozen=True)
-class APIRequest:
+class APIRequest(Generic[T]):
     """One call as the resources describe it: what to send and what the answer parses into."""
 
     method: str
     path: str
-    cast_to: Any = None
+    cast_to: Optional[type[T]] = None
     """The response type (`MemoryBlock`, `list[Agent]`, ...); `None` for empty answers."""
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
@@ -123,7 +125,10 @@ class BaseClient:
         }
 
     def _build_request(
-        self, http: Union[httpx.Client, httpx.AsyncClient], request: APIRequest, timeout: Timeout
+        self,
+        http: Union[httpx.Client, httpx.AsyncClient],
+        request: APIRequest[Any],
+        timeout: Timeout,
     ) -> httpx.Request:
         # Building through the caller's httpx client keeps its own default headers and cookies.
         return http.build_request(
@@ -135,7 +140,7 @@ class BaseClient:
             timeout=self._resolve_timeout(request, timeout),
         )
 
-    def _resolve_timeout(self, request: APIRequest, timeout: Timeout) -> Timeout:
+    def _resolve_timeout(self, request: APIRequest[Any], timeout: Timeout) -> Timeout:
         if timeout is not None:
             return timeout
         if request.long_running and isinstance(self.timeout, (int, float)):
@@ -174,15 +179,20 @@ class BaseClient:
         delay = retry_after if retry_after is not None else backoff_delay(retries_taken)
         log.info(
             "Retrying %s in %.2fs after %s (retry %d of %d)",
-            what, delay, cause, retries_taken + 1, self.max_retries,
+            what,
+            delay,
+            cause,
+            retries_taken + 1,
+            self.max_retries,
         )
         return delay
 
-    def _parse_response(self, request: APIRequest, response: httpx.Response) -> Any:
-        if request.cast_to is None:
-            return None
+    def _parse_response(self, request: APIRequest[T], response: httpx.Response) -> T:
+        cast_to: Any = request.cast_to  # a class or a generic alias such as list[Agent]
+        if cast_to is None:
+            return cast(T, None)
         try:
-            return _adapter(request.cast_to).validate_json(response.content)
+            return cast(T, _adapter(cast_to).validate_json(response.content))
         except ValidationError as exc:
             raise AgentMemError(
                 f"Unexpected response to {request.method} {request.path}: {exc}"
@@ -206,7 +216,7 @@ def _is_transient(error: httpx.TransportError) -> bool:
 
 def backoff_delay(retries_taken: int) -> float:
     """Capped exponential backoff, shortened by up to `RETRY_JITTER` at random."""
-    delay = min(INITIAL_RETRY_DELAY * 2**retries_taken, MAX_RETRY_DELAY)
+    delay = min(INITIAL_RETRY_DELAY * 2.0**retries_taken, MAX_RETRY_DELAY)
     return delay * (1 - RETRY_JITTER * random.random())
 
 
@@ -231,8 +241,8 @@ def parse_retry_after(value: Optional[str], now: Optional[datetime] = None) -> O
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:  # HTTP dates are GMT by definition
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def transport_error(error: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
@@ -254,6 +264,6 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
     return cls(response=response, body=body)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adapter(cast_to: Any) -> TypeAdapter[Any]:
     return TypeAdapter(cast_to)

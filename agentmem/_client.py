@@ -6,13 +6,14 @@ import asyncio
 import time
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Optional
+from typing import Optional
 
 import httpx
 
 from ._base_client import (
     APIRequest,
     BaseClient,
+    T,
     Timeout,
     make_status_error,
     transport_error,
@@ -100,7 +101,7 @@ class Client(BaseClient):
     ) -> None:
         self.close()
 
-    def _request(self, request: APIRequest, *, timeout: Timeout = None) -> Any:
+    def _request(self, request: APIRequest[T], *, timeout: Timeout = None) -> T:
         http_request = self._build_request(self._http, request, timeout)
         retries_taken = 0
         while True:
@@ -141,9 +142,7 @@ class AsyncClient(BaseClient):
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(
-                f"http_client must be an httpx.AsyncClient, got {type(http_client)!r}"
-            )
+            raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client)!r}")
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
 
@@ -183,7 +182,7 @@ class AsyncClient(BaseClient):
     ) -> None:
         await self.aclose()
 
-    async def _request(self, request: APIRequest, *, timeout: Timeout = None) -> Any:
+    async def _request(self, request: APIRequest[T], *, timeout: Timeout = None) -> T:
         http_request = self._build_request(self._http, request, timeout)
         retries_taken = 0
         while True:

@@ -6,11 +6,13 @@ Agents built on other frameworks can offer the same tools and execute them with 
     from agentmem.tools import memory_tools
     response = openai.chat.completions.create(model=..., messages=..., tools=memory_tools())
 
-| tool | executed as |
-|---|---|
-| `recall_archival_memory(query, limit?)` | `client.memory.recall(query, agent_id=..., scope="all", limit=...)` |
-| `append_archival_memory(text)` | `client.memory.append("archival", text, agent_id=...)` |
-| `update_core_memory(content, expected_updated_at)` | `client.memory.update("core", content, expected_updated_at=..., agent_id=...)` |
+Each tool call is executed as:
+
+- `recall_archival_memory(query, limit?)`:
+  `client.memory.recall(query, agent_id=..., scope="all", limit=...)`
+- `append_archival_memory(text)`: `client.memory.append("archival", text, agent_id=...)`
+- `update_core_memory(content, expected_updated_at)`:
+  `client.memory.update("core", content, expected_updated_at=..., agent_id=...)`
 
 Pure data: this module imports nothing beyond the standard library.
 """
@@ -18,7 +20,8 @@ Pure data: this module imports nothing beyond the standard library.
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 __all__ = [
     "APPEND_ARCHIVAL_MEMORY",
@@ -40,7 +43,10 @@ RECALL_ARCHIVAL_MEMORY: dict[str, Any] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "What to look for, in natural language."},
+                "query": {
+                    "type": "string",
+                    "description": "What to look for, in natural language.",
+                },
                 "limit": {
                     "type": "integer",
                     "minimum": 1,
@@ -89,7 +95,9 @@ UPDATE_CORE_MEMORY: dict[str, Any] = {
                 "content": {"type": "string", "description": "The new full text of the block."},
                 "expected_updated_at": {
                     "type": ["string", "null"],
-                    "description": "The block's updated_at as last seen (ISO 8601), or null to create it.",
+                    "description": (
+                        "The block's updated_at as last seen (ISO 8601), or null to create it."
+                    ),
                 },
             },
             "required": ["content", "expected_updated_at"],
@@ -98,7 +106,11 @@ UPDATE_CORE_MEMORY: dict[str, Any] = {
     },
 }
 
-MEMORY_TOOLS: tuple[dict[str, Any], ...] = (RECALL_ARCHIVAL_MEMORY, APPEND_ARCHIVAL_MEMORY, UPDATE_CORE_MEMORY)
+MEMORY_TOOLS: tuple[dict[str, Any], ...] = (
+    RECALL_ARCHIVAL_MEMORY,
+    APPEND_ARCHIVAL_MEMORY,
+    UPDATE_CORE_MEMORY,
+)
 """All memory tools, in the order the server offers them."""
 
 MEMORY_TOOL_NAMES: tuple[str, ...] = tuple(t["function"]["name"] for t in MEMORY_TOOLS)

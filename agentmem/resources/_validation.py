@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Optional, Union
 
 from pydantic import ValidationError
@@ -26,9 +26,7 @@ def agent_id(value: object, *, required: bool = False) -> None:
     if value is None and not required:
         return
     if not isinstance(value, str) or not _AGENT_ID.fullmatch(value):
-        raise ValueError(
-            f"agent_id must be 1-128 letters, digits, '_', '-' or '.'; got {value!r}"
-        )
+        raise ValueError(f"agent_id must be 1-128 letters, digits, '_', '-' or '.'; got {value!r}")
 
 
 def agent_scope(scope: str, agent_id: Optional[str]) -> None:
@@ -87,5 +85,4 @@ def timestamp(name: str, value: Union[datetime, str, None]) -> Optional[datetime
     # A naive time could be any zone; comparing it with stored UTC would silently conflict.
     if value.tzinfo is None:
         raise ValueError(f"{name} must be timezone-aware; got naive {value.isoformat()!r}")
-    return value.astimezone(timezone.utc)
-
+    return value.astimezone(UTC)

@@ -50,10 +50,10 @@ class AsyncAdmin(AsyncAPIResource):
         await self._client._request(_revoke_key(key_id), timeout=timeout)
 
 
-_LIST_TENANTS = APIRequest("GET", "/v1/admin/tenants", list[Tenant])
+_LIST_TENANTS: APIRequest[list[Tenant]] = APIRequest("GET", "/v1/admin/tenants", list[Tenant])
 
 
-def _create_tenant(name: str) -> APIRequest:
+def _create_tenant(name: str) -> APIRequest[Tenant]:
     check.tenant_name(name)
     body = request_body(TenantCreateRequest(name=name))
     return APIRequest("POST", "/v1/admin/tenants", Tenant, json=body)
@@ -64,14 +64,14 @@ def _keys_path(tenant_name: str) -> str:
     return f"/v1/admin/tenants/{path_segment(tenant_name)}/keys"
 
 
-def _create_key(tenant_name: str) -> APIRequest:
+def _create_key(tenant_name: str) -> APIRequest[ApiKeyCreated]:
     return APIRequest("POST", _keys_path(tenant_name), ApiKeyCreated)
 
 
-def _list_keys(tenant_name: str) -> APIRequest:
+def _list_keys(tenant_name: str) -> APIRequest[list[ApiKey]]:
     return APIRequest("GET", _keys_path(tenant_name), list[ApiKey])
 
 
-def _revoke_key(key_id: str) -> APIRequest:
+def _revoke_key(key_id: str) -> APIRequest[None]:
     check.nonempty("key_id", key_id)
     return APIRequest("DELETE", f"/v1/admin/keys/{path_segment(key_id)}")

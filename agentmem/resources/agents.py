@@ -53,9 +53,7 @@ class Agents(SyncAPIResource):
 
         Without `timeout=` a run may take at least `RUN_TIMEOUT` seconds (it waits on an LLM).
         """
-        return self._client._request(
-            _run(agent_id, message, thread_id, options), timeout=timeout
-        )
+        return self._client._request(_run(agent_id, message, thread_id, options), timeout=timeout)
 
 
 class AsyncAgents(AsyncAPIResource):
@@ -103,7 +101,7 @@ class AsyncAgents(AsyncAPIResource):
         )
 
 
-_LIST = APIRequest("GET", "/v1/agents", list[Agent])
+_LIST: APIRequest[list[Agent]] = APIRequest("GET", "/v1/agents", list[Agent])
 
 
 def _agent_path(agent_id: str) -> str:
@@ -113,34 +111,36 @@ def _agent_path(agent_id: str) -> str:
 
 def _create(
     agent_id: str, instructions: str, model: Optional[str], metadata: Optional[dict[str, Any]]
-) -> APIRequest:
+) -> APIRequest[Agent]:
     check.agent_id(agent_id, required=True)
     fields = {"model": model, "metadata": metadata}
-    body = AgentCreateRequest(
-        agent_id=agent_id,
-        instructions=instructions,
-        **{k: v for k, v in fields.items() if v is not None},
+    body = AgentCreateRequest.model_validate(
+        {
+            "agent_id": agent_id,
+            "instructions": instructions,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
     )
     return APIRequest("POST", "/v1/agents", Agent, json=request_body(body))
 
 
-def _get(agent_id: str) -> APIRequest:
+def _get(agent_id: str) -> APIRequest[Agent]:
     return APIRequest("GET", _agent_path(agent_id), Agent)
 
 
-def _delete(agent_id: str) -> APIRequest:
+def _delete(agent_id: str) -> APIRequest[None]:
     return APIRequest("DELETE", _agent_path(agent_id))
 
 
 def _run(
     agent_id: str, message: str, thread_id: Optional[str], options: Optional[RunOptions]
-) -> APIRequest:
+) -> APIRequest[RunResult]:
     path = _agent_path(agent_id)
     check.nonempty("message", message)
     if thread_id is not None:
         check.nonempty("thread_id", thread_id)
     fields = {"thread_id": thread_id, "options": options}
-    body = RunRequest(message=message, **{k: v for k, v in fields.items() if v is not None})
-    return APIRequest(
-        "POST", f"{path}/runs", RunResult, json=request_body(body), long_running=True
+    body = RunRequest.model_validate(
+        {"message": message, **{k: v for k, v in fields.items() if v is not None}}
     )
+    return APIRequest("POST", f"{path}/runs", RunResult, json=request_body(body), long_running=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import builtins
 import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Awaitable, Callable, Optional, Union
+from typing import Optional, Union
 
 from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
 from .._exceptions import ConflictError, NotFoundError
@@ -268,7 +269,7 @@ def _block_path(block_type: str, agent_id: Optional[str]) -> str:
     return f"/v1/memory/{path_segment(block_type)}"
 
 
-def _list(scope: str, agent_id: Optional[str]) -> APIRequest:
+def _list(scope: str, agent_id: Optional[str]) -> APIRequest[list[MemoryBlock]]:
     check.one_of("scope", scope, _SCOPES)
     check.agent_id(agent_id)
     if agent_id is not None and scope == "user":
@@ -281,7 +282,7 @@ def _list(scope: str, agent_id: Optional[str]) -> APIRequest:
 
 def _get(
     block_type: str, agent_id: Optional[str], start_line: Optional[int], end_line: Optional[int]
-) -> APIRequest:
+) -> APIRequest[MemoryBlock]:
     path = _block_path(block_type, agent_id)
     check.line_range(start_line, end_line)
     params = {"agent_id": agent_id, "start_line": start_line, "end_line": end_line}
@@ -293,7 +294,7 @@ def _update(
     content: str,
     expected_updated_at: Union[datetime, str, None],
     agent_id: Optional[str],
-) -> APIRequest:
+) -> APIRequest[MemoryBlock]:
     path = _block_path(block_type, agent_id)
     if not isinstance(content, str):
         raise TypeError(f"content must be a str; got {type(content).__name__}")
@@ -306,7 +307,7 @@ def _update(
     )
 
 
-def _append(block_type: str, text: str, agent_id: Optional[str]) -> APIRequest:
+def _append(block_type: str, text: str, agent_id: Optional[str]) -> APIRequest[MemoryBlock]:
     path = _block_path(block_type, agent_id)
     check.nonempty("text", text)
     return APIRequest(
@@ -318,7 +319,7 @@ def _append(block_type: str, text: str, agent_id: Optional[str]) -> APIRequest:
     )
 
 
-def _delete(block_type: str, agent_id: Optional[str]) -> APIRequest:
+def _delete(block_type: str, agent_id: Optional[str]) -> APIRequest[None]:
     return APIRequest("DELETE", _block_path(block_type, agent_id), params={"agent_id": agent_id})
 
 
@@ -331,7 +332,7 @@ def _recall(
     mode: str,
     updated_after: Union[datetime, str, None],
     updated_before: Union[datetime, str, None],
-) -> APIRequest:
+) -> APIRequest[list[MemoryRecallResult]]:
     check.nonempty("query", query)
     check.agent_id(agent_id)
     check.one_of("scope", scope, _SCOPES)
@@ -349,7 +350,7 @@ def _recall(
         "updated_after": check.timestamp("updated_after", updated_after),
         "updated_before": check.timestamp("updated_before", updated_before),
     }
-    body = MemoryRecallRequest(**{k: v for k, v in fields.items() if v is not None})
+    body = MemoryRecallRequest.model_validate({k: v for k, v in fields.items() if v is not None})
     return APIRequest(
         "POST", "/v1/memory/recall", list[MemoryRecallResult], json=request_body(body)
     )
@@ -358,5 +359,7 @@ def _recall(
 def _log_conflict(exc: ConflictError, attempt: int, max_attempts: int) -> None:
     log.info(
         "memory.modify lost a race (current updated_at %s); re-reading, attempt %d of %d",
-        exc.current_updated_at, attempt + 2, max_attempts,
+        exc.current_updated_at,
+        attempt + 2,
+        max_attempts,
     )

@@ -39,9 +39,9 @@ def _run_path(run_id: str) -> str:
     return f"/v1/runs/{path_segment(run_id)}"
 
 
-def _get(run_id: str) -> APIRequest:
+def _get(run_id: str) -> APIRequest[Run]:
     return APIRequest("GET", _run_path(run_id), Run)
 
 
-def _replay(run_id: str) -> APIRequest:
+def _replay(run_id: str) -> APIRequest[RunResult]:
     return APIRequest("POST", f"{_run_path(run_id)}/replay", RunResult, long_running=True)

@@ -26,6 +26,6 @@ class AsyncThreads(AsyncAPIResource):
         return await self._client._request(_messages(thread_id), timeout=timeout)
 
 
-def _messages(thread_id: str) -> APIRequest:
+def _messages(thread_id: str) -> APIRequest[list[Message]]:
     check.nonempty("thread_id", thread_id)
     return APIRequest("GET", f"/v1/threads/{path_segment(thread_id)}/messages", list[Message])
