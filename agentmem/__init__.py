@@ -9,7 +9,6 @@ Usage:
 
 from . import resources, types
 from ._client import AsyncClient, Client
-from ._constants import VERSION as __version__
 from ._exceptions import (
     AgentMemError,
     APIConnectionError,
@@ -25,6 +24,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._version import __version__
 from .types import (
     Agent,
     MemoryBlock,

@@ -30,7 +30,6 @@ from ._constants import (
     RETRY_JITTER,
     RETRYABLE_STATUS_CODES,
     RUN_TIMEOUT,
-    VERSION,
 )
 from ._exceptions import (
     AgentMemError,
@@ -47,6 +46,7 @@ from ._exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from ._version import __version__
 
 log = logging.getLogger("agentmem")
 
@@ -121,7 +121,7 @@ class BaseClient:
         return {
             "Authorization": f"Bearer {self.api_key}",
             "Accept": "application/json",
-            "User-Agent": f"agentmem-python/{VERSION}",
+            "User-Agent": f"agentmem-python/{__version__}",
         }
 
     def _build_request(

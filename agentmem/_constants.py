@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-VERSION = "0.1.0"
-
 API_KEY_ENV = "AGENTMEM_API_KEY"
 BASE_URL_ENV = "AGENTMEM_BASE_URL"
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"

@@ -1,11 +1,10 @@
-"""The public surface: a strict sorted `__all__`, a matching version, and a light import."""
+"""The public surface: a strict sorted `__all__` and a light import (the version: tests/packaging)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import tomllib
 import types
 from pathlib import Path
 
@@ -38,11 +37,6 @@ def test_policy_and_options_are_importable_from_the_top_level() -> None:
     from agentmem import MemoryPolicy, RunOptions
 
     assert RunOptions().memory_policy == MemoryPolicy()
-
-
-def test_version_matches_the_package_metadata() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    assert agentmem.__version__ == project["version"]
 
 
 def test_import_loads_no_server_or_ml_dependencies() -> None:
