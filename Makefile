@@ -10,14 +10,21 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast bench eval lint clean
+.PHONY: setup run test test-fast bench eval lint constraints clean
 
-$(VENV)/.installed: pyproject.toml
+# torch comes first, as a CPU build: the plain `torch` wheel from PyPI is a CUDA build (a 527 MB
+# wheel plus several GB of GPU libraries) that a CPU server never uses. PyPI has no `+cpu` build,
+# so when the first try finds none, the second takes it from PyTorch's CPU index. A machine with
+# a GPU (or macOS, whose wheels have no `+cpu`): `make setup TORCH=torch==2.13.0`.
+TORCH ?= torch==2.13.0+cpu
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing into $(VENV) (torch CPU first, then agentmem[server,dev,lint])..."
-	# torch first and pinned: an unpinned torch pulled in by sentence-transformers is a multi-GB CUDA build.
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[server,dev,lint]'
+	@echo "Installing into $(VENV): $(TORCH), then agentmem-kit[dev] at the versions in constraints.txt..."
+	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null || \
+		$(PY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
 setup: $(VENV)/.installed
@@ -32,8 +39,8 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 bench: setup
-	$(PY) evals/bench_core.py
-	$(PY) evals/bench_archival.py
+	$(PY) -m evals.bench_core
+	$(PY) -m evals.bench_archival
 
 # What `make lint` covers: every path here is ruff-formatted, ruff-clean and mypy --strict clean
 # (settings in pyproject.toml). Add a path once it is clean.
@@ -46,6 +53,21 @@ lint: setup
 
 eval: setup
 	$(VENV)/bin/agentmem eval --out evals/out
+
+# Re-resolve the newest versions pyproject.toml allows, in a fresh venv, and pin them all in
+# constraints.txt. Then `make setup lint test` on the result and commit it with the figures.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install -q "$(TORCH)" 2>/dev/null || \
+		.venv-constraints/bin/pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	.venv-constraints/bin/pip install -q -e '.[dev]'
+	{ echo "# Every package CI tested, pinned: make setup installs with -c constraints.txt."; \
+	  echo "# Made by make constraints from pyproject.toml; do not edit by hand. Local version labels"; \
+	  echo "# are dropped (torch==2.13.0 matches the +cpu build too)."; \
+	  .venv-constraints/bin/pip freeze --all --exclude-editable | grep -v '^pip==' | \
+	  sed -E 's/\+[a-z0-9.]+$$//'; } > constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf .agentmem .pytest_cache evals/out

@@ -1,8 +1,8 @@
-"""Archival benchmarks against DESIGN §9: ingestion, recall latency, the 1M-chunk scope, RSS.
+"""Archival benchmarks against docs/design.md §9: ingestion, recall latency, the 1M-chunk scope, RSS.
 
-    python evals/bench_archival.py                      # everything (the 1M part takes a while)
-    python evals/bench_archival.py --parts batcher,ingest,latency --sizes 10000
-    python evals/bench_archival.py --parts big --big 1000000
+    python -m evals.bench_archival                      # everything (the 1M part takes a while)
+    python -m evals.bench_archival --parts batcher,ingest,latency --sizes 10000
+    python -m evals.bench_archival --parts big --big 1000000
 
 Parts (each writes its figures into evals/out/bench_archival.json, merged with earlier runs):
 - fusion:  recall quality (our eval dataset) of ways to fuse the vector and keyword rankings.

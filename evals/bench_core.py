@@ -3,9 +3,9 @@
 Each backend runs a real `agentmem serve` process on a loopback port; the public client talks to
 it. Both backends are measured in the same run so their figures compare (the machine is shared).
 
-    python evals/bench_core.py [--n 500] [--postgres-url URL] [--out evals/out/bench_core.json]
+    python -m evals.bench_core [--n 500] [--postgres-url URL] [--out evals/out/bench_core.json]
 
-DESIGN §9 target: update p50 <= 5 ms.
+docs/design.md §9 target: update p50 <= 5 ms.
 """
 
 from __future__ import annotations

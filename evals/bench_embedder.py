@@ -1,7 +1,7 @@
 """MiniLM on CPU, side by side in one run: torch vs ONNX Runtime fp32 vs ONNX Runtime int8 (dynamic).
 
-    HF_HUB_OFFLINE=1 python evals/bench_embedder.py                 # ~3-5 minutes on 2 busy cores
-    HF_HUB_OFFLINE=1 python evals/bench_embedder.py --no-int8 --rounds 3
+    HF_HUB_OFFLINE=1 python -m evals.bench_embedder                 # ~3-5 minutes on 2 busy cores
+    HF_HUB_OFFLINE=1 python -m evals.bench_embedder --no-int8 --rounds 3
 
 Measures, for each backend, on the lines of our eval conversations (evals/data):
 - query latency: one question per call, one thread, p50/p95 over all rounds; backends take turns

@@ -41,7 +41,7 @@ def local_server(settings_overrides: Optional[Mapping[str, Any]] = None) -> Iter
     try:
         from agentmem_server.embedded import serve_in_thread
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the eval harness needs the server: pip install 'agentmem[server]'") from exc
+        raise RuntimeError("the eval harness needs the server: pip install 'agentmem-kit[server]'") from exc
     with serve_in_thread(settings_overrides, tenant="evals") as server:
         yield server.url, server.api_key
 
