@@ -7,6 +7,9 @@ from typing import AsyncIterator, Optional
 
 from fastapi import FastAPI
 
+from agentmem import __version__
+
+from .api.docs import install_docs
 from .api.errors import install_error_handlers
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .api.routes import admin, agents, health, memory, runs, threads, transfer
@@ -29,12 +32,15 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     app = FastAPI(
         title="agentmem",
-        version="0.1.0",
+        version=__version__,
         summary="Memory for LLM agents: core blocks, archival recall, runs with a memory policy.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages with local assets instead of a CDN's
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_docs(app)
     # Outermost last: the request id must exist before the size check can report it.
     app.add_middleware(
         BodySizeLimitMiddleware,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -30,6 +32,41 @@ def _tenant_service(settings: Settings):
     return TenantService(SqlStore.open(settings.resolved_database_url()))
 
 
+def _keys_service(*, may_create: bool):
+    """The tenant service for `keys`, on the database a server with the same AGENTMEM_* would use.
+
+    The default data dir is `./.agentmem` in the current folder, so run elsewhere it would start
+    an empty database whose keys the real server does not know (it answers 401). So: say on stderr
+    which database is used, refuse to start one at the default place, and say when one is new.
+    """
+    from sqlalchemy.engine import make_url
+
+    settings = Settings()
+    url = make_url(settings.resolved_database_url())
+    shown = url.render_as_string(hide_password=True)
+    sqlite_file = (
+        Path(url.database)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        else None
+    )
+    if sqlite_file is not None and not sqlite_file.exists():
+        chosen = {"data_dir", "database_url"} & settings.model_fields_set
+        if not may_create or not chosen:
+            typer.echo(
+                f"No agentmem database at {sqlite_file}.\n"
+                "AGENTMEM_DATA_DIR defaults to ./.agentmem in the current folder: run this command "
+                "in the folder the server runs in, or set AGENTMEM_DATA_DIR (or "
+                "AGENTMEM_DATABASE_URL) to the server's. Setting it also lets `keys create` start "
+                "a new database there.",
+                err=True,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"Database: {shown} (new: created now)", err=True)
+    else:
+        typer.echo(f"Database: {shown}", err=True)
+    return _tenant_service(settings)
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
@@ -52,8 +89,12 @@ def serve(
         typer.echo(f"URL: http://{host}:{port}")
         typer.echo(f"API key: {key}")
         typer.echo(f"Docs: http://{host}:{port}/docs   Data: {settings.data_dir.resolve()}")
+        # This interpreter by its full path: a newcomer's other shell has no venv activated.
+        python = shlex.quote(sys.executable)
+        code = "import agentmem; print(agentmem.Client().memory.list())"
         typer.echo(
-            f'Try:  AGENTMEM_API_KEY={key} python -c "import agentmem; print(agentmem.Client().memory.list())"'
+            f"Try:  AGENTMEM_BASE_URL=http://{host}:{port} AGENTMEM_API_KEY={key} "
+            f'{python} -c "{code}"'
         )
     _show_server_logs(log_level)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
@@ -79,7 +120,7 @@ def keys_create(
     tenant: str = typer.Option(..., "--tenant", help="Tenant name; created if new."),
 ) -> None:
     """Create an API key. The key is printed once, alone on the last line."""
-    created = _tenant_service(Settings()).create_key_sync(tenant)
+    created = _keys_service(may_create=True).create_key_sync(tenant)
     typer.echo(
         f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). Store it now; it is not shown again."
     )
@@ -92,7 +133,7 @@ def keys_list(tenant: str = typer.Option(..., "--tenant", help="Tenant name.")) 
     from .errors import NotFound
 
     try:
-        keys = _tenant_service(Settings()).list_keys_sync(tenant)
+        keys = _keys_service(may_create=False).list_keys_sync(tenant)
     except NotFound as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(1)
@@ -109,7 +150,7 @@ def keys_revoke(
     from .errors import NotFound
 
     try:
-        _tenant_service(Settings()).revoke_key_sync(key_id)
+        _keys_service(may_create=False).revoke_key_sync(key_id)
     except NotFound as exc:
         typer.echo(exc.message, err=True)
         raise typer.Exit(1)
@@ -200,10 +241,31 @@ def cleanup() -> None:
     add_help_option=False,
 )
 def eval_(ctx: typer.Context) -> None:
-    """Recall-quality eval on our dataset (or --dataset PATH); `agentmem eval --help` for options."""
+    """Recall-quality eval on our dataset (or --dataset PATH); `agentmem eval --help` for options.
+
+    Runs the evals/ folder of a source checkout (it is not installed with the package).
+    """
+    checkout = _source_checkout()
+    if checkout is None:
+        typer.echo(
+            "agentmem eval runs the evals/ folder of an agentmem source checkout, which a package "
+            "install does not include: run it (or `make eval`) inside a checkout.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    sys.path.insert(0, str(checkout))
     from evals.harness import main as eval_main
 
     raise typer.Exit(eval_main(list(ctx.args)) or 0)
+
+
+def _source_checkout() -> Optional[Path]:
+    """The checkout holding evals/: the one this package was installed from (editable), or the
+    current folder."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / "evals" / "harness.py").is_file():
+            return root
+    return None
 
 
 def _client_settings(base_url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:

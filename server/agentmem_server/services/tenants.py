@@ -70,7 +70,11 @@ class TenantService:
         """The tenant id owning an active key; revocation takes effect on the next request."""
         tenant_id = await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
         if tenant_id is None:
-            raise Unauthorized("invalid or revoked API key")
+            raise Unauthorized(
+                "invalid or revoked API key: check that AGENTMEM_API_KEY holds a key made for the "
+                "database this server uses (`agentmem keys list --tenant NAME`, run with the "
+                "server's AGENTMEM_DATA_DIR or AGENTMEM_DATABASE_URL, lists them) and not revoked"
+            )
         return tenant_id
 
     async def create_tenant(self, name: str) -> Tenant:
