@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     embedding_batch_size: int = 64
     embedding_backend: Literal["auto", "torch", "onnx"] = "auto"
     """`auto`: ONNX Runtime on CPU, torch on a GPU. `onnx` runs the same model with ONNX Runtime
-    (CPU only): same vectors and model id as torch (no reindex), a query embedded in ~7 ms instead
-    of ~24 ms on this 2-core box. Exported once per machine from the local torch weights into
+    (CPU only): same vectors and model id as torch (no reindex), a query embedded 2-2.4x faster
+    (docs/recall.md, "ONNX backend"). Exported once per machine from the local torch weights into
     `ONNX_CACHE_DIR` (~30 s); `auto` falls back to torch if that fails (docs/recall.md)."""
     onnx_cache_dir: Optional[Path] = None
     """Where ONNX exports are kept: default `$XDG_CACHE_HOME/agentmem/onnx` (`~/.cache/...`), so

@@ -1,6 +1,6 @@
 """Model-input assembly for runs: pure functions, no I/O.
 
-Layout (DESIGN §5), every part optional except the user message:
+Layout (docs/design.md §5), every part optional except the user message:
 
     system     agent instructions + one <memory_block> section per included core block
     ...        earlier turns of the thread, whole turns, newest-first within a token budget
