@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@echo "Installing into $(VENV): $(TORCH), then agentmem-kit[dev] at the versions in constraints.txt..."
 	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null || \
 		$(PY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	@# Venvs made before the rename to agentmem-kit still hold the old distribution (and its `evals`).
+	@$(PY) -m pip uninstall -q -y agentmem 2>/dev/null || true
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $@
 
