@@ -7,6 +7,7 @@ httpx does for its own command line).
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 SERVER_EXTRA_HINT = "pip install 'agentmem-kit[server]'"
@@ -14,7 +15,8 @@ SERVER_EXTRA_HINT = "pip install 'agentmem-kit[server]'"
 
 def main() -> None:
     try:
-        from agentmem_server.cli import main as server_main
+        # Imported by name: the client is type-checked without the server on its path.
+        server_cli = importlib.import_module("agentmem_server.cli")
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").partition(".")[0]
         if missing in {"agentmem", "agentmem_server"}:
@@ -25,4 +27,4 @@ def main() -> None:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
-    server_main()
+    server_cli.main()
