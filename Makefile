@@ -13,17 +13,20 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: setup run test test-fast bench eval lint constraints clean
 
 # torch comes first, as a CPU build: the plain `torch` wheel from PyPI is a CUDA build (a 527 MB
-# wheel plus several GB of GPU libraries) that a CPU server never uses. PyPI has no `+cpu` build,
-# so when the first try finds none, the second takes it from PyTorch's CPU index. A machine with
-# a GPU (or macOS, whose wheels have no `+cpu`): `make setup TORCH=torch==2.13.0`.
+# wheel plus several GB of GPU libraries) that a CPU server never uses. A machine with a GPU (or
+# macOS, whose wheels have no `+cpu`): `make setup TORCH=torch==2.13.0`.
 TORCH ?= torch==2.13.0+cpu
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
+# $(call install_torch,PYTHON): PyPI first (it has no +cpu build, so that fails at once unless a
+# local index holds one), then PyTorch's CPU index.
+install_torch = $(1) -m pip install -q "$(TORCH)" 2>/dev/null || \
+	$(1) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV): $(TORCH), then agentmem-kit[dev] at the versions in constraints.txt..."
-	$(PY) -m pip install -q "$(TORCH)" 2>/dev/null || \
-		$(PY) -m pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	$(call install_torch,$(PY))
 	@# Venvs made before the rename to agentmem-kit still hold the old distribution (and its `evals`).
 	@$(PY) -m pip uninstall -q -y agentmem 2>/dev/null || true
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
@@ -61,8 +64,7 @@ eval: setup
 constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
-	.venv-constraints/bin/pip install -q "$(TORCH)" 2>/dev/null || \
-		.venv-constraints/bin/pip install -q "$(TORCH)" --extra-index-url $(TORCH_CPU_INDEX)
+	$(call install_torch,.venv-constraints/bin/python)
 	.venv-constraints/bin/pip install -q -e '.[dev]'
 	{ echo "# Every package CI tested, pinned: make setup installs with -c constraints.txt."; \
 	  echo "# Made by make constraints from pyproject.toml; do not edit by hand. Local version labels"; \
