@@ -9,11 +9,12 @@ import tomllib
 from pathlib import Path
 
 import httpx
-from support import make_settings
 
 import agentmem
 from agentmem._version import __version__
 from agentmem_server import create_app
+
+from support import make_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support import auth, free_port, make_settings, server_env
 
 from agentmem_server import create_app
+
+from support import auth, free_port, make_settings, server_env
 
 CLI = [sys.executable, "-m", "agentmem_server.cli"]
 

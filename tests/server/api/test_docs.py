@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import make_settings
 
 from agentmem_server import create_app
+
+from support import make_settings
 
 _REFERENCE = re.compile(
     r"""(?:src|href)\s*=\s*["']([^"']+)["']|(?:_url|url)\s*:\s*["']([^"']+)["']"""
