@@ -294,7 +294,7 @@ async def load_scope(
     settings = Settings(data_dir=data_dir, ann_index_min_rows=ann_min_rows, recall_cache_mb=recall_cache_mb)
     index = await ArchivalIndex.open(settings, VectorTableEmbedder(queries), background_maintenance=False)
     block = BlockRef(tenant_id, "blk_bench", "agent", "bench")
-    state = await index.store.table(bench_table(tenant_id))
+    state = await index.store.lance.table(bench_table(tenant_id))
     if state is not None and await state.table.count_rows() == len(vectors):
         log(f"reusing the {len(vectors)} chunks stored in {data_dir}")
         return {"reused_store": True, "ann_index": bool(state.ann_rows)}, index
@@ -303,7 +303,7 @@ async def load_scope(
     t0 = time.perf_counter()
     await index.maintain()
     facts["maintenance_s"] = round(time.perf_counter() - t0, 1)
-    state = await index.store.table(bench_table(tenant_id))
+    state = await index.store.lance.table(bench_table(tenant_id))
     facts["ann_index"] = bool(state.ann_rows)
     log(f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): {facts['maintenance_s']}s")
     return facts, index
@@ -343,7 +343,7 @@ async def copy_quality(data_dir: Path, tenant_id: str, vectors, queries, args) -
     _, index = await load_scope(data_dir, tenant_id, vectors, queries, args.ann_min_rows, args.recall_cache_mb)
     try:
         name = bench_table(tenant_id)
-        cache, table = index.store.vector_cache, (await index.store.table(name)).table
+        cache, table = index.store.lance.vector_cache, (await index.store.lance.table(name)).table
         if estimated_bytes(await table.count_rows(), DIM) > cache.budget_bytes:
             log("the scope is too large for the in-memory copy: LanceDB answers it")
             return {"copied": False}
@@ -472,11 +472,12 @@ def fuse_offline(vec: list, kw: list, how: tuple) -> list:
 def bench_fusion(args) -> dict:
     """Recall quality of fusion rules on our eval dataset, from one ingestion and one query pass."""
     from agentmem_server.embedding import load_embedder
-    from agentmem_server.services.archival import ArchivalIndex, _WORD
+    from agentmem_server.services.archival import ArchivalIndex
+    from agentmem_server.services.recall import keyword_query
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef, ScopeKey
     from agentmem_server.storage.lance.schema import table_name
-    from agentmem_server.storage.lance.store import vectors_of
+    from agentmem_server.storage.lance.arrow import vectors_of
     from evals.dataset import load_dataset
     from evals.metrics import recall_at_k, reciprocal_rank
 
@@ -499,12 +500,12 @@ def bench_fusion(args) -> dict:
             scores = {name: {"r5": [], "r10": [], "mrr": [], "types": {}} for name in FUSIONS}
             for conv in conversations:
                 agent = re.sub(r"[^A-Za-z0-9_.\-]", "_", conv.conversation_id)
-                state = await index.store.table(table_name("t", ScopeKey("agent", agent)))
+                state = await index.store.lance.table(table_name("t", ScopeKey("agent", agent)))
                 for q in conv.questions:
                     qvec = embedder.embed([q.question])[0]
                     cols = ["chunk_id", "start_line", "end_line", "vector"]
-                    vt = await index.store.vector_search(state, qvec, limit=depth, where=None, columns=cols)
-                    kt = await index.store.text_search(state, " ".join(_WORD.findall(q.question)), limit=depth, where=None, columns=cols)
+                    vt = await index.store.lance.vector_search(state, qvec, limit=depth, where=None, columns=cols)
+                    kt = await index.store.lance.text_search(state, keyword_query(q.question), limit=depth, where=None, columns=cols)
                     spans = {}
 
                     def rows(t):

@@ -1,10 +1,31 @@
-"""Storage-facing value types shared by services and stores. Import-light: no engines, no LanceDB."""
+"""What services know of storage: value types and the archival store's Protocol.
+
+Import-light (no engines, no LanceDB, no numpy at run time), so services and tests can name these
+without loading a store. The implementations live beside it: `sql/` and `lance/`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Literal, Optional
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Awaitable,
+    Callable,
+    Iterable,
+    Literal,
+    Optional,
+    Protocol,
+    Sequence,
+    runtime_checkable,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..chunking import Chunk
 
 Scope = Literal["user", "agent"]
 
@@ -71,3 +92,161 @@ def from_micros(us: int) -> datetime:
 
 def now_micros() -> int:
     return to_micros(datetime.now(timezone.utc))
+
+
+# ---- the archival store -----------------------------------------------------------------------
+
+Progress = Callable[[int, int], None]
+"""`progress(done_chunks, total_chunks)`, called as a long job (reindex) goes."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """A chunk as an archival block stores it, without its vector (what an edit plans with)."""
+
+    chunk_id: str
+    start_line: int
+    end_line: int
+    piece: int
+    text: str
+    text_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkHit:
+    """A chunk a search found: what a recall result is made of."""
+
+    chunk_id: str
+    start_line: int
+    end_line: int
+    text: str
+    written_at: int
+    """UTC microseconds of the write that stored it."""
+
+
+@dataclass(frozen=True)
+class VectorHits:
+    """One scope's nearest chunks to a query vector, nearest first."""
+
+    hits: list[ChunkHit]
+    cosines: list[float]
+    """Cosine similarity of the query and each hit (exact, also through an ANN index)."""
+
+
+@dataclass(frozen=True)
+class TextHits:
+    """One scope's keyword (BM25) matches, best first, with their vectors to score by cosine."""
+
+    hits: list[ChunkHit]
+    bm25: list[float]
+    vectors: "np.ndarray"
+    """Shape `(len(hits), dimension)`, unit rows."""
+
+
+@dataclass(frozen=True)
+class ScopeIndex:
+    """One scope's searchable archival index, as `ArchivalStore.open_scopes` found it."""
+
+    tenant_id: str
+    scope: ScopeKey
+    block_id: Optional[str]
+    handle: Any = field(repr=False, compare=False)
+    """The store's own handle; opaque to services."""
+
+
+@runtime_checkable
+class BlockWriter(Protocol):
+    """Writes one archival block while holding its scope's write lock (`ArchivalStore.writing`)."""
+
+    async def stored_chunks(self) -> list[StoredChunk]: ...
+
+    async def stored_vectors(self, chunk_ids: Iterable[str]) -> dict[str, "np.ndarray"]: ...
+
+    async def add(
+        self,
+        chunks: Sequence["Chunk"],
+        vectors: "np.ndarray",
+        *,
+        text_hashes: Sequence[str],
+        written_at: int,
+        write_id: str,
+    ) -> None:
+        """Store chunks as new rows tagged `write_id` (which `discard_write` takes back)."""
+        ...
+
+    async def replace(
+        self,
+        chunks: Sequence["Chunk"],
+        vectors: "np.ndarray",
+        *,
+        text_hashes: Sequence[str],
+        written_at: int,
+    ) -> None:
+        """Make these the block's chunks. The new rows are committed before the old ones go: a
+        crash in between leaves both searchable (duplicates, never a loss)."""
+        ...
+
+
+@runtime_checkable
+class ArchivalStore(Protocol):
+    """Where archival chunks and their vectors live, by tenant and scope (LanceDB today:
+    `storage/lance/index.py`). Each scope holds at most one archival block."""
+
+    model_id: str
+    """The embedding model the stored vectors were made with."""
+    dimension: int
+
+    def writing(self, block: BlockRef) -> AbstractAsyncContextManager[BlockWriter]:
+        """`async with store.writing(block) as writer:` the block's writes, one writer at a time
+        per scope in this process. Rows of another block left in the scope are dropped first."""
+        ...
+
+    async def discard_write(self, tenant_id: str, scope: ScopeKey, write_id: str) -> None: ...
+
+    async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None: ...
+
+    async def delete_block(self, tenant_id: str, block_id: str) -> None: ...
+
+    async def delete_tenant(self, tenant_id: str) -> None: ...
+
+    async def open_scopes(self, tenant_id: str, scopes: Sequence[ScopeKey]) -> list[ScopeIndex]:
+        """The scopes that have an index (others hold nothing to find), in the order given."""
+        ...
+
+    async def vector_search(
+        self,
+        scope: ScopeIndex,
+        vector: "np.ndarray",
+        *,
+        limit: int,
+        written_after: Optional[int] = None,
+        written_before: Optional[int] = None,
+    ) -> VectorHits: ...
+
+    async def text_search(
+        self,
+        scope: ScopeIndex,
+        text: str,
+        *,
+        limit: int,
+        written_after: Optional[int] = None,
+        written_before: Optional[int] = None,
+    ) -> TextHits: ...
+
+    async def maintain(self) -> None:
+        """Run the pending background maintenance now."""
+        ...
+
+    async def cleanup(self, *, all_tables: bool = False) -> None: ...
+
+    async def reindex(
+        self,
+        embed: Callable[[Sequence[str]], Awaitable["np.ndarray"]],
+        *,
+        batch_rows: int,
+        progress: Optional[Progress] = None,
+    ) -> int:
+        """Re-embed every chunk not made by `model_id`; returns how many were embedded."""
+        ...
+
+    async def close(self) -> None: ...

@@ -11,7 +11,7 @@ import pytest
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.errors import InvalidInput
 from agentmem_server.storage.base import BlockRef, ScopeKey, from_micros
-from agentmem_server.storage.lance.store import vectors_of
+from agentmem_server.storage.lance.arrow import vectors_of
 
 from support import T0_US
 
@@ -81,7 +81,7 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
     await index.maintain()
     reopened = await open_index(ann_index_min_rows=300, chunk_tokens=16)  # as a restarted server sees it
     for current in (index, reopened):
-        state = await current.store.table("arc_2_t1_u")
+        state = await current.store.lance.table("arc_2_t1_u")
         assert state is not None and state.ann_rows > 0, "the ANN index was built and is used"
         for mode in ("vector", "keyword", "hybrid"):
             hits = await current.recall("t1", "apple river", scopes=[ScopeKey("user")], mode=mode, limit=5, updated_after=T0_US + 50)
@@ -100,7 +100,7 @@ async def test_vector_scores_through_the_ann_index_are_exact_cosines_of_the_true
     rng = random.Random(11)
     await append(index, ref("t1"), [" ".join(rng.choices(words, k=4)) + f" {i}" for i in range(600)])
     await index.maintain()
-    state = await index.store.table("arc_2_t1_u")
+    state = await index.store.lance.table("arc_2_t1_u")
     assert state is not None and state.ann_rows > 0
     stored = await state.table.query().select(["start_line", "vector"]).to_arrow()
     vectors = vectors_of(stored.column("vector"), index.embedder.dimension)

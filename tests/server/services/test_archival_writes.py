@@ -41,8 +41,8 @@ async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, ha
     assert second.embedded == hash_embedder.texts_embedded <= 2
     hits = await index.recall("t1", "rewritten by the user", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
     assert hits[0].line_number <= 61 <= hits[0].end_line and to_micros(hits[0].updated_at) == T0_US + 1
-    assert await index.store.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
-    rows = await (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table.count_rows()
+    assert await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
+    rows = await (await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))).table.count_rows()
     assert rows == second.chunks, "the old rows are gone"
 
 
@@ -72,7 +72,7 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: Ar
     keep = BlockRef("t1", "blk_user", "user", None)
     await index.add(keep, await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]), first_line=1, written_at=T0_US)
     await index.add(BOT, await index.prepare(facts(30) + [f"the password is {secret.decode()}"]), first_line=1, written_at=T0_US)
-    bot_table = (await index.store.table(table_name("t1", ScopeKey("agent", "bot")))).table
+    bot_table = (await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))).table
     row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
     vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
     await index.maintain()  # indexes and compaction have seen both texts
@@ -147,7 +147,7 @@ async def test_another_model_is_refused_until_reindex(open_index, archival_setti
     after = await open_index(embedder=other_model)
     hits = await after.recall("t1", "fact 7 inventory", scopes=[ScopeKey("agent", "bot")], mode="hybrid", limit=3)
     assert hits and any(h.line_number <= 8 <= h.end_line for h in hits)
-    state = await after.store.table(table_name("t1", ScopeKey("agent", "bot")))
+    state = await after.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
     assert state.table_schema.field("vector").type.list_size == 32
 
 
@@ -176,15 +176,15 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
     after = await open_index(embedder=HashEmbedder(32))
     for agent in ("a", "b"):
         hits = await after.recall("t1", "widget", scopes=[ScopeKey("agent", agent)], limit=50)
-        assert len(hits) == await (await after.store.table(table_name("t1", ScopeKey("agent", agent)))).table.count_rows()
-    assert await after.store.table_names("rx_") == []
+        assert len(hits) == await (await after.store.lance.table(table_name("t1", ScopeKey("agent", agent)))).table.count_rows()
+    assert await after.store.lance.table_names("rx_") == []
 
 
 async def test_background_maintenance_indexes_new_rows(open_index) -> None:
     index = await open_index()
-    index.maintenance.background, index.maintenance.delay_s = True, 0.01
+    index.store.maintenance.background, index.store.maintenance.delay_s = True, 0.01
     await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0_US)
-    state = await index.store.table(table_name("t1", ScopeKey("agent", "bot")))
+    state = await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
     assert (await state.table.index_stats("text_idx")).num_unindexed_rows > 0
     for _ in range(250):
         stats = await state.table.index_stats("text_idx")
@@ -200,7 +200,7 @@ async def test_background_pruning_removes_replaced_text_after_the_grace_without_
     # The pass right after a write must keep the versions it superseded (another replica may
     # read them); a second pass, once the grace is over, removes them with nobody writing again.
     index = await open_index(archival_version_grace_s=1.0)
-    index.maintenance.background, index.maintenance.delay_s = True, 0.01
+    index.store.maintenance.background, index.store.maintenance.delay_s = True, 0.01
     old = b"Qvzjxw-old-phone-number"
     await index.replace(BOT, facts(20) + [f"call me at {old.decode()}"], written_at=T0_US)
     await index.replace(BOT, facts(20) + ["call me at the office"], written_at=T0_US + 1)
@@ -250,7 +250,7 @@ async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction
     for start in range(0, 60, 10):  # six small fragments, each one append
         await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0_US + start)
     scope = [ScopeKey("agent", "bot")]
-    state = await index.store.table(table_name("t1", scope[0]))
+    state = await index.store.lance.table(table_name("t1", scope[0]))
     await state.table.delete("start_line < 20")
     await index.maintain()  # compaction rewrites the fragments: row positions change
     for mode in ("hybrid", "vector", "keyword"):

@@ -13,11 +13,10 @@ from typing import Awaitable, Callable, Optional, Sequence
 import numpy as np
 import pyarrow as pa
 
+from ..base import Progress
 from .schema import REINDEX_PREFIX, TABLE_PREFIX, chunk_schema, schema_block, schema_model
 from .store import LanceStore, fts_config
 
-Progress = Callable[[int, int], None]
-"""`progress(done_chunks, total_chunks)`."""
 Embed = Callable[[Sequence[str]], Awaitable[np.ndarray]]
 
 

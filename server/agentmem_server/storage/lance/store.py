@@ -23,6 +23,8 @@ import pyarrow as pa
 
 from ...errors import EmbeddingModelMismatch
 from ..base import ScopeKey
+from .arrow import PLAN_COLUMNS, RESULT_COLUMNS, vectors_of
+from .filters import of_block
 from .schema import (
     STORE_SCHEMA,
     STORE_TABLE,
@@ -57,16 +59,12 @@ READ_CONSISTENCY = timedelta(seconds=1)
 OPEN_TABLES = 256
 """Table handles kept open (each caches index pages); the least recently used close first."""
 
-RESULT_COLUMNS = ["chunk_id", "start_line", "end_line", "text", "written_at"]
-"""What a recall result is read from. Tenant, scope, agent and block are the table's own (checked
-once when it is opened): reading those constant columns cost 2-3 ms per query at 1M rows."""
 VECTOR_LEG_COLUMNS = RESULT_COLUMNS
 TEXT_LEG_COLUMNS = [*RESULT_COLUMNS, "vector"]
 """Both legs read the result columns of their candidates: at 100k rows, reading them for 20
 candidates in the search cost ~1.5 ms less than a second query taking the 5 chosen rows by row
 id (a LanceDB query has ~3 ms of fixed cost here). The keyword leg needs the vector to score
 its hits by cosine."""
-PLAN_COLUMNS = ["chunk_id", "start_line", "end_line", "piece", "text", "text_hash"]
 
 
 def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
@@ -86,7 +84,7 @@ def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
 
 
 @dataclass
-class _TableState:
+class TableState:
     name: str
     table: "AsyncTable"
     table_schema: pa.Schema
@@ -115,7 +113,7 @@ class LanceStore:
         self.model_id = model_id
         self.dimension = dimension
         self.ann_index_min_rows = ann_index_min_rows
-        self._open: OrderedDict[str, _TableState] = OrderedDict()
+        self._open: OrderedDict[str, TableState] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._block_tables: dict[str, str] = {}
         self.vector_cache = (
@@ -219,7 +217,7 @@ class LanceStore:
         """Serialises this process's writes to one table (a replace is two commits)."""
         return self._locks.setdefault(name, asyncio.Lock())
 
-    async def table(self, name: str) -> Optional[_TableState]:
+    async def table(self, name: str) -> Optional[TableState]:
         """The open table, or None if it does not exist. Refuses a table of another model."""
         state = self._open.get(name)
         if state is not None:
@@ -241,7 +239,7 @@ class LanceStore:
             raise RuntimeError(
                 f"archival table {name} holds rows of tenant {rows[0]['tenant_id']!r}"
             )
-        state = _TableState(name, table, schema, schema_block(schema), tenant_id, scope)
+        state = TableState(name, table, schema, schema_block(schema), tenant_id, scope)
         # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
         by_column = {tuple(i.columns): i for i in await table.list_indices()}
         if ("text",) not in by_column:
@@ -253,7 +251,7 @@ class LanceStore:
         self._remember(name, state)
         return state
 
-    def _remember(self, name: str, state: _TableState) -> None:
+    def _remember(self, name: str, state: TableState) -> None:
         self._open[name] = state
         if state.block_id:
             self._block_tables[state.block_id] = name
@@ -270,11 +268,11 @@ class LanceStore:
                 del self._block_tables[state.block_id]
             state.table.close()
 
-    async def create_table(self, name: str, block_id: str) -> _TableState:
+    async def create_table(self, name: str, block_id: str) -> TableState:
         schema = chunk_schema(self.dimension, model_id=self.model_id, block_id=block_id)
         table = await self.db.create_table(name, schema=schema)
         await table.create_index("text", config=fts_config())
-        state = _TableState(name, table, schema, block_id, *_owner(name))
+        state = TableState(name, table, schema, block_id, *_owner(name))
         self._remember(name, state)
         return state
 
@@ -314,24 +312,19 @@ class LanceStore:
 
     # ---- rows ---------------------------------------------------------------------------------
 
-    async def add_rows(self, state: _TableState, rows: pa.Table) -> None:
+    async def add_rows(self, state: TableState, rows: pa.Table) -> None:
         if rows.num_rows:
             await state.table.add(rows)
 
-    async def delete_rows(self, state: _TableState, where: str) -> None:
+    async def delete_rows(self, state: TableState, where: str) -> None:
         await state.table.delete(where)
 
-    async def read_plan_rows(self, state: _TableState, block_id: str) -> pa.Table:
+    async def read_plan_rows(self, state: TableState, block_id: str) -> pa.Table:
         """The block's chunks without vectors: enough to decide which ones an edit keeps."""
-        return (
-            await state.table.query()
-            .where(f"block_id = {sql_str(block_id)}")
-            .select(PLAN_COLUMNS)
-            .to_arrow()
-        )
+        return await state.table.query().where(of_block(block_id)).select(PLAN_COLUMNS).to_arrow()
 
     async def read_vectors(
-        self, state: _TableState, chunk_ids: Iterable[str]
+        self, state: TableState, chunk_ids: Iterable[str]
     ) -> dict[str, np.ndarray]:
         """Stored vectors by chunk id, streamed so a large block is never held whole."""
         wanted = set(chunk_ids)
@@ -364,7 +357,7 @@ class LanceStore:
 
     async def vector_search(
         self,
-        state: _TableState,
+        state: TableState,
         vector: np.ndarray,
         *,
         limit: int,
@@ -399,7 +392,7 @@ class LanceStore:
 
     async def text_search(
         self,
-        state: _TableState,
+        state: TableState,
         text: str,
         *,
         limit: int,
@@ -481,55 +474,3 @@ def _ann_config():
     from lancedb.index import HnswSq
 
     return HnswSq(distance_type="cosine")
-
-
-def sql_str(value: str) -> str:
-    """A string literal for a LanceDB filter."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def vectors_of(column: pa.Array | pa.ChunkedArray, dimension: int) -> np.ndarray:
-    """A FixedSizeList<float32> column as a (rows, dimension) array, without a Python loop."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if len(column) == 0:
-        return np.zeros((0, dimension), dtype=np.float32)
-    flat = column.flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(len(column), dimension).astype(np.float32, copy=False)
-
-
-def rows_table(
-    schema: pa.Schema,
-    *,
-    tenant_id: str,
-    scope: str,
-    agent_id: str,
-    block_id: str,
-    write_id: str,
-    chunks: Sequence,
-    vectors: np.ndarray,
-    text_hashes: Sequence[str],
-    written_at: int,
-) -> pa.Table:
-    n = len(chunks)
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
-    return pa.table(
-        {
-            "tenant_id": [tenant_id] * n,
-            "scope": [scope] * n,
-            "agent_id": [agent_id] * n,
-            "block_id": [block_id] * n,
-            "chunk_id": [f"{write_id}-{i}" for i in range(n)],
-            "write_id": [write_id] * n,
-            "start_line": pa.array([c.start_line for c in chunks], pa.int32()),
-            "end_line": pa.array([c.end_line for c in chunks], pa.int32()),
-            "piece": pa.array([c.piece for c in chunks], pa.int32()),
-            "text": [c.text for c in chunks],
-            "text_hash": list(text_hashes),
-            "vector": pa.FixedSizeListArray.from_arrays(
-                flat, vectors.shape[1] if n else schema.field("vector").type.list_size
-            ),
-            "written_at": pa.array([written_at] * n, pa.int64()),
-        },
-        schema=schema,
-    )

@@ -32,6 +32,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .arrow import vectors_of, write_id_of
+from .filters import of_writes
+
 if TYPE_CHECKING:
     from lancedb.table import AsyncTable
 
@@ -149,8 +152,6 @@ def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa
 
 
 def _unit_rows(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
-    from .store import vectors_of
-
     vectors = np.array(vectors_of(column, dimension), dtype=np.float32, copy=True)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
@@ -336,10 +337,7 @@ class VectorCache:
         added: Optional[pa.Table] = None
         if new:
             # Rows come in whole writes (an append or an update is one write id).
-            from .store import sql_str
-
-            write_ids = sorted({c.rsplit("-", 1)[0] for c in new})
-            where = " OR ".join(f"write_id = {sql_str(w)}" for w in write_ids)
+            where = of_writes(sorted({write_id_of(c) for c in new}))
             added = await table.query().where(where).select(COPIED_COLUMNS).to_arrow()
             added = added.filter(pc.is_in(added.column("chunk_id"), pa.array(new, pa.string())))
         if await table.version() != version:

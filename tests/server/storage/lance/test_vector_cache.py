@@ -11,7 +11,7 @@ import pytest
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.storage.base import BlockRef, ScopeKey
 from agentmem_server.storage.lance.schema import table_name
-from agentmem_server.storage.lance.store import vectors_of
+from agentmem_server.storage.lance.arrow import vectors_of
 from agentmem_server.storage.lance.vector_cache import estimated_bytes
 
 T0 = 1_700_000_000_000_000
@@ -31,10 +31,10 @@ async def recall(index: ArchivalIndex, query: str, **kwargs):
 
 async def until_copied(index: ArchivalIndex, seconds: float = 30.0) -> None:
     """Recall once (which starts the copy) and wait until the copy is current."""
-    cache = index.store.vector_cache
+    cache = index.store.lance.vector_cache
     await recall(index, "apple", mode="vector")
     for _ in range(int(seconds / 0.02)):
-        state = await index.store.table(NAME)
+        state = await index.store.lance.table(NAME)
         if await cache.current(NAME, state.table):
             return
         await asyncio.sleep(0.02)
@@ -46,18 +46,18 @@ async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(open_index,
     index = await open_index(ann_index_min_rows=exact_below, chunk_tokens=16)
     await index.add(USER, await index.prepare(lines(rows)), first_line=1, written_at=T0)
     await until_copied(index)
-    state = await index.store.table(NAME)
+    state = await index.store.lance.table(NAME)
     stored = await state.table.query().select(["vector"]).to_arrow()
     vectors = vectors_of(stored.column("vector"), index.embedder.dimension)
     vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    served = index.store.vector_cache.served
+    served = index.store.lance.vector_cache.served
     for query in ("apple river", "violin lantern harbor", "copper meadow engine 17", "planet 5"):
         q = index.embedder.embed([query])[0]
         exact = np.sort(vectors @ (q / np.linalg.norm(q)))[::-1]
         for limit in (1, 5, 20):
             hits = await recall(index, query, mode="vector", limit=limit)
             assert [h.score for h in hits] == pytest.approx(np.clip(exact[:limit], 0, 1).tolist(), abs=1e-5), (query, limit)
-    assert index.store.vector_cache.served == served + 12, "every one of them came from the copy"
+    assert index.store.lance.vector_cache.served == served + 12, "every one of them came from the copy"
 
 
 async def test_a_write_is_found_at_once_and_the_copy_catches_up(open_index) -> None:
@@ -69,9 +69,9 @@ async def test_a_write_is_found_at_once_and_the_copy_catches_up(open_index) -> N
         hits = await recall(index, "zeppelin lighthouse", mode="vector", limit=1)
         assert hits[0].line_number == 201 and "zeppelin" in hits[0].content
         await until_copied(index)
-    served = index.store.vector_cache.served
+    served = index.store.lance.vector_cache.served
     assert (await recall(index, "zeppelin lighthouse", mode="hybrid", limit=1))[0].line_number == 201
-    assert index.store.vector_cache.served == served + 1
+    assert index.store.lance.vector_cache.served == served + 1
 
 
 async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
@@ -101,7 +101,7 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
     elsewhere = await open_index(chunk_tokens=16, recall_cache_mb=0)
     await here.add(USER, await here.prepare(lines(100) + ["the password is swordfish"]), first_line=1, written_at=T0)
     await until_copied(here)
-    state = await here.store.table(NAME)
+    state = await here.store.lance.table(NAME)
     old_version = await state.table.version()
     # The other replica deletes the block and writes afresh until the version number comes round.
     await elsewhere.delete_block("t1", "blk_user")
@@ -110,9 +110,9 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
     while True:
         await elsewhere.add(other, await elsewhere.prepare([f"harmless note {line}"]), first_line=line, written_at=T0 + line)
         line += 1
-        if await (await elsewhere.store.table(NAME)).table.version() >= old_version:
+        if await (await elsewhere.store.lance.table(NAME)).table.version() >= old_version:
             break
-    assert await (await elsewhere.store.table(NAME)).table.version() == old_version
+    assert await (await elsewhere.store.lance.table(NAME)).table.version() == old_version
     await asyncio.sleep(1.2)  # table handles look for other processes' commits once a second
     assert await state.table.version() == old_version, "this replica's handle reads the new table"
     for _ in range(3):
@@ -124,14 +124,14 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
 async def test_a_table_over_the_budget_is_left_to_lancedb(open_index) -> None:
     index = await open_index(chunk_tokens=16, recall_cache_mb=1)
     await index.add(USER, await index.prepare(lines(3000)), first_line=1, written_at=T0)
-    rows = await (await index.store.table(NAME)).table.count_rows()
+    rows = await (await index.store.lance.table(NAME)).table.count_rows()
     assert estimated_bytes(rows, index.embedder.dimension) > 2**20
     for _ in range(3):
         assert len(await recall(index, "apple river", mode="vector", limit=5)) == 5
         await asyncio.sleep(0.2)
-    state = await index.store.table(NAME)
-    assert not await index.store.vector_cache.current(NAME, state.table)
-    assert index.store.vector_cache.served == 0
+    state = await index.store.lance.table(NAME)
+    assert not await index.store.lance.vector_cache.current(NAME, state.table)
+    assert index.store.lance.vector_cache.served == 0
 
 
 async def test_copies_make_room_only_by_dropping_idle_ones(open_index, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,17 +141,17 @@ async def test_copies_make_room_only_by_dropping_idle_ones(open_index, monkeypat
 
     monkeypatch.setattr(vector_cache, "IDLE_S", 0.5)
     index = await open_index(chunk_tokens=16, recall_cache_mb=1)
-    cache = index.store.vector_cache
+    cache = index.store.lance.vector_cache
     names = {}
     for agent in ("a", "b"):
         block = BlockRef("t1", f"blk_{agent}", "agent", agent)
         await index.add(block, await index.prepare(lines(900, seed=7)), first_line=1, written_at=T0)
         names[agent] = table_name("t1", ScopeKey("agent", agent))
-        rows = await (await index.store.table(names[agent])).table.count_rows()
+        rows = await (await index.store.lance.table(names[agent])).table.count_rows()
         assert 2**19 < estimated_bytes(rows, index.embedder.dimension) < 2**20, "one fits, two do not"
 
     async def current(agent: str) -> bool:
-        return await cache.current(names[agent], (await index.store.table(names[agent])).table)
+        return await cache.current(names[agent], (await index.store.lance.table(names[agent])).table)
 
     async def recall_until(agent: str, want: bool, seconds: float = 5.0) -> None:
         for _ in range(int(seconds / 0.05)):

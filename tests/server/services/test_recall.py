@@ -1,0 +1,105 @@
+"""The recall ranking policy as pure functions: candidates in, ordered results out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agentmem_server.services import recall
+from agentmem_server.services.recall import Candidate, rank
+from agentmem_server.storage.base import ChunkHit, TextHits, VectorHits
+
+
+def hit(chunk_id: str, line: int = 1) -> ChunkHit:
+    return ChunkHit(chunk_id, line, line, f"text of {chunk_id}", 0)
+
+
+def vec(*pairs: tuple[str, float], scope: int = 0) -> list[Candidate]:
+    return [Candidate(scope, hit(c), cosine) for c, cosine in pairs]
+
+
+def kw(*triples: tuple[str, float, float], scope: int = 0) -> list[Candidate]:
+    return [Candidate(scope, hit(c), cosine, bm25) for c, cosine, bm25 in triples]
+
+
+def ids(chosen: list[Candidate]) -> list[str]:
+    return [c.hit.chunk_id for c in chosen]
+
+
+def test_hybrid_fuses_cosine_with_bm25_relative_to_the_best_keyword_hit():
+    by_vector = vec(("a", 0.80), ("b", 0.78))
+    # c: keyword only; b: both legs (its cosine comes from the vector leg, its BM25 from keywords)
+    by_text = kw(("c", 0.70, 10.0), ("b", 0.10, 5.0))
+    chosen = rank(by_vector, by_text, mode="hybrid", limit=3, min_score=0.0, depth=20)
+    # a: 0.9*0.80 = 0.72; b: 0.9*0.78 + 0.1*0.5 = 0.752; c: 0.9*0.70 + 0.1*1.0 = 0.73
+    assert ids(chosen) == ["b", "c", "a"]
+    b = chosen[0]
+    assert (b.cosine, b.bm25, b.score) == (0.78, 5.0, 0.78), "one candidate per chunk, both scores"
+
+
+def test_vector_and_keyword_modes_keep_their_legs_order_and_score_by_cosine():
+    by_vector = vec(("a", 0.5), ("b", 0.9))
+    by_text = kw(("c", 0.2, 1.0), ("d", 0.6, 7.0))
+    assert ids(rank(by_vector, [], mode="vector", limit=5, min_score=0, depth=20)) == ["b", "a"]
+    keyword = rank([], by_text, mode="keyword", limit=5, min_score=0, depth=20)
+    assert ids(keyword) == ["d", "c"] and [c.score for c in keyword] == [0.6, 0.2]
+
+
+def test_min_score_filters_on_the_clamped_cosine_and_limit_stops_early():
+    by_vector = vec(("a", 1.2), ("b", 0.4), ("c", 0.3), ("d", -0.1), ("e", 0.35))
+    chosen = rank(by_vector, [], mode="vector", limit=2, min_score=0.33, depth=20)
+    assert ids(chosen) == ["a", "b"] and chosen[0].score == 1.0
+    everything = rank(by_vector, [], mode="vector", limit=10, min_score=0.0, depth=20)
+    assert [c.score for c in everything][-1] == 0.0, "a negative cosine scores 0"
+
+
+def test_each_leg_is_cut_to_depth_before_the_order_is_decided():
+    by_text = kw(*[(f"k{i}", 0.5, float(100 - i)) for i in range(30)])
+    # The keyword hit ranked 25th never reaches the fusion, however close it is to the query.
+    by_text[24] = Candidate(0, hit("close"), 0.99, 76.0)
+    chosen = rank([], by_text, mode="hybrid", limit=30, min_score=0.0, depth=20)
+    assert len(chosen) == 20 and "close" not in ids(chosen)
+
+
+def test_ties_keep_the_vector_leg_first_then_the_keyword_legs_order():
+    by_vector = vec(("v", 0.5))
+    by_text = kw(("t", 0.5, 0.0))
+    assert ids(rank(by_vector, by_text, mode="hybrid", limit=2, min_score=0, depth=20)) == ["v", "t"]
+
+
+def test_the_same_chunk_id_in_two_scopes_is_two_candidates():
+    by_vector = vec(("same", 0.9), scope=0) + vec(("same", 0.8), scope=1)
+    chosen = rank(by_vector, [], mode="hybrid", limit=5, min_score=0, depth=20)
+    assert [c.key for c in chosen] == [(0, "same"), (1, "same")]
+
+
+def test_candidates_come_from_each_scopes_leg_and_keyword_hits_are_scored_against_the_query():
+    query = np.array([1.0, 0.0], dtype=np.float32)
+    vector_legs = [VectorHits([hit("a")], [0.7]), VectorHits([hit("b")], [0.6])]
+    text_legs = [
+        TextHits([], [], np.zeros((0, 2), dtype=np.float32)),
+        TextHits([hit("c"), hit("d")], [3.0, 2.0], np.array([[0.6, 0.8], [0.0, 1.0]], np.float32)),
+    ]
+    by_vector = recall.vector_candidates(vector_legs)
+    by_text = recall.text_candidates(text_legs, query)
+    assert [(c.scope, c.hit.chunk_id, c.cosine) for c in by_vector] == [(0, "a", 0.7), (1, "b", 0.6)]
+    assert [(c.scope, c.hit.chunk_id, c.bm25) for c in by_text] == [(1, "c", 3.0), (1, "d", 2.0)]
+    assert [c.cosine for c in by_text] == pytest.approx([0.6, 0.0])
+
+
+def test_another_order_plugs_in_and_keeps_the_score_floor_and_limit():
+    def newest_line_first(by_vector: list[Candidate], by_text: list[Candidate]) -> list[Candidate]:
+        return sorted(by_vector + by_text, key=lambda c: -c.hit.start_line)
+
+    by_vector = [Candidate(0, hit("old", line=1), 0.9), Candidate(0, hit("low", line=9), 0.1)]
+    by_text = [Candidate(0, hit("new", line=5), 0.5, 1.0)]
+    chosen = rank(
+        by_vector, by_text, mode="hybrid", limit=5, min_score=0.2, depth=20, order=newest_line_first
+    )
+    assert ids(chosen) == ["new", "old"]
+
+
+def test_query_words_and_depths():
+    assert recall.keyword_query("Where's Maria's flat? (in Lisbon!)") == "Where s Maria s flat in Lisbon"
+    assert recall.candidate_depth(1) == 20 and recall.candidate_depth(10) == 40
+    assert recall.text_leg_limit("keyword", 5) == 5 and recall.text_leg_limit("hybrid", 5) == 20
