@@ -197,3 +197,26 @@ async def test_minilm_finds_a_paraphrased_fact(open_index, minilm) -> None:
             hits = await index.recall("t1", question, scopes=[ScopeKey("agent", "bot")], mode=mode, limit=3)
             assert any(h.line_number <= line <= h.end_line for h in hits[:2]), (question, mode, hits)
             assert 0.0 <= hits[0].score <= 1.0
+
+
+async def test_hybrid_results_spread_over_the_block_instead_of_repeating_lines(open_index, monkeypatch) -> None:
+    from agentmem_server.services import recall
+
+    index = await open_index(chunk_tokens=16, chunk_overlap_lines=1)
+    lines = [f"filler line {i} about the weather" for i in range(1, 61)]
+    for n in (10, 11, 12, 13):
+        lines[n - 1] = "harbor lantern violin copper"
+    lines[39] = "harbor lantern violin"
+    await append(index, ref("t1"), lines)
+
+    async def spans(limit: int) -> list[tuple[int, int]]:
+        hits = await index.recall("t1", "harbor lantern violin copper", scopes=[ScopeKey("user")], mode="hybrid", limit=limit)
+        return [(h.line_number, h.end_line) for h in hits]
+
+    spread_out = await spans(3)
+    assert not any(a <= d and c <= b for i, (a, b) in enumerate(spread_out) for c, d in spread_out[i + 1:]), spread_out
+    assert any(a <= 40 <= b for a, b in spread_out), "the distinct match further down is returned"
+    # The same store without spreading: neighbours sharing lines crowd the distinct match out.
+    monkeypatch.setattr(recall, "SPREAD_HYBRID", False)
+    crowded = await spans(3)
+    assert not any(a <= 40 <= b for a, b in crowded), crowded

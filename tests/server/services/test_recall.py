@@ -103,3 +103,39 @@ def test_query_words_and_depths():
     assert recall.keyword_query("Where's Maria's flat? (in Lisbon!)") == "Where s Maria s flat in Lisbon"
     assert recall.candidate_depth(1) == 20 and recall.candidate_depth(10) == 40
     assert recall.text_leg_limit("keyword", 5) == 5 and recall.text_leg_limit("hybrid", 5) == 20
+
+
+# --- spreading (hybrid) -------------------------------------------------------------------------
+
+
+def test_spread_defers_overlapping_neighbours_and_moves_distinct_regions_up():
+    # (1,5) and (5,9) share line 5, as consecutive chunks with one line of overlap do.
+    spans = [(0, 1, 5), (0, 5, 9), (0, 40, 44), (0, 80, 84)]
+    assert recall.spread(spans, limit=3) == [0, 2, 3]
+
+
+def test_spread_fills_with_deferred_spans_when_nothing_else_is_left():
+    assert recall.spread([(0, 1, 5), (0, 5, 9), (0, 3, 4)], limit=3) == [0, 1, 2]
+    assert recall.spread([(0, 1, 5), (0, 5, 9), (0, 3, 4)], limit=2) == [0, 1]
+    assert recall.spread([], limit=5) == []
+
+
+def test_spread_keeps_adjacent_spans_and_treats_scopes_apart():
+    assert recall.spread([(0, 1, 4), (0, 5, 9)], limit=2) == [0, 1]
+    assert recall.spread([(0, 1, 5), (1, 1, 5), (0, 2, 3)], limit=2) == [0, 1]
+
+
+def test_hybrid_spreads_its_results_while_vector_mode_keeps_cosine_order(monkeypatch):
+    def span(chunk_id: str, first: int, last: int, cosine: float) -> Candidate:
+        return Candidate(0, ChunkHit(chunk_id, first, last, chunk_id, 0), cosine)
+
+    # b shares line 5 with a (a chunk overlap); c is a distinct, slightly weaker match.
+    by_vector = [span("a", 1, 5, 0.90), span("b", 5, 9, 0.88), span("c", 40, 44, 0.80)]
+    assert ids(rank(by_vector, [], mode="hybrid", limit=2, min_score=0.0, depth=20)) == ["a", "c"]
+    all_three = rank(by_vector, [], mode="hybrid", limit=3, min_score=0.0, depth=20)
+    assert ids(all_three) == ["a", "c", "b"]
+    assert ids(rank(by_vector, [], mode="vector", limit=2, min_score=0.0, depth=20)) == ["a", "b"]
+    # min_score applies before spreading: a deferred candidate below it never fills the list.
+    assert ids(rank(by_vector, [], mode="hybrid", limit=3, min_score=0.85, depth=20)) == ["a", "b"]
+    monkeypatch.setattr(recall, "SPREAD_HYBRID", False)
+    assert ids(rank(by_vector, [], mode="hybrid", limit=2, min_score=0.0, depth=20)) == ["a", "b"]
