@@ -1,0 +1,241 @@
+"""Ablations of the recall pipeline, old and new side by side, on both of our datasets.
+
+    python -m evals.recall_study --keys raw,key --rank plain,spread --out evals/out/study
+    python -m evals.recall_study --keys key --rank spread --modes hybrid,vector,keyword --sets long
+
+Each `--keys` variant starts its own in-process server and ingests each dataset once (the index
+key decides the stored vectors); each `--rank` variant then recalls every question through the
+public client with that ranking switched on in the server (rank-time switches are module
+settings of the in-process server, which is why this cannot run against `--base-url`). Reports
+land in `OUT/<keys>-<rank>-<set>/` in the harness's format; `OUT/summary.md` has one row per run.
+
+keys:  raw   chunks embedded as their text (what the server does)
+       key   `index_keys.embedding_key`: repeated date prefixes once, relative dates resolved
+       collapse  repeated date prefixes once, relative dates left alone
+       (key and collapse need the index-key prototype of the recall-quality branch)
+rank:  plain  the fused order as is (before spreading)
+       spread `recall.spread`: candidates sharing lines with a chosen one wait (the default)
+       w80 / w70  spread, with a hybrid vector weight of 0.8 / 0.7 instead of 0.9
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Optional
+
+from .dataset import load_dataset
+from .harness import (
+    _AGENT_SAFE,
+    _ingest,
+    _progress,
+    _recall_all,
+    build_report,
+    local_server,
+    write_outputs,
+)
+
+SETS = ("short", "long")
+
+
+def _key_variants() -> dict[str, Callable[[str], str]]:
+    variants: dict[str, Callable[[str], str]] = {"raw": lambda t: t}
+    try:  # the index-key prototype lives on the recall-quality branch, not on main
+        from agentmem_server import index_keys  # type: ignore[attr-defined]
+    except ImportError:
+        return variants
+
+    def collapse_only(text: str) -> str:
+        lines, out, previous = text.split("\n"), [], None
+        for line in lines:
+            prefix, rest = index_keys.split_prefix(line)
+            out.append(rest if prefix and prefix == previous else line)
+            previous = prefix or None
+        return "\n".join(out)
+
+    return {**variants, "key": index_keys.embedding_key, "collapse": collapse_only}
+
+
+RANKS: dict[str, dict] = {
+    "plain": {"SPREAD_HYBRID": False},
+    "spread": {"SPREAD_HYBRID": True},
+    "w80": {"SPREAD_HYBRID": True, "weight": 0.8},
+    "w70": {"SPREAD_HYBRID": True, "weight": 0.7},
+    "plain-w80": {"SPREAD_HYBRID": False, "weight": 0.8},
+}
+
+
+@contextlib.contextmanager
+def patched(module, values: dict) -> Iterator[None]:
+    old = {k: getattr(module, k) for k in values}
+    for k, v in values.items():
+        setattr(module, k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            setattr(module, k, v)
+
+
+@contextlib.contextmanager
+def ranking(variant: dict) -> Iterator[None]:
+    """The in-process server's hybrid order switched to `variant` (spreading on/off, weight)."""
+    import functools
+
+    from agentmem_server.services import recall
+
+    order = recall.ORDERS["hybrid"]
+    weight = variant.get("weight")
+    if weight is not None:
+        recall.ORDERS["hybrid"] = functools.partial(recall.order_hybrid, weight=weight)
+    try:
+        with patched(recall, {"SPREAD_HYBRID": variant["SPREAD_HYBRID"]}):
+            yield
+    finally:
+        recall.ORDERS["hybrid"] = order
+
+
+@contextlib.contextmanager
+def _keyed_embedding(key: Callable[[str], str]) -> Iterator[None]:
+    """Chunks (the batcher's non-urgent texts; queries are urgent) are embedded as `key(text)`."""
+    from agentmem_server.embedding import EmbeddingBatcher
+
+    original = EmbeddingBatcher.embed
+
+    async def embed(self, texts, *args, urgent: bool = False, **kwargs):
+        return await original(
+            self, texts if urgent else [key(t) for t in texts], *args, urgent=urgent, **kwargs
+        )
+
+    EmbeddingBatcher.embed = embed
+    try:
+        yield
+    finally:
+        EmbeddingBatcher.embed = original
+
+
+def run_study(
+    keys: Sequence[str],
+    ranks: Sequence[str],
+    sets: Sequence[str],
+    modes: Sequence[str],
+    out: Path,
+    settings: Optional[dict] = None,
+    limit: int = 20,
+    top_limit: int = 5,
+    max_conversations: Optional[int] = None,
+) -> list[dict]:
+    """One row per (keys, rank, set, mode) with the harness's overall and by-type figures."""
+    from agentmem import Client
+
+    key_fns = _key_variants()
+    unknown = [k for k in keys if k not in key_fns] + [r for r in ranks if r not in RANKS]
+    if unknown:
+        raise ValueError(
+            f"unknown variants {unknown}; keys here: {sorted(key_fns)}, ranks: {sorted(RANKS)}"
+        )
+    rows = []
+    for key in keys:
+        with _keyed_embedding(key_fns[key]), local_server(settings) as (url, api_key):
+            with (
+                Client(api_key=api_key, base_url=url, max_retries=2, timeout=120) as client,
+                _progress(False) as bar,
+            ):
+                for name in sets:
+                    convs = [c for c in load_dataset(name) if c.questions][:max_conversations]
+                    tag = secrets.token_hex(3)
+                    ids = {
+                        c.conversation_id: f"study-{tag}-{_AGENT_SAFE.sub('_', c.conversation_id)}"
+                        for c in convs
+                    }
+                    for conv in convs:
+                        _ingest(client, conv, ids[conv.conversation_id])
+                    for rank in ranks:
+                        with ranking(RANKS[rank]):
+                            records = _recall_all(
+                                client, convs, ids, modes, limit, bar, top_limit=top_limit
+                            )
+                        report = build_report(
+                            records,
+                            modes=modes,
+                            meta={
+                                "dataset": {
+                                    "path": name,
+                                    "questions": sum(len(c.questions) for c in convs),
+                                },
+                                "config": {
+                                    "keys": key,
+                                    "rank": rank,
+                                    "limit": limit,
+                                    "top_limit": top_limit,
+                                    "settings_overrides": settings or {},
+                                },
+                            },
+                        )
+                        run_dir = out / f"{key}-{rank}-{name}"
+                        write_outputs(report, records, run_dir)
+                        for mode in modes:
+                            res = report["results"][mode]
+                            rows.append(
+                                {
+                                    "keys": key,
+                                    "rank": rank,
+                                    "set": name,
+                                    "mode": mode,
+                                    "overall": res["overall"],
+                                    "by_type": res["by_type"],
+                                }
+                            )
+                        print(summary_line(rows[-len(modes) :]), flush=True)
+    return rows
+
+
+def summary_line(rows: Sequence[dict]) -> str:
+    parts = []
+    for r in rows:
+        o = r["overall"]
+        types = " ".join(f"{t}={v.get('top_recall@5', 0):.3f}" for t, v in r["by_type"].items())
+        parts.append(
+            f"{r['keys']:>8} {r['rank']:>9} {r['set']:>5} {r['mode']:>7}  "
+            f"R@5 {o['top_recall@5']:.3f} Hit@5 {o['top_hit@5']:.3f} MRR@5 {o['top_mrr']:.3f} "
+            f"tok {o['top_tokens_per_query']:.0f} p50 {o['top_latency_p50_ms']:.1f}  "
+            f"R@10 {o['recall@10']:.3f} R@20 {o['recall@20']:.3f}  {types}"
+        )
+    return "\n".join(parts)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--keys", default="raw")
+    p.add_argument("--rank", default="plain,spread")
+    p.add_argument("--sets", default="short,long")
+    p.add_argument("--modes", default="hybrid")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="evals/out/study")
+    args = p.parse_args(argv)
+    settings = {}
+    for item in args.settings:
+        k, _, v = item.partition("=")
+        settings[k] = json.loads(v) if v[:1].isdigit() else v
+    out = Path(args.out)
+    rows = run_study(
+        args.keys.split(","),
+        args.rank.split(","),
+        args.sets.split(","),
+        args.modes.split(","),
+        out,
+        settings or None,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (out / "summary.md").write_text("```\n" + summary_line(rows) + "\n```\n")
+    print(summary_line(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
