@@ -25,12 +25,16 @@ from typing import Any, Optional
 
 __all__ = [
     "APPEND_ARCHIVAL_MEMORY",
+    "MAX_RECALL_LIMIT",
     "MEMORY_TOOLS",
     "MEMORY_TOOL_NAMES",
     "RECALL_ARCHIVAL_MEMORY",
     "UPDATE_CORE_MEMORY",
     "memory_tools",
 ]
+
+MAX_RECALL_LIMIT = 20
+"""The most matches `recall_archival_memory` returns in one call; the server caps larger asks."""
 
 RECALL_ARCHIVAL_MEMORY: dict[str, Any] = {
     "type": "function",
@@ -50,7 +54,7 @@ RECALL_ARCHIVAL_MEMORY: dict[str, Any] = {
                 "limit": {
                     "type": "integer",
                     "minimum": 1,
-                    "maximum": 20,
+                    "maximum": MAX_RECALL_LIMIT,
                     "description": "How many matches to return at most.",
                 },
             },

@@ -2,7 +2,7 @@
 
     app        app_settings, http (the real app in process), new_key
     archival   archival_settings, hash_embedder, open_index, index, minilm (the real model)
-    runs       llm (the scripted provider, via respx), memory (FakeMemory), store, services
+    runs       llm (the scripted provider, via respx), memory (FakeMemory), store, threads, services
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from agentmem_server.providers import OpenAICompatibleProvider
 from agentmem_server.services.agents import AgentService
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.services.runs import RunService
+from agentmem_server.services.threads import ThreadService
 from agentmem_server.storage.sql.store import SqlStore
 
 from support import ADMIN_KEY, LLM_URL, FakeMemory, ScriptedLLM, make_settings
@@ -122,11 +123,20 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-async def services(tmp_path: Path, store: SqlStore, memory: FakeMemory, llm: ScriptedLLM):
+def threads(store: SqlStore) -> ThreadService:
+    return ThreadService(store)
+
+
+@pytest.fixture
+async def services(
+    tmp_path: Path, store: SqlStore, threads: ThreadService, memory: FakeMemory, llm: ScriptedLLM
+):
     """(AgentService, RunService) over real SQL, the fake memory and the scripted provider."""
     settings = make_settings(tmp_path, llm_model="test-model")
     provider = OpenAICompatibleProvider(base_url=LLM_URL, api_key="sk-test", max_retries=0)
     agents = AgentService(store, memory)  # type: ignore[arg-type]
-    runs = RunService(settings=settings, sql=store, memory=memory, agents=agents, provider=provider)  # type: ignore[arg-type]
+    runs = RunService(
+        settings=settings, sql=store, memory=memory, agents=agents, threads=threads, provider=provider  # type: ignore[arg-type]
+    )
     yield agents, runs
     await provider.aclose()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .agents import AgentService
     from .archival import ArchivalIndex
     from .runs import RunService
+    from .threads import ThreadService
 
 log = logging.getLogger("agentmem")
 
@@ -35,6 +36,7 @@ class Services:
     memory: MemoryService
     provider: "ChatProvider"
     agents: "AgentService"
+    threads: "ThreadService"
     runs: "RunService"
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
@@ -56,6 +58,7 @@ async def build_services(settings: "Settings") -> Services:
     from .agents import AgentService
     from .archival import ArchivalIndex
     from .runs import RunService
+    from .threads import ThreadService
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     sql = await asyncio.to_thread(SqlStore.open, settings.resolved_database_url())
@@ -68,7 +71,15 @@ async def build_services(settings: "Settings") -> Services:
     memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars)
     provider = build_provider(settings)
     agents = AgentService(sql, memory)
-    runs = RunService(settings=settings, sql=sql, memory=memory, agents=agents, provider=provider)
+    threads = ThreadService(sql)
+    runs = RunService(
+        settings=settings,
+        sql=sql,
+        memory=memory,
+        agents=agents,
+        threads=threads,
+        provider=provider,
+    )
     log.info(
         "agentmem ready: sql=%s archival=%s model=%s (%s)",
         sql.dialect,
@@ -85,6 +96,7 @@ async def build_services(settings: "Settings") -> Services:
         memory=memory,
         provider=provider,
         agents=agents,
+        threads=threads,
         runs=runs,
     )
     services.repairer = asyncio.get_running_loop().create_task(

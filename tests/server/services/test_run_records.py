@@ -53,14 +53,14 @@ async def test_the_record_holds_the_exact_first_input_tools_and_every_step(svc, 
     assert [m.content for m in run.recalled] == ["Acme renews in May"]
 
 
-async def test_thread_transcript_is_visible_messages_only(svc, llm, memory: FakeMemory):
+async def test_thread_transcript_is_visible_messages_only(threads, svc, llm, memory: FakeMemory):
     _, runs = svc
     memory.archival = [match("SECRET-REMINDER-TEXT", 0.9)]
     first = await runs.run(TENANT, "helper", RunRequest(message="one", options=AUTO))
     llm.reply(None, [tool_call("recall_archival_memory", {"query": "x"})]).reply("two-answer")
     await runs.run(TENANT, "helper", RunRequest(message="two", thread_id=first.thread_id))
 
-    transcript = await runs.thread_messages(TENANT, first.thread_id)
+    transcript = await threads.messages(TENANT, first.thread_id)
     assert [(m.role, m.content) for m in transcript] == [
         ("user", "one"), ("assistant", "ok"), ("user", "two"), ("assistant", "two-answer"),
     ]
@@ -93,7 +93,7 @@ async def test_provider_failure_on_a_continued_thread_adds_nothing(svc, llm: Scr
     assert counts(store) == before == (1, 2, 1)
 
 
-async def test_replay_sends_byte_identical_json_and_is_not_a_turn(svc, llm: ScriptedLLM, memory: FakeMemory, store):
+async def test_replay_sends_byte_identical_json_and_is_not_a_turn(threads, svc, llm: ScriptedLLM, memory: FakeMemory, store):
     _, runs = svc
     memory.archival = [match("Acme renews in May", 0.8)]
     llm.reply("first answer").reply("replayed answer")
@@ -107,7 +107,7 @@ async def test_replay_sends_byte_identical_json_and_is_not_a_turn(svc, llm: Scri
     assert replay.id != original.id and [m.content for m in replay.recalled] == ["Acme renews in May"]
     stored = await runs.get(TENANT, replay.id)
     assert stored.replay_of == original.id and stored.model_input == (await runs.get(TENANT, original.id)).model_input
-    assert [m.content for m in await runs.thread_messages(TENANT, original.thread_id)] == ["Acme — when?", "first answer"]
+    assert [m.content for m in await threads.messages(TENANT, original.thread_id)] == ["Acme — when?", "first answer"]
     assert counts(store) == (1, 2, 2)
 
 
@@ -122,7 +122,7 @@ async def test_replay_of_a_tool_run_resends_the_tools_and_executes_none(svc, llm
     assert len(memory.appended) == 1
 
 
-async def test_unknown_agent_foreign_thread_and_foreign_run_are_not_found(svc, llm):
+async def test_unknown_agent_foreign_thread_and_foreign_run_are_not_found(threads, svc, llm):
     agents, runs = svc
     await agents.create(TENANT, AgentCreateRequest(agent_id="other"))
     mine = await runs.run(TENANT, "helper", RunRequest(message="hi"))
@@ -140,7 +140,7 @@ async def test_unknown_agent_foreign_thread_and_foreign_run_are_not_found(svc, l
     with pytest.raises(NotFound):
         await runs.replay("ten_b", mine.id)
     with pytest.raises(NotFound):
-        await runs.thread_messages("ten_b", mine.thread_id)
+        await threads.messages("ten_b", mine.thread_id)
     assert len(llm.requests) == 1
 
 
@@ -157,7 +157,7 @@ async def test_agents_create_get_list_conflict(svc):
         await agents.get("ten_b", "b")
 
 
-async def test_delete_agent_removes_memory_threads_messages_and_runs(svc, llm, memory: FakeMemory, store):
+async def test_delete_agent_removes_memory_threads_messages_and_runs(threads, svc, llm, memory: FakeMemory, store):
     agents, runs = svc
     await agents.create(TENANT, AgentCreateRequest(agent_id="keeper"))
     gone = await runs.run(TENANT, "helper", RunRequest(message="hi"))
@@ -171,19 +171,78 @@ async def test_delete_agent_removes_memory_threads_messages_and_runs(svc, llm, m
     with pytest.raises(NotFound):
         await runs.get(TENANT, gone.id)
     with pytest.raises(NotFound):
-        await runs.thread_messages(TENANT, gone.thread_id)
+        await threads.messages(TENANT, gone.thread_id)
     with pytest.raises(NotFound):
         await agents.delete(TENANT, "helper")
     # Recreating the id starts clean.
     await agents.create(TENANT, AgentCreateRequest(agent_id="helper"))
 
 
-async def test_concurrent_turns_on_one_thread_are_all_kept_whole(svc, llm):
+async def test_concurrent_turns_on_one_thread_are_all_kept_whole(threads, svc, llm):
     _, runs = svc
     first = await runs.run(TENANT, "helper", RunRequest(message="start"))
     await asyncio.gather(*(runs.run(TENANT, "helper", RunRequest(message=f"m{i}", thread_id=first.thread_id)) for i in range(6)))
-    transcript = await runs.thread_messages(TENANT, first.thread_id)
+    transcript = await threads.messages(TENANT, first.thread_id)
     assert len(transcript) == 14
     # Each turn's two messages stay adjacent, user first.
     for user, answer in zip(transcript[::2], transcript[1::2]):
         assert (user.role, answer.role) == ("user", "assistant") and user.run_id == answer.run_id
+
+
+def stored_record(store, run_id: str) -> dict:
+    with store.begin() as conn:
+        raw = conn.execute(select(runs_table.c.record_json).where(runs_table.c.id == run_id)).scalar_one()
+    return json.loads(raw)
+
+
+RECORD_KEYS = [
+    "id", "agent_id", "thread_id", "created_at", "provider", "model", "options", "model_input",
+    "tools", "steps", "output", "stop_reason", "recalled", "usage", "replay_of",
+]
+STEP_KEYS = ["messages", "tool_choice", "response", "finish_reason", "usage"]
+
+
+async def test_the_stored_record_json_keeps_its_shape(svc, llm: ScriptedLLM, memory: FakeMemory, store):
+    """Records are read back by every later version, and exported: their JSON must not drift."""
+    _, runs = svc
+    memory.archival = [match("Acme renews in May", 0.8)]
+    llm.reply(None, [tool_call("recall_archival_memory", {"query": "Acme"})], prompt_tokens=11, completion_tokens=2)
+    llm.reply("In May.", prompt_tokens=30, completion_tokens=4)
+    result = await runs.run(TENANT, "helper", RunRequest(message="Acme?"))
+    replay = await runs.replay(TENANT, result.id)
+
+    for run_id, replay_of in ((result.id, None), (replay.id, result.id)):
+        record = stored_record(store, run_id)
+        assert list(record) == RECORD_KEYS
+        assert all(list(step) == STEP_KEYS for step in record["steps"])
+        assert (record["id"], record["agent_id"], record["replay_of"]) == (run_id, "helper", replay_of)
+        assert record["created_at"].endswith("Z") and len(record["created_at"]) == 27
+        assert (record["provider"], record["model"]) == ("openai", "test-model")
+        assert record["options"] == RunOptions().model_dump(mode="json")
+        assert record["tools"] == memory_tools()
+    first = stored_record(store, result.id)
+    assert first["usage"] == {"prompt_tokens": 41, "completion_tokens": 6, "total_tokens": 47}
+    assert first["steps"][0]["usage"] == {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
+    assert first["steps"][0]["tool_choice"] is None and first["steps"][0]["finish_reason"] == "tool_calls"
+    assert first["recalled"] == [match("Acme renews in May", 0.8).model_dump(mode="json")]
+    assert first["stop_reason"] == "stop" and first["output"] == "In May."
+
+
+async def test_a_record_written_by_another_version_still_reads_and_replays(svc, llm: ScriptedLLM, store):
+    """Unknown keys are kept, missing optional ones default: a record is never rewritten on read."""
+    _, runs = svc
+    original = await runs.run(TENANT, "helper", RunRequest(message="hi"))
+    record = stored_record(store, original.id)
+    del record["stop_reason"], record["provider"]
+    record["steps"][0]["latency_ms"] = 12
+    record["future_field"] = {"x": 1}
+    with store.begin() as conn:
+        conn.execute(
+            runs_table.update().where(runs_table.c.id == original.id).values(record_json=json.dumps(record))
+        )
+
+    run = await runs.get(TENANT, original.id)
+    assert run.stop_reason is None and run.output == "ok"
+    replay = await runs.replay(TENANT, original.id)
+    assert llm.requests[1].content == llm.requests[0].content
+    assert stored_record(store, replay.id)["replay_of"] == original.id

@@ -141,3 +141,13 @@ async def test_max_steps_one_is_a_single_call_without_tool_use(runs, llm):
     result = await runs.run(TENANT, "helper", RunRequest(message="go", options=RunOptions(max_steps=1)))
     assert len(llm.requests) == 1 and llm.bodies[0]["tool_choice"] == "none"
     assert result.output == "ok"
+
+
+async def test_a_recall_asking_for_more_than_the_schema_allows_gets_the_schemas_maximum(runs, llm, memory: FakeMemory):
+    from agentmem.tools import MAX_RECALL_LIMIT, RECALL_ARCHIVAL_MEMORY
+
+    llm.reply(None, [tool_call("recall_archival_memory", {"query": "Acme", "limit": 500})]).reply("ok")
+    await runs.run(TENANT, "helper", RunRequest(message="everything about Acme"))
+    (recall,) = memory.recall_requests
+    schema_max = RECALL_ARCHIVAL_MEMORY["function"]["parameters"]["properties"]["limit"]["maximum"]
+    assert recall.limit == schema_max == MAX_RECALL_LIMIT

@@ -1,8 +1,8 @@
-"""Agent routes: parse, authenticate, call AgentService."""
+"""Agent routes, and running an agent: parse, authenticate, call AgentService / RunService."""
 
 from fastapi import APIRouter, Response
 
-from agentmem.types import Agent, AgentCreateRequest
+from agentmem.types import Agent, AgentCreateRequest, RunRequest, RunResult
 
 from ..deps import ServicesDep, TenantDep
 
@@ -32,3 +32,11 @@ async def delete_agent(agent_id: str, services: ServicesDep, tenant_id: TenantDe
     """Delete the agent with its memory, threads, messages and runs."""
     await services.agents.delete(tenant_id, agent_id)
     return Response(status_code=204)
+
+
+@router.post("/{agent_id}/runs")
+async def create_run(
+    agent_id: str, body: RunRequest, services: ServicesDep, tenant_id: TenantDep
+) -> RunResult:
+    """Run the agent on one user message, starting a thread or continuing `thread_id`."""
+    return await services.runs.run(tenant_id, agent_id, body)

@@ -14,4 +14,4 @@ async def list_messages(
     thread_id: str, services: ServicesDep, tenant_id: TenantDep
 ) -> list[Message]:
     """User messages and final answers in order; hidden model input never appears here."""
-    return await services.runs.thread_messages(tenant_id, thread_id)
+    return await services.threads.messages(tenant_id, thread_id)
