@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import random
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,6 +36,8 @@ from ._constants import (
 from ._exceptions import (
     AgentMemError,
     APIConnectionError,
+    ArgumentError,
+    ArgumentTypeError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
@@ -44,6 +48,8 @@ from ._exceptions import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RateLimitError,
+    RequestInProgressError,
+    RequestInterruptedError,
     UnprocessableEntityError,
 )
 from ._version import __version__
@@ -64,6 +70,16 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
+# 409s that are not version races (see `_exceptions`), by their `error.type`.
+_IDEMPOTENCY_ERRORS: dict[str, type[APIStatusError]] = {
+    "in_progress": RequestInProgressError,
+    "interrupted": RequestInterruptedError,
+}
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Requests of any other method carry an `Idempotency-Key`, so a retry never acts twice."""
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REDACTED = "[api key]"
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,8 @@ class APIRequest(Generic[T]):
     json: Any = None
     long_running: bool = False
     """Waits on an LLM, so its default timeout is at least `RUN_TIMEOUT`."""
+    idempotency_key: Optional[str] = None
+    """The caller's own key for a write; `None` makes a fresh one for this call."""
 
 
 def path_segment(value: str) -> str:
@@ -97,17 +115,21 @@ class BaseClient:
         timeout: Timeout,
         max_retries: int,
     ) -> None:
+        source = "api_key" if api_key is not None else API_KEY_ENV
         api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not api_key:
             raise AgentMemError(
                 f"No API key: pass api_key=... or set the {API_KEY_ENV} environment variable."
             )
         base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        if not _is_http_url(base_url):
-            raise AgentMemError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if not isinstance(base_url, str) or not _is_http_url(base_url):
+            raise ArgumentError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if not isinstance(max_retries, int) or isinstance(max_retries, bool):
+            raise ArgumentTypeError(f"max_retries must be an int; got {type(max_retries).__name__}")
         if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
-        self.api_key = api_key
+            raise ArgumentError(f"max_retries must be >= 0, got {max_retries!r}")
+        check_timeout(timeout)
+        self.api_key = check_api_key(api_key, source=source)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.max_retries = max_retries
@@ -130,17 +152,32 @@ class BaseClient:
         request: APIRequest[Any],
         timeout: Timeout,
     ) -> httpx.Request:
-        # Building through the caller's httpx client keeps its own default headers and cookies.
-        return http.build_request(
-            request.method,
-            self.base_url + request.path,
-            params={k: v for k, v in request.params.items() if v is not None},
-            json=request.json,
-            headers=self._headers,
-            timeout=self._resolve_timeout(request, timeout),
-        )
+        """The one `httpx.Request` of a call: every retry sends it again, idempotency key and all."""
+        if http.is_closed:
+            raise AgentMemError("The client is closed; make a new one (or use it in a `with` block).")
+        timeout = self._resolve_timeout(request, timeout)
+        headers = self._headers
+        if request.method not in IDEMPOTENT_METHODS:
+            # One key per logical call, made before the first try: the server answers a retry of
+            # a write that already happened with that write's result instead of doing it again.
+            headers[IDEMPOTENCY_HEADER] = request.idempotency_key or str(uuid.uuid4())
+        try:
+            # Building through the caller's httpx client keeps its own default headers and cookies.
+            return http.build_request(
+                request.method,
+                self.base_url + request.path,
+                params={k: v for k, v in request.params.items() if v is not None},
+                json=request.json,
+                headers=headers,
+                timeout=timeout,
+            )
+        except (ValueError, TypeError) as exc:  # e.g. NaN in metadata: JSON has no such number
+            raise ArgumentError(
+                f"{request.method} {request.path}: the request cannot be encoded: {self._redact(str(exc))}"
+            ) from None
 
     def _resolve_timeout(self, request: APIRequest[Any], timeout: Timeout) -> Timeout:
+        check_timeout(timeout)
         if timeout is not None:
             return timeout
         if request.long_running and isinstance(self.timeout, (int, float)):
@@ -157,13 +194,20 @@ class BaseClient:
     ) -> Optional[float]:
         """Seconds to wait before sending `request` again, or `None` to give up now."""
         what = f"{request.method} {request.url.path}"
-        cause = f"status {response.status_code}" if response is not None else repr(error)
-        if response is not None and response.headers.get("x-should-retry") == "false":
+        cause = f"status {response.status_code}" if response is not None else self._redact(repr(error))
+        should_retry = response.headers.get("x-should-retry") if response is not None else None
+        if should_retry == "false":
             # The server already retried what failed (e.g. the LLM provider): another try would
             # repeat that whole cost.
             log.debug("Not retrying %s: the server said x-should-retry: false", what)
             return None
-        if response is not None and response.status_code not in RETRYABLE_STATUS_CODES:
+        if (
+            response is not None
+            and response.status_code not in RETRYABLE_STATUS_CODES
+            # The server asks for a retry of what is safe to repeat: the same idempotency key
+            # while its first request is still running (409 `in_progress`).
+            and should_retry != "true"
+        ):
             log.debug("Not retrying %s: %s is not retryable", what, cause)
             return None
         if error is not None and not _is_transient(error):
@@ -179,11 +223,7 @@ class BaseClient:
         delay = retry_after if retry_after is not None else backoff_delay(retries_taken)
         log.info(
             "Retrying %s in %.2fs after %s (retry %d of %d)",
-            what,
-            delay,
-            cause,
-            retries_taken + 1,
-            self.max_retries,
+            what, delay, cause, retries_taken + 1, self.max_retries,
         )
         return delay
 
@@ -194,9 +234,79 @@ class BaseClient:
         try:
             return cast(T, _adapter(cast_to).validate_json(response.content))
         except ValidationError as exc:
+            # Without the input values: the body may hold secrets (a newly created key).
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
             raise AgentMemError(
-                f"Unexpected response to {request.method} {request.path}: {exc}"
-            ) from exc
+                f"Unexpected response to {request.method} {request.path}: {problems}"
+            ) from None
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.api_key, REDACTED) if self.api_key in text else text
+
+    def _transport_error(
+        self, error: httpx.TransportError, request: httpx.Request
+    ) -> tuple[APIConnectionError, Optional[BaseException]]:
+        """Our error for a failed send, and the cause to chain (`None` if it would show the key).
+
+        h11 and proxies quote offending header values, the `Authorization` header included.
+        """
+        wrapped = transport_error(error, request)
+        wrapped.message = self._redact(wrapped.message)
+        wrapped.args = (wrapped.message,)
+        return wrapped, (None if _chain_mentions(error, self.api_key) else error)
+
+    def _status_error(self, response: httpx.Response) -> APIStatusError:
+        error = make_status_error(response)
+        # A proxy's error page may reflect the request headers back.
+        error.message = self._redact(error.message)
+        error.args = (error.message,)
+        return error
+
+
+def check_api_key(value: object, *, source: str) -> str:
+    """An API key that can travel in an `Authorization` header as given.
+
+    Messages describe the key, never quote it: they end up in logs and tracebacks.
+    """
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"The API key ({source}) must be a str; got {type(value).__name__}")
+    if any(c.isspace() for c in value):
+        where = "at its start or end" if value != value.strip() else "inside it"
+        raise ArgumentError(
+            f"The API key ({source}) contains whitespace {where} (a space, tab or newline); "
+            "keys never do: check how it was copied or read (a file read with its newline is common)."
+        )
+    if not (value.isascii() and value.isprintable()):
+        raise ArgumentError(
+            f"The API key ({source}) must be printable ASCII, as every agentmem key is."
+        )
+    return value
+
+
+def check_timeout(value: object) -> None:
+    if value is None or isinstance(value, httpx.Timeout):
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ArgumentTypeError(
+            "timeout must be a number of seconds, an httpx.Timeout or None; "
+            f"got {type(value).__name__}"
+        )
+    if not value > 0 or math.isinf(value):
+        raise ArgumentError(f"timeout must be a positive number of seconds; got {value!r}")
+
+
+def _chain_mentions(error: BaseException, secret: str) -> bool:
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if secret in str(current) or secret in repr(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_http_url(url: str) -> bool:
@@ -259,9 +369,17 @@ def make_status_error(response: httpx.Response) -> APIStatusError:
         body = None
     if response.status_code >= 500:
         cls: type[APIStatusError] = InternalServerError
+    elif response.status_code == 409 and _error_type(body) in _IDEMPOTENCY_ERRORS:
+        cls = _IDEMPOTENCY_ERRORS[_error_type(body)]  # type: ignore[index]
     else:
         cls = _STATUS_ERRORS.get(response.status_code, APIStatusError)
     return cls(response=response, body=body)
+
+
+def _error_type(body: Any) -> Optional[str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 @functools.cache

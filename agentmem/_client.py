@@ -10,15 +10,9 @@ from typing import Optional
 
 import httpx
 
-from ._base_client import (
-    APIRequest,
-    BaseClient,
-    T,
-    Timeout,
-    make_status_error,
-    transport_error,
-)
+from ._base_client import APIRequest, BaseClient, T, Timeout
 from ._constants import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._exceptions import AgentMemError, ArgumentTypeError
 from .resources import (
     Admin,
     Agents,
@@ -61,7 +55,9 @@ class Client(BaseClient):
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         if http_client is not None and not isinstance(http_client, httpx.Client):
-            raise TypeError(f"http_client must be an httpx.Client, got {type(http_client)!r}")
+            raise ArgumentTypeError(
+                f"http_client must be an httpx.Client, got {type(http_client)!r}"
+            )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
 
@@ -110,13 +106,18 @@ class Client(BaseClient):
             except httpx.TransportError as exc:
                 delay = self._retry_delay(http_request, retries_taken, error=exc)
                 if delay is None:
-                    raise transport_error(exc, http_request) from exc
+                    error, cause = self._transport_error(exc, http_request)
+                    raise error from cause
+            except httpx.HTTPError as exc:  # not transient: undecodable body, redirect loop
+                raise AgentMemError(
+                    f"{request.method} {request.path} failed: {self._redact(str(exc))}"
+                ) from None
             else:
                 if response.is_success:
                     return self._parse_response(request, response)
                 delay = self._retry_delay(http_request, retries_taken, response=response)
                 if delay is None:
-                    raise make_status_error(response)
+                    raise self._status_error(response)
             self._wait(delay)
             retries_taken += 1
 
@@ -142,7 +143,9 @@ class AsyncClient(BaseClient):
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
         if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
-            raise TypeError(f"http_client must be an httpx.AsyncClient, got {type(http_client)!r}")
+            raise ArgumentTypeError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client)!r}"
+            )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
 
@@ -191,13 +194,18 @@ class AsyncClient(BaseClient):
             except httpx.TransportError as exc:
                 delay = self._retry_delay(http_request, retries_taken, error=exc)
                 if delay is None:
-                    raise transport_error(exc, http_request) from exc
+                    error, cause = self._transport_error(exc, http_request)
+                    raise error from cause
+            except httpx.HTTPError as exc:  # not transient: undecodable body, redirect loop
+                raise AgentMemError(
+                    f"{request.method} {request.path} failed: {self._redact(str(exc))}"
+                ) from None
             else:
                 if response.is_success:
                     return self._parse_response(request, response)
                 delay = self._retry_delay(http_request, retries_taken, response=response)
                 if delay is None:
-                    raise make_status_error(response)
+                    raise self._status_error(response)
             await self._wait(delay)
             retries_taken += 1
 

@@ -2,6 +2,8 @@
 
 ```
 AgentMemError
+├── ArgumentError                 a bad argument, refused before any request (also a ValueError)
+├── ArgumentTypeError             an argument of the wrong type (also a TypeError)
 ├── APIConnectionError            the request got no HTTP answer
 │   └── APITimeoutError
 └── APIStatusError                the server answered 4xx or 5xx
@@ -10,11 +12,18 @@ AgentMemError
     ├── PermissionDeniedError     403
     ├── NotFoundError             404
     ├── ConflictError             409  (stale `expected_updated_at`; never retried)
+    ├── RequestInProgressError    409  `in_progress`: the first request with this idempotency key
+    │                                  is still running (retried after `Retry-After`)
+    ├── RequestInterruptedError   409  `interrupted`: the first request with this key stopped
+    │                                  midway (its server died); its effects are unknown
     ├── PayloadTooLargeError      413
-    ├── UnprocessableEntityError  422
+    ├── UnprocessableEntityError  422  (also: an idempotency key reused for another request)
     ├── RateLimitError            429
     └── InternalServerError       5xx
 ```
+
+The two idempotency 409s are not `ConflictError`s on purpose: code that answers a lost version
+race by re-reading and writing again must not do that while the first write may still land.
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AgentMemError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -40,16 +51,26 @@ __all__ = [
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RequestInProgressError",
+    "RequestInterruptedError",
     "UnprocessableEntityError",
 ]
 
 
 class AgentMemError(Exception):
-    """Base of every error the client raises (argument errors are plain `ValueError`)."""
+    """Base of every error the client raises. Messages never contain the API key."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class ArgumentError(AgentMemError, ValueError):
+    """An argument the server would refuse, caught before anything is sent; names the argument."""
+
+
+class ArgumentTypeError(AgentMemError, TypeError):
+    """An argument of the wrong type, caught before anything is sent; names the argument."""
 
 
 class APIConnectionError(AgentMemError):
@@ -125,6 +146,26 @@ class ConflictError(APIStatusError):
         super().__init__(message, response=response, body=body)
         detail = _error_detail(body)
         self.current_updated_at = _parse_datetime(detail.current_updated_at if detail else None)
+
+
+class RequestInProgressError(APIStatusError):
+    """A request with the same idempotency key is still running on the server.
+
+    The client already waited and retried (honouring `Retry-After`) before raising this; the
+    first request may still take effect. Retry later with the same key to get its answer.
+    """
+
+    status_code = 409
+
+
+class RequestInterruptedError(APIStatusError):
+    """The first request with this idempotency key stopped midway (its server process died).
+
+    Whether it took effect is unknown: check (e.g. the thread's messages after a run) and send
+    a new request, with a new key, if needed. Not retried: the same key answers the same.
+    """
+
+    status_code = 409
 
 
 class PayloadTooLargeError(APIStatusError):

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+
+from .._exceptions import ArgumentError
 
 if TYPE_CHECKING:
     from .._client import AsyncClient, Client
@@ -23,4 +26,7 @@ class AsyncAPIResource:
 def request_body(model: BaseModel) -> dict[str, Any]:
     """The JSON of a wire request model, holding only the fields the caller set."""
     # Unset fields are left out so the server's defaults apply, even after they change.
-    return model.model_dump(mode="json", exclude_unset=True)
+    try:
+        return model.model_dump(mode="json", exclude_unset=True)
+    except PydanticSerializationError as exc:  # e.g. an object in `metadata`: not JSON
+        raise ArgumentError(f"{type(model).__name__} is not JSON-serialisable: {exc}") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .._base_client import APIRequest, Timeout, path_segment
 from ..types import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
 from . import _validation as check
@@ -13,50 +15,69 @@ __all__ = ["Admin", "AsyncAdmin"]
 class Admin(SyncAPIResource):
     """Usage: `Client(api_key=ADMIN_KEY).admin.create_key("acme").key`."""
 
-    def create_tenant(self, name: str, *, timeout: Timeout = None) -> Tenant:
-        return self._client._request(_create_tenant(name), timeout=timeout)
+    def create_tenant(
+        self, name: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> Tenant:
+        return self._client._request(_create_tenant(name, idempotency_key), timeout=timeout)
 
     def list_tenants(self, *, timeout: Timeout = None) -> list[Tenant]:
         return self._client._request(_LIST_TENANTS, timeout=timeout)
 
-    def create_key(self, tenant_name: str, *, timeout: Timeout = None) -> ApiKeyCreated:
+    def create_key(
+        self, tenant_name: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> ApiKeyCreated:
         """A new key for the tenant (created if new); its secret `key` is shown only now."""
-        return self._client._request(_create_key(tenant_name), timeout=timeout)
+        return self._client._request(
+            _create_key(tenant_name, idempotency_key), timeout=timeout
+        )
 
     def list_keys(self, tenant_name: str, *, timeout: Timeout = None) -> list[ApiKey]:
         return self._client._request(_list_keys(tenant_name), timeout=timeout)
 
-    def revoke_key(self, key_id: str, *, timeout: Timeout = None) -> None:
-        self._client._request(_revoke_key(key_id), timeout=timeout)
+    def revoke_key(
+        self, key_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> None:
+        self._client._request(_revoke_key(key_id, idempotency_key), timeout=timeout)
 
 
 class AsyncAdmin(AsyncAPIResource):
     """Usage: `(await AsyncClient(api_key=ADMIN_KEY).admin.create_key("acme")).key`."""
 
-    async def create_tenant(self, name: str, *, timeout: Timeout = None) -> Tenant:
-        return await self._client._request(_create_tenant(name), timeout=timeout)
+    async def create_tenant(
+        self, name: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> Tenant:
+        return await self._client._request(_create_tenant(name, idempotency_key), timeout=timeout)
 
     async def list_tenants(self, *, timeout: Timeout = None) -> list[Tenant]:
         return await self._client._request(_LIST_TENANTS, timeout=timeout)
 
-    async def create_key(self, tenant_name: str, *, timeout: Timeout = None) -> ApiKeyCreated:
+    async def create_key(
+        self, tenant_name: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> ApiKeyCreated:
         """A new key for the tenant (created if new); its secret `key` is shown only now."""
-        return await self._client._request(_create_key(tenant_name), timeout=timeout)
+        return await self._client._request(
+            _create_key(tenant_name, idempotency_key), timeout=timeout
+        )
 
     async def list_keys(self, tenant_name: str, *, timeout: Timeout = None) -> list[ApiKey]:
         return await self._client._request(_list_keys(tenant_name), timeout=timeout)
 
-    async def revoke_key(self, key_id: str, *, timeout: Timeout = None) -> None:
-        await self._client._request(_revoke_key(key_id), timeout=timeout)
+    async def revoke_key(
+        self, key_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> None:
+        await self._client._request(_revoke_key(key_id, idempotency_key), timeout=timeout)
 
 
 _LIST_TENANTS: APIRequest[list[Tenant]] = APIRequest("GET", "/v1/admin/tenants", list[Tenant])
 
 
-def _create_tenant(name: str) -> APIRequest[Tenant]:
+def _create_tenant(name: str, idempotency_key: Optional[str]) -> APIRequest[Tenant]:
     check.tenant_name(name)
+    check.idempotency_key(idempotency_key)
     body = request_body(TenantCreateRequest(name=name))
-    return APIRequest("POST", "/v1/admin/tenants", Tenant, json=body)
+    return APIRequest(
+        "POST", "/v1/admin/tenants", Tenant, json=body, idempotency_key=idempotency_key
+    )
 
 
 def _keys_path(tenant_name: str) -> str:
@@ -64,14 +85,20 @@ def _keys_path(tenant_name: str) -> str:
     return f"/v1/admin/tenants/{path_segment(tenant_name)}/keys"
 
 
-def _create_key(tenant_name: str) -> APIRequest[ApiKeyCreated]:
-    return APIRequest("POST", _keys_path(tenant_name), ApiKeyCreated)
+def _create_key(tenant_name: str, idempotency_key: Optional[str]) -> APIRequest[ApiKeyCreated]:
+    check.idempotency_key(idempotency_key)
+    return APIRequest(
+        "POST", _keys_path(tenant_name), ApiKeyCreated, idempotency_key=idempotency_key
+    )
 
 
 def _list_keys(tenant_name: str) -> APIRequest[list[ApiKey]]:
     return APIRequest("GET", _keys_path(tenant_name), list[ApiKey])
 
 
-def _revoke_key(key_id: str) -> APIRequest[None]:
+def _revoke_key(key_id: str, idempotency_key: Optional[str]) -> APIRequest[None]:
     check.nonempty("key_id", key_id)
-    return APIRequest("DELETE", f"/v1/admin/keys/{path_segment(key_id)}")
+    check.idempotency_key(idempotency_key)
+    return APIRequest(
+        "DELETE", f"/v1/admin/keys/{path_segment(key_id)}", idempotency_key=idempotency_key
+    )

@@ -23,11 +23,12 @@ class Agents(SyncAPIResource):
         instructions: str = "",
         model: Optional[str] = None,
         metadata: Optional[dict[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> Agent:
         """Create an agent; `ConflictError` if the id exists. `model=None`: the server's."""
         return self._client._request(
-            _create(agent_id, instructions, model, metadata), timeout=timeout
+            _create(agent_id, instructions, model, metadata, idempotency_key), timeout=timeout
         )
 
     def get(self, agent_id: str, *, timeout: Timeout = None) -> Agent:
@@ -36,9 +37,11 @@ class Agents(SyncAPIResource):
     def list(self, *, timeout: Timeout = None) -> builtins.list[Agent]:
         return self._client._request(_LIST, timeout=timeout)
 
-    def delete(self, agent_id: str, *, timeout: Timeout = None) -> None:
+    def delete(
+        self, agent_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> None:
         """Delete the agent with its memory, threads and runs."""
-        self._client._request(_delete(agent_id), timeout=timeout)
+        self._client._request(_delete(agent_id, idempotency_key), timeout=timeout)
 
     def run(
         self,
@@ -47,13 +50,18 @@ class Agents(SyncAPIResource):
         *,
         thread_id: Optional[str] = None,
         options: Optional[RunOptions] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> RunResult:
         """One turn: the agent answers `message`, continuing `thread_id` or starting a thread.
 
         Without `timeout=` a run may take at least `RUN_TIMEOUT` seconds (it waits on an LLM).
+        A retry (the client's own, or yours with the same `idempotency_key`) never runs the
+        model again: it gets the first run's answer.
         """
-        return self._client._request(_run(agent_id, message, thread_id, options), timeout=timeout)
+        return self._client._request(
+            _run(agent_id, message, thread_id, options, idempotency_key), timeout=timeout
+        )
 
 
 class AsyncAgents(AsyncAPIResource):
@@ -66,11 +74,12 @@ class AsyncAgents(AsyncAPIResource):
         instructions: str = "",
         model: Optional[str] = None,
         metadata: Optional[dict[str, Any]] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> Agent:
         """Create an agent; `ConflictError` if the id exists. `model=None`: the server's."""
         return await self._client._request(
-            _create(agent_id, instructions, model, metadata), timeout=timeout
+            _create(agent_id, instructions, model, metadata, idempotency_key), timeout=timeout
         )
 
     async def get(self, agent_id: str, *, timeout: Timeout = None) -> Agent:
@@ -79,9 +88,11 @@ class AsyncAgents(AsyncAPIResource):
     async def list(self, *, timeout: Timeout = None) -> builtins.list[Agent]:
         return await self._client._request(_LIST, timeout=timeout)
 
-    async def delete(self, agent_id: str, *, timeout: Timeout = None) -> None:
+    async def delete(
+        self, agent_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> None:
         """Delete the agent with its memory, threads and runs."""
-        await self._client._request(_delete(agent_id), timeout=timeout)
+        await self._client._request(_delete(agent_id, idempotency_key), timeout=timeout)
 
     async def run(
         self,
@@ -90,14 +101,17 @@ class AsyncAgents(AsyncAPIResource):
         *,
         thread_id: Optional[str] = None,
         options: Optional[RunOptions] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> RunResult:
         """One turn: the agent answers `message`, continuing `thread_id` or starting a thread.
 
         Without `timeout=` a run may take at least `RUN_TIMEOUT` seconds (it waits on an LLM).
+        A retry (the client's own, or yours with the same `idempotency_key`) never runs the
+        model again: it gets the first run's answer.
         """
         return await self._client._request(
-            _run(agent_id, message, thread_id, options), timeout=timeout
+            _run(agent_id, message, thread_id, options, idempotency_key), timeout=timeout
         )
 
 
@@ -110,37 +124,56 @@ def _agent_path(agent_id: str) -> str:
 
 
 def _create(
-    agent_id: str, instructions: str, model: Optional[str], metadata: Optional[dict[str, Any]]
+    agent_id: str,
+    instructions: str,
+    model: Optional[str],
+    metadata: Optional[dict[str, Any]],
+    idempotency_key: Optional[str],
 ) -> APIRequest[Agent]:
     check.agent_id(agent_id, required=True)
+    check.idempotency_key(idempotency_key)
     fields = {"model": model, "metadata": metadata}
-    body = AgentCreateRequest.model_validate(
-        {
-            "agent_id": agent_id,
-            "instructions": instructions,
-            **{k: v for k, v in fields.items() if v is not None},
-        }
+    body = check.model(
+        AgentCreateRequest,
+        agent_id=agent_id,
+        instructions=instructions,
+        **{k: v for k, v in fields.items() if v is not None},
     )
-    return APIRequest("POST", "/v1/agents", Agent, json=request_body(body))
+    return APIRequest(
+        "POST", "/v1/agents", Agent, json=request_body(body), idempotency_key=idempotency_key
+    )
 
 
 def _get(agent_id: str) -> APIRequest[Agent]:
     return APIRequest("GET", _agent_path(agent_id), Agent)
 
 
-def _delete(agent_id: str) -> APIRequest[None]:
-    return APIRequest("DELETE", _agent_path(agent_id))
+def _delete(agent_id: str, idempotency_key: Optional[str]) -> APIRequest[None]:
+    check.idempotency_key(idempotency_key)
+    return APIRequest("DELETE", _agent_path(agent_id), idempotency_key=idempotency_key)
 
 
 def _run(
-    agent_id: str, message: str, thread_id: Optional[str], options: Optional[RunOptions]
+    agent_id: str,
+    message: str,
+    thread_id: Optional[str],
+    options: Optional[RunOptions],
+    idempotency_key: Optional[str],
 ) -> APIRequest[RunResult]:
     path = _agent_path(agent_id)
     check.nonempty("message", message)
     if thread_id is not None:
         check.nonempty("thread_id", thread_id)
+    check.idempotency_key(idempotency_key)
     fields = {"thread_id": thread_id, "options": options}
-    body = RunRequest.model_validate(
-        {"message": message, **{k: v for k, v in fields.items() if v is not None}}
+    body = check.model(
+        RunRequest, message=message, **{k: v for k, v in fields.items() if v is not None}
     )
-    return APIRequest("POST", f"{path}/runs", RunResult, json=request_body(body), long_running=True)
+    return APIRequest(
+        "POST",
+        f"{path}/runs",
+        RunResult,
+        json=request_body(body),
+        long_running=True,
+        idempotency_key=idempotency_key,
+    )

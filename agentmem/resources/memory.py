@@ -5,12 +5,12 @@ from __future__ import annotations
 import builtins
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Optional, Union
 
 from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
-from .._exceptions import ConflictError, NotFoundError
+from .._exceptions import ArgumentTypeError, ConflictError, NotFoundError
 from ..types import (
     MemoryAppendRequest,
     MemoryBlock,
@@ -65,6 +65,7 @@ class Memory(SyncAPIResource):
         *,
         expected_updated_at: Union[datetime, str, None],
         agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> MemoryBlock:
         """Replace a block's text if it is unchanged since read; else `ConflictError`.
@@ -73,20 +74,34 @@ class Memory(SyncAPIResource):
         `expected_updated_at=None` creates the block and conflicts if one exists.
         """
         return self._client._request(
-            _update(block_type, content, expected_updated_at, agent_id), timeout=timeout
+            _update(block_type, content, expected_updated_at, agent_id, idempotency_key),
+            timeout=timeout,
         )
 
     def append(
-        self, block_type: str, text: str, *, agent_id: Optional[str] = None, timeout: Timeout = None
+        self,
+        block_type: str,
+        text: str,
+        *,
+        agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
     ) -> MemoryBlock:
         """Add lines at the end atomically, creating the block if missing; no read needed."""
-        return self._client._request(_append(block_type, text, agent_id), timeout=timeout)
+        return self._client._request(
+            _append(block_type, text, agent_id, idempotency_key), timeout=timeout
+        )
 
     def delete(
-        self, block_type: str, *, agent_id: Optional[str] = None, timeout: Timeout = None
+        self,
+        block_type: str,
+        *,
+        agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
     ) -> None:
         """Delete a block and everything derived from it; deleting a missing block is fine."""
-        self._client._request(_delete(block_type, agent_id), timeout=timeout)
+        self._client._request(_delete(block_type, agent_id, idempotency_key), timeout=timeout)
 
     def recall(
         self,
@@ -181,6 +196,7 @@ class AsyncMemory(AsyncAPIResource):
         *,
         expected_updated_at: Union[datetime, str, None],
         agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
         timeout: Timeout = None,
     ) -> MemoryBlock:
         """Replace a block's text if it is unchanged since read; else `ConflictError`.
@@ -189,20 +205,36 @@ class AsyncMemory(AsyncAPIResource):
         `expected_updated_at=None` creates the block and conflicts if one exists.
         """
         return await self._client._request(
-            _update(block_type, content, expected_updated_at, agent_id), timeout=timeout
+            _update(block_type, content, expected_updated_at, agent_id, idempotency_key),
+            timeout=timeout,
         )
 
     async def append(
-        self, block_type: str, text: str, *, agent_id: Optional[str] = None, timeout: Timeout = None
+        self,
+        block_type: str,
+        text: str,
+        *,
+        agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
     ) -> MemoryBlock:
         """Add lines at the end atomically, creating the block if missing; no read needed."""
-        return await self._client._request(_append(block_type, text, agent_id), timeout=timeout)
+        return await self._client._request(
+            _append(block_type, text, agent_id, idempotency_key), timeout=timeout
+        )
 
     async def delete(
-        self, block_type: str, *, agent_id: Optional[str] = None, timeout: Timeout = None
+        self,
+        block_type: str,
+        *,
+        agent_id: Optional[str] = None,
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
     ) -> None:
         """Delete a block and everything derived from it; deleting a missing block is fine."""
-        await self._client._request(_delete(block_type, agent_id), timeout=timeout)
+        await self._client._request(
+            _delete(block_type, agent_id, idempotency_key), timeout=timeout
+        )
 
     async def recall(
         self,
@@ -294,33 +326,53 @@ def _update(
     content: str,
     expected_updated_at: Union[datetime, str, None],
     agent_id: Optional[str],
+    idempotency_key: Optional[str],
 ) -> APIRequest[MemoryBlock]:
     path = _block_path(block_type, agent_id)
     if not isinstance(content, str):
-        raise TypeError(f"content must be a str; got {type(content).__name__}")
-    body = MemoryUpdateRequest(
+        raise ArgumentTypeError(f"content must be a str; got {type(content).__name__}")
+    check.idempotency_key(idempotency_key)
+    body = check.model(
+        MemoryUpdateRequest,
         content=content,
         expected_updated_at=check.timestamp("expected_updated_at", expected_updated_at),
     )
     return APIRequest(
-        "PUT", path, MemoryBlock, params={"agent_id": agent_id}, json=request_body(body)
+        "PUT",
+        path,
+        MemoryBlock,
+        params={"agent_id": agent_id},
+        json=request_body(body),
+        idempotency_key=idempotency_key,
     )
 
 
-def _append(block_type: str, text: str, agent_id: Optional[str]) -> APIRequest[MemoryBlock]:
+def _append(
+    block_type: str, text: str, agent_id: Optional[str], idempotency_key: Optional[str]
+) -> APIRequest[MemoryBlock]:
     path = _block_path(block_type, agent_id)
     check.nonempty("text", text)
+    check.idempotency_key(idempotency_key)
     return APIRequest(
         "POST",
         f"{path}/append",
         MemoryBlock,
         params={"agent_id": agent_id},
-        json=request_body(MemoryAppendRequest(text=text)),
+        json=request_body(check.model(MemoryAppendRequest, text=text)),
+        idempotency_key=idempotency_key,
     )
 
 
-def _delete(block_type: str, agent_id: Optional[str]) -> APIRequest[None]:
-    return APIRequest("DELETE", _block_path(block_type, agent_id), params={"agent_id": agent_id})
+def _delete(
+    block_type: str, agent_id: Optional[str], idempotency_key: Optional[str]
+) -> APIRequest[None]:
+    check.idempotency_key(idempotency_key)
+    return APIRequest(
+        "DELETE",
+        _block_path(block_type, agent_id),
+        params={"agent_id": agent_id},
+        idempotency_key=idempotency_key,
+    )
 
 
 def _recall(
@@ -350,7 +402,7 @@ def _recall(
         "updated_after": check.timestamp("updated_after", updated_after),
         "updated_before": check.timestamp("updated_before", updated_before),
     }
-    body = MemoryRecallRequest.model_validate({k: v for k, v in fields.items() if v is not None})
+    body = check.model(MemoryRecallRequest, **{k: v for k, v in fields.items() if v is not None})
     return APIRequest(
         "POST", "/v1/memory/recall", list[MemoryRecallResult], json=request_body(body)
     )
@@ -359,7 +411,5 @@ def _recall(
 def _log_conflict(exc: ConflictError, attempt: int, max_attempts: int) -> None:
     log.info(
         "memory.modify lost a race (current updated_at %s); re-reading, attempt %d of %d",
-        exc.current_updated_at,
-        attempt + 2,
-        max_attempts,
+        exc.current_updated_at, attempt + 2, max_attempts,
     )

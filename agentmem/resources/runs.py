@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .._base_client import APIRequest, Timeout, path_segment
 from ..types import Run, RunResult
 from . import _validation as check
@@ -17,9 +19,11 @@ class Runs(SyncAPIResource):
         """A run with its exact model input, hidden reminders included."""
         return self._client._request(_get(run_id), timeout=timeout)
 
-    def replay(self, run_id: str, *, timeout: Timeout = None) -> RunResult:
+    def replay(
+        self, run_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> RunResult:
         """Send the run's stored model input to the provider again; a new run answers."""
-        return self._client._request(_replay(run_id), timeout=timeout)
+        return self._client._request(_replay(run_id, idempotency_key), timeout=timeout)
 
 
 class AsyncRuns(AsyncAPIResource):
@@ -29,9 +33,11 @@ class AsyncRuns(AsyncAPIResource):
         """A run with its exact model input, hidden reminders included."""
         return await self._client._request(_get(run_id), timeout=timeout)
 
-    async def replay(self, run_id: str, *, timeout: Timeout = None) -> RunResult:
+    async def replay(
+        self, run_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
+    ) -> RunResult:
         """Send the run's stored model input to the provider again; a new run answers."""
-        return await self._client._request(_replay(run_id), timeout=timeout)
+        return await self._client._request(_replay(run_id, idempotency_key), timeout=timeout)
 
 
 def _run_path(run_id: str) -> str:
@@ -43,5 +49,12 @@ def _get(run_id: str) -> APIRequest[Run]:
     return APIRequest("GET", _run_path(run_id), Run)
 
 
-def _replay(run_id: str) -> APIRequest[RunResult]:
-    return APIRequest("POST", f"{_run_path(run_id)}/replay", RunResult, long_running=True)
+def _replay(run_id: str, idempotency_key: Optional[str]) -> APIRequest[RunResult]:
+    check.idempotency_key(idempotency_key)
+    return APIRequest(
+        "POST",
+        f"{_run_path(run_id)}/replay",
+        RunResult,
+        long_running=True,
+        idempotency_key=idempotency_key,
+    )
