@@ -398,3 +398,28 @@ def dies_before_commit(engine: "Engine") -> Iterator[None]:
         mp.setattr(Transaction, "_run_undo", no_undo)
         with next_commit_fails(engine):
             yield
+
+
+@contextmanager
+def serve_in_thread(app) -> Iterator[str]:
+    """Any ASGI app (e.g. `create_app(settings)` inside a test's wrapper) under a real uvicorn on
+    a loopback port in this process; yields its URL. Patches made by the test apply to it."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive(), "uvicorn failed to start"
+            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from .._exceptions import ArgumentError, ArgumentTypeError
 from ..types import AGENT_ID_PATTERN, TenantCreateRequest
+from ..types._constraints import MAX_LINE_NUMBER
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,7 +74,7 @@ def fraction(name: str, value: object) -> None:
 def line_range(start_line: Optional[int], end_line: Optional[int]) -> None:
     for name, value in (("start_line", start_line), ("end_line", end_line)):
         if value is not None:
-            int_between(name, value, 1)  # lines are 1-based
+            int_between(name, value, 1, MAX_LINE_NUMBER)  # lines are 1-based
     if start_line is not None and end_line is not None and start_line > end_line:
         raise ArgumentError(f"start_line ({start_line}) must not be after end_line ({end_line})")
 

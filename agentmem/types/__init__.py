@@ -16,6 +16,7 @@ from .memory import (
     ScopeFilter,
 )
 from .runs import ChatMessage, Message, Run, RunRequest, RunResult, Usage
+from .transfer import Health, ImportResult
 
 __all__ = [
     "AGENT_ID_PATTERN",
@@ -28,6 +29,8 @@ __all__ = [
     "ChatMessage",
     "ErrorBody",
     "ErrorDetail",
+    "Health",
+    "ImportResult",
     "MemoryAppendRequest",
     "MemoryBlock",
     "MemoryPolicy",

@@ -9,8 +9,10 @@ from fastapi import FastAPI
 
 from agentmem import __version__
 
+from .api.access import AccessMiddleware
 from .api.docs import install_docs
 from .api.errors import install_error_handlers
+from .api.idempotency import IdempotencyMiddleware
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .api.routes import admin, agents, health, memory, runs, threads, transfer
 from .settings import Settings
@@ -41,7 +43,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_docs(app)
-    # Outermost last: the request id must exist before the size check can report it.
+    # Outermost last. Request id first (every answer carries it), then the size check, then who
+    # calls (api/access.py), then idempotency keys, which need the caller and see a bounded body.
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(AccessMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_request_bytes,

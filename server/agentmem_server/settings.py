@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     may still be on one), then removes them: replaced and deleted archival text leaves the files
     about this long after the write, with no further writes needed (docs/recall.md)."""
 
+    idempotency_retention_s: float = Field(default=24 * 3600, ge=1)
+    """How long the answer to a write that carried an `Idempotency-Key` is kept: a retry with the
+    same key within it gets that answer instead of running again. Kept in SQL (all replicas)."""
+    idempotency_wait_s: float = Field(default=10.0, ge=0)
+    """How long a retry waits for the first request with its key to finish before answering 409
+    `in_progress` (with `Retry-After`)."""
+    idempotency_lease_s: float = Field(default=30.0, ge=1)
+    """A running request renews its claim on its key every third of this; a claim not renewed
+    for this long is taken to belong to a dead process (docs/architecture.md)."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Optional
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..errors import Forbidden, Unauthorized
 from ..services.container import Services
+from ..errors import Forbidden, Unauthorized
 
 _bearer = HTTPBearer(
     auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`"
@@ -32,10 +31,15 @@ def _secret(credentials: Optional[HTTPAuthorizationCredentials]) -> str:
 
 
 async def authenticate(
-    services: ServicesDep,
+    request: Request,
     credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
 ) -> str:
-    return await services.tenants.authenticate(_secret(credentials))
+    # api/access.py resolved the key before the request got here (once, for every layer).
+    _secret(credentials)
+    tenant_id: Optional[str] = getattr(request.state, "tenant_id", None)
+    if tenant_id is None:
+        raise Unauthorized("invalid or revoked API key")
+    return tenant_id
 
 
 TenantDep = Annotated[str, Depends(authenticate)]
@@ -43,13 +47,14 @@ TenantDep = Annotated[str, Depends(authenticate)]
 
 
 async def require_admin(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[Optional[HTTPAuthorizationCredentials], Depends(_bearer)],
 ) -> None:
-    admin_key = services.settings.admin_key
-    if not admin_key:
+    if not services.settings.admin_key:
         raise Forbidden("the admin API is disabled; set AGENTMEM_ADMIN_KEY to enable it")
-    if not hmac.compare_digest(_secret(credentials).encode(), admin_key.encode()):
+    _secret(credentials)
+    if not getattr(request.state, "admin", False):  # compared in api/access.py
         raise Unauthorized("invalid admin key")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,28 @@ _STATUS_TYPES = {
 }
 
 
+_DESCRIPTIONS = {
+    400: "The body could not be read as JSON (not UTF-8, or not JSON at all); `field` is `body`.",
+    401: "No API key, or one that is invalid or revoked.",
+    403: "The admin API is disabled (set `AGENTMEM_ADMIN_KEY`).",
+    404: "Not found in the caller's tenant (another tenant's data answers the same).",
+    409: "Conflict: `conflict` (a stale `expected_updated_at`, with `current_updated_at`; or an id "
+    "that exists), `in_progress` (a request with this `Idempotency-Key` is still running; retry "
+    "after `Retry-After`) or `interrupted` (it stopped midway; check, then use a new key).",
+    413: "The body, or a value in it, is over a limit (`field` and `limit` say which).",
+    422: "Invalid input (`field` names it, `limit` gives the bound where there is one), or an "
+    "`Idempotency-Key` reused for a different request (`idempotency_key_reused`).",
+    429: "Too many requests (see `Retry-After`), or a storage quota is full (`limit` names it).",
+    500: "A fault of the server; `request_id` identifies it in the server's log.",
+    502: "The LLM provider failed (the server already retried it: `x-should-retry: false`).",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses an operation can answer, all `ErrorBody`."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
 def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", None) or "unknown"
 
@@ -40,13 +62,14 @@ def error_response(
     message: str,
     *,
     should_retry: bool = True,
+    headers: Optional[dict[str, str]] = None,
     **fields: Any,
 ) -> JSONResponse:
     detail = ErrorDetail(
         type=error_type, message=message, request_id=request_id_of(request), **fields
     )
     body = ErrorBody(error=detail).model_dump(exclude_none=True)
-    headers = {"x-request-id": request_id_of(request)}
+    headers = {**(headers or {}), "x-request-id": request_id_of(request)}
     if not should_retry:
         headers["x-should-retry"] = "false"
     return JSONResponse(body, status_code=status, headers=headers)
@@ -77,7 +100,10 @@ async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        # Only the first element says where: a body field may itself be named `query`.
+        loc = loc[1:]
     field = ".".join(loc) or None
     message = first.get("msg", "invalid request")
     if field:
@@ -93,8 +119,15 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    # Keep the exception's headers: a 405 must say which methods are allowed (`Allow`).
+    # The framework's only 400 is a body it could not parse.
     return error_response(
-        request, exc.status_code, _STATUS_TYPES.get(exc.status_code, "error"), str(exc.detail)
+        request,
+        exc.status_code,
+        _STATUS_TYPES.get(exc.status_code, "error"),
+        str(exc.detail),
+        headers=exc.headers,
+        field="body" if exc.status_code == 400 else None,
     )
 
 

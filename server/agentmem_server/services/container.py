@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..storage.sql.store import SqlStore
+from .idempotency import IdempotencyService
 from .memory import MemoryService
 from .tenants import TenantService
 
@@ -38,9 +39,11 @@ class Services:
     agents: "AgentService"
     threads: "ThreadService"
     runs: "RunService"
+    idempotency: IdempotencyService
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
     async def close(self) -> None:
+        await self.idempotency.close()
         if self.repairer is not None:
             # Safe mid-pass: a repair is idempotent, and the SQL store's close below waits for
             # the SQL call in flight before it closes the connections.
@@ -80,6 +83,14 @@ async def build_services(settings: "Settings") -> Services:
         threads=threads,
         provider=provider,
     )
+    idempotency = IdempotencyService(
+        sql,
+        retention_s=settings.idempotency_retention_s,
+        lease_s=settings.idempotency_lease_s,
+        wait_s=settings.idempotency_wait_s,
+    )
+    # Expired keys go within a tenth of the retention (and at least hourly).
+    idempotency.start_sweeping(min(settings.idempotency_retention_s / 10, 3600.0))
     log.info(
         "agentmem ready: sql=%s archival=%s model=%s (%s)",
         sql.dialect,
@@ -98,6 +109,7 @@ async def build_services(settings: "Settings") -> Services:
         agents=agents,
         threads=threads,
         runs=runs,
+        idempotency=idempotency,
     )
     services.repairer = asyncio.get_running_loop().create_task(
         _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"

@@ -17,12 +17,21 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from agentmem.tools import MAX_RECALL_LIMIT
 from agentmem.types import MemoryBlock, MemoryPolicy, MemoryRecallRequest, MemoryRecallResult
+from agentmem.types._constraints import check_text
 
 from ..errors import Conflict, NotFound, ServiceError
 from .prompt import iso_utc
 
 if TYPE_CHECKING:
     from .memory import MemoryService
+
+
+def _text(name: str, value: str) -> None:
+    # Tool arguments come from the model: the same rules as the same fields over HTTP.
+    try:
+        check_text(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}") from None
 
 
 class MemoryTools:
@@ -68,6 +77,7 @@ class MemoryTools:
         query = args.get("query")
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
+        _text("query", query)
         limit = args.get("limit") or max(1, self._policy.archival_limit)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise ValueError("limit must be a positive integer")
@@ -104,6 +114,7 @@ class MemoryTools:
         text = args.get("text")
         if not isinstance(text, str) or not text.strip():
             raise ValueError("text must be a non-empty string")
+        _text("text", text)
         block = await self._memory.append(self._tenant_id, "archival", text, self._agent_id)
         return {"ok": True, "start_line": block.start_line, "end_line": block.end_line}
 
@@ -111,6 +122,7 @@ class MemoryTools:
         content = args.get("content")
         if not isinstance(content, str):
             raise ValueError("content must be a string")
+        _text("content", content)
         if "expected_updated_at" not in args:
             raise ValueError("expected_updated_at is required (null to create the block)")
         raw = args["expected_updated_at"]
@@ -121,6 +133,12 @@ class MemoryTools:
             expected = datetime.fromisoformat(raw)
             if expected.tzinfo is None:
                 expected = expected.replace(tzinfo=timezone.utc)
+            try:
+                expected = expected.astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError(
+                    "expected_updated_at is out of range in UTC (years 1-9999)"
+                ) from None
         try:
             block = await self._memory.update_block(
                 self._tenant_id, "core", content, expected, self._agent_id

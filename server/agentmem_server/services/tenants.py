@@ -7,6 +7,7 @@ store's unit of work for the routes (async), or on the caller's thread for the C
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from sqlalchemy import Connection
 
@@ -68,7 +69,7 @@ class TenantService:
 
     async def authenticate(self, secret: str) -> str:
         """The tenant id owning an active key; revocation takes effect on the next request."""
-        tenant_id = await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
+        tenant_id = await self.tenant_for_key(secret)
         if tenant_id is None:
             raise Unauthorized(
                 "invalid or revoked API key: check that AGENTMEM_API_KEY holds a key made for the "
@@ -76,6 +77,10 @@ class TenantService:
                 "server's AGENTMEM_DATA_DIR or AGENTMEM_DATABASE_URL, lists them) and not revoked"
             )
         return tenant_id
+
+    async def tenant_for_key(self, secret: str) -> Optional[str]:
+        """The tenant id owning an active key, or `None`."""
+        return await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
 
     async def create_tenant(self, name: str) -> Tenant:
         return await self._sql.run_in_transaction(_create_tenant, name)

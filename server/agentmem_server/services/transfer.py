@@ -123,10 +123,15 @@ class Importer:
                 continue
             try:
                 record = json.loads(raw)
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
                 raise InvalidInput(
-                    f"line {number} is not JSON: {exc.msg}", field=f"line {number}"
+                    f"line {number} is not JSON: {reason}", field=f"line {number}"
                 ) from exc
+            if not isinstance(record, dict):
+                raise InvalidInput(
+                    f"line {number} is not a JSON object (a record)", field=f"line {number}"
+                )
             await self._apply_one(record, number)
         if not self._seen_header:
             raise InvalidInput(

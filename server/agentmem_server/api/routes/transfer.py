@@ -5,13 +5,29 @@ from typing import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from agentmem.types import ImportResult
+
 from ...services.transfer import export_records, import_records
 from ..deps import ServicesDep, TenantDep
+from ..errors import error_responses
+from ..params import IdempotencyKey
 
-router = APIRouter(prefix="/v1", tags=["transfer"])
+router = APIRouter(prefix="/v1", tags=["transfer"], responses=error_responses(401, 429, 500))
+
+_NDJSON = {
+    "application/x-ndjson": {
+        "schema": {"type": "string", "description": "JSON Lines: one record per line."}
+    }
+}
 
 
-@router.get("/export", response_class=StreamingResponse)
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The tenant's records, one JSON object per line.", "content": _NDJSON}
+    },
+)
 async def export(services: ServicesDep, tenant_id: TenantDep) -> StreamingResponse:
     """Everything the caller's tenant owns: agents, core and archival blocks, threads, runs."""
     return StreamingResponse(
@@ -30,10 +46,13 @@ async def _lines(request: Request) -> AsyncIterator[bytes]:
         yield pending
 
 
-@router.post("/import")
-async def import_(
-    request: Request, services: ServicesDep, tenant_id: TenantDep
-) -> dict[str, dict[str, int]]:
+@router.post(
+    "/import",
+    responses=error_responses(409, 413, 422),
+    dependencies=[IdempotencyKey],
+    openapi_extra={"requestBody": {"required": True, "content": _NDJSON}},
+)
+async def import_(request: Request, services: ServicesDep, tenant_id: TenantDep) -> ImportResult:
     """Load an export into the caller's tenant; archival text is re-embedded with this server's model."""
     counts = await import_records(services.sql, services.memory, tenant_id, _lines(request))
-    return {"counts": counts}
+    return ImportResult(counts=counts)

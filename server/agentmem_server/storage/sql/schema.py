@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -135,4 +136,31 @@ runs = Table(
     # ever read back whole, and its shape may grow without migrations.
     Column("record_json", Text, nullable=False),
     Index("ix_runs_agent", "tenant_id", "agent_id"),
+)
+
+# Idempotency keys (services/idempotency.py): one row per (tenant, key) a write request carried.
+# Claimed before the request runs; holds its answer once it finished, for the retention period.
+# `tenant_id` is "@admin" for the admin API, whose caller is the admin key rather than a tenant.
+# `key` is a hash of the idempotency key, and the answer's body is sealed with a key derived from
+# it: the table alone never reveals what an answer held (memory text, a new API key).
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    # sha256 of method, path and query; and of the body, once it was read whole (NULL before).
+    Column("request_hash", String(64), nullable=False),
+    Column("body_hash", String(64), nullable=True),
+    # The claim: who runs the request, and until when that claim holds unless renewed.
+    Column("owner", String(40), nullable=False),
+    Column("locked_until", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    # The answer, NULL while the request runs. Headers: a JSON list of [name, value] pairs (only
+    # content-type and retry hints). Body: nonce + AES-GCM of the (maybe zlib'd) body.
+    Column("status", Integer, nullable=True),
+    Column("response_headers", Text, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("response_encoding", String(16), nullable=True),
+    Index("ix_idempotency_expires", "expires_at"),
 )

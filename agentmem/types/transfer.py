@@ -1,0 +1,19 @@
+"""Answers of the service routes: health and import."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ._base import ResponseModel
+
+
+class Health(ResponseModel):
+    status: Literal["ok"] = Field(examples=["ok"])
+    """`ok`: the server is up and its stores are open."""
+
+
+class ImportResult(ResponseModel):
+    counts: dict[str, int] = Field(examples=[{"agent": 1, "block": 2, "archival_lines": 3}])
+    """Records imported, by type (`agent`, `block`, `archival_lines`, `thread`, `message`, `run`)."""
