@@ -58,6 +58,20 @@ class PayloadTooLarge(ServiceError):
     error_type = "payload_too_large"
 
 
+class TooManyRequests(ServiceError):
+    """429: a rate limit (`Retry-After` says when to come back)."""
+
+    status_code = 429
+    error_type = "rate_limited"
+
+
+class QuotaExceeded(TooManyRequests):
+    """429: a storage quota is full; waiting frees nothing, so clients do not retry it."""
+
+    error_type = "quota_exceeded"
+    client_should_retry = False
+
+
 class UpstreamError(ServiceError):
     """The LLM provider failed; nothing of the turn was stored."""
 

@@ -93,6 +93,22 @@ class Settings(BaseSettings):
     """A running request renews its claim on its key every third of this; a claim not renewed
     for this long is taken to belong to a dead process (docs/architecture.md)."""
 
+    rate_limit_per_s: float = Field(default=500.0, ge=0)
+    """Requests a second one tenant may make on average, per replica (a token bucket; 0 turns it
+    off). Past it: 429 with `Retry-After`. Far above any one agent's pace: it stops floods."""
+    rate_limit_burst: int = Field(default=1000, ge=1)
+    """Requests a tenant may make at once before `rate_limit_per_s` applies."""
+    auth_failures_per_min: int = Field(default=30, ge=0)
+    """Failed authentications (a wrong API or admin key) one client address may make in a
+    minute, per replica; past it the address gets 429 until the minute has passed (0: off).
+    Behind a proxy, run uvicorn with `--proxy-headers` so the address is the client's."""
+    quota_archival_lines: int = Field(default=100_000_000, ge=0)
+    """Archival lines one tenant may hold (all scopes); 413/429 past it (0: no quota)."""
+    quota_core_blocks: int = Field(default=100_000, ge=0)
+    """Core blocks one tenant may hold (one per agent, plus the user's)."""
+    quota_agents: int = Field(default=100_000, ge=0)
+    """Agents one tenant may have."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy.exc import IntegrityError
 
@@ -14,6 +14,7 @@ from ..storage.sql import conversations as conversations_sql
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
+    from .limits import Quotas
     from .memory import MemoryService
 
 
@@ -22,11 +23,16 @@ def _not_found(agent_id: str) -> NotFound:
 
 
 class AgentService:
-    def __init__(self, sql: "SqlStore", memory: "MemoryService"):
+    def __init__(
+        self, sql: "SqlStore", memory: "MemoryService", *, quotas: Optional["Quotas"] = None
+    ):
         self._sql = sql
         self._memory = memory
+        self._quotas = quotas
 
     async def create(self, tenant_id: str, request: AgentCreateRequest) -> Agent:
+        if self._quotas is not None:
+            await self._quotas.ensure_room(tenant_id, "agents", 1, field="agent_id")
         try:
             agent = await self._sql.run_in_transaction(
                 conversations_sql.insert_agent,

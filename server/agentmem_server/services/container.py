@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Optional
 
 from ..storage.sql.store import SqlStore
 from .idempotency import IdempotencyService
+from .limits import RequestLimits, quotas_from_settings
 from .memory import MemoryService
 from .tenants import TenantService
 
@@ -40,6 +41,7 @@ class Services:
     threads: "ThreadService"
     runs: "RunService"
     idempotency: IdempotencyService
+    limits: RequestLimits
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
     async def close(self) -> None:
@@ -71,9 +73,16 @@ async def build_services(settings: "Settings") -> Services:
     except BaseException:
         await sql.aclose()  # a server that refuses to start leaves no connection open
         raise
-    memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars)
+    quotas = quotas_from_settings(sql, settings)
+    memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars, quotas=quotas)
+    if settings.llm_provider == "openai" and not settings.llm_api_key:
+        log.warning(
+            "AGENTMEM_LLM_PROVIDER=openai but AGENTMEM_LLM_API_KEY is not set: runs will fail "
+            "(502 provider_error) unless %s needs no key",
+            settings.llm_base_url,
+        )
     provider = build_provider(settings)
-    agents = AgentService(sql, memory)
+    agents = AgentService(sql, memory, quotas=quotas)
     threads = ThreadService(sql)
     runs = RunService(
         settings=settings,
@@ -110,6 +119,7 @@ async def build_services(settings: "Settings") -> Services:
         threads=threads,
         runs=runs,
         idempotency=idempotency,
+        limits=RequestLimits.from_settings(settings),
     )
     services.repairer = asyncio.get_running_loop().create_task(
         _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"

@@ -38,11 +38,13 @@ from ..storage.sql.uow import Transaction
 
 if TYPE_CHECKING:
     from .archival import ArchivalIndex
+    from .limits import Quotas
 
 log = logging.getLogger("agentmem.memory")
 
 if TYPE_CHECKING:
     from .archival import ArchivalIndex
+    from .limits import Quotas
 
 BLOCK_TYPES = ("core", "archival")
 INTERRUPTED_WRITE_GRACE = timedelta(minutes=10)
@@ -112,10 +114,22 @@ id, "resync" rebuilds the scope's index from its committed lines."""
 
 
 class MemoryService:
-    def __init__(self, sql: SqlStore, archival: "ArchivalIndex", *, core_limit_chars: int):
+    def __init__(
+        self,
+        sql: SqlStore,
+        archival: "ArchivalIndex",
+        *,
+        core_limit_chars: int,
+        quotas: Optional["Quotas"] = None,
+    ):
         self._sql = sql
         self._archival = archival
         self.core_limit_chars = core_limit_chars
+        self._quotas = quotas
+
+    async def _ensure_room(self, tenant_id: str, quota: str, adding: int, field: str) -> None:
+        if self._quotas is not None:
+            await self._quotas.ensure_room(tenant_id, quota, adding, field=field)
 
     # ---- transactions that span SQL and the archival index -------------------------------------
 
@@ -285,6 +299,8 @@ class MemoryService:
         agent_key = agent_key_of(agent_id)
         if block_type == "core":
             self._check_core_size(content)
+            if expected_updated_at is None:  # creates a block
+                await self._ensure_room(tenant_id, "core_blocks", 1, "expected_updated_at")
             return await self._update_core(tenant_id, agent_key, content, expected_updated_at)
         return await self._update_archival(tenant_id, agent_key, content, expected_updated_at)
 
@@ -321,6 +337,8 @@ class MemoryService:
         self, tenant_id: str, agent_key: str, content: str, expected: Optional[datetime]
     ) -> MemoryBlock:
         lines = split_lines(content) if content else []
+        # Counted as if every line were new: the lines it replaces are not known before the write.
+        await self._ensure_room(tenant_id, "archival_lines", len(lines), "content")
         now = now_micros()
         async with self._archival_transaction(tenant_id, agent_key, "resync") as (tx, _):
             if expected is None:
@@ -386,6 +404,8 @@ class MemoryService:
             current = blocks_sql.get_block(conn, tenant_id, "core", agent_key)
             if current is not None:
                 return None, current
+            if self._quotas is not None:  # only when this append creates the block
+                self._quotas.ensure_room_in(conn, tenant_id, "core_blocks", 1, field="text")
             created = blocks_sql.insert_block_if_missing(
                 conn, tenant_id, "core", agent_key, text, added, now_micros()
             )
@@ -410,6 +430,7 @@ class MemoryService:
     ) -> MemoryBlock:
         """Append exact lines (import uses this: no newline folding, empty lines kept)."""
         agent_key = agent_key_of(agent_id)
+        await self._ensure_room(tenant_id, "archival_lines", len(lines), "text")
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
         now = now_micros()
