@@ -62,6 +62,19 @@ def make_settings(tmp_path: Path, **overrides: Any) -> "Settings":
     return Settings(**values)
 
 
+def scripted_llm_settings(tmp_path: Path, **overrides: Any) -> "Settings":
+    """`make_settings` pointed at a scripted OpenAI-compatible provider (`ScriptedLLM`)."""
+    values: dict[str, Any] = dict(
+        llm_provider="openai",
+        llm_base_url=LLM_URL,
+        llm_api_key="sk-test",
+        llm_model="test-model",
+        llm_max_retries=0,
+    )
+    values.update(overrides)
+    return make_settings(tmp_path, **values)
+
+
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

@@ -11,7 +11,6 @@ import asyncio
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +21,7 @@ import agentmem
 from agentmem_server import create_app
 from agentmem_server.services.memory import MemoryService
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import ADMIN_KEY, ScriptedLLM, auth, make_settings, scripted_llm_settings, serve_in_thread, tool_call
 
 pytestmark = pytest.mark.e2e
 
@@ -54,51 +53,13 @@ class LateFirstAnswer:
         await self.app(scope, receive, late_send)
 
 
-class ToolCallingLLM:
-    """An OpenAI-compatible endpoint on a loopback port whose model, at each user message, calls
-    `append_archival_memory` once and then answers. Counts its calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                fake.calls += 1
-                if body["messages"][-1]["role"] == "user":
-                    message = {"role": "assistant", "content": None, "tool_calls": [{
-                        "id": f"call_{fake.calls}", "type": "function",
-                        "function": {"name": "append_archival_memory", "arguments": json.dumps({"text": "likes green tea"})},
-                    }]}
-                else:
-                    message = {"role": "assistant", "content": "noted"}
-                out = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                  "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def llm() -> Iterator[ToolCallingLLM]:
-    fake = ToolCallingLLM()
-    yield fake
-    fake.close()
+def llm() -> Iterator[tuple[ScriptedLLM, str]]:
+    """A model that calls `append_archival_memory` once, then answers; served on a loopback port."""
+    scripted = ScriptedLLM(default="noted")
+    scripted.reply(None, [tool_call("append_archival_memory", {"text": "likes green tea"})])
+    with scripted.serving() as url:
+        yield scripted, url
 
 
 def _settings(tmp_path: Path, database_url: str, **overrides: Any):
@@ -127,11 +88,10 @@ def test_a_late_append_is_stored_once(tmp_path: Path, database_url: str) -> None
 
 
 def test_a_late_run_calls_the_model_once_and_stores_one_append_and_one_run(
-    tmp_path: Path, database_url: str, llm: ToolCallingLLM
+    tmp_path: Path, database_url: str, llm: tuple[ScriptedLLM, str]
 ) -> None:
-    settings = _settings(
-        tmp_path, database_url, llm_provider="openai", llm_base_url=llm.url, llm_api_key="sk-test", llm_max_retries=0
-    )
+    model, llm_url = llm
+    settings = scripted_llm_settings(tmp_path, database_url=database_url, llm_base_url=llm_url)
     app = LateFirstAnswer(create_app(settings), "POST", "/v1/agents/helper/runs")
     with serve_in_thread(app) as url:
         key = _tenant_key(url)
@@ -144,7 +104,7 @@ def test_a_late_run_calls_the_model_once_and_stores_one_append_and_one_run(
             first_run = client.runs.get(result.id)
             exported = httpx.get(f"{url}/v1/export", headers=auth(key)).text.splitlines()
     assert app.held == 1
-    assert llm.calls == 2, "the model ran again for a retried run"
+    assert len(model.requests) == 2, "the model ran again for a retried run"
     assert archival.line_count == 1 and archival.content == "likes green tea"
     assert [m.role for m in transcript] == ["user", "assistant"]
     assert first_run.output == "noted"

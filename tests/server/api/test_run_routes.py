@@ -15,7 +15,7 @@ from agentmem_server import Settings
 from agentmem_server.services.prompt import iso_utc
 from agentmem_server.storage.sql.schema import messages, runs, threads
 
-from support import LLM_URL, ScriptedLLM, auth, make_settings, tool_call
+from support import ScriptedLLM, auth, scripted_llm_settings, tool_call
 
 AUTO = {"memory_policy": {"archival_mode": "auto", "archival_min_score": 0.0}}
 
@@ -23,15 +23,7 @@ AUTO = {"memory_policy": {"archival_mode": "auto", "archival_min_score": 0.0}}
 @pytest.fixture
 def app_settings(tmp_path: Path, database_url: str) -> Settings:
     """The in-process app (tests/server/conftest.py) pointed at the scripted provider (`llm`)."""
-    return make_settings(
-        tmp_path,
-        database_url=database_url,
-        llm_provider="openai",
-        llm_base_url=LLM_URL,
-        llm_api_key="sk-test",
-        llm_model="test-model",
-        llm_max_retries=0,
-    )
+    return scripted_llm_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture

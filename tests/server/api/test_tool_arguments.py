@@ -11,21 +11,13 @@ from fastapi.testclient import TestClient
 
 from agentmem_server import Settings
 
-from support import LLM_URL, ScriptedLLM, auth, make_settings, tool_call
+from support import ScriptedLLM, auth, scripted_llm_settings, tool_call
 
 
 @pytest.fixture
 def app_settings(tmp_path: Path, database_url: str) -> Settings:
     """The in-process app (tests/server/conftest.py) pointed at the scripted provider (`llm`)."""
-    return make_settings(
-        tmp_path,
-        database_url=database_url,
-        llm_provider="openai",
-        llm_base_url=LLM_URL,
-        llm_api_key="sk-test",
-        llm_model="test-model",
-        llm_max_retries=0,
-    )
+    return scripted_llm_settings(tmp_path, database_url=database_url)
 
 
 BAD_CALLS = [
