@@ -36,10 +36,10 @@ from ._constants import (
 from ._exceptions import (
     AgentMemError,
     APIConnectionError,
-    ArgumentError,
-    ArgumentTypeError,
     APIStatusError,
     APITimeoutError,
+    ArgumentError,
+    ArgumentTypeError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -152,9 +152,11 @@ class BaseClient:
         request: APIRequest[Any],
         timeout: Timeout,
     ) -> httpx.Request:
-        """The one `httpx.Request` of a call: every retry sends it again, idempotency key and all."""
+        """The one `httpx.Request` of a call: each retry sends it again, idempotency key too."""
         if http.is_closed:
-            raise AgentMemError("The client is closed; make a new one (or use it in a `with` block).")
+            raise AgentMemError(
+                "The client is closed; make a new one (or use it in a `with` block)."
+            )
         timeout = self._resolve_timeout(request, timeout)
         headers = self._headers
         if request.method not in IDEMPOTENT_METHODS:
@@ -173,7 +175,8 @@ class BaseClient:
             )
         except (ValueError, TypeError) as exc:  # e.g. NaN in metadata: JSON has no such number
             raise ArgumentError(
-                f"{request.method} {request.path}: the request cannot be encoded: {self._redact(str(exc))}"
+                f"{request.method} {request.path}: the request cannot be encoded: "
+                f"{self._redact(str(exc))}"
             ) from None
 
     def _resolve_timeout(self, request: APIRequest[Any], timeout: Timeout) -> Timeout:
@@ -194,7 +197,9 @@ class BaseClient:
     ) -> Optional[float]:
         """Seconds to wait before sending `request` again, or `None` to give up now."""
         what = f"{request.method} {request.url.path}"
-        cause = f"status {response.status_code}" if response is not None else self._redact(repr(error))
+        cause = (
+            f"status {response.status_code}" if response is not None else self._redact(repr(error))
+        )
         should_retry = response.headers.get("x-should-retry") if response is not None else None
         if should_retry == "false":
             # The server already retried what failed (e.g. the LLM provider): another try would
@@ -223,7 +228,11 @@ class BaseClient:
         delay = retry_after if retry_after is not None else backoff_delay(retries_taken)
         log.info(
             "Retrying %s in %.2fs after %s (retry %d of %d)",
-            what, delay, cause, retries_taken + 1, self.max_retries,
+            what,
+            delay,
+            cause,
+            retries_taken + 1,
+            self.max_retries,
         )
         return delay
 
@@ -277,7 +286,8 @@ def check_api_key(value: object, *, source: str) -> str:
         where = "at its start or end" if value != value.strip() else "inside it"
         raise ArgumentError(
             f"The API key ({source}) contains whitespace {where} (a space, tab or newline); "
-            "keys never do: check how it was copied or read (a file read with its newline is common)."
+            "keys never do: check how it was copied or read (a file read with its newline is "
+            "common)."
         )
     if not (value.isascii() and value.isprintable()):
         raise ArgumentError(

@@ -96,7 +96,6 @@ def timestamp(name: str, value: Union[datetime, str, None]) -> Optional[datetime
     return value.astimezone(UTC)
 
 
-
 def model(cls: type[M], **fields: Any) -> M:
     """Build a wire request model from arguments; a refusal names the argument, as ours do."""
     try:
@@ -116,5 +115,6 @@ def idempotency_key(value: object) -> None:
         raise ArgumentTypeError(f"idempotency_key must be a str; got {type(value).__name__}")
     if not (1 <= len(value) <= IDEMPOTENCY_KEY_MAX and value.isascii() and value.isprintable()):
         raise ArgumentError(
-            f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters; got {value!r}"
+            f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters; "
+            f"got {value!r}"
         )

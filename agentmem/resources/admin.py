@@ -27,9 +27,7 @@ class Admin(SyncAPIResource):
         self, tenant_name: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
     ) -> ApiKeyCreated:
         """A new key for the tenant (created if new); its secret `key` is shown only now."""
-        return self._client._request(
-            _create_key(tenant_name, idempotency_key), timeout=timeout
-        )
+        return self._client._request(_create_key(tenant_name, idempotency_key), timeout=timeout)
 
     def list_keys(self, tenant_name: str, *, timeout: Timeout = None) -> list[ApiKey]:
         return self._client._request(_list_keys(tenant_name), timeout=timeout)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import builtins
 import inspect
 import logging
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Optional, Union
 
 from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
@@ -232,9 +232,7 @@ class AsyncMemory(AsyncAPIResource):
         timeout: Timeout = None,
     ) -> None:
         """Delete a block and everything derived from it; deleting a missing block is fine."""
-        await self._client._request(
-            _delete(block_type, agent_id, idempotency_key), timeout=timeout
-        )
+        await self._client._request(_delete(block_type, agent_id, idempotency_key), timeout=timeout)
 
     async def recall(
         self,
@@ -411,5 +409,7 @@ def _recall(
 def _log_conflict(exc: ConflictError, attempt: int, max_attempts: int) -> None:
     log.info(
         "memory.modify lost a race (current updated_at %s); re-reading, attempt %d of %d",
-        exc.current_updated_at, attempt + 2, max_attempts,
+        exc.current_updated_at,
+        attempt + 2,
+        max_attempts,
     )

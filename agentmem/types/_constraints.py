@@ -8,7 +8,7 @@ which JSON's `\\ud800` escapes can carry), times within years 1-9999 in UTC.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, Field
@@ -28,7 +28,9 @@ def check_text(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode: it holds a lone surrogate (an unpaired \\ud800-\\udfff)") from None
+        raise ValueError(
+            "must be valid Unicode: it holds a lone surrogate (an unpaired \\ud800-\\udfff)"
+        ) from None
     return value
 
 
@@ -47,7 +49,7 @@ def _check_json(value: Any) -> Any:
 
 def _to_utc(value: datetime) -> datetime:
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is out of range in UTC (years 1-9999)") from None
 

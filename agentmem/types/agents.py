@@ -35,7 +35,9 @@ class AgentCreateRequest(RequestModel):
     """The new agent's id: 1-128 letters, digits, `_`, `-` or `.`, unique in the tenant."""
     instructions: Text = Field(default="", examples=["You plan trips. Be brief."])
     """System instructions placed first in every run's model input."""
-    model: Optional[Annotated[Text, Field(max_length=MODEL_MAX_LENGTH)]] = Field(default=None, examples=["gpt-4o-mini"])
+    model: Optional[Annotated[Text, Field(max_length=MODEL_MAX_LENGTH)]] = Field(
+        default=None, examples=["gpt-4o-mini"]
+    )
     """Model name sent to the provider; `None` uses the server's `AGENTMEM_LLM_MODEL`."""
     metadata: JsonObject = Field(default_factory=dict, examples=[{"team": "bookings"}])
     """Free-form JSON kept with the agent, for the caller's own use."""

@@ -20,7 +20,9 @@ class ErrorDetail(ResponseModel):
     """The limit that was exceeded, when one was."""
     request_id: Optional[str] = Field(default=None, examples=["req_45492fe57b004f32"])
     """The request's id, also in the `x-request-id` header: quote it when reporting a problem."""
-    current_updated_at: Optional[str] = Field(default=None, examples=["2025-03-01T12:00:00.123456+00:00"])
+    current_updated_at: Optional[str] = Field(
+        default=None, examples=["2025-03-01T12:00:00.123456+00:00"]
+    )
     """On 409 `conflict`: the block's current `updated_at`."""
 
 

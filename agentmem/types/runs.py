@@ -89,12 +89,21 @@ class Run(ResponseModel):
     model_input: list[ChatMessage]
     """The exact messages of the first model call, hidden system reminders included."""
     tools: list[dict[str, Any]] = Field(
-        default_factory=list, examples=[[{"type": "function", "function": {"name": "recall_archival_memory"}}]]
+        default_factory=list,
+        examples=[[{"type": "function", "function": {"name": "recall_archival_memory"}}]],
     )
     """Tool schemas offered to the model."""
     steps: list[dict[str, Any]] = Field(
         default_factory=list,
-        examples=[[{"messages": [], "tool_choice": None, "response": {"role": "assistant", "content": "Done."}}]],
+        examples=[
+            [
+                {
+                    "messages": [],
+                    "tool_choice": None,
+                    "response": {"role": "assistant", "content": "Done."},
+                }
+            ]
+        ],
     )
     """One entry per model call, in order: `messages` (what was added to the input since the
     previous call: the assistant's tool calls and the tool results; empty for the first call,

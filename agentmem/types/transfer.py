@@ -16,4 +16,4 @@ class Health(ResponseModel):
 
 class ImportResult(ResponseModel):
     counts: dict[str, int] = Field(examples=[{"agent": 1, "block": 2, "archival_lines": 3}])
-    """Records imported, by type (`agent`, `block`, `archival_lines`, `thread`, `message`, `run`)."""
+    """Records imported by type: `agent`, `block`, `archival_lines`, `thread`, `message`, `run`."""
