@@ -34,7 +34,11 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], type[Exception]]] = [
     ("unknown block type", lambda c: c.memory.get("bogus"), ValueError),
     ("bad agent id", lambda c: c.memory.get("core", agent_id="../x"), ValueError),
     ("non-str content", lambda c: c.memory.update("core", 5, expected_updated_at=None), TypeError),
-    ("naive timestamp", lambda c: c.memory.update("core", "x", expected_updated_at=datetime(2025, 1, 1)), ValueError),
+    (
+        "naive timestamp",
+        lambda c: c.memory.update("core", "x", expected_updated_at=datetime(2025, 1, 1)),
+        ValueError,
+    ),
     ("empty append", lambda c: c.memory.append("archival", ""), ValueError),
     ("recall limit", lambda c: c.memory.recall("q", limit=0), ValueError),
     ("max_attempts", lambda c: c.memory.modify("core", str.upper, max_attempts=0), ValueError),
@@ -47,7 +51,11 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Any], type[Exception]]] = [
     ("timeout not a number", lambda c: c.agents.list(timeout="soon"), TypeError),
     ("negative timeout", lambda c: c.agents.list(timeout=-1), ValueError),
     ("bad idempotency key", lambda c: c.memory.append("core", "x", idempotency_key=""), ValueError),
-    ("idempotency key not a str", lambda c: c.memory.append("core", "x", idempotency_key=5), TypeError),
+    (
+        "idempotency key not a str",
+        lambda c: c.memory.append("core", "x", idempotency_key=5),
+        TypeError,
+    ),
 ]
 
 
@@ -85,7 +93,9 @@ async def test_async_argument_errors_are_the_same(
     ],
 )
 @pytest.mark.parametrize("cls", [Client, AsyncClient])
-def test_constructor_argument_errors_are_agentmem_errors(cls: type, kwargs: dict[str, Any], also: type) -> None:
+def test_constructor_argument_errors_are_agentmem_errors(
+    cls: type, kwargs: dict[str, Any], also: type
+) -> None:
     kwargs = {"base_url": BASE_URL, **kwargs}
     with pytest.raises(AgentMemError) as caught:
         cls(api_key=KEY, **kwargs)
@@ -94,8 +104,24 @@ def test_constructor_argument_errors_are_agentmem_errors(cls: type, kwargs: dict
 
 @pytest.mark.parametrize(
     "bad_key",
-    [" " + KEY, KEY + " ", KEY + "\n", KEY + "\r\n", "\t" + KEY, KEY[:8] + " " + KEY[8:], KEY[:8] + "\n" + KEY[8:]],
-    ids=["leading space", "trailing space", "trailing newline", "trailing CRLF", "leading tab", "inner space", "inner newline"],
+    [
+        " " + KEY,
+        KEY + " ",
+        KEY + "\n",
+        KEY + "\r\n",
+        "\t" + KEY,
+        KEY[:8] + " " + KEY[8:],
+        KEY[:8] + "\n" + KEY[8:],
+    ],
+    ids=[
+        "leading space",
+        "trailing space",
+        "trailing newline",
+        "trailing CRLF",
+        "leading tab",
+        "inner space",
+        "inner newline",
+    ],
 )
 @pytest.mark.parametrize("cls", [Client, AsyncClient])
 def test_a_key_with_whitespace_is_refused_without_showing_it(
@@ -120,9 +146,13 @@ def test_a_key_that_cannot_be_sent_in_a_header_is_refused() -> None:
         Client(api_key=b"am_bytes", base_url=BASE_URL)  # type: ignore[arg-type]
 
 
-def test_a_transport_error_that_quotes_the_key_is_wrapped_without_it(router: respx.MockRouter, sleeps: list[float]) -> None:
+def test_a_transport_error_that_quotes_the_key_is_wrapped_without_it(
+    router: respx.MockRouter, sleeps: list[float]
+) -> None:
     # h11 and proxies quote offending header values in their messages; ours must not repeat them.
-    router.get("/v1/agents").mock(side_effect=httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}'"))
+    router.get("/v1/agents").mock(
+        side_effect=httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}'")
+    )
     with Client(api_key=KEY, base_url=BASE_URL) as client:
         with pytest.raises(APIConnectionError) as caught:
             client.agents.list()
@@ -131,15 +161,21 @@ def test_a_transport_error_that_quotes_the_key_is_wrapped_without_it(router: res
     assert "Illegal header value" in printed  # the reason itself still shows
 
 
-async def test_async_transport_error_that_quotes_the_key_is_wrapped_without_it(router: respx.MockRouter, sleeps: list[float]) -> None:
-    router.get("/v1/agents").mock(side_effect=httpx.ConnectError(f"proxy refused Authorization: Bearer {KEY}"))
+async def test_async_transport_error_that_quotes_the_key_is_wrapped_without_it(
+    router: respx.MockRouter, sleeps: list[float]
+) -> None:
+    router.get("/v1/agents").mock(
+        side_effect=httpx.ConnectError(f"proxy refused Authorization: Bearer {KEY}")
+    )
     async with AsyncClient(api_key=KEY, base_url=BASE_URL) as client:
         with pytest.raises(APIConnectionError) as caught:
             await client.agents.list()
     assert KEY not in everything_printed(caught.value)
 
 
-def test_a_status_error_whose_body_echoes_the_key_does_not_show_it(router: respx.MockRouter) -> None:
+def test_a_status_error_whose_body_echoes_the_key_does_not_show_it(
+    router: respx.MockRouter,
+) -> None:
     # A misconfigured proxy that reflects the request headers into its error page.
     router.get("/v1/agents/a").respond(404, text=f"no route; you sent Authorization: Bearer {KEY}")
     with Client(api_key=KEY, base_url=BASE_URL) as client:
@@ -151,16 +187,22 @@ def test_a_status_error_whose_body_echoes_the_key_does_not_show_it(router: respx
 def test_retry_logs_never_show_the_key(
     router: respx.MockRouter, sleeps: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
-    router.get("/v1/agents").mock(side_effect=[httpx.ConnectError(f"reset; sent {KEY}"), httpx.Response(200, json=[])])
+    router.get("/v1/agents").mock(
+        side_effect=[httpx.ConnectError(f"reset; sent {KEY}"), httpx.Response(200, json=[])]
+    )
     with caplog.at_level("DEBUG", logger="agentmem"):
         with Client(api_key=KEY, base_url=BASE_URL) as client:
             assert client.agents.list() == []
     assert caplog.records and KEY not in caplog.text
 
 
-def test_an_unexpected_response_is_reported_without_quoting_its_body(router: respx.MockRouter) -> None:
+def test_an_unexpected_response_is_reported_without_quoting_its_body(
+    router: respx.MockRouter,
+) -> None:
     # The body of a key-creating call holds a secret; a malformed one must not land in a message.
-    router.post("/v1/admin/tenants/acme/keys").respond(201, json={"key": "am_fresh-secret", "id": 5})
+    router.post("/v1/admin/tenants/acme/keys").respond(
+        201, json={"key": "am_fresh-secret", "id": 5}
+    )
     with Client(api_key=KEY, base_url=BASE_URL) as client:
         with pytest.raises(AgentMemError, match="Unexpected response") as caught:
             client.admin.create_key("acme")
@@ -184,4 +226,3 @@ async def test_a_closed_async_client_raises_an_agentmem_error(router: respx.Mock
 def test_the_client_repr_never_shows_the_key() -> None:
     with Client(api_key=KEY, base_url=BASE_URL) as client:
         assert KEY not in repr(client) and KEY not in repr(client.memory)
-

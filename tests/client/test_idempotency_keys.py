@@ -17,10 +17,18 @@ from agentmem import (
 )
 
 BLOCK = {
-    "id": "blk_1", "block_type": "core", "content": "1", "scope": "user",
-    "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "2025-01-01T00:00:01+00:00",
+    "id": "blk_1",
+    "block_type": "core",
+    "content": "1",
+    "scope": "user",
+    "created_at": "2025-01-01T00:00:00+00:00",
+    "updated_at": "2025-01-01T00:00:01+00:00",
 }
-AGENT = {"id": "a", "created_at": "2025-01-01T00:00:00+00:00", "updated_at": "2025-01-01T00:00:00+00:00"}
+AGENT = {
+    "id": "a",
+    "created_at": "2025-01-01T00:00:00+00:00",
+    "updated_at": "2025-01-01T00:00:00+00:00",
+}
 RUN = {"id": "run_1", "agent_id": "a", "thread_id": "thr_1", "output": "hi"}
 IN_PROGRESS = httpx.Response(
     409,
@@ -30,21 +38,65 @@ IN_PROGRESS = httpx.Response(
 
 # Every write method: (route method, path, answer, call).
 WRITES: list[tuple[str, str, httpx.Response, Callable[[Any], Any]]] = [
-    ("PUT", "/v1/memory/core", httpx.Response(200, json=BLOCK),
-     lambda c, **k: c.memory.update("core", "1", expected_updated_at=None, **k)),
-    ("POST", "/v1/memory/archival/append", httpx.Response(200, json=BLOCK),
-     lambda c, **k: c.memory.append("archival", "x", **k)),
+    (
+        "PUT",
+        "/v1/memory/core",
+        httpx.Response(200, json=BLOCK),
+        lambda c, **k: c.memory.update("core", "1", expected_updated_at=None, **k),
+    ),
+    (
+        "POST",
+        "/v1/memory/archival/append",
+        httpx.Response(200, json=BLOCK),
+        lambda c, **k: c.memory.append("archival", "x", **k),
+    ),
     ("DELETE", "/v1/memory/core", httpx.Response(204), lambda c, **k: c.memory.delete("core", **k)),
-    ("POST", "/v1/agents", httpx.Response(201, json=AGENT), lambda c, **k: c.agents.create("a", **k)),
+    (
+        "POST",
+        "/v1/agents",
+        httpx.Response(201, json=AGENT),
+        lambda c, **k: c.agents.create("a", **k),
+    ),
     ("DELETE", "/v1/agents/a", httpx.Response(204), lambda c, **k: c.agents.delete("a", **k)),
-    ("POST", "/v1/agents/a/runs", httpx.Response(200, json=RUN), lambda c, **k: c.agents.run("a", "hi", **k)),
-    ("POST", "/v1/runs/run_1/replay", httpx.Response(200, json=RUN), lambda c, **k: c.runs.replay("run_1", **k)),
-    ("POST", "/v1/admin/tenants", httpx.Response(201, json={"id": "t", "name": "acme", "created_at": AGENT["created_at"]}),
-     lambda c, **k: c.admin.create_tenant("acme", **k)),
-    ("POST", "/v1/admin/tenants/acme/keys",
-     httpx.Response(201, json={"id": "k", "tenant_id": "t", "prefix": "am_", "key": "am_x", "created_at": AGENT["created_at"]}),
-     lambda c, **k: c.admin.create_key("acme", **k)),
-    ("DELETE", "/v1/admin/keys/k", httpx.Response(204), lambda c, **k: c.admin.revoke_key("k", **k)),
+    (
+        "POST",
+        "/v1/agents/a/runs",
+        httpx.Response(200, json=RUN),
+        lambda c, **k: c.agents.run("a", "hi", **k),
+    ),
+    (
+        "POST",
+        "/v1/runs/run_1/replay",
+        httpx.Response(200, json=RUN),
+        lambda c, **k: c.runs.replay("run_1", **k),
+    ),
+    (
+        "POST",
+        "/v1/admin/tenants",
+        httpx.Response(201, json={"id": "t", "name": "acme", "created_at": AGENT["created_at"]}),
+        lambda c, **k: c.admin.create_tenant("acme", **k),
+    ),
+    (
+        "POST",
+        "/v1/admin/tenants/acme/keys",
+        httpx.Response(
+            201,
+            json={
+                "id": "k",
+                "tenant_id": "t",
+                "prefix": "am_",
+                "key": "am_x",
+                "created_at": AGENT["created_at"],
+            },
+        ),
+        lambda c, **k: c.admin.create_key("acme", **k),
+    ),
+    (
+        "DELETE",
+        "/v1/admin/keys/k",
+        httpx.Response(204),
+        lambda c, **k: c.admin.revoke_key("k", **k),
+    ),
 ]
 IDS = [f"{w[0]} {w[1]}" for w in WRITES]
 
@@ -55,8 +107,13 @@ def keys_sent(route: respx.Route) -> list[str]:
 
 @pytest.mark.parametrize(("method", "path", "answer", "call"), WRITES, ids=IDS)
 def test_a_retried_write_sends_the_same_key_and_the_next_call_a_new_one(
-    method: str, path: str, answer: httpx.Response, call: Callable[..., Any],
-    client: Client, router: respx.MockRouter, sleeps: list[float],
+    method: str,
+    path: str,
+    answer: httpx.Response,
+    call: Callable[..., Any],
+    client: Client,
+    router: respx.MockRouter,
+    sleeps: list[float],
 ) -> None:
     route = router.route(method=method, path=path)
     route.side_effect = [httpx.ReadTimeout("late"), httpx.Response(503), answer, answer]
@@ -69,8 +126,13 @@ def test_a_retried_write_sends_the_same_key_and_the_next_call_a_new_one(
 
 @pytest.mark.parametrize(("method", "path", "answer", "call"), WRITES, ids=IDS)
 async def test_async_writes_send_keys_the_same_way(
-    method: str, path: str, answer: httpx.Response, call: Callable[..., Any],
-    async_client: AsyncClient, router: respx.MockRouter, sleeps: list[float],
+    method: str,
+    path: str,
+    answer: httpx.Response,
+    call: Callable[..., Any],
+    async_client: AsyncClient,
+    router: respx.MockRouter,
+    sleeps: list[float],
 ) -> None:
     route = router.route(method=method, path=path)
     route.side_effect = [httpx.ConnectError("reset"), answer, answer]
@@ -90,7 +152,10 @@ def test_in_progress_is_retried_with_the_same_key_after_retry_after(
     client: Client, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
     route = router.post("/v1/memory/archival/append")
-    route.side_effect = [IN_PROGRESS, httpx.Response(200, json=BLOCK, headers={"idempotent-replayed": "true"})]
+    route.side_effect = [
+        IN_PROGRESS,
+        httpx.Response(200, json=BLOCK, headers={"idempotent-replayed": "true"}),
+    ]
     assert client.memory.append("archival", "x").content == "1"
     assert sleeps == [1.0]
     assert len(set(keys_sent(route))) == 1
@@ -129,7 +194,10 @@ async def test_async_modify_gets_the_first_answer_of_a_retried_put(
 ) -> None:
     router.get("/v1/memory/core").respond(200, json={**BLOCK, "content": "0"})
     put = router.put("/v1/memory/core")
-    put.side_effect = [httpx.ReadTimeout("late"), httpx.Response(200, json=BLOCK, headers={"idempotent-replayed": "true"})]
+    put.side_effect = [
+        httpx.ReadTimeout("late"),
+        httpx.Response(200, json=BLOCK, headers={"idempotent-replayed": "true"}),
+    ]
     calls: list[str] = []
 
     def plus_one(text: str) -> str:
@@ -145,8 +213,14 @@ def test_an_interrupted_first_request_is_reported_not_retried(
     client: Client, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
     route = router.post("/v1/agents/a/runs").respond(
-        409, headers={"x-should-retry": "false"},
-        json={"error": {"type": "interrupted", "message": "the first request with this key stopped midway"}},
+        409,
+        headers={"x-should-retry": "false"},
+        json={
+            "error": {
+                "type": "interrupted",
+                "message": "the first request with this key stopped midway",
+            }
+        },
     )
     with pytest.raises(RequestInterruptedError):
         client.agents.run("a", "hi")

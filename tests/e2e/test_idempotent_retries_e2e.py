@@ -21,7 +21,15 @@ import agentmem
 from agentmem_server import create_app
 from agentmem_server.services.memory import MemoryService
 
-from support import ADMIN_KEY, ScriptedLLM, auth, make_settings, scripted_llm_settings, serve_in_thread, tool_call
+from support import (
+    ADMIN_KEY,
+    ScriptedLLM,
+    auth,
+    make_settings,
+    scripted_llm_settings,
+    serve_in_thread,
+    tool_call,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -73,11 +81,15 @@ def _tenant_key(url: str, tenant: str = "acme") -> str:
 
 
 def test_a_late_append_is_stored_once(tmp_path: Path, database_url: str) -> None:
-    app = LateFirstAnswer(create_app(_settings(tmp_path, database_url)), "POST", "/v1/memory/archival/append")
+    app = LateFirstAnswer(
+        create_app(_settings(tmp_path, database_url)), "POST", "/v1/memory/archival/append"
+    )
     lines = "\n".join(f"fact number {i}" for i in range(300))
     with serve_in_thread(app) as url:
         key = _tenant_key(url)
-        with agentmem.Client(api_key=key, base_url=url, timeout=CLIENT_TIMEOUT_S, max_retries=2) as client:
+        with agentmem.Client(
+            api_key=key, base_url=url, timeout=CLIENT_TIMEOUT_S, max_retries=2
+        ) as client:
             block = client.memory.append("archival", lines, agent_id="a1")
             assert (block.start_line, block.end_line) == (1, 300)
             time.sleep(LATE_S)  # let the first answer finish before looking
@@ -151,7 +163,11 @@ def test_a_retry_while_the_first_runs_waits_then_answers_409_in_progress(
         h = auth(_tenant_key(url)) | {"Idempotency-Key": "append-1"}
         path = f"{url}/v1/memory/archival/append"
         first: dict[str, httpx.Response] = {}
-        runner = threading.Thread(target=lambda: first.update(r=httpx.post(path, json={"text": "once"}, headers=h, timeout=30)))
+        runner = threading.Thread(
+            target=lambda: first.update(
+                r=httpx.post(path, json={"text": "once"}, headers=h, timeout=30)
+            )
+        )
         runner.start()
         time.sleep(0.5)  # the first is claimed and sleeping
         started = time.monotonic()
@@ -180,8 +196,12 @@ def test_a_retry_that_waits_long_enough_gets_the_first_answer(
         h = auth(key) | {"Idempotency-Key": "append-2"}
         with httpx.Client(timeout=30) as http:
             answers: list[httpx.Response] = []
-            threads = [threading.Thread(target=lambda: answers.append(http.post(path, json={"text": "once"}, headers=h)))
-                       for _ in range(3)]
+            threads = [
+                threading.Thread(
+                    target=lambda: answers.append(http.post(path, json={"text": "once"}, headers=h))
+                )
+                for _ in range(3)
+            ]
             for t in threads:
                 t.start()
                 time.sleep(0.2)
@@ -189,6 +209,10 @@ def test_a_retry_that_waits_long_enough_gets_the_first_answer(
                 t.join()
             stored = http.get(f"{url}/v1/memory/archival", headers=auth(key)).json()
     assert [a.status_code for a in answers] == [200, 200, 200]
-    assert sorted(a.headers.get("idempotent-replayed", "-") for a in answers) == ["-", "true", "true"]
+    assert sorted(a.headers.get("idempotent-replayed", "-") for a in answers) == [
+        "-",
+        "true",
+        "true",
+    ]
     assert len({a.text for a in answers}) == 1
     assert stored["line_count"] == 1

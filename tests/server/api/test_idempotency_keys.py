@@ -48,17 +48,31 @@ def test_a_repeat_gets_the_first_answer_marked_as_a_replay(http: TestClient, new
         {"json": {"text": "three"}},
         {"path": APPEND + "?agent_id=other"},
         {"path": "/v1/memory/core/append"},
-        {"method": "PUT", "path": "/v1/memory/archival", "json": {"content": "x", "expected_updated_at": None}},
+        {
+            "method": "PUT",
+            "path": "/v1/memory/archival",
+            "json": {"content": "x", "expected_updated_at": None},
+        },
     ],
     ids=["body", "query", "path", "method"],
 )
-def test_a_key_reused_for_another_request_is_422_and_changes_nothing(http: TestClient, new_key, change) -> None:
+def test_a_key_reused_for_another_request_is_422_and_changes_nothing(
+    http: TestClient, new_key, change
+) -> None:
     key = new_key("acme")
     h = _keyed(key, "k-2")
     assert http.post(APPEND, json={"text": "one"}, headers=h).status_code == 200
-    r = http.request(change.get("method", "POST"), change.get("path", APPEND), json=change.get("json", {"text": "one"}), headers=h)
+    r = http.request(
+        change.get("method", "POST"),
+        change.get("path", APPEND),
+        json=change.get("json", {"text": "one"}),
+        headers=h,
+    )
     assert r.status_code == 422, r.text
-    assert r.json()["error"]["type"] == "idempotency_key_reused" and r.json()["error"]["field"] == "Idempotency-Key"
+    assert (
+        r.json()["error"]["type"] == "idempotency_key_reused"
+        and r.json()["error"]["field"] == "Idempotency-Key"
+    )
     assert _line_count(http, auth(key)) == 1 and _line_count(http, auth(key), "other") == 0
     assert http.get("/v1/memory/core", headers=auth(key)).status_code == 404
 
@@ -96,7 +110,9 @@ def test_an_answer_that_changed_nothing_is_not_kept(http: TestClient, new_key) -
     key = new_key("acme")
     h = _keyed(key, "delete-helper")
     assert http.delete("/v1/agents/helper", headers=h).status_code == 404
-    assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=auth(key)).status_code == 201
+    assert (
+        http.post("/v1/agents", json={"agent_id": "helper"}, headers=auth(key)).status_code == 201
+    )
     # The 404 was not kept: the same key now deletes the agent, and then answers that again.
     assert http.delete("/v1/agents/helper", headers=h).status_code == 204
     again = http.delete("/v1/agents/helper", headers=h)
@@ -130,7 +146,11 @@ def test_a_retried_import_is_replayed_not_refused(http: TestClient, new_key) -> 
     first = http.post("/v1/import", content=export, headers=h)
     again = http.post("/v1/import", content=export, headers=h)
     assert first.status_code == 200, first.text
-    assert again.status_code == 200 and again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert (
+        again.status_code == 200
+        and again.json() == first.json()
+        and again.headers["idempotent-replayed"] == "true"
+    )
     assert _line_count(http, auth(target), "helper") == 2
     other = http.post("/v1/import", content=export + b"\n", headers=h)
     assert other.status_code == 422 and other.json()["error"]["type"] == "idempotency_key_reused"
@@ -162,10 +182,17 @@ def _abandon(http: TestClient, tenant_key: str, idem: str, method: str, path: st
     tenant_id = asyncio.run(http.app.state.services.tenants.tenant_for_key(tenant_key))
     now = now_micros()
     with http.app.state.services.sql.begin() as conn:
-        conn.execute(idempotency_keys.insert().values(
-            tenant_id=tenant_id, key=SealedKey.of(tenant_id, idem).id, request_hash=_request_hash({"method": method, "path": path, "query_string": b""}),
-            owner="own_dead", locked_until=now - 1, created_at=now - 60_000_000, expires_at=now + 3_600_000_000,
-        ))
+        conn.execute(
+            idempotency_keys.insert().values(
+                tenant_id=tenant_id,
+                key=SealedKey.of(tenant_id, idem).id,
+                request_hash=_request_hash({"method": method, "path": path, "query_string": b""}),
+                owner="own_dead",
+                locked_until=now - 1,
+                created_at=now - 60_000_000,
+                expires_at=now + 3_600_000_000,
+            )
+        )
 
 
 def test_an_abandoned_write_is_run_again(http: TestClient, new_key) -> None:
@@ -189,14 +216,23 @@ def test_an_abandoned_run_is_reported_interrupted_not_run_again(http: TestClient
 
 def test_the_table_holds_neither_the_keys_nor_readable_answers(http: TestClient) -> None:
     # An answer can hold memory text (deleted later) or a new API key (stored hashed elsewhere).
-    created = http.post("/v1/admin/tenants/acme/keys", headers=_keyed(ADMIN_KEY, "make-acme-key")).json()
+    created = http.post(
+        "/v1/admin/tenants/acme/keys", headers=_keyed(ADMIN_KEY, "make-acme-key")
+    ).json()
     h = _keyed(created["key"], "remember-locker")
-    assert http.post(APPEND, json={"text": "the locker code is Wqpz-2231"}, headers=h).status_code == 200
+    assert (
+        http.post(APPEND, json={"text": "the locker code is Wqpz-2231"}, headers=h).status_code
+        == 200
+    )
     with http.app.state.services.sql.begin() as conn:
         rows = conn.execute(select(idempotency_keys)).all()
     assert len(rows) == 2
-    stored = b"".join(bytes(r.response_body) + r.key.encode() + (r.response_headers or "").encode() for r in rows)
+    stored = b"".join(
+        bytes(r.response_body) + r.key.encode() + (r.response_headers or "").encode() for r in rows
+    )
     for secret in (created["key"].encode(), b"Wqpz", b"make-acme-key", b"remember-locker"):
         assert secret not in stored
     replayed = http.post(APPEND, json={"text": "the locker code is Wqpz-2231"}, headers=h)
-    assert replayed.headers["idempotent-replayed"] == "true" and "Wqpz" in replayed.json()["content"]
+    assert (
+        replayed.headers["idempotent-replayed"] == "true" and "Wqpz" in replayed.json()["content"]
+    )

@@ -51,7 +51,11 @@ def test_failed_authentications_close_the_address_for_the_window() -> None:
 @pytest.fixture
 def limited(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
     settings = make_settings(
-        tmp_path, database_url=database_url, rate_limit_per_s=0.5, rate_limit_burst=4, auth_failures_per_min=3
+        tmp_path,
+        database_url=database_url,
+        rate_limit_per_s=0.5,
+        rate_limit_burst=4,
+        auth_failures_per_min=3,
     )
     with TestClient(create_app(settings)) as http:
         yield http
@@ -60,7 +64,11 @@ def limited(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
 @pytest.fixture
 def quota_app(tmp_path: Path, database_url: str) -> Iterator[TestClient]:
     settings = make_settings(
-        tmp_path, database_url=database_url, quota_archival_lines=5, quota_core_blocks=1, quota_agents=1
+        tmp_path,
+        database_url=database_url,
+        quota_archival_lines=5,
+        quota_core_blocks=1,
+        quota_agents=1,
     )
     with TestClient(create_app(settings)) as http:
         yield http
@@ -92,15 +100,22 @@ def test_an_address_guessing_keys_is_throttled_even_with_a_good_key(limited: Tes
 
 def test_wrong_admin_keys_count_as_failures(limited: TestClient) -> None:
     for _ in range(3):
-        assert limited.get("/v1/admin/tenants", headers=auth("not-the-admin-key")).status_code == 401
+        assert (
+            limited.get("/v1/admin/tenants", headers=auth("not-the-admin-key")).status_code == 401
+        )
     assert limited.get("/v1/admin/tenants", headers=auth(ADMIN_KEY)).status_code == 429
 
 
 def test_archival_lines_quota(quota_app: TestClient) -> None:
     limited = quota_app
     h = _key(limited, "a")
-    assert limited.post("/v1/memory/archival/append", json={"text": "1\n2\n3"}, headers=h).status_code == 200
-    full = limited.post("/v1/memory/archival/append?agent_id=x", json={"text": "4\n5\n6"}, headers=h)
+    assert (
+        limited.post("/v1/memory/archival/append", json={"text": "1\n2\n3"}, headers=h).status_code
+        == 200
+    )
+    full = limited.post(
+        "/v1/memory/archival/append?agent_id=x", json={"text": "4\n5\n6"}, headers=h
+    )
     assert full.status_code == 429 and full.headers["x-should-retry"] == "false"
     assert full.json()["error"]["type"] == "quota_exceeded" and full.json()["error"]["limit"] == 5
     huge = limited.post("/v1/memory/archival/append", json={"text": "\n".join("abcdef")}, headers=h)
@@ -112,12 +127,21 @@ def test_archival_lines_quota(quota_app: TestClient) -> None:
 def test_core_blocks_and_agents_quotas(quota_app: TestClient) -> None:
     limited = quota_app
     h = _key(limited, "a")
-    assert limited.put("/v1/memory/core", json={"content": "x", "expected_updated_at": None}, headers=h).status_code == 200
-    by_put = limited.put("/v1/memory/core?agent_id=a1", json={"content": "x", "expected_updated_at": None}, headers=h)
+    assert (
+        limited.put(
+            "/v1/memory/core", json={"content": "x", "expected_updated_at": None}, headers=h
+        ).status_code
+        == 200
+    )
+    by_put = limited.put(
+        "/v1/memory/core?agent_id=a1", json={"content": "x", "expected_updated_at": None}, headers=h
+    )
     by_append = limited.post("/v1/memory/core/append?agent_id=a1", json={"text": "x"}, headers=h)
     assert by_put.status_code == by_append.status_code == 429
     assert by_append.json()["error"]["type"] == "quota_exceeded"
-    assert limited.post("/v1/memory/core/append", json={"text": "more"}, headers=h).status_code == 200
+    assert (
+        limited.post("/v1/memory/core/append", json={"text": "more"}, headers=h).status_code == 200
+    )
     assert limited.post("/v1/agents", json={"agent_id": "one"}, headers=h).status_code == 201
     second = limited.post("/v1/agents", json={"agent_id": "two"}, headers=h)
     assert second.status_code == 429 and second.json()["error"]["field"] == "agent_id"
@@ -135,6 +159,8 @@ def test_an_openai_provider_without_a_key_is_warned_about_at_start(
     assert any("AGENTMEM_LLM_API_KEY" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="agentmem"):
-        with TestClient(create_app(make_settings(tmp_path, llm_provider="openai", llm_api_key="sk-x"))):
+        with TestClient(
+            create_app(make_settings(tmp_path, llm_provider="openai", llm_api_key="sk-x"))
+        ):
             pass
     assert not any("AGENTMEM_LLM_API_KEY" in r.getMessage() for r in caplog.records)

@@ -32,13 +32,18 @@ def test_every_v1_operation_declares_its_errors_with_the_error_body(spec: dict) 
         errors = {code: r for code, r in op["responses"].items() if code[0] in "45"}
         assert {"401", "429", "500"} <= errors.keys(), name
         for code, response in errors.items():
-            assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}, (name, code)
+            assert response["content"]["application/json"]["schema"] == {"$ref": ERROR_REF}, (
+                name,
+                code,
+            )
             assert response["description"], (name, code)
         if "requestBody" in op or op.get("parameters"):
             assert "422" in errors, name
         if name.split()[0] in ("POST", "PUT", "DELETE") and "recall" not in name:
             assert "409" in errors, f"{name}: an idempotency key can be in use (409 in_progress)"
-    assert "HTTPValidationError" not in spec["components"]["schemas"], "FastAPI's 422 body is never sent"
+    assert "HTTPValidationError" not in spec["components"]["schemas"], (
+        "FastAPI's 422 body is never sent"
+    )
 
 
 def test_every_field_is_described_with_examples(spec: dict) -> None:
@@ -47,7 +52,9 @@ def test_every_field_is_described_with_examples(spec: dict) -> None:
         for field, prop in schema.get("properties", {}).items():
             if not prop.get("description"):
                 missing.append(f"{model}.{field}: description")
-            is_model = "$ref" in prop or "items" in prop and "$ref" in prop["items"] or "allOf" in prop
+            is_model = (
+                "$ref" in prop or "items" in prop and "$ref" in prop["items"] or "allOf" in prop
+            )
             if not is_model and "examples" not in prop and model not in ("ErrorBody",):
                 missing.append(f"{model}.{field}: examples")
     assert not missing, missing
@@ -65,4 +72,6 @@ def test_every_parameter_is_described(spec: dict) -> None:
 
 def test_the_import_body_and_export_answer_are_json_lines(spec: dict) -> None:
     assert "application/x-ndjson" in spec["paths"]["/v1/import"]["post"]["requestBody"]["content"]
-    assert "application/x-ndjson" in spec["paths"]["/v1/export"]["get"]["responses"]["200"]["content"]
+    assert (
+        "application/x-ndjson" in spec["paths"]["/v1/export"]["get"]["responses"]["200"]["content"]
+    )

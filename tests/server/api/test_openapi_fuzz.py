@@ -40,7 +40,12 @@ FUZZ_EXAMPLES = int(os.environ.get("AGENTMEM_FUZZ_EXAMPLES", "25"))
 DERANDOMIZE = os.environ.get("AGENTMEM_FUZZ_SEED", "fixed") != "random"
 COUNT_ONLY = os.environ.get("AGENTMEM_FUZZ_COUNT_ONLY") == "1"
 STATS_PATH = os.environ.get("AGENTMEM_FUZZ_STATS")
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 def _spec() -> dict:
@@ -60,8 +65,12 @@ class Live:
         self.session = requests.Session()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     if request.param == "sqlite":
         database_url = f"sqlite:///{tmp / 'agentmem.db'}"
@@ -108,7 +117,9 @@ def _record(backend: str, operation: str, status: int) -> None:
 
 def teardown_module() -> None:
     if STATS_PATH:
-        Path(STATS_PATH).write_text(json.dumps({k: dict(v) for k, v in sorted(STATS.items())}, indent=1))
+        Path(STATS_PATH).write_text(
+            json.dumps({k: dict(v) for k, v in sorted(STATS.items())}, indent=1)
+        )
 
 
 @schema.parametrize()
