@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..services.container import Services
 from ..errors import Forbidden, Unauthorized
+from ..services.tenants import unknown_key
 
 _bearer = HTTPBearer(
     auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`"
@@ -38,7 +39,7 @@ async def authenticate(
     _secret(credentials)
     tenant_id: Optional[str] = getattr(request.state, "tenant_id", None)
     if tenant_id is None:
-        raise Unauthorized("invalid or revoked API key")
+        raise unknown_key()
     return tenant_id
 
 

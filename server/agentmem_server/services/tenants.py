@@ -22,6 +22,16 @@ DEFAULT_TENANT = "default"
 DEFAULT_KEY_FILE = "default_api_key"
 
 
+def unknown_key() -> Unauthorized:
+    """The 401 for a key no tenant owns: says what to check, since the usual cause is a key made
+    for another database."""
+    return Unauthorized(
+        "invalid or revoked API key: check that AGENTMEM_API_KEY holds a key made for the "
+        "database this server uses (`agentmem keys list --tenant NAME`, run with the "
+        "server's AGENTMEM_DATA_DIR or AGENTMEM_DATABASE_URL, lists them) and not revoked"
+    )
+
+
 def _tenant(row: tenants_sql.TenantRow) -> Tenant:
     return Tenant(id=row.id, name=row.name, created_at=from_micros(row.created_at))
 
@@ -71,11 +81,7 @@ class TenantService:
         """The tenant id owning an active key; revocation takes effect on the next request."""
         tenant_id = await self.tenant_for_key(secret)
         if tenant_id is None:
-            raise Unauthorized(
-                "invalid or revoked API key: check that AGENTMEM_API_KEY holds a key made for the "
-                "database this server uses (`agentmem keys list --tenant NAME`, run with the "
-                "server's AGENTMEM_DATA_DIR or AGENTMEM_DATABASE_URL, lists them) and not revoked"
-            )
+            raise unknown_key()
         return tenant_id
 
     async def tenant_for_key(self, secret: str) -> Optional[str]:
