@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Optional
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 from agentmem import __version__
 
@@ -13,6 +14,7 @@ from .api.access import AccessMiddleware
 from .api.docs import install_docs
 from .api.errors import install_error_handlers
 from .api.idempotency import IdempotencyMiddleware
+from .api.mcp import MCP_PATH, McpEndpoint
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .api.routes import admin, agents, health, memory, runs, threads, transfer
 from .settings import Settings
@@ -28,7 +30,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         services = await build_services(settings)
         app.state.services = services
         try:
-            yield
+            async with mcp_endpoint.run(services):
+                yield
         finally:
             await services.close()
 
@@ -55,4 +58,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     for module in (health, admin, memory, agents, runs, threads, transfer):
         app.include_router(module.router)
+    # The Model Context Protocol endpoint (api/mcp.py): the memory tools for MCP hosts.
+    mcp_endpoint = McpEndpoint(app)
+    app.router.routes.append(
+        Route(MCP_PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    )
     return app

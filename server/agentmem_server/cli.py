@@ -1,4 +1,4 @@
-"""The `agentmem` command: serve, keys, reindex, cleanup, eval, export, import."""
+"""The `agentmem` command: serve, mcp, keys, reindex, cleanup, eval, export, import."""
 
 from __future__ import annotations
 
@@ -98,6 +98,19 @@ def serve(
         )
     _show_server_logs(log_level)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command("mcp")
+def mcp_stdio(
+    base_url: Optional[str] = typer.Option(
+        None, help="The running server's URL [default: AGENTMEM_BASE_URL or http://127.0.0.1:8765]."
+    ),
+) -> None:
+    """Serve the memory tools over stdio for an MCP host (Claude Desktop, IDEs): a relay to a
+    running server's /mcp with AGENTMEM_API_KEY (docs/mcp.md)."""
+    from .mcp_stdio import main as relay
+
+    relay(base_url)
 
 
 def _show_server_logs(level: str) -> None:

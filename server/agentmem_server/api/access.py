@@ -20,6 +20,7 @@ from ..services.limits import RequestLimits, retry_after
 from .errors import error_response
 
 ADMIN_PREFIX = "/v1/admin"
+MCP_PATH = "/mcp"
 
 
 def bearer_token(scope: Scope) -> Optional[str]:
@@ -45,7 +46,9 @@ class AccessMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if scope["type"] == "http" and (
+            scope["path"].startswith("/v1/") or scope["path"] == MCP_PATH
+        ):
             refusal = await self._identify(scope)
             if refusal is not None:
                 wait, message, fields = refusal

@@ -1,0 +1,296 @@
+"""The memory tools an MCP host offers its model, executed on the same services as the REST routes.
+
+    tools = McpTools(services)
+    tools.specs()                                   # name, description, input schema of each
+    result = await tools.call(tenant_id, "recall_archival_memory", {"query": "seat"})
+
+Transport-agnostic (no `mcp` import): `api/mcp.py` serves these over streamable HTTP at `/mcp`,
+and `agentmem mcp` relays the same tools over stdio. Arguments are checked against strict models
+(unknown fields refused, the same value rules as the REST bodies); a refused argument or a write
+the memory service refuses comes back as a `ToolFailure` whose `payload` the model can act on,
+e.g. a stale core update carries the block's current content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from pydantic import Field, ValidationError
+
+from agentmem.tools import MAX_RECALL_LIMIT
+from agentmem.types import MemoryRecallRequest
+from agentmem.types._base import RequestModel
+from agentmem.types._constraints import Id, Text, UtcDatetime
+
+from ..errors import Conflict, NotFound, ServiceError
+from .prompt import iso_utc
+
+if TYPE_CHECKING:
+    from .container import Services
+
+MAX_THREAD_MESSAGES = 200
+"""The most messages `list_thread_messages` returns in one call (the latest ones)."""
+
+# ---- arguments --------------------------------------------------------------------------------
+
+
+class RecallArgs(RequestModel):
+    query: Text = Field(min_length=1)
+    """What to look for, in natural language (a question or a few keywords)."""
+    agent_id: Optional[Id] = None
+    """Also search this agent's own memory; omit it to search only the user's memory."""
+    scope: Literal["user", "agent", "all"] = "all"
+    """`all` (the user's memory plus the agent's, when agent_id is given), `user` or `agent`."""
+    limit: int = Field(default=5, ge=1, le=MAX_RECALL_LIMIT)
+    """How many matches to return at most."""
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)
+    """Leave out matches scoring below this (scores are in [0, 1], higher is better)."""
+
+
+class AppendArgs(RequestModel):
+    text: Text = Field(min_length=1)
+    """One or more self-contained lines to remember (each line is searchable on its own)."""
+    agent_id: Optional[Id] = None
+    """Write to this agent's own memory; omit it to write to the user's memory."""
+
+
+class ReadCoreArgs(RequestModel):
+    agent_id: Optional[Id] = None
+    """Read this agent's core block; omit it to read the user's core block."""
+
+
+class UpdateCoreArgs(RequestModel):
+    content: Text
+    """The new full text of the core block (it replaces the old text)."""
+    expected_updated_at: Optional[UtcDatetime]
+    """The block's `updated_at` as read_core_memory returned it, or null when there is no block."""
+    agent_id: Optional[Id] = None
+    """Update this agent's core block; omit it to update the user's core block."""
+
+
+class ThreadMessagesArgs(RequestModel):
+    thread_id: Id
+    """The conversation thread whose messages to read."""
+    limit: int = Field(default=50, ge=1, le=MAX_THREAD_MESSAGES)
+    """How many of the latest messages to return at most."""
+
+
+# ---- the tools --------------------------------------------------------------------------------
+
+
+class ToolFailure(Exception):
+    """A call the model should see fail (bad arguments, a refused write), with what to do next."""
+
+    def __init__(self, payload: dict[str, Any]):
+        super().__init__(payload["error"]["message"])
+        self.payload = payload
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    title: str
+    description: str
+    args: type[RequestModel]
+    read_only: bool
+
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the arguments: `additionalProperties: false`, limits included."""
+        schema = self.args.model_json_schema()
+        schema.pop("title", None)
+        schema.pop("description", None)
+        return schema
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec(
+        "recall_archival_memory",
+        "Recall archival memory",
+        "Search long-term archival memory for passages relevant to a query. Use it before "
+        "answering anything that may depend on what you were told in earlier conversations. "
+        "Returns the best matches first, each with its score in [0, 1], scope and line numbers.",
+        RecallArgs,
+        read_only=True,
+    ),
+    ToolSpec(
+        "append_archival_memory",
+        "Remember in archival memory",
+        "Save facts to long-term archival memory so that recall_archival_memory finds them in "
+        "later conversations. Write self-contained lines (who, what, when), one fact a line.",
+        AppendArgs,
+        read_only=False,
+    ),
+    ToolSpec(
+        "read_core_memory",
+        "Read core memory",
+        "Read the core memory block: a short always-relevant profile (preferences, standing "
+        "instructions). Returns its content and updated_at, or exists=false when there is none. "
+        "Pass updated_at to update_core_memory.",
+        ReadCoreArgs,
+        read_only=True,
+    ),
+    ToolSpec(
+        "update_core_memory",
+        "Update core memory",
+        "Replace the whole text of the core memory block. Read it first with read_core_memory "
+        "and pass its updated_at (null when it does not exist yet). If it changed since you read "
+        "it, nothing is written and the error carries current_content and current_updated_at: "
+        "merge your change into current_content and call again with current_updated_at.",
+        UpdateCoreArgs,
+        read_only=False,
+    ),
+    ToolSpec(
+        "list_thread_messages",
+        "Read a conversation thread",
+        "Read the latest visible messages (user turns and assistant answers) of a conversation "
+        "thread, oldest first.",
+        ThreadMessagesArgs,
+        read_only=True,
+    ),
+)
+
+
+def _failure(error_type: str, message: str, **fields: Any) -> ToolFailure:
+    error: dict[str, Any] = {"type": error_type, "message": message}
+    error.update({k: v for k, v in fields.items() if v is not None})
+    return ToolFailure({"error": error})
+
+
+def _invalid(exc: ValidationError) -> ToolFailure:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = f"{field}: {first['msg']}" if field else first["msg"]
+    if len(exc.errors()) > 1:
+        message += f" (and {len(exc.errors()) - 1} more)"
+    return _failure("invalid_arguments", message, field=field)
+
+
+class McpTools:
+    """The tools of one server; every call names its tenant (from the caller's key)."""
+
+    def __init__(self, services: Services):
+        self._services = services
+        self._handlers: dict[str, Callable[[str, Any], Awaitable[dict[str, Any]]]] = {
+            "recall_archival_memory": self._recall,
+            "append_archival_memory": self._append,
+            "read_core_memory": self._read_core,
+            "update_core_memory": self._update_core,
+            "list_thread_messages": self._thread_messages,
+        }
+        self._specs = {spec.name: spec for spec in TOOLS}
+
+    @staticmethod
+    def specs() -> tuple[ToolSpec, ...]:
+        return TOOLS
+
+    def has(self, name: str) -> bool:
+        return name in self._specs
+
+    async def call(self, tenant_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The tool's result as a JSON object; `ToolFailure` for a call that fails; `KeyError`
+        for a tool that does not exist (a protocol error, not the model's to fix)."""
+        spec = self._specs[name]
+        try:
+            args = spec.args.model_validate(arguments)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        try:
+            return await self._handlers[name](tenant_id, args)
+        except ServiceError as exc:
+            raise _failure(exc.error_type, exc.message, field=exc.field, limit=exc.limit) from None
+
+    async def _recall(self, tenant_id: str, args: RecallArgs) -> dict[str, Any]:
+        if args.scope == "agent" and args.agent_id is None:
+            raise _failure("invalid_arguments", "scope 'agent' needs agent_id", field="agent_id")
+        found = await self._services.memory.recall(
+            tenant_id,
+            MemoryRecallRequest(
+                query=args.query,
+                agent_id=args.agent_id,
+                scope=args.scope,
+                limit=args.limit,
+                min_score=args.min_score,
+            ),
+        )
+        return {
+            "matches": [
+                {
+                    "content": m.content,
+                    "score": round(m.score, 4),
+                    "scope": m.scope,
+                    "agent_id": m.agent_id,
+                    "line_number": m.line_number,
+                    "end_line": m.end_line,
+                    "updated_at": iso_utc(m.updated_at),
+                }
+                for m in found
+            ]
+        }
+
+    async def _append(self, tenant_id: str, args: AppendArgs) -> dict[str, Any]:
+        block = await self._services.memory.append(tenant_id, "archival", args.text, args.agent_id)
+        return {
+            "ok": True,
+            "scope": block.scope,
+            "start_line": block.start_line,
+            "end_line": block.end_line,
+        }
+
+    async def _read_core(self, tenant_id: str, args: ReadCoreArgs) -> dict[str, Any]:
+        scope = "agent" if args.agent_id else "user"
+        try:
+            block = await self._services.memory.get_block(tenant_id, "core", args.agent_id)
+        except NotFound:
+            return {"exists": False, "scope": scope, "content": None, "updated_at": None}
+        return {
+            "exists": True,
+            "scope": scope,
+            "content": block.content,
+            "updated_at": iso_utc(block.updated_at),
+        }
+
+    async def _update_core(self, tenant_id: str, args: UpdateCoreArgs) -> dict[str, Any]:
+        memory = self._services.memory
+        expected: Optional[datetime] = args.expected_updated_at
+        try:
+            block = await memory.update_block(
+                tenant_id, "core", args.content, expected, args.agent_id
+            )
+        except Conflict as exc:
+            try:
+                current = await memory.get_block(tenant_id, "core", args.agent_id)
+            except NotFound:
+                current = None
+            failure = _failure(
+                "conflict",
+                exc.message + "; nothing was written: merge your change into current_content "
+                "and call again with current_updated_at as expected_updated_at",
+                field="expected_updated_at",
+            )
+            # Both always present: null means the block is gone (create it with null).
+            failure.payload["error"]["current_content"] = current.content if current else None
+            failure.payload["error"]["current_updated_at"] = (
+                iso_utc(current.updated_at) if current else None
+            )
+            raise failure from None
+        return {"ok": True, "updated_at": iso_utc(block.updated_at)}
+
+    async def _thread_messages(self, tenant_id: str, args: ThreadMessagesArgs) -> dict[str, Any]:
+        messages = await self._services.threads.messages(tenant_id, args.thread_id)
+        latest = messages[-args.limit :]
+        return {
+            "thread_id": args.thread_id,
+            "messages": [
+                {
+                    "role": m.role,
+                    "content": m.content,
+                    "created_at": iso_utc(m.created_at),
+                    "run_id": m.run_id,
+                }
+                for m in latest
+            ],
+            "more_before": len(messages) > len(latest),
+        }
