@@ -47,14 +47,19 @@ bench: setup
 	$(PY) -m evals.bench_core
 	$(PY) -m evals.bench_archival
 
-# What `make lint` covers: every path here is ruff-formatted, ruff-clean and mypy --strict clean
-# (settings in pyproject.toml). Add a path once it is clean.
-LINT_PATHS := agentmem
+# What `make lint` covers (settings in pyproject.toml): every path in LINT_PATHS is
+# ruff-formatted and ruff-clean (add a path once it is clean); TYPED_PATHS are mypy --strict
+# clean, but for the server modules pyproject.toml still lists as not yet clean (issue 13).
+SERVER := server/agentmem_server
+LINT_PATHS := agentmem tests/server/test_layers.py \
+	$(SERVER)/__init__.py $(SERVER)/errors.py $(SERVER)/ids.py $(SERVER)/tokens.py \
+	$(SERVER)/chunking.py $(SERVER)/settings.py
+TYPED_PATHS := agentmem $(SERVER)
 
 lint: setup
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
-	$(VENV)/bin/mypy $(LINT_PATHS)
+	$(VENV)/bin/mypy $(TYPED_PATHS)
 
 eval: setup
 	$(VENV)/bin/agentmem eval --out evals/out

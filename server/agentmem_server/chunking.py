@@ -17,8 +17,9 @@ from __future__ import annotations
 import bisect
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 from .tokens import TokenCounter
 

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     s3_allow_http: bool = False
 
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
-    """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests only)."""
+    """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests
+    only)."""
     embedding_device: str = "auto"
     """`auto` picks CUDA when present, else CPU; or any torch device string."""
     embedding_batch_size: int = 64
@@ -51,7 +52,8 @@ class Settings(BaseSettings):
     """Enables the `/v1/admin` endpoints when set."""
 
     llm_provider: Literal["openai", "offline"] = "offline"
-    """`openai` (any OpenAI-compatible `/chat/completions`) or `offline` (an echo, not a language model)."""
+    """`openai` (any OpenAI-compatible `/chat/completions`) or `offline` (an echo, not a language
+    model)."""
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: Optional[str] = None
     llm_model: str = "gpt-4o-mini"
@@ -63,7 +65,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     """Largest request body accepted; larger ones get 413 before being read whole."""
     max_import_bytes: int = Field(default=4 * 1024**3, ge=1024)
-    """Largest body for `POST /v1/import`, which streams (an export can be much larger than a request)."""
+    """Largest body for `POST /v1/import`, which streams (an export can be much larger than a
+    request)."""
 
     chunk_tokens: int = Field(default=96, ge=16)
     """Target chunk size in cl100k tokens (also capped by the embedder's own max sequence length).
@@ -72,7 +75,8 @@ class Settings(BaseSettings):
     chunk_overlap_lines: int = Field(default=1, ge=0)
     """Lines repeated at the start of the next chunk so a fact on a boundary is found in both."""
     ann_index_min_rows: int = Field(default=10_000, ge=1)
-    """A scope's archival table gets an ANN index once it holds this many chunks (docs/recall.md)."""
+    """A scope's archival table gets an ANN index once it holds this many chunks
+    (docs/recall.md)."""
     recall_cache_mb: int = Field(default=384, ge=0)
     """Memory for in-memory copies of recalled archival tables, which answer the vector leg of a
     recall from memory (~0.5 ms instead of 3-6 ms at 100k chunks); 0 turns them off. A copy takes

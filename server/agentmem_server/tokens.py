@@ -8,7 +8,8 @@ never raises: stored memory and user messages are data, not control.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import tiktoken
@@ -20,7 +21,7 @@ TokenCounter = Callable[[str], int]
 
 
 @functools.cache
-def _encoding() -> "tiktoken.Encoding":
+def _encoding() -> tiktoken.Encoding:
     import tiktoken  # a second or so to load: only when something is counted
 
     return tiktoken.get_encoding(CL100K_ENCODING)
