@@ -3,6 +3,8 @@
 Importing this package loads numpy only; torch and sentence-transformers load with a real model.
 """
 
+from typing import Any
+
 from .base import Embedder, normalize_rows
 from .batcher import EmbeddingBatcher
 from .hashing import HashEmbedder
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Lazy: naming the class must not import torch.
     if name == "SentenceTransformerEmbedder":
         from .sentence import SentenceTransformerEmbedder

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 @runtime_checkable
@@ -37,3 +42,12 @@ def normalize_rows(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     # A zero row stays zero rather than becoming NaN; no real model produces one.
     return vectors / np.where(norms == 0, 1, norms)
+
+
+def model_shape(model: SentenceTransformer, source: Path | str) -> tuple[int, int]:
+    """(dimension, max_seq_length) of a loaded sentence-transformers model; both are Optional in
+    its API, and an embedder needs both."""
+    dimension, max_seq_length = model.get_embedding_dimension(), model.max_seq_length
+    if dimension is None or max_seq_length is None:
+        raise ValueError(f"{source}: the model states no embedding dimension or sequence length")
+    return int(dimension), int(max_seq_length)

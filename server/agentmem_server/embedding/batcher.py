@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -28,7 +29,7 @@ from .base import Embedder
 @dataclass(eq=False)
 class _Request:
     texts: Sequence[str]
-    future: asyncio.Future
+    future: asyncio.Future[np.ndarray]
     vectors: Optional[np.ndarray] = None
     taken: int = 0
     done: int = 0
@@ -36,7 +37,7 @@ class _Request:
 
 @dataclass(eq=False)
 class _Batch:
-    parts: list = field(default_factory=list)  # (request, start, end)
+    parts: list[tuple[_Request, int, int]] = field(default_factory=list)  # (request, start, end)
 
     @property
     def texts(self) -> list[str]:
@@ -69,9 +70,9 @@ class EmbeddingBatcher:
         self._normal: deque[_Request] = deque()
         self._free_lanes = workers
         self._query_lane_free = True
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Task[None]] = set()
         self._wakeup: Optional[asyncio.Event] = None
-        self._dispatcher: Optional[asyncio.Task] = None
+        self._dispatcher: Optional[asyncio.Task[None]] = None
         self._closed = False
         self._embed_query = getattr(embedder, "embed_query", embedder.embed)
 
@@ -94,7 +95,7 @@ class EmbeddingBatcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _take(self, queues: Sequence[deque], room: int) -> _Batch:
+    def _take(self, queues: Sequence[deque[_Request]], room: int) -> _Batch:
         batch = _Batch()
         for queue in queues:
             while queue and room:

@@ -17,7 +17,7 @@ BUNDLED_MINILM = "bundled:all-MiniLM-L6-v2"
 log = logging.getLogger("agentmem.embedding")
 
 
-def load_embedder(settings: "Settings") -> Embedder:
+def load_embedder(settings: Settings) -> Embedder:
     """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests).
 
     A real model runs with ONNX Runtime on CPU (`embedding_backend` `auto` or `onnx`), exported into
@@ -47,7 +47,8 @@ def load_embedder(settings: "Settings") -> Embedder:
         path = Path(spec).expanduser()
         if not path.is_dir():
             raise ValueError(
-                f"embedding_model {spec!r} is neither {BUNDLED_MINILM!r}, hash:DIM, nor a local folder"
+                f"embedding_model {spec!r} is neither {BUNDLED_MINILM!r}, hash:DIM, "
+                "nor a local folder"
             )
         spec = str(path.resolve())
     if _use_onnx(settings):
@@ -70,7 +71,7 @@ def load_embedder(settings: "Settings") -> Embedder:
     )
 
 
-def _use_onnx(settings: "Settings") -> bool:
+def _use_onnx(settings: Settings) -> bool:
     if settings.embedding_backend != "auto":
         return settings.embedding_backend == "onnx"
     from .sentence import resolve_device
@@ -78,10 +79,11 @@ def _use_onnx(settings: "Settings") -> bool:
     return resolve_device(settings.embedding_device) == "cpu"
 
 
-def _load_onnx(path: Path, model_id: str, settings: "Settings") -> Embedder:
+def _load_onnx(path: Path, model_id: str, settings: Settings) -> Embedder:
     if settings.embedding_device not in ("auto", "cpu"):
         raise ValueError(
-            f"embedding_backend 'onnx' runs on the CPU only; embedding_device is {settings.embedding_device!r}"
+            "embedding_backend 'onnx' runs on the CPU only; "
+            f"embedding_device is {settings.embedding_device!r}"
         )
     from .onnx import OnnxSentenceEmbedder, ensure_onnx_export
 

@@ -1,7 +1,7 @@
 """The same sentence-transformers model run by ONNX Runtime: same vectors, a query embedded 2-2.4x
 faster on CPU (docs/recall.md, "ONNX backend").
 
-    export_dir = ensure_onnx_export(model_folder, data_dir / "onnx")   # once; seconds; needs torch + onnx
+    export_dir = ensure_onnx_export(model_folder, data_dir / "onnx")  # once; needs torch + onnx
     embedder = OnnxSentenceEmbedder(export_dir, model_id="bundled:all-MiniLM-L6-v2")
 
 The export is made from the local torch weights (torch's own ONNX exporter; no network, no
@@ -11,8 +11,8 @@ named after a hash of the model folder, checked against torch on fixed texts bef
 (cosine >= `MIN_COSINE` or the export fails), and loaded with `onnxruntime` and the Rust tokenizer
 only: serving does not import torch. Importing this module imports numpy only.
 
-Vectors match torch's (measured min cosine 0.9999999 on 1,000 texts), so the embedder keeps the torch
-embedder's `model_id`: stored vectors stay valid and switching backends needs no reindex.
+Vectors match torch's (measured min cosine 0.9999999 on 1,000 texts), so the embedder keeps the
+torch embedder's `model_id`: stored vectors stay valid and switching backends needs no reindex.
 """
 
 from __future__ import annotations
@@ -25,12 +25,17 @@ import shutil
 import tempfile
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import normalize_rows
+from .base import model_shape, normalize_rows
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Encoding
 
 log = logging.getLogger("agentmem.embedding")
 
@@ -101,8 +106,9 @@ def ensure_onnx_export(model_folder: Path | str, cache_root: Path | str) -> Path
     return target
 
 
-def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
-    """Export a local sentence-transformers folder to `out_dir` (model.onnx, tokenizer.json, meta.json).
+def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict[str, Any]:
+    """Export a local sentence-transformers folder to `out_dir` (model.onnx, tokenizer.json,
+    meta.json).
 
     Needs torch, sentence-transformers and `onnx`. The graph maps token ids to the model's final
     `sentence_embedding` (its own pooling and normalisation), with dynamic batch and length.
@@ -119,21 +125,28 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
         raise ValueError(
             f"{model_folder}: the ONNX backend needs a model with a fast (Rust) tokenizer"
         )
+    dimension, max_seq_length = model_shape(model, model_folder)
     first = model[0]
     do_lower_case = bool(getattr(first, "do_lower_case", False))
 
     class Graph(torch.nn.Module):
-        def __init__(self, st):
+        def __init__(self, st: SentenceTransformer) -> None:
             super().__init__()
             self.st = st
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
             features = {
                 "input_ids": input_ids,
                 "attention_mask": attention_mask,
                 "token_type_ids": token_type_ids,
             }
-            return self.st(features)["sentence_embedding"]
+            embedding: torch.Tensor = self.st(features)["sentence_embedding"]
+            return embedding
 
     # Trace with padding in the batch, so the attention-mask path is the one recorded.
     example = model.preprocess(
@@ -166,8 +179,8 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
     meta = {
         "format": EXPORT_FORMAT,
         "source": str(model_folder),
-        "dimension": int(model.get_embedding_dimension()),
-        "max_seq_length": int(model.max_seq_length),
+        "dimension": dimension,
+        "max_seq_length": max_seq_length,
         "do_lower_case": do_lower_case,
         "uses_token_type_ids": uses_types,
         "torch": torch.__version__,
@@ -182,7 +195,8 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
         theirs = model.preprocess([text])["input_ids"][0].tolist()
         if ours != theirs:
             raise RuntimeError(
-                f"ONNX export of {model_folder}: tokenizer differs from sentence-transformers on {text[:40]!r}"
+                f"ONNX export of {model_folder}: tokenizer differs from sentence-transformers "
+                f"on {text[:40]!r}"
             )
     want = model.encode(
         texts,
@@ -212,7 +226,8 @@ def export_onnx(model_folder: Path | str, out_dir: Path | str) -> dict:
 
 
 class OnnxSentenceEmbedder:
-    """An exported sentence-transformers model (see `ensure_onnx_export`) run by ONNX Runtime on CPU.
+    """An exported sentence-transformers model (see `ensure_onnx_export`) run by ONNX Runtime on
+    CPU.
 
     `embed` may be called from several threads at once (the batcher's lanes): each call runs on its
     caller's thread with one ONNX Runtime thread, for the reason `SentenceTransformerEmbedder` uses
@@ -278,7 +293,7 @@ class OnnxSentenceEmbedder:
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self._encode_full(texts)]
 
-    def _encode_full(self, texts: Sequence[str]):
+    def _encode_full(self, texts: Sequence[str]) -> list[Encoding]:
         texts = [t.lower() for t in texts] if self._lower else list(texts)
         with self._lock:  # the Rust tokenizer is not safe to share between threads
             return self._tokenizer.encode_batch(texts, add_special_tokens=True)
@@ -290,7 +305,7 @@ class OnnxSentenceEmbedder:
         """`embed` for the few texts of a recall, with `query_threads` threads."""
         return self._run(self._query_session, texts)
 
-    def _run(self, session, texts: Sequence[str]) -> np.ndarray:
+    def _run(self, session: Any, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         # Texts of similar length share a batch, so little of each forward pass is padding.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -311,7 +326,7 @@ class OnnxSentenceEmbedder:
         return normalize_rows(out)
 
 
-def _session(ort, path: Path, *, threads: int):
+def _session(ort: Any, path: Path, *, threads: int) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from .base import normalize_rows
+from .base import model_shape, normalize_rows
 
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl")
 """A CUDA GPU needs the NVIDIA driver, which shows up as one of these on Linux."""
 
 
 def resolve_device(device: str) -> str:
-    """`auto` -> `cuda` when torch sees a GPU, else `cpu`; anything else is passed to torch as is."""
+    """`auto` -> `cuda` when torch sees a GPU, else `cpu`; anything else goes to torch as is."""
     if device != "auto":
         return device
     if not any(Path(p).exists() for p in NVIDIA_DRIVER_PATHS):
@@ -59,8 +59,7 @@ class SentenceTransformerEmbedder:
         self._preprocess_lock = threading.Lock()
         self._model = SentenceTransformer(str(path), device=self.device, local_files_only=True)
         self._model.eval()
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_seq_length = int(self._model.max_seq_length)
+        self.dimension, self.max_seq_length = model_shape(self._model, path)
         tokenizer = self._model.tokenizer
         self._tokenizer = tokenizer
         self._counter = None

@@ -21,8 +21,9 @@ __all__ = [
 ]
 
 
-def build_provider(settings: "Settings") -> ChatProvider:
-    """The provider `settings.llm_provider` names; call in the app's lifespan and `aclose()` it after."""
+def build_provider(settings: Settings) -> ChatProvider:
+    """The provider `settings.llm_provider` names; call in the app's lifespan, `aclose()` it
+    after."""
     if settings.llm_provider == "openai":
         return OpenAICompatibleProvider(
             base_url=settings.llm_base_url,

@@ -1,4 +1,5 @@
-"""What the run loop needs from an LLM: one chat-completion call, OpenAI message format in and out."""
+"""What the run loop needs from an LLM: one chat-completion call, OpenAI message format in and
+out."""
 
 from __future__ import annotations
 

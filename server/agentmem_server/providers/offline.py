@@ -82,8 +82,9 @@ class OfflineProvider:
                 for attrs, body in _MATCH_RE.findall(content):
                     a = dict(_ATTR_RE.findall(attrs))
                     seen.append(
-                        f"- archival memory ({a.get('scope', '?')} scope, line {a.get('line', '?')}, "
-                        f"score {a.get('score', '?')}): {_preview(body)}"
+                        f"- archival memory ({a.get('scope', '?')} scope, "
+                        f"line {a.get('line', '?')}, score {a.get('score', '?')}): "
+                        f"{_preview(body)}"
                     )
             elif m.get("role") == "tool":
                 try:
@@ -92,8 +93,10 @@ class OfflineProvider:
                     continue
                 for match in result.get("matches", []) if isinstance(result, dict) else []:
                     seen.append(
-                        f"- recalled by tool ({match.get('scope', '?')} scope, line {match.get('line_number', '?')}, "
-                        f"score {match.get('score', 0):.3f}): {_preview(str(match.get('content', '')))}"
+                        f"- recalled by tool ({match.get('scope', '?')} scope, "
+                        f"line {match.get('line_number', '?')}, "
+                        f"score {match.get('score', 0):.3f}): "
+                        f"{_preview(str(match.get('content', '')))}"
                     )
         lines.append("Memory in my input:" if seen else "Memory in my input: none.")
         lines.extend(seen)

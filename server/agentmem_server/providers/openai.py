@@ -1,4 +1,5 @@
-"""Any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, Ollama, LiteLLM, ...) over httpx."""
+"""Any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, Ollama, LiteLLM, ...) over
+httpx."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ class OpenAICompatibleProvider:
                 response = await self._client.post(url, content=body)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 if attempt < self.max_retries:
-                    delay = self._backoff(attempt, None)
+                    delay = self._jittered(attempt)
                     log.warning(
                         "LLM provider unreachable (%s); retry %d in %.2fs", exc, attempt + 1, delay
                     )
@@ -92,16 +93,16 @@ class OpenAICompatibleProvider:
                 raise UpstreamError(f"LLM provider request failed: {exc!r}") from exc
 
             if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                delay = self._backoff(attempt, response.headers.get("retry-after"))
-                if delay is not None:
+                wait = self._backoff(attempt, response.headers.get("retry-after"))
+                if wait is not None:
                     log.warning(
                         "LLM provider answered %d; retry %d in %.2fs",
                         response.status_code,
                         attempt + 1,
-                        delay,
+                        wait,
                     )
                     attempt += 1
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(wait)
                     continue
             if response.status_code >= 400:
                 raise UpstreamError(
@@ -111,13 +112,18 @@ class OpenAICompatibleProvider:
             return _parse(response)
 
     def _backoff(self, attempt: int, retry_after: Optional[str]) -> Optional[float]:
-        """Seconds to wait before retry `attempt + 1`, or None when the provider asks for too long."""
+        """Seconds to wait before retry `attempt + 1`, or None when the provider asks for too
+        long."""
         if retry_after is not None:
             wait = _parse_retry_after(retry_after)
             if wait is not None:
                 return None if wait > MAX_RETRY_AFTER_S else wait
+        return self._jittered(attempt)
+
+    def _jittered(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter: replicas that failed together should not
+        retry together."""
         capped = min(MAX_BACKOFF_S, self.initial_backoff_s * 2**attempt)
-        # Full jitter: replicas that failed together should not retry together.
         return random.uniform(capped / 2, capped)
 
 
