@@ -53,7 +53,8 @@ bench: setup
 SERVER := server/agentmem_server
 LINT_PATHS := agentmem tests/server/test_layers.py \
 	$(SERVER)/__init__.py $(SERVER)/errors.py $(SERVER)/ids.py $(SERVER)/tokens.py \
-	$(SERVER)/chunking.py $(SERVER)/settings.py $(SERVER)/embedding $(SERVER)/providers
+	$(SERVER)/chunking.py $(SERVER)/settings.py $(SERVER)/embedding $(SERVER)/providers \
+	$(SERVER)/storage/base.py $(SERVER)/storage/sql
 TYPED_PATHS := agentmem $(SERVER)
 
 lint: setup

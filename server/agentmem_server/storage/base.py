@@ -6,19 +6,16 @@ without loading a store. The implementations live beside it: `sql/` and `lance/`
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import (
     TYPE_CHECKING,
     Any,
-    Awaitable,
-    Callable,
-    Iterable,
     Literal,
     Optional,
     Protocol,
-    Sequence,
     runtime_checkable,
 )
 
@@ -53,7 +50,7 @@ class ScopeKey:
         return self.agent_id if self.scope == "agent" and self.agent_id else USER_SCOPE_KEY
 
     @classmethod
-    def from_agent_key(cls, agent_key: str) -> "ScopeKey":
+    def from_agent_key(cls, agent_key: str) -> ScopeKey:
         """The inverse of `agent_key`: the form SQL stores a scope in."""
         return cls("agent", agent_key) if agent_key != USER_SCOPE_KEY else cls("user")
 
@@ -68,7 +65,7 @@ class BlockRef:
     agent_id: Optional[str]
 
     @classmethod
-    def of(cls, tenant_id: str, block_id: str, agent_key: str) -> "BlockRef":
+    def of(cls, tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
         scope = ScopeKey.from_agent_key(agent_key)
         return cls(tenant_id, block_id, scope.scope, scope.agent_id)
 
@@ -81,17 +78,17 @@ def to_micros(ts: datetime) -> int:
     """UTC microseconds since the epoch: the exact form timestamps are compared in SQL."""
     if ts.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    delta = ts.astimezone(timezone.utc) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    delta = ts.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_micros(us: int) -> datetime:
     seconds, micros = divmod(us, 1_000_000)
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=micros)
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=micros)
 
 
 def now_micros() -> int:
-    return to_micros(datetime.now(timezone.utc))
+    return to_micros(datetime.now(UTC))
 
 
 # ---- the archival store -----------------------------------------------------------------------
@@ -139,7 +136,7 @@ class TextHits:
 
     hits: list[ChunkHit]
     bm25: list[float]
-    vectors: "np.ndarray"
+    vectors: np.ndarray
     """Shape `(len(hits), dimension)`, unit rows."""
 
 
@@ -160,12 +157,12 @@ class BlockWriter(Protocol):
 
     async def stored_chunks(self) -> list[StoredChunk]: ...
 
-    async def stored_vectors(self, chunk_ids: Iterable[str]) -> dict[str, "np.ndarray"]: ...
+    async def stored_vectors(self, chunk_ids: Iterable[str]) -> dict[str, np.ndarray]: ...
 
     async def add(
         self,
-        chunks: Sequence["Chunk"],
-        vectors: "np.ndarray",
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
         *,
         text_hashes: Sequence[str],
         written_at: int,
@@ -176,8 +173,8 @@ class BlockWriter(Protocol):
 
     async def replace(
         self,
-        chunks: Sequence["Chunk"],
-        vectors: "np.ndarray",
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
         *,
         text_hashes: Sequence[str],
         written_at: int,
@@ -216,7 +213,7 @@ class ArchivalStore(Protocol):
     async def vector_search(
         self,
         scope: ScopeIndex,
-        vector: "np.ndarray",
+        vector: np.ndarray,
         *,
         limit: int,
         written_after: Optional[int] = None,
@@ -241,7 +238,7 @@ class ArchivalStore(Protocol):
 
     async def reindex(
         self,
-        embed: Callable[[Sequence[str]], Awaitable["np.ndarray"]],
+        embed: Callable[[Sequence[str]], Awaitable[np.ndarray]],
         *,
         batch_rows: int,
         progress: Optional[Progress] = None,

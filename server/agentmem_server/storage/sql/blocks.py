@@ -6,10 +6,24 @@ line reservation here and the vector write in LanceDB).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Case,
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ...ids import BLOCK, new_id
@@ -29,14 +43,15 @@ class BlockRow:
     updated_at: int
 
 
-def _next_updated_at(now_us: int):
-    # Strictly increasing even when two writes land in the same microsecond (or the clock steps back).
+def _next_updated_at(now_us: int) -> Case[int]:
+    # Strictly increasing even when two writes land in the same microsecond (or the clock steps
+    # back).
     return case(
         (literal(now_us) > blocks.c.updated_at, literal(now_us)), else_=blocks.c.updated_at + 1
     )
 
 
-def _key(tenant_id: str, block_type: str, agent_key: str):
+def _key(tenant_id: str, block_type: str, agent_key: str) -> ColumnElement[bool]:
     return and_(
         blocks.c.tenant_id == tenant_id,
         blocks.c.block_type == block_type,
@@ -44,7 +59,7 @@ def _key(tenant_id: str, block_type: str, agent_key: str):
     )
 
 
-def _row(r) -> BlockRow:
+def _row(r: Row[Any]) -> BlockRow:
     return BlockRow(
         id=r.id,
         tenant_id=r.tenant_id,
@@ -92,7 +107,7 @@ def insert_block_if_missing(
     line_count: int,
     now_us: int,
 ) -> Optional[BlockRow]:
-    """Create the block; None when it already exists (the caller then decides: conflict or retry)."""
+    """Create the block; None when it already exists (the caller decides: conflict or retry)."""
     row = BlockRow(
         id=new_id(BLOCK),
         tenant_id=tenant_id,
@@ -129,7 +144,8 @@ def guarded_update(
     line_count: int,
     now_us: int,
 ) -> Optional[BlockRow]:
-    """Compare-and-set on `updated_at`; None when the stored value differs (or the block is gone)."""
+    """Compare-and-set on `updated_at`; None when the stored value differs (or the block is
+    gone)."""
     stmt = (
         update(blocks)
         .where(_key(tenant_id, block_type, agent_key), blocks.c.updated_at == expected_updated_at)
@@ -151,7 +167,8 @@ def append_core_text(
     limit_chars: int,
     now_us: int,
 ) -> Optional[BlockRow]:
-    """Append as new line(s) in one statement; None when the block is missing or would pass the limit."""
+    """Append as new line(s) in one statement; None when the block is missing or would pass the
+    limit."""
     joined = case(
         (blocks.c.content == "", literal(text)), else_=blocks.c.content + "\n" + literal(text)
     )
@@ -228,17 +245,20 @@ def delete_block(
     if r is None:
         return None
     # Explicit rather than relying on ON DELETE CASCADE, which SQLite only honours per connection.
-    conn.execute(delete(archival_lines).where(archival_lines.c.block_id == r.id))
-    return r.id
+    deleted: str = r.id
+    conn.execute(delete(archival_lines).where(archival_lines.c.block_id == deleted))
+    return deleted
 
 
-def iter_append_batches(conn: Connection, block_id: str, page: int = 5000):
+def iter_append_batches(
+    conn: Connection, block_id: str, page: int = 5000
+) -> Iterator[tuple[int, list[str]]]:
     """Yield the block's lines as the append batches that wrote them (lines sharing `written_at`).
 
     Export keeps these batches so an import re-chunks the text exactly as the original was chunked.
     """
     batch: list[str] = []
-    batch_at = None
+    batch_at = 0
     after = 0
     while True:
         rows = conn.execute(

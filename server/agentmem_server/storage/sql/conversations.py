@@ -7,10 +7,11 @@ messages, run record) is written in one, after the provider has answered.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-from sqlalchemy import Connection, delete, func, insert, literal, select
+from sqlalchemy import Connection, Row, delete, func, insert, literal, select
 
 from agentmem.types import Agent, Message
 
@@ -38,7 +39,7 @@ class RunRow:
     record: dict[str, Any]
 
 
-def _agent(r) -> Agent:
+def _agent(r: Row[Any]) -> Agent:
     return Agent(
         id=r.id,
         instructions=r.instructions,
@@ -103,7 +104,8 @@ def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
     thread_ids = select(threads.c.id).where(
         threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id
     )
-    # Explicit rather than relying on ON DELETE CASCADE, which SQLite honours only per connection pragma.
+    # Explicit rather than relying on ON DELETE CASCADE, which SQLite honours only per connection
+    # pragma.
     conn.execute(
         delete(messages).where(
             messages.c.tenant_id == tenant_id, messages.c.thread_id.in_(thread_ids)
@@ -219,7 +221,8 @@ def save_turn(
     finished_us: int,
     record: dict[str, Any],
 ) -> bool:
-    """Writes one finished turn; False (nothing written) when the agent or thread is gone meanwhile."""
+    """Writes one finished turn; False (nothing written) when the agent or thread is gone
+    meanwhile."""
     if get_agent(conn, tenant_id, agent_id) is None:
         return False
     if new_thread:

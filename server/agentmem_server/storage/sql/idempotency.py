@@ -9,9 +9,9 @@ over (its lease ran out) can no longer record or release it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
-from sqlalchemy import Connection, delete, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .schema import idempotency_keys as keys
@@ -37,7 +37,7 @@ class KeyRecord:
         return self.status is not None
 
 
-def _record(r) -> KeyRecord:
+def _record(r: Row[Any]) -> KeyRecord:
     return KeyRecord(
         tenant_id=r.tenant_id,
         key=r.key,
@@ -54,7 +54,7 @@ def _record(r) -> KeyRecord:
     )
 
 
-def _where(tenant_id: str, key: str):
+def _where(tenant_id: str, key: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (keys.c.tenant_id == tenant_id, keys.c.key == key)
 
 
@@ -108,7 +108,8 @@ def take_over(
     now_us: int,
     locked_until: int,
 ) -> bool:
-    """Claim a running request whose lease ran out (its process is gone); False if we lost a race."""
+    """Claim a running request whose lease ran out (its process is gone); False if we lost a
+    race."""
     stmt = (
         update(keys)
         .where(

@@ -108,7 +108,8 @@ threads = Table(
     Index("ix_threads_agent", "tenant_id", "agent_id"),
 )
 
-# The visible transcript. Hidden model input (reminders, tool calls) lives only in `runs.record_json`.
+# The visible transcript. Hidden model input (reminders, tool calls) lives only in
+# `runs.record_json`.
 messages = Table(
     "messages",
     metadata,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -30,7 +31,7 @@ class SqlStore(UnitOfWork):
         return self.engine.dialect.name
 
     @classmethod
-    def open(cls, url: str, *, threads: int = SQL_THREADS) -> "SqlStore":
+    def open(cls, url: str, *, threads: int = SQL_THREADS) -> SqlStore:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -56,7 +57,7 @@ class SqlStore(UnitOfWork):
             metadata.create_all(conn)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the single writer; NORMAL sync is durable across app crashes
     # (only an OS crash can lose the last commits), which is the usual WAL trade-off.

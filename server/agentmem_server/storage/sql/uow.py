@@ -24,11 +24,12 @@ import contextvars
 import logging
 import threading
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from functools import partial
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Concatenate, Iterator, Optional, ParamSpec, TypeVar
+from typing import Any, Concatenate, Optional, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, RootTransaction
 
@@ -129,7 +130,7 @@ def _refuse_nesting() -> None:
 class Transaction:
     """One SQL transaction pinned to a lane; use it through `UnitOfWork.transaction()`."""
 
-    def __init__(self, uow: "UnitOfWork"):
+    def __init__(self, uow: UnitOfWork):
         self._uow = uow
         self._lane: Optional[ThreadPoolExecutor] = None
         self._conn: Optional[Connection] = None
@@ -160,7 +161,7 @@ class Transaction:
         logged and sets `undone` to False, and the transaction's own error is raised."""
         self._undo.append(undo)
 
-    async def __aenter__(self) -> "Transaction":
+    async def __aenter__(self) -> Transaction:
         _refuse_nesting()
         lane = await self._uow._lanes.acquire()
         try:
