@@ -6,7 +6,8 @@ of `storage/base.py` (`StoredChunk`, `ChunkHit`) and numpy vectors.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -29,20 +30,20 @@ def vectors_of(column: pa.Array | pa.ChunkedArray, dimension: int) -> np.ndarray
         column = column.combine_chunks()
     if len(column) == 0:
         return np.zeros((0, dimension), dtype=np.float32)
-    flat = column.flatten().to_numpy(zero_copy_only=False)
+    flat: np.ndarray = column.flatten().to_numpy(zero_copy_only=False)
     return flat.reshape(len(column), dimension).astype(np.float32, copy=False)
 
 
 def chunk_hits(table: pa.Table) -> list[ChunkHit]:
     """The `RESULT_COLUMNS` of each row, in row order."""
     columns = [table.column(name).to_pylist() for name in RESULT_COLUMNS]
-    return [ChunkHit(*row) for row in zip(*columns)]
+    return [ChunkHit(*row) for row in zip(*columns, strict=True)]
 
 
 def stored_chunks(table: pa.Table) -> list[StoredChunk]:
     """The `PLAN_COLUMNS` of each row, in row order."""
     columns = [table.column(name).to_pylist() for name in PLAN_COLUMNS]
-    return [StoredChunk(*row) for row in zip(*columns)]
+    return [StoredChunk(*row) for row in zip(*columns, strict=True)]
 
 
 def rows_table(
@@ -53,7 +54,7 @@ def rows_table(
     agent_key: str,
     block_id: str,
     write_id: str,
-    chunks: Sequence["Chunk"],
+    chunks: Sequence[Chunk],
     vectors: np.ndarray,
     text_hashes: Sequence[str],
     written_at: int,

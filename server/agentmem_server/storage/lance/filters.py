@@ -5,7 +5,8 @@ LanceDB filters are SQL-like strings; every value in one goes through `sql_str` 
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 
 def sql_str(value: str) -> str:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -68,7 +69,7 @@ class LanceBlockWriter:
 
     async def add(
         self,
-        chunks: Sequence["Chunk"],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
         *,
         text_hashes: Sequence[str],
@@ -81,7 +82,7 @@ class LanceBlockWriter:
 
     async def replace(
         self,
-        chunks: Sequence["Chunk"],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
         *,
         text_hashes: Sequence[str],
@@ -106,7 +107,7 @@ class LanceBlockWriter:
     def _rows(
         self,
         state: TableState,
-        chunks: Sequence["Chunk"],
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
         text_hashes: Sequence[str],
         written_at: int,
@@ -136,13 +137,13 @@ class LanceArchivalStore:
     @classmethod
     async def open(
         cls,
-        settings: "Settings",
+        settings: Settings,
         *,
         model_id: str,
         dimension: int,
         allow_model_mismatch: bool = False,
         background_maintenance: bool = True,
-    ) -> "LanceArchivalStore":
+    ) -> LanceArchivalStore:
         """Connect to `settings.archival_uri`; raises `EmbeddingModelMismatch` if its vectors came
         from another model (unless `allow_model_mismatch`, which only `reindex` should use)."""
         lance = await LanceStore.open(

@@ -44,10 +44,11 @@ class Maintenance:
         self._prune_at: dict[str, float] = {}
         """Tables whose superseded versions outlive the grace at this (event-loop) time."""
         self._touched: set[str] = set()
-        """Tables written since the last cleanup(): their old versions may still hold deleted text."""
+        """Tables written since the last cleanup(): their old versions may still hold deleted
+        text."""
         self._running = asyncio.Lock()
         self._wakeup: Optional[asyncio.Event] = None
-        self._task: Optional[asyncio.Task] = None
+        self._task: Optional[asyncio.Task[None]] = None
 
     def mark(self, name: str) -> None:
         self._dirty.add(name)
@@ -77,7 +78,7 @@ class Maintenance:
                     self._wakeup.wait(),
                     None if next_prune is None else max(0.0, next_prune - loop.time()),
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 now = loop.time()
                 due = {name for name, at in self._prune_at.items() if at <= now}
                 await self.run(prune_older_than=self.prune_grace, names=due, pruning_pass=True)

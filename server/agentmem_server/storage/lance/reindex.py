@@ -8,7 +8,8 @@ undoes what an interrupted one left, and skips tables already on the new model.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Optional, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,9 @@ import pyarrow as pa
 from ..base import Progress
 from .schema import REINDEX_PREFIX, TABLE_PREFIX, chunk_schema, schema_block, schema_model
 from .store import LanceStore, fts_config
+
+if TYPE_CHECKING:
+    from lancedb.table import AsyncTable
 
 Embed = Callable[[Sequence[str]], Awaitable[np.ndarray]]
 
@@ -28,11 +32,12 @@ async def reindex_store(
     batch_rows: int = 512,
     progress: Optional[Progress] = None,
 ) -> int:
-    """Re-embed the chunks of every table not on `store.model_id`; returns how many were embedded."""
+    """Re-embed the chunks of every table not on `store.model_id`; returns how many were
+    embedded."""
     model_id = store.model_id
     names = await store.table_names(TABLE_PREFIX)
-    for side in await store.table_names(REINDEX_PREFIX):
-        await _recover(store, side[len(REINDEX_PREFIX) :], side, names)
+    for side_name in await store.table_names(REINDEX_PREFIX):
+        await _recover(store, side_name[len(REINDEX_PREFIX) :], side_name, names)
     todo, total = [], 0
     for name in await store.table_names(TABLE_PREFIX):
         table = await store.open_raw(name)
@@ -62,7 +67,7 @@ async def reindex_store(
     return done
 
 
-async def _swap_in(store: LanceStore, name: str, side, schema: pa.Schema) -> None:
+async def _swap_in(store: LanceStore, name: str, side: AsyncTable, schema: pa.Schema) -> None:
     async with store.lock(name):
         await store.drop_table(name)
         final = await store.db.create_table(name, schema=schema, mode="overwrite")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, AsyncIterator, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +39,7 @@ from .vector_cache import VectorCache
 
 if TYPE_CHECKING:
     from lancedb import AsyncConnection
+    from lancedb.index import FTS, HnswSq
     from lancedb.table import AsyncTable
 
     from ...settings import Settings
@@ -45,7 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentmem.archival")
 
 ANN_EF = 128
-"""HNSW candidates per query: recall@10 0.99-1.0 against exact search at 10k-1M rows (docs/recall.md)."""
+"""HNSW candidates per query: recall@10 0.99-1.0 against exact search at 10k-1M rows
+(docs/recall.md)."""
 ANN_CANDIDATES_PER_RESULT = 2
 """The vector leg reads 2x `limit` ANN hits with their stored vectors and ranks them by exact cosine
 (the index's distances are of 8-bit quantised vectors). More candidates found nothing more at
@@ -67,7 +70,7 @@ id (a LanceDB query has ~3 ms of fixed cost here). The keyword leg needs the vec
 its hits by cosine."""
 
 
-def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
+def storage_options(settings: Settings) -> Optional[dict[str, str]]:
     """Object-store options for `s3://` URIs from settings; None for a local folder."""
     if not settings.resolved_archival_uri().startswith("s3://"):
         return None
@@ -86,7 +89,7 @@ def storage_options(settings: "Settings") -> Optional[dict[str, str]]:
 @dataclass
 class TableState:
     name: str
-    table: "AsyncTable"
+    table: AsyncTable
     table_schema: pa.Schema
     block_id: Optional[str]
     tenant_id: str
@@ -100,7 +103,7 @@ class LanceStore:
 
     def __init__(
         self,
-        db: "AsyncConnection",
+        db: AsyncConnection,
         uri: str,
         *,
         model_id: str,
@@ -135,8 +138,9 @@ class LanceStore:
         storage_options: Optional[dict[str, str]] = None,
         allow_model_mismatch: bool = False,
         cache_bytes: int = 0,
-    ) -> "LanceStore":
-        """`cache_bytes` > 0 keeps in-memory copies of recalled tables for the vector leg (`VectorCache`)."""
+    ) -> LanceStore:
+        """`cache_bytes` > 0 keeps in-memory copies of recalled tables for the vector leg
+        (`VectorCache`)."""
         uri, db = await _connect(uri, storage_options)
         store = cls(
             db,
@@ -156,7 +160,7 @@ class LanceStore:
     @classmethod
     async def open_as_stored(
         cls, uri: str, *, ann_index_min_rows: int, storage_options: Optional[dict[str, str]] = None
-    ) -> "LanceStore":
+    ) -> LanceStore:
         """The store with the model its vectors were made by, for tools that embed nothing
         (`agentmem cleanup`): loading the model only to learn its id would take seconds."""
         uri, db = await _connect(uri, storage_options)
@@ -172,8 +176,9 @@ class LanceStore:
 
     def mismatch(self, stored: str) -> EmbeddingModelMismatch:
         return EmbeddingModelMismatch(
-            f"the archival store at {self.uri} holds vectors made by {stored!r}, but this server loaded "
-            f"{self.model_id!r}; run `agentmem reindex` to re-embed every chunk with {self.model_id!r}, "
+            f"the archival store at {self.uri} holds vectors made by {stored!r}, but this server "
+            f"loaded {self.model_id!r}; run `agentmem reindex` to re-embed every chunk with "
+            f"{self.model_id!r}, "
             f"or set AGENTMEM_EMBEDDING_MODEL={stored} to keep using the stored vectors",
             stored_model=stored,
             loaded_model=self.model_id,
@@ -205,7 +210,7 @@ class LanceStore:
 
     # ---- table handles ------------------------------------------------------------------------
 
-    async def open_raw(self, name: str) -> Optional["AsyncTable"]:
+    async def open_raw(self, name: str) -> Optional[AsyncTable]:
         try:
             return await self.db.open_table(name)
         except ValueError as exc:
@@ -347,7 +352,7 @@ class LanceStore:
         return found
 
     async def iter_rows(
-        self, table: "AsyncTable", batch_rows: int = 4096
+        self, table: AsyncTable, batch_rows: int = 4096
     ) -> AsyncIterator[pa.RecordBatch]:
         reader = await table.query().to_batches(max_batch_length=batch_rows)
         async for batch in reader:
@@ -364,7 +369,8 @@ class LanceStore:
         where: Optional[str],
         columns: Sequence[str] = VECTOR_LEG_COLUMNS,
     ) -> pa.Table:
-        """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN index."""
+        """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN
+        index."""
         if where is None and self.vector_cache is not None:
             cached = await self.vector_cache.nearest(state.name, state.table, vector, limit)
             if cached is not None:
@@ -445,7 +451,7 @@ class LanceStore:
 
 async def _connect(
     uri: str, storage_options: Optional[dict[str, str]]
-) -> tuple[str, "AsyncConnection"]:
+) -> tuple[str, AsyncConnection]:
     import lancedb
 
     if "://" not in uri:
@@ -464,13 +470,13 @@ def _owner(name: str) -> tuple[str, ScopeKey]:
     return parsed
 
 
-def fts_config():
+def fts_config() -> FTS:
     from lancedb.index import FTS
 
     return FTS()
 
 
-def _ann_config():
+def _ann_config() -> HnswSq:
     from lancedb.index import HnswSq
 
     return HnswSq(distance_type="cosine")

@@ -36,6 +36,7 @@ from .arrow import vectors_of, write_id_of
 from .filters import of_writes
 
 if TYPE_CHECKING:
+    import faiss
     from lancedb.table import AsyncTable
 
 log = logging.getLogger("agentmem.archival")
@@ -65,7 +66,7 @@ def estimated_bytes(rows: int, dimension: int, text_bytes: int = 0) -> int:
 
 @dataclass
 class _Copy:
-    table: "AsyncTable"
+    table: AsyncTable
     """The handle it was made through: a re-opened table is checked afresh."""
     version: int
     committed: datetime
@@ -104,14 +105,18 @@ class _Copy:
             bitmap = np.packbits(self.alive, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
         if isinstance(self.index, faiss.IndexHNSW):
-            params = faiss.SearchParametersHNSW(
+            # faiss's Python layer accepts the fields as keywords; its SWIG signatures do not say
+            # so (and omit SearchParametersHNSW).
+            params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
                 efSearch=max(HNSW_EF_SEARCH, 2 * want), sel=selector
             )
         else:
-            params = faiss.SearchParameters(sel=selector)
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         similarities, ids = self.index.search(query, want, params=params)
         found = [
-            (int(i), float(s)) for i, s in zip(ids[0], similarities[0]) if i >= 0 and self.alive[i]
+            (int(i), float(s))
+            for i, s in zip(ids[0], similarities[0], strict=True)
+            if i >= 0 and self.alive[i]
         ]
         if len(found) < want:
             return None
@@ -155,10 +160,11 @@ def _unit_rows(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray
     vectors = np.array(vectors_of(column, dimension), dtype=np.float32, copy=True)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return vectors / norms
+    unit: np.ndarray = vectors / norms
+    return unit
 
 
-def _new_index(dimension: int, hnsw: bool):
+def _new_index(dimension: int, hnsw: bool) -> faiss.Index:
     import faiss
 
     faiss.omp_set_num_threads(1)  # builds run beside recalls on a 2-core box: never take both
@@ -169,7 +175,7 @@ def _new_index(dimension: int, hnsw: bool):
     return index
 
 
-async def _commit_times(table: "AsyncTable") -> dict[int, datetime]:
+async def _commit_times(table: AsyncTable) -> dict[int, datetime]:
     """Commit time by version, for the versions the table still keeps (one listing of them)."""
     return {entry["version"]: entry["timestamp"] for entry in await table.list_versions()}
 
@@ -182,9 +188,10 @@ class VectorCache:
         self.dimension = dimension
         self.exact_below_rows = exact_below_rows
         self._copies: OrderedDict[str, _Copy] = OrderedDict()
-        self._syncs: dict[str, asyncio.Task] = {}
+        self._syncs: dict[str, asyncio.Task[None]] = {}
         self._too_big: dict[str, int] = {}
-        """Tables over the budget, with the version that was measured (measured again when it moves)."""
+        """Tables over the budget, with the version that was measured (measured again when it
+        moves)."""
         self._retry_after: dict[str, float] = {}
         """Tables refused room, or whose copy failed: no new attempt before this loop time."""
         self._one_at_a_time = asyncio.Semaphore(1)
@@ -201,7 +208,7 @@ class VectorCache:
         return sum(c.nbytes for c in self._copies.values())
 
     async def nearest(
-        self, name: str, table: "AsyncTable", vector: np.ndarray, limit: int
+        self, name: str, table: AsyncTable, vector: np.ndarray, limit: int
     ) -> Optional[pa.Table]:
         """The vector leg from the table's copy, or None when it has no current copy (and a sync
         is then started, unless the table is too large to copy)."""
@@ -225,7 +232,7 @@ class VectorCache:
         self.served += hits is not None
         return hits
 
-    async def current(self, name: str, table: "AsyncTable") -> bool:
+    async def current(self, name: str, table: AsyncTable) -> bool:
         """Whether the table's copy is at the table's version (the next recall uses it)."""
         copy = self._copies.get(name)
         return (
@@ -252,7 +259,7 @@ class VectorCache:
         self._copies.clear()
         self._builder.shutdown(wait=False, cancel_futures=True)
 
-    def _start_sync(self, name: str, table: "AsyncTable", version: int) -> None:
+    def _start_sync(self, name: str, table: AsyncTable, version: int) -> None:
         if name in self._syncs or self._too_big.get(name) == version:
             return
         if self._retry_after.get(name, 0.0) > asyncio.get_running_loop().time():
@@ -265,7 +272,7 @@ class VectorCache:
             lambda done: self._syncs.pop(name, None) if self._syncs.get(name) is done else None
         )
 
-    async def _sync(self, name: str, table: "AsyncTable") -> None:
+    async def _sync(self, name: str, table: AsyncTable) -> None:
         try:
             async with self._one_at_a_time:
                 await self._catch_up(name, table)
@@ -276,7 +283,7 @@ class VectorCache:
             self._copies.pop(name, None)
             self._retry_after[name] = asyncio.get_running_loop().time() + IDLE_S
 
-    async def _catch_up(self, name: str, table: "AsyncTable") -> None:
+    async def _catch_up(self, name: str, table: AsyncTable) -> None:
         version = await table.version()
         committed_at = await _commit_times(table)
         committed = committed_at.get(version)
@@ -288,7 +295,8 @@ class VectorCache:
             self._too_big[name] = version
             self._copies.pop(name, None)
             log.info(
-                "archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; LanceDB answers it",
+                "archival table %s (%d rows) is too large for AGENTMEM_RECALL_CACHE_MB; "
+                "LanceDB answers it",
                 name,
                 rows,
             )
@@ -323,7 +331,7 @@ class VectorCache:
         self._copies[name] = fresh
 
     async def _add_what_changed(
-        self, copy: _Copy, table: "AsyncTable", version: int, committed: datetime
+        self, copy: _Copy, table: AsyncTable, version: int, committed: datetime
     ) -> bool:
         """Bring a copy of the same table up to `version`; False if a rebuild is better."""
         ids = (await table.query().select(["chunk_id"]).to_arrow()).column("chunk_id").to_pylist()
@@ -360,7 +368,7 @@ class VectorCache:
         return True
 
     async def _read_all(
-        self, name: str, table: "AsyncTable", version: int, committed: datetime, *, hnsw: bool
+        self, name: str, table: AsyncTable, version: int, committed: datetime, *, hnsw: bool
     ) -> Optional[_Copy]:
         copy = _Copy(
             table=table,
@@ -410,7 +418,8 @@ class VectorCache:
             del self._copies[evicted]
             used -= copy.nbytes
             log.info(
-                "dropped the in-memory copy of archival table %s to make room (AGENTMEM_RECALL_CACHE_MB)",
+                "dropped the in-memory copy of archival table %s to make room "
+                "(AGENTMEM_RECALL_CACHE_MB)",
                 evicted,
             )
         self._retry_after.pop(name, None)
