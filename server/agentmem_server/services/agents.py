@@ -23,9 +23,7 @@ def _not_found(agent_id: str) -> NotFound:
 
 
 class AgentService:
-    def __init__(
-        self, sql: "SqlStore", memory: "MemoryService", *, quotas: Optional["Quotas"] = None
-    ):
+    def __init__(self, sql: SqlStore, memory: MemoryService, *, quotas: Optional[Quotas] = None):
         self._sql = sql
         self._memory = memory
         self._quotas = quotas

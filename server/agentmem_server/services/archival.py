@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def _optional_micros(ts: Optional[Timestamp]) -> Optional[int]:
 class ArchivalIndex:
     def __init__(
         self,
-        settings: "Settings",
+        settings: Settings,
         embedder: Embedder,
         store: ArchivalStore,
         batcher: EmbeddingBatcher,
@@ -112,12 +113,12 @@ class ArchivalIndex:
     @classmethod
     async def open(
         cls,
-        settings: "Settings",
+        settings: Settings,
         embedder: Embedder,
         *,
         allow_model_mismatch: bool = False,
         background_maintenance: bool = True,
-    ) -> "ArchivalIndex":
+    ) -> ArchivalIndex:
         """Connect to `settings.archival_uri`; raises `EmbeddingModelMismatch` if its vectors came
         from another model (unless `allow_model_mismatch`, which only `reindex` should use)."""
         from ..storage.lance.index import LanceArchivalStore
@@ -223,7 +224,8 @@ class ArchivalIndex:
             chunks = [c for c, _ in plan]
             hashes = [text_hash(c.text) for c in chunks]
             sources: list[Optional[str]] = [
-                old_ids[i] if i is not None else by_hash.get(h) for (_, i), h in zip(plan, hashes)
+                old_ids[i] if i is not None else by_hash.get(h)
+                for (_, i), h in zip(plan, hashes, strict=True)
             ]
             fresh = [k for k, s in enumerate(sources) if s is None]
             embedded = await self.batcher.embed([chunks[k].text for k in fresh])

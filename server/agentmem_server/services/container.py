@@ -30,16 +30,16 @@ REPAIR_INTERVAL_S = 60.0
 
 @dataclass
 class Services:
-    settings: "Settings"
+    settings: Settings
     sql: SqlStore
     tenants: TenantService
-    embedder: "Embedder"
-    archival: "ArchivalIndex"
+    embedder: Embedder
+    archival: ArchivalIndex
     memory: MemoryService
-    provider: "ChatProvider"
-    agents: "AgentService"
-    threads: "ThreadService"
-    runs: "RunService"
+    provider: ChatProvider
+    agents: AgentService
+    threads: ThreadService
+    runs: RunService
     idempotency: IdempotencyService
     limits: RequestLimits
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
@@ -56,7 +56,7 @@ class Services:
         await self.sql.aclose()
 
 
-async def build_services(settings: "Settings") -> Services:
+async def build_services(settings: Settings) -> Services:
     """Open every store and load the model. Heavy imports happen here, never at module import."""
     from ..embedding import load_embedder
     from ..providers import build_provider

@@ -9,9 +9,10 @@ The transport (api/idempotency.py) asks `begin` before it runs a request that ca
 Records live in SQL, so every replica sees them; a claim holds a lease that `keep_alive` renews
 while the request runs. A record holds a hash of the key, and the answer's body sealed with a key
 derived from the idempotency key (AES-GCM): an answer holds memory text or a new API key, and the
-table must not keep those readable after the memory is deleted or the key is shown. When the lease runs out the claiming process is taken to be dead: a
-request that is one atomic write is run again (`rerun_abandoned`), anything longer (a run that
-called the model, an import) raises `Interrupted`. docs/architecture.md has the whole design.
+table must not keep those readable after the memory is deleted or the key is shown. When the
+lease runs out the claiming process is taken to be dead: a request that is one atomic write is
+run again (`rerun_abandoned`), anything longer (a run that called the model, an import) raises
+`Interrupted`. docs/architecture.md has the whole design.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ import os
 import secrets
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, Optional, TypeVar, Union
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -52,7 +54,7 @@ class Claim:
     """The right to run a request: ours until `finish`, `release`, or a lease that ran out."""
 
     tenant_id: str
-    key: "SealedKey"
+    key: SealedKey
     owner: str
 
 
@@ -64,7 +66,7 @@ class SealedKey:
     secret: bytes = field(repr=False)
 
     @classmethod
-    def of(cls, tenant_id: str, key: str) -> "SealedKey":
+    def of(cls, tenant_id: str, key: str) -> SealedKey:
         raw = key.encode("utf-8", "surrogateescape")
         return cls(
             id=hashlib.sha256(b"agentmem idempotency key\0" + raw).hexdigest(),
@@ -170,7 +172,8 @@ class IdempotencyService:
                 )
                 if taken:
                     log.warning(
-                        "idempotency key %s of %s: the server running its first request stopped; running it again",
+                        "idempotency key %s of %s: the server running its first request "
+                        "stopped; running it again",
                         sealed.id[:12],
                         tenant_id,
                     )

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 from sqlalchemy import Connection
 
@@ -154,7 +155,8 @@ class Quotas:
         used = quota.usage(conn, tenant_id)
         if used + adding > limit:
             raise QuotaExceeded(
-                f"the tenant holds {used} {quota.unit} of at most {limit}; this request adds {adding}: "
+                f"the tenant holds {used} {quota.unit} of at most {limit}; "
+                f"this request adds {adding}: "
                 "delete some first, or ask for a larger AGENTMEM_QUOTA_" + name.upper(),
                 field=field or name,
                 limit=limit,
@@ -182,14 +184,14 @@ class RequestLimits:
     auth: AuthThrottle
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "RequestLimits":
+    def from_settings(cls, settings: Settings) -> RequestLimits:
         return cls(
             rate=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
             auth=AuthThrottle(settings.auth_failures_per_min, 60.0),
         )
 
 
-def quotas_from_settings(sql: SqlStore, settings: "Settings") -> Quotas:
+def quotas_from_settings(sql: SqlStore, settings: Settings) -> Quotas:
     return Quotas(sql, {name: getattr(settings, f"quota_{name}") for name in QUOTAS})
 
 

@@ -12,10 +12,11 @@ A scope is `agent_id` here as everywhere public; SQL keys it by `agent_key` (the
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, AsyncIterator, Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from sqlalchemy import Connection
 
@@ -117,10 +118,10 @@ class MemoryService:
     def __init__(
         self,
         sql: SqlStore,
-        archival: "ArchivalIndex",
+        archival: ArchivalIndex,
         *,
         core_limit_chars: int,
-        quotas: Optional["Quotas"] = None,
+        quotas: Optional[Quotas] = None,
     ):
         self._sql = sql
         self._archival = archival
@@ -205,11 +206,12 @@ class MemoryService:
             )
         if scope == "agent" and not agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
-        keys = {
+        by_scope: dict[str, list[Optional[str]]] = {
             "user": [USER_SCOPE_KEY],
             "agent": [agent_id],
             "all": [USER_SCOPE_KEY, agent_id],
-        }[scope]
+        }
+        keys = by_scope[scope]
         rows = await self._sql.run_autocommit(
             blocks_sql.list_blocks, tenant_id, [k for k in keys if k is not None]
         )
@@ -245,7 +247,8 @@ class MemoryService:
         row, lines = await self._sql.run_autocommit(read)
         if row is None:
             raise NotFound(
-                f"no {block_type} block in {'agent ' + repr(agent_id) if agent_id else 'user'} scope"
+                f"no {block_type} block in "
+                f"{'agent ' + repr(agent_id) if agent_id else 'user'} scope"
             )
         if lines is None:
             if not ranged:
@@ -282,7 +285,8 @@ class MemoryService:
     def _check_core_size(self, content: str) -> None:
         if len(content) > self.core_limit_chars:
             raise PayloadTooLarge(
-                f"core block content is {len(content)} characters; the limit is {self.core_limit_chars}",
+                f"core block content is {len(content)} characters; "
+                f"the limit is {self.core_limit_chars}",
                 field="content",
                 limit=self.core_limit_chars,
             )
@@ -367,7 +371,8 @@ class MemoryService:
                 raise _conflict(current, expected)
             await tx.run(blocks_sql.replace_lines, row.id, lines, row.updated_at)
             ref = BlockRef.of(tenant_id, row.id, agent_key)
-            # Inside the transaction: if embedding or the vector write fails, the text rolls back too.
+            # Inside the transaction: if embedding or the vector write fails, the text rolls back
+            # too.
             tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
         return _to_model(row, content=content)

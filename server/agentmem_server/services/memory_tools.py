@@ -12,7 +12,7 @@ model as a tool error it can act on, never as an error of the run.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from agentmem.tools import MAX_RECALL_LIMIT
@@ -35,9 +35,7 @@ def _text(name: str, value: str) -> None:
 
 
 class MemoryTools:
-    def __init__(
-        self, memory: "MemoryService", tenant_id: str, agent_id: str, policy: MemoryPolicy
-    ):
+    def __init__(self, memory: MemoryService, tenant_id: str, agent_id: str, policy: MemoryPolicy):
         self._memory = memory
         self._tenant_id = tenant_id
         self._agent_id = agent_id
@@ -132,9 +130,9 @@ class MemoryTools:
                 raise ValueError("expected_updated_at must be an ISO 8601 string or null")
             expected = datetime.fromisoformat(raw)
             if expected.tzinfo is None:
-                expected = expected.replace(tzinfo=timezone.utc)
+                expected = expected.replace(tzinfo=UTC)
             try:
-                expected = expected.astimezone(timezone.utc)
+                expected = expected.astimezone(UTC)
             except OverflowError:
                 raise ValueError(
                     "expected_updated_at is out of range in UTC (years 1-9999)"

@@ -10,8 +10,9 @@ Layout (docs/design.md §5), every part optional except the user message:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Optional
 
 from agentmem.types import MemoryBlock, MemoryRecallResult, Message
 
@@ -47,7 +48,7 @@ def _escape(content: str) -> str:
 def iso_utc(ts: datetime) -> str:
     """UTC, always with microseconds, `Z`-suffixed like the API's JSON, so the model can copy a
     block's `updated_at` into `update_core_memory` exactly as shown."""
-    return ts.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _ts(block_or_match: Any) -> str:
@@ -99,7 +100,8 @@ def select_history(messages: Sequence[Message], token_budget: int) -> list[Messa
 def select_matches(
     matches: Iterable[MemoryRecallResult], *, limit: int, min_score: float, token_budget: int
 ) -> list[MemoryRecallResult]:
-    """At most `limit` matches scoring >= `min_score`, best first, whose texts fit in `token_budget`.
+    """At most `limit` matches scoring >= `min_score`, best first, whose texts fit in
+    `token_budget`.
 
     Filtered again here rather than trusting the recall call, so the policy holds whatever the
     archival index returns; the first match that does not fit ends the list, so a lower-scoring
@@ -123,7 +125,10 @@ def render_match(m: MemoryRecallResult) -> str:
     attrs = f'scope="{m.scope}"'
     if m.scope == "agent" and m.agent_id:
         attrs += f' agent_id="{m.agent_id}"'
-    attrs += f' line="{m.line_number}" end_line="{m.end_line}" score="{m.score:.3f}" updated_at="{_ts(m)}"'
+    attrs += (
+        f' line="{m.line_number}" end_line="{m.end_line}" score="{m.score:.3f}"'
+        f' updated_at="{_ts(m)}"'
+    )
     return f"<memory {attrs}>\n{_escape(m.content)}\n</memory>"
 
 

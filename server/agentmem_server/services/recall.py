@@ -16,8 +16,9 @@ To try another order, write a function `(by_vector, by_text) -> ordered candidat
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Literal, Optional
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +50,7 @@ class Candidate:
     """A chunk one of the legs found, in the scope `scope` (its index among the recall's scopes)."""
 
     scope: int
-    hit: "ChunkHit"
+    hit: ChunkHit
     cosine: float
     """Query-chunk cosine similarity: what the result's score is made of."""
     bm25: Optional[float] = None
@@ -93,25 +94,25 @@ def vector_leg_limit(limit: int) -> int:
     return limit
 
 
-def vector_candidates(legs: Sequence["VectorHits"]) -> list[Candidate]:
+def vector_candidates(legs: Sequence[VectorHits]) -> list[Candidate]:
     """The vector legs' hits (leg i searched scope i), in leg order."""
     return [
         Candidate(scope, hit, cosine)
         for scope, leg in enumerate(legs)
-        for hit, cosine in zip(leg.hits, leg.cosines)
+        for hit, cosine in zip(leg.hits, leg.cosines, strict=True)
     ]
 
 
-def text_candidates(legs: Sequence["TextHits"], query_vector: "np.ndarray") -> list[Candidate]:
+def text_candidates(legs: Sequence[TextHits], query_vector: np.ndarray) -> list[Candidate]:
     """The keyword legs' hits (leg i searched scope i), scored by cosine with the query."""
-    found = []
+    found: list[Candidate] = []
     for scope, leg in enumerate(legs):
         if not leg.hits:
             continue
         cosines = (leg.vectors @ query_vector).tolist()
         found.extend(
             Candidate(scope, hit, cosine, bm25)
-            for hit, bm25, cosine in zip(leg.hits, leg.bm25, cosines)
+            for hit, bm25, cosine in zip(leg.hits, leg.bm25, cosines, strict=True)
         )
     return found
 

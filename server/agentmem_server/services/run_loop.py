@@ -10,8 +10,9 @@ has returned, and a provider failure (`UpstreamError`) leaves nothing behind.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 from agentmem.types import Usage
 

@@ -38,7 +38,7 @@ class RunStep(BaseModel):
     @classmethod
     def of(
         cls, added: list[dict[str, Any]], tool_choice: Optional[str], completion: ChatCompletion
-    ) -> "RunStep":
+    ) -> RunStep:
         return cls(
             messages=added,
             tool_choice=tool_choice,
@@ -71,7 +71,7 @@ class RunRecord(BaseModel):
     replay_of: Optional[str] = None
 
     @classmethod
-    def from_json(cls, record: dict[str, Any]) -> "RunRecord":
+    def from_json(cls, record: dict[str, Any]) -> RunRecord:
         return cls.model_validate(record)
 
     def to_json(self) -> dict[str, Any]:

@@ -57,9 +57,9 @@ class RunService:
     def __init__(
         self,
         *,
-        settings: "Settings",
-        sql: "SqlStore",
-        memory: "MemoryService",
+        settings: Settings,
+        sql: SqlStore,
+        memory: MemoryService,
         agents: AgentService,
         threads: ThreadService,
         provider: ChatProvider,
@@ -233,7 +233,8 @@ class RunService:
         )
         output = completion.content or ""
         stop_reason = "tool_calls" if completion.tool_calls else "stop"
-        # In auto mode the injected matches are part of the identical input, so they were shown again.
+        # In auto mode the injected matches are part of the identical input, so they were shown
+        # again.
         recalled = original.recalled if original.archival_mode == "auto" else []
         replay_id = new_id(RUN)
         record: dict[str, Any] = RunRecord(

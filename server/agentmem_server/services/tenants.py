@@ -119,7 +119,8 @@ class TenantService:
             _revoke_key(conn, key_id)
 
     def ensure_default_key(self, data_dir: Path) -> str:
-        """The `default` tenant's key for `make run`, kept in DATA_DIR so restarts print the same one.
+        """The `default` tenant's key for `make run`, kept in DATA_DIR so restarts print the same
+        one.
 
         Only the hash is in the database, so the plain key has to live in a file (mode 600) to be
         shown again; a key that was revoked or belongs to another database is replaced.

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class ThreadService:
-    def __init__(self, sql: "SqlStore"):
+    def __init__(self, sql: SqlStore):
         self._sql = sql
 
     async def messages(

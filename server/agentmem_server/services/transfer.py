@@ -9,7 +9,8 @@ kept as they were appended so the import chunks, and therefore recalls, exactly 
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -165,7 +166,7 @@ class Importer:
             raise InvalidInput(
                 f"line {number}: {kind} record lacks {exc.args[0]!r}", field=f"line {number}"
             ) from exc
-        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.counts[str(kind)] = self.counts.get(str(kind), 0) + 1
 
     async def _import_agent(self, r: dict[str, Any]) -> None:
         agent = await self._sql.run_in_transaction(

@@ -189,9 +189,13 @@ class ArchivalStore(Protocol):
     """Where archival chunks and their vectors live, by tenant and scope (LanceDB today:
     `storage/lance/index.py`). Each scope holds at most one archival block."""
 
-    model_id: str
-    """The embedding model the stored vectors were made with."""
-    dimension: int
+    @property
+    def model_id(self) -> str:
+        """The embedding model the stored vectors were made with."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def writing(self, block: BlockRef) -> AbstractAsyncContextManager[BlockWriter]:
         """`async with store.writing(block) as writer:` the block's writes, one writer at a time
