@@ -54,7 +54,7 @@ SERVER := server/agentmem_server
 LINT_PATHS := agentmem tests/server/test_layers.py \
 	$(SERVER)/__init__.py $(SERVER)/errors.py $(SERVER)/ids.py $(SERVER)/tokens.py \
 	$(SERVER)/chunking.py $(SERVER)/settings.py $(SERVER)/embedding $(SERVER)/providers \
-	$(SERVER)/storage $(SERVER)/services
+	$(SERVER)/storage $(SERVER)/services $(SERVER)/api
 TYPED_PATHS := agentmem $(SERVER)
 
 lint: setup

@@ -11,7 +11,7 @@ so guessing costs no SQL), and to a tenant past `AGENTMEM_RATE_LIMIT_PER_S`.
 from __future__ import annotations
 
 import hmac
-from typing import Optional
+from typing import Any, Optional
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -63,7 +63,7 @@ class AccessMiddleware:
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
-    async def _identify(self, scope: Scope) -> Optional[tuple[float, str, dict]]:
+    async def _identify(self, scope: Scope) -> Optional[tuple[float, str, dict[str, Any]]]:
         """Fill `scope["state"]`; a refusal (seconds to wait, message, fields) if over a limit."""
         state = scope.setdefault("state", {})
         secret = bearer_token(scope)

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..services.container import Services
 from ..errors import Forbidden, Unauthorized
+from ..services.container import Services
 from ..services.tenants import unknown_key
 
 _bearer = HTTPBearer(
@@ -19,7 +19,8 @@ _bearer = HTTPBearer(
 async def get_services(request: Request) -> Services:
     # async on purpose: FastAPI runs a plain `def` dependency on its thread pool, and that hop
     # cost ~0.5-1 ms per request on this 2-core box (more than the rest of a core-block read).
-    return request.app.state.services
+    services: Services = request.app.state.services
+    return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

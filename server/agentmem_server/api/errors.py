@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
@@ -62,17 +63,17 @@ def error_response(
     message: str,
     *,
     should_retry: bool = True,
-    headers: Optional[dict[str, str]] = None,
+    headers: Optional[Mapping[str, str]] = None,
     **fields: Any,
 ) -> JSONResponse:
     detail = ErrorDetail(
         type=error_type, message=message, request_id=request_id_of(request), **fields
     )
     body = ErrorBody(error=detail).model_dump(exclude_none=True)
-    headers = {**(headers or {}), "x-request-id": request_id_of(request)}
+    sent = {**(headers or {}), "x-request-id": request_id_of(request)}
     if not should_retry:
-        headers["x-should-retry"] = "false"
-    return JSONResponse(body, status_code=status, headers=headers)
+        sent["x-should-retry"] = "false"
+    return JSONResponse(body, status_code=status, headers=sent)
 
 
 def _limit_from_ctx(ctx: dict[str, Any] | None) -> Any:

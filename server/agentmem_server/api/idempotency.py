@@ -20,7 +20,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,7 +68,8 @@ def route_policy(method: str, path: str) -> Optional[RoutePolicy]:
 def _header(scope: Scope, name: bytes) -> Optional[bytes]:
     for key, value in scope["headers"]:
         if key == name:
-            return value
+            found: bytes = value
+            return found
     return None
 
 
@@ -119,7 +120,8 @@ class IdempotencyMiddleware:
                 send,
                 409,
                 "in_progress",
-                f"a request with this {HEADER} is still running; retry in {exc.retry_after_s}s for its answer",
+                f"a request with this {HEADER} is still running; "
+                f"retry in {exc.retry_after_s}s for its answer",
                 field=HEADER,
                 headers={"retry-after": str(exc.retry_after_s), "x-should-retry": "true"},
             )
@@ -130,8 +132,9 @@ class IdempotencyMiddleware:
                 send,
                 409,
                 "interrupted",
-                f"the first request with this {HEADER} stopped midway (its server stopped); whether it took "
-                "effect is unknown: check, then send it again with a new key if needed",
+                f"the first request with this {HEADER} stopped midway (its server stopped); "
+                "whether it took effect is unknown: check, then send it again with a new key "
+                "if needed",
                 field=HEADER,
                 should_retry=False,
             )
@@ -240,7 +243,8 @@ async def _hash_body(receive: Receive) -> str:
 async def _store_failure(service: IdempotencyService, claim: Claim, scope: Scope) -> None:
     request_id = scope.get("state", {}).get("request_id", "unknown")
     body = (
-        b'{"error":{"type":"internal_error","message":"internal server error; the request may have taken '
+        b'{"error":{"type":"internal_error","message":"internal server error; '
+        b"the request may have taken "
         b'effect in part: check before sending it again with a new Idempotency-Key","request_id":"'
         + request_id.encode("latin-1", "replace")
         + b'"}}'
@@ -271,7 +275,13 @@ async def _reused(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def _error(
-    scope: Scope, receive: Receive, send: Send, status: int, error_type: str, message: str, **fields
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    error_type: str,
+    message: str,
+    **fields: Any,
 ) -> None:
     response = error_response(Request(scope), status, error_type, message, **fields)
     await response(scope, receive, send)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from fastapi import Depends, Header, Path, Query
 
@@ -11,7 +11,7 @@ from agentmem.types import BlockType
 from agentmem.types._constraints import ID_CHARS, ID_MAX_LENGTH, MAX_LINE_NUMBER
 
 
-def _id(description: str, example: str):
+def _id(description: str, example: str) -> Any:
     return Path(
         min_length=1,
         max_length=ID_MAX_LENGTH,
@@ -76,8 +76,9 @@ async def _idempotency_key(
             pattern=r"^[\x21-\x7e][\x20-\x7e]*$",
             examples=["3f1c2b9e-8d7a-4c1e-9f4b-2a6d0e5c7b18"],
             description="Makes a retry safe: a repeat with the same key (in this tenant, within "
-            "`AGENTMEM_IDEMPOTENCY_RETENTION_S`) gets the first answer, marked `Idempotent-Replayed: "
-            "true`, instead of acting again; 422 if the key came with another request, 409 "
+            "`AGENTMEM_IDEMPOTENCY_RETENTION_S`) gets the first answer, marked "
+            "`Idempotent-Replayed: true`, instead of acting again; 422 if the key came with "
+            "another request, 409 "
             "`in_progress` while the first still runs. 1-255 printable ASCII characters.",
         ),
     ] = None,

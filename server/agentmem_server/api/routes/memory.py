@@ -28,7 +28,8 @@ async def list_blocks(
     agent_id: AgentIdQuery = None,
     scope: Optional[Literal["user", "agent", "all"]] = Query(
         default=None,
-        description="`user`, `agent` or `all` (user + the agent); default `agent` with an agent_id, else `user`.",
+        description="`user`, `agent` or `all` (user + the agent); "
+        "default `agent` with an agent_id, else `user`.",
     ),
 ) -> list[MemoryBlock]:
     """Blocks in a scope. Archival blocks come with `content=""`; read them with a line range."""
@@ -83,7 +84,8 @@ async def append(
     tenant_id: TenantDep,
     agent_id: AgentIdQuery = None,
 ) -> MemoryBlock:
-    """Add lines at the end, creating the block if missing (archival: answers only the new lines)."""
+    """Add lines at the end, creating the block if missing (archival: answers only the new
+    lines)."""
     return await services.memory.append(tenant_id, block_type, body.text, agent_id)
 
 

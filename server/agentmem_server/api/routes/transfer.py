@@ -1,6 +1,6 @@
 """Export and import of a tenant's whole memory as JSON Lines (see services/transfer.py)."""
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -53,6 +53,7 @@ async def _lines(request: Request) -> AsyncIterator[bytes]:
     openapi_extra={"requestBody": {"required": True, "content": _NDJSON}},
 )
 async def import_(request: Request, services: ServicesDep, tenant_id: TenantDep) -> ImportResult:
-    """Load an export into the caller's tenant; archival text is re-embedded with this server's model."""
+    """Load an export into the caller's tenant; archival text is re-embedded with this server's
+    model."""
     counts = await import_records(services.sql, services.memory, tenant_id, _lines(request))
     return ImportResult(counts=counts)
