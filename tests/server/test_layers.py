@@ -1,7 +1,7 @@
 """The server reads top-down: every import goes from a higher layer to a lower one, never back,
 and no two modules import each other (directly or around a loop).
 
-    entry points   app, cli, embedded, __init__ (they assemble everything)
+    entry points   app, cli, embedded, mcp_stdio, __init__ (they assemble everything)
     api            routes, dependencies, middleware: HTTP only
     services       use cases; transport-agnostic
     adapters       storage (SQL, LanceDB), embedding, providers
@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "app": 4,
     "cli": 4,
     "embedded": 4,
+    "mcp_stdio": 4,  # `agentmem mcp`: relays stdio to a running server's /mcp
     "": 4,  # agentmem_server/__init__.py
 }
 
