@@ -47,6 +47,7 @@ async def test_stdio_relay_serves_the_same_tools_errors_and_tenancy(start_server
         assert {t.name for t in tools} == {
             "recall_archival_memory",
             "append_archival_memory",
+            "read_archival_memory",
             "read_core_memory",
             "update_core_memory",
             "list_thread_messages",

@@ -23,7 +23,7 @@ from pydantic import Field, ValidationError
 from agentmem.tools import MAX_RECALL_LIMIT
 from agentmem.types import MemoryRecallRequest
 from agentmem.types._base import RequestModel
-from agentmem.types._constraints import Id, Text, UtcDatetime
+from agentmem.types._constraints import MAX_LINE_NUMBER, Id, Text, UtcDatetime
 
 from ..errors import Conflict, NotFound, ServiceError
 from .prompt import iso_utc
@@ -31,6 +31,8 @@ from .prompt import iso_utc
 if TYPE_CHECKING:
     from .container import Services
 
+MAX_READ_LINES = 200
+"""The most archival lines `read_archival_memory` returns in one call."""
 MAX_THREAD_MESSAGES = 200
 """The most messages `list_thread_messages` returns in one call (the latest ones)."""
 
@@ -55,6 +57,15 @@ class AppendArgs(RequestModel):
     """One or more self-contained lines to remember (each line is searchable on its own)."""
     agent_id: Optional[Id] = None
     """Write to this agent's own memory; omit it to write to the user's memory."""
+
+
+class ReadArchivalArgs(RequestModel):
+    start_line: int = Field(ge=1, le=MAX_LINE_NUMBER)
+    """The first line to read (1-based), e.g. a recall match's line_number minus a few."""
+    end_line: Optional[int] = Field(default=None, ge=1, le=MAX_LINE_NUMBER)
+    """The last line to read (inclusive); at most 200 lines are read at once."""
+    agent_id: Optional[Id] = None
+    """Read this agent's archival memory; omit it to read the user's."""
 
 
 class ReadCoreArgs(RequestModel):
@@ -124,6 +135,15 @@ TOOLS: tuple[ToolSpec, ...] = (
         read_only=False,
     ),
     ToolSpec(
+        "read_archival_memory",
+        "Read archival memory lines",
+        "Read a range of lines of archival memory, e.g. around a match of "
+        "recall_archival_memory (its line_number and end_line) to see what was said just "
+        "before and after. At most 200 lines a call.",
+        ReadArchivalArgs,
+        read_only=True,
+    ),
+    ToolSpec(
         "read_core_memory",
         "Read core memory",
         "Read the core memory block: a short always-relevant profile (preferences, standing "
@@ -176,6 +196,7 @@ class McpTools:
         self._handlers: dict[str, Callable[[str, Any], Awaitable[dict[str, Any]]]] = {
             "recall_archival_memory": self._recall,
             "append_archival_memory": self._append,
+            "read_archival_memory": self._read_archival,
             "read_core_memory": self._read_core,
             "update_core_memory": self._update_core,
             "list_thread_messages": self._thread_messages,
@@ -237,6 +258,27 @@ class McpTools:
             "scope": block.scope,
             "start_line": block.start_line,
             "end_line": block.end_line,
+        }
+
+    async def _read_archival(self, tenant_id: str, args: ReadArchivalArgs) -> dict[str, Any]:
+        last = args.end_line or args.start_line + MAX_READ_LINES - 1
+        if last < args.start_line:
+            raise _failure("invalid_arguments", "end_line must be >= start_line", field="end_line")
+        if last - args.start_line + 1 > MAX_READ_LINES:
+            raise _failure(
+                "invalid_arguments",
+                f"at most {MAX_READ_LINES} lines a call; ask for a smaller range",
+                field="end_line",
+                limit=MAX_READ_LINES,
+            )
+        block = await self._services.memory.get_block(
+            tenant_id, "archival", args.agent_id, args.start_line, last
+        )
+        return {
+            "content": block.content,
+            "start_line": block.start_line,
+            "end_line": block.end_line,
+            "line_count": block.line_count,
         }
 
     async def _read_core(self, tenant_id: str, args: ReadCoreArgs) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from support import ADMIN_KEY, auth, make_settings, serve_in_thread
 TOOL_NAMES = {
     "recall_archival_memory",
     "append_archival_memory",
+    "read_archival_memory",
     "read_core_memory",
     "update_core_memory",
     "list_thread_messages",
@@ -113,6 +114,22 @@ async def test_archival_append_then_recall_through_the_same_services_as_rest(
         assert {m["scope"] for m in found["matches"]} == {"user"}
         both = await call(client, "recall_archival_memory", query="jazz", agent_id="travel")
         assert "Bo likes jazz" in [m["content"] for m in both["matches"]]
+
+        around = await call(client, "read_archival_memory", start_line=2, end_line=2)
+        assert around == {
+            "content": "Ana is vegetarian",
+            "start_line": 2,
+            "end_line": 2,
+            "line_count": 2,
+        }
+        whole = await call(client, "read_archival_memory", start_line=1)
+        assert whole["content"] == "Ana prefers window seats\nAna is vegetarian"
+        too_many = await call_failing(client, "read_archival_memory", start_line=1, end_line=500)
+        assert (too_many["field"], too_many["limit"]) == ("end_line", 200)
+        missing = await call_failing(
+            client, "read_archival_memory", start_line=1, agent_id="nobody"
+        )
+        assert missing["type"] == "not_found"
 
     # REST sees what MCP wrote (one store, one set of services).
     block = served.rest("GET", "/v1/memory/archival", key).json()
