@@ -38,6 +38,8 @@ from .types import (
     Run,
     RunOptions,
     RunResult,
+    StateEntry,
+    StateList,
 )
 
 __all__ = [
@@ -67,6 +69,8 @@ __all__ = [
     "Run",
     "RunOptions",
     "RunResult",
+    "StateEntry",
+    "StateList",
     "UnprocessableEntityError",
     "__version__",
     "resources",

@@ -20,9 +20,11 @@ from .resources import (
     AsyncAgents,
     AsyncMemory,
     AsyncRuns,
+    AsyncState,
     AsyncThreads,
     Memory,
     Runs,
+    State,
     Threads,
 )
 
@@ -76,6 +78,11 @@ class Client(BaseClient):
     @cached_property
     def threads(self) -> Threads:
         return Threads(self)
+
+    @cached_property
+    def state(self) -> State:
+        """Keyed state: exact JSON values by `(namespace, key)`, with TTLs and lookups."""
+        return State(self)
 
     @cached_property
     def admin(self) -> Admin:
@@ -164,6 +171,11 @@ class AsyncClient(BaseClient):
     @cached_property
     def threads(self) -> AsyncThreads:
         return AsyncThreads(self)
+
+    @cached_property
+    def state(self) -> AsyncState:
+        """Keyed state: exact JSON values by `(namespace, key)`, with TTLs and lookups."""
+        return AsyncState(self)
 
     @cached_property
     def admin(self) -> AsyncAdmin:

@@ -35,6 +35,7 @@ import httpx
 from pydantic import ValidationError
 
 from .types import ErrorBody, ErrorDetail
+from .types.state import StateEntry
 
 __all__ = [
     "APIConnectionError",
@@ -136,6 +137,8 @@ class ConflictError(APIStatusError):
 
     Usage: `client.memory.update("core", text, expected_updated_at=err.current_updated_at)`
     after merging your change into a fresh read (or use `memory.modify`, which does this).
+    A guarded state write's conflict also carries the entry as it is now: `current_entry`
+    (`None` when there is none).
     """
 
     status_code = 409
@@ -146,6 +149,7 @@ class ConflictError(APIStatusError):
         super().__init__(message, response=response, body=body)
         detail = _error_detail(body)
         self.current_updated_at = _parse_datetime(detail.current_updated_at if detail else None)
+        self.current_entry: Optional[StateEntry] = _parse_entry(detail.current if detail else None)
 
 
 class RequestInProgressError(APIStatusError):
@@ -198,4 +202,13 @@ def _parse_datetime(value: Optional[str]) -> Optional[datetime]:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
+        return None
+
+
+def _parse_entry(value: Optional[dict[str, Any]]) -> Optional[StateEntry]:
+    if value is None:
+        return None
+    try:
+        return StateEntry.model_validate(value)
+    except ValidationError:
         return None

@@ -4,6 +4,7 @@ from .admin import Admin, AsyncAdmin
 from .agents import Agents, AsyncAgents
 from .memory import AsyncMemory, Memory
 from .runs import AsyncRuns, Runs
+from .state import AsyncState, AsyncStateContext, AsyncStateView, State, StateContext, StateView
 from .threads import AsyncThreads, Threads
 
 __all__ = [
@@ -13,8 +14,14 @@ __all__ = [
     "AsyncAgents",
     "AsyncMemory",
     "AsyncRuns",
+    "AsyncState",
+    "AsyncStateContext",
+    "AsyncStateView",
     "AsyncThreads",
     "Memory",
     "Runs",
+    "State",
+    "StateContext",
+    "StateView",
     "Threads",
 ]

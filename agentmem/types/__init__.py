@@ -16,6 +16,14 @@ from .memory import (
     ScopeFilter,
 )
 from .runs import ChatMessage, Message, Run, RunRequest, RunResult, Usage
+from .state import (
+    StateClearResult,
+    StateDeleteResult,
+    StateEntry,
+    StateList,
+    StateListItem,
+    StateSetRequest,
+)
 from .transfer import Health, ImportResult
 
 __all__ = [
@@ -45,6 +53,12 @@ __all__ = [
     "RunResult",
     "Scope",
     "ScopeFilter",
+    "StateClearResult",
+    "StateDeleteResult",
+    "StateEntry",
+    "StateList",
+    "StateListItem",
+    "StateSetRequest",
     "Tenant",
     "TenantCreateRequest",
     "Usage",

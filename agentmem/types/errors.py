@@ -23,7 +23,9 @@ class ErrorDetail(ResponseModel):
     current_updated_at: Optional[str] = Field(
         default=None, examples=["2025-03-01T12:00:00.123456+00:00"]
     )
-    """On 409 `conflict`: the block's current `updated_at`."""
+    """On 409 `conflict`: the block's (or state entry's) current `updated_at`."""
+    current: Optional[dict[str, Any]] = Field(default=None, examples=[None])
+    """On 409 `conflict` of a state write: the current `StateEntry` (`None` if there is none)."""
 
 
 class ErrorBody(ResponseModel):

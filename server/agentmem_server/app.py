@@ -16,7 +16,7 @@ from .api.errors import install_error_handlers
 from .api.idempotency import IdempotencyMiddleware
 from .api.mcp import MCP_PATH, McpEndpoint
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from .api.routes import admin, agents, health, memory, runs, threads, transfer
+from .api.routes import admin, agents, health, memory, runs, state, threads, transfer
 from .settings import Settings
 
 
@@ -56,7 +56,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         overrides={"/v1/import": settings.max_import_bytes},
     )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, admin, memory, agents, runs, threads, transfer):
+    for module in (health, admin, memory, state, agents, runs, threads, transfer):
         app.include_router(module.router)
     # The Model Context Protocol endpoint (api/mcp.py): the memory tools for MCP hosts.
     mcp_endpoint = McpEndpoint(app)

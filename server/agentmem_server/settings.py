@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     """Failed authentications (a wrong API or admin key) one client address may make in a
     minute, per replica; past it the address gets 429 until the minute has passed (0: off).
     Behind a proxy, run uvicorn with `--proxy-headers` so the address is the client's."""
+    state_value_max_bytes: int = Field(default=64 * 1024, ge=16)
+    """Largest keyed-state value, in bytes of compact UTF-8 JSON; 413 past it."""
     quota_archival_lines: int = Field(default=100_000_000, ge=0)
     """Archival lines one tenant may hold (all scopes); 413/429 past it (0: no quota)."""
     quota_core_blocks: int = Field(default=100_000, ge=0)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
     from .limits import Quotas
     from .memory import MemoryService
+    from .state import StateService
 
 
 def _not_found(agent_id: str) -> NotFound:
@@ -23,10 +24,18 @@ def _not_found(agent_id: str) -> NotFound:
 
 
 class AgentService:
-    def __init__(self, sql: SqlStore, memory: MemoryService, *, quotas: Optional[Quotas] = None):
+    def __init__(
+        self,
+        sql: SqlStore,
+        memory: MemoryService,
+        *,
+        quotas: Optional[Quotas] = None,
+        state: Optional[StateService] = None,
+    ):
         self._sql = sql
         self._memory = memory
         self._quotas = quotas
+        self._state = state
 
     async def create(self, tenant_id: str, request: AgentCreateRequest) -> Agent:
         if self._quotas is not None:
@@ -57,9 +66,11 @@ class AgentService:
         return await self._sql.run_in_transaction(conversations_sql.list_agents, tenant_id)
 
     async def delete(self, tenant_id: str, agent_id: str) -> None:
-        """Deletes the agent, its memory (core, archival text and vectors), threads, messages and
-        runs."""
+        """Deletes the agent, its memory (core, archival text and vectors, its state namespace
+        `("agent", id)` and those below it), threads, messages and runs."""
         await self.get(tenant_id, agent_id)
         # Memory first: if it fails the agent row still exists, so the caller can simply retry.
         await self._memory.delete_agent_memory(tenant_id, agent_id)
+        if self._state is not None:
+            await self._state.delete_agent_namespace(tenant_id, agent_id)
         await self._sql.run_in_transaction(conversations_sql.delete_agent, tenant_id, agent_id)

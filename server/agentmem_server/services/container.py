@@ -11,6 +11,7 @@ from ..storage.sql.store import SqlStore
 from .idempotency import IdempotencyService
 from .limits import RequestLimits, quotas_from_settings
 from .memory import MemoryService
+from .state import StateService
 from .tenants import TenantService
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Services:
     runs: RunService
     idempotency: IdempotencyService
     limits: RequestLimits
+    state: StateService
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
     async def close(self) -> None:
@@ -82,7 +84,8 @@ async def build_services(settings: Settings) -> Services:
             settings.llm_base_url,
         )
     provider = build_provider(settings)
-    agents = AgentService(sql, memory, quotas=quotas)
+    state = StateService(sql, value_max_bytes=settings.state_value_max_bytes, quotas=quotas)
+    agents = AgentService(sql, memory, quotas=quotas, state=state)
     threads = ThreadService(sql)
     runs = RunService(
         settings=settings,
@@ -120,6 +123,7 @@ async def build_services(settings: Settings) -> Services:
         runs=runs,
         idempotency=idempotency,
         limits=RequestLimits.from_settings(settings),
+        state=state,
     )
     services.repairer = asyncio.get_running_loop().create_task(
         _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"

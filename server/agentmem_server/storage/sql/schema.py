@@ -7,6 +7,7 @@ Timestamps are BIGINT UTC microseconds: exact on SQLite and PostgreSQL alike, so
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -164,4 +166,25 @@ idempotency_keys = Table(
     Column("response_body", LargeBinary, nullable=True),
     Column("response_encoding", String(16), nullable=True),
     Index("ix_idempotency_expires", "expires_at"),
+)
+
+# Keyed state (services/state.py), one row per entry. `namespace` is the segments joined by '/'
+# ('' for the tenant's root). The primary key is the index of every read: a get or a 4-level
+# lookup probes it (`namespace IN (...)`), a prefix listing is a range scan of it in key order.
+# Binary ("C") collation on PostgreSQL so that order and the prefix range are code point order,
+# as on SQLite, whatever the database's locale.
+_STATE_TEXT = String(1040).with_variant(String(1040, collation="C"), "postgresql")
+state_entries = Table(
+    "state_entries",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("namespace", _STATE_TEXT, primary_key=True),
+    Column("key", _STATE_TEXT, primary_key=True),
+    Column("value", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("value_bytes", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    # The sweeper's: expired rows, oldest first, without reading live ones.
+    Index("ix_state_expires", "expires_at"),
 )
