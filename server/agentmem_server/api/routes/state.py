@@ -79,7 +79,7 @@ async def list_keys(
     )
 
 
-@router.delete("/entries", dependencies=[IdempotencyKey])
+@router.delete("/entries", responses=error_responses(409), dependencies=[IdempotencyKey])
 async def clear(
     services: ServicesDep, tenant_id: TenantDep, namespace: NamespaceQuery = ""
 ) -> StateClearResult:
@@ -120,7 +120,7 @@ async def set_entry(
     )
 
 
-@router.delete("/entries/{key:path}", dependencies=[IdempotencyKey])
+@router.delete("/entries/{key:path}", responses=error_responses(409), dependencies=[IdempotencyKey])
 async def delete_entry(
     key: KeyPath, services: ServicesDep, tenant_id: TenantDep, namespace: NamespaceQuery = ""
 ) -> StateDeleteResult:
