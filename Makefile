@@ -54,7 +54,8 @@ SERVER := server/agentmem_server
 LINT_PATHS := agentmem tests/server/test_layers.py \
 	$(SERVER)/__init__.py $(SERVER)/errors.py $(SERVER)/ids.py $(SERVER)/tokens.py \
 	$(SERVER)/chunking.py $(SERVER)/settings.py $(SERVER)/embedding $(SERVER)/providers \
-	$(SERVER)/storage $(SERVER)/services $(SERVER)/api
+	$(SERVER)/storage $(SERVER)/services $(SERVER)/api $(SERVER)/app.py $(SERVER)/cli.py \
+	$(SERVER)/embedded.py $(SERVER)/mcp_stdio.py
 TYPED_PATHS := agentmem $(SERVER)
 
 lint: setup

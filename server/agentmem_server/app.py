@@ -1,9 +1,11 @@
-"""`create_app(settings)`: the FastAPI application. Nothing heavy happens until the lifespan runs."""
+"""`create_app(settings)`: the FastAPI application. Nothing heavy happens until the lifespan
+runs."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Optional
+from typing import Optional
 
 from fastapi import FastAPI
 from starlette.routing import Route

