@@ -18,10 +18,12 @@ from .resources import (
     Agents,
     AsyncAdmin,
     AsyncAgents,
+    AsyncEvents,
     AsyncMemory,
     AsyncRuns,
     AsyncState,
     AsyncThreads,
+    Events,
     Memory,
     Runs,
     State,
@@ -74,6 +76,11 @@ class Client(BaseClient):
     @cached_property
     def runs(self) -> Runs:
         return Runs(self)
+
+    @cached_property
+    def events(self) -> Events:
+        """The change feed: `list` pages it, `stream` follows it live."""
+        return Events(self)
 
     @cached_property
     def threads(self) -> Threads:
@@ -167,6 +174,11 @@ class AsyncClient(BaseClient):
     @cached_property
     def runs(self) -> AsyncRuns:
         return AsyncRuns(self)
+
+    @cached_property
+    def events(self) -> AsyncEvents:
+        """The change feed: `list` pages it, `stream` follows it live."""
+        return AsyncEvents(self)
 
     @cached_property
     def threads(self) -> AsyncThreads:

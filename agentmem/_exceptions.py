@@ -16,6 +16,7 @@ AgentMemError
     │                                  is still running (retried after `Retry-After`)
     ├── RequestInterruptedError   409  `interrupted`: the first request with this key stopped
     │                                  midway (its server died); its effects are unknown
+    ├── GoneError                 410  events removed by retention (`oldest_seq`: what is kept)
     ├── PayloadTooLargeError      413
     ├── UnprocessableEntityError  422  (also: an idempotency key reused for another request)
     ├── RateLimitError            429
@@ -47,6 +48,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "GoneError",
     "InternalServerError",
     "NotFoundError",
     "PayloadTooLargeError",
@@ -170,6 +172,20 @@ class RequestInterruptedError(APIStatusError):
     """
 
     status_code = 409
+
+
+class GoneError(APIStatusError):
+    """Events after the requested seq were removed by retention; `oldest_seq` is the oldest
+    kept. Re-read the current state, then follow the feed from `oldest_seq - 1`."""
+
+    status_code = 410
+
+    def __init__(
+        self, message: Optional[str] = None, *, response: httpx.Response, body: Any
+    ) -> None:
+        super().__init__(message, response=response, body=body)
+        detail = _error_detail(body)
+        self.oldest_seq: Optional[int] = detail.oldest_seq if detail else None
 
 
 class PayloadTooLargeError(APIStatusError):

@@ -2,6 +2,7 @@
 
 from .admin import Admin, AsyncAdmin
 from .agents import Agents, AsyncAgents
+from .events import AsyncEvents, Events
 from .memory import AsyncMemory, Memory
 from .runs import AsyncRuns, Runs
 from .state import AsyncState, AsyncStateContext, AsyncStateView, State, StateContext, StateView
@@ -12,12 +13,14 @@ __all__ = [
     "Agents",
     "AsyncAdmin",
     "AsyncAgents",
+    "AsyncEvents",
     "AsyncMemory",
     "AsyncRuns",
     "AsyncState",
     "AsyncStateContext",
     "AsyncStateView",
     "AsyncThreads",
+    "Events",
     "Memory",
     "Runs",
     "State",

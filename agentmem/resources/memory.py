@@ -12,6 +12,7 @@ from typing import Optional, Union
 from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
 from .._exceptions import ArgumentTypeError, ConflictError, NotFoundError
 from ..types import (
+    BlockVersion,
     MemoryAppendRequest,
     MemoryBlock,
     MemoryRecallRequest,
@@ -121,6 +122,20 @@ class Memory(SyncAPIResource):
             query, agent_id, scope, limit, min_score, mode, updated_after, updated_before
         )
         return self._client._request(request, timeout=timeout)
+
+    def history(
+        self,
+        block_type: str,
+        *,
+        agent_id: Optional[str] = None,
+        limit: int = 20,
+        timeout: Timeout = None,
+    ) -> builtins.list[BlockVersion]:
+        """Earlier versions of a block from the change feed, newest first (core blocks carry
+        their whole `content` for every write). Revert the last write, guarded:
+        `v = memory.history("core", limit=2); memory.update("core", v[1].content,
+        expected_updated_at=v[0].updated_at)`."""
+        return self._client._request(_history(block_type, agent_id, limit), timeout=timeout)
 
     def modify(
         self,
@@ -253,6 +268,20 @@ class AsyncMemory(AsyncAPIResource):
         )
         return await self._client._request(request, timeout=timeout)
 
+    async def history(
+        self,
+        block_type: str,
+        *,
+        agent_id: Optional[str] = None,
+        limit: int = 20,
+        timeout: Timeout = None,
+    ) -> builtins.list[BlockVersion]:
+        """Earlier versions of a block from the change feed, newest first (core blocks carry
+        their whole `content` for every write). Revert the last write, guarded:
+        `v = await memory.history("core", limit=2); await memory.update("core", v[1].content,
+        expected_updated_at=v[0].updated_at)`."""
+        return await self._client._request(_history(block_type, agent_id, limit), timeout=timeout)
+
     async def modify(
         self,
         block_type: str,
@@ -307,6 +336,16 @@ def _list(scope: str, agent_id: Optional[str]) -> APIRequest[list[MemoryBlock]]:
     check.agent_scope(scope, agent_id)
     return APIRequest(
         "GET", "/v1/memory", list[MemoryBlock], params={"scope": scope, "agent_id": agent_id}
+    )
+
+
+def _history(
+    block_type: str, agent_id: Optional[str], limit: int
+) -> APIRequest[list[BlockVersion]]:
+    path = _block_path(block_type, agent_id) + "/history"
+    check.int_between("limit", limit, 1, 1000)
+    return APIRequest(
+        "GET", path, list[BlockVersion], params={"agent_id": agent_id, "limit": limit}
     )
 
 

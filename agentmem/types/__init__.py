@@ -3,6 +3,7 @@
 from .admin import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
 from .agents import Agent, AgentCreateRequest, ArchivalMode, MemoryPolicy, RunOptions
 from .errors import ErrorBody, ErrorDetail
+from .events import EVENT_KINDS, BlockVersion, EventKind, EventPage, MemoryEvent
 from .memory import (
     AGENT_ID_PATTERN,
     BlockType,
@@ -28,19 +29,24 @@ from .transfer import Health, ImportResult
 
 __all__ = [
     "AGENT_ID_PATTERN",
+    "EVENT_KINDS",
     "Agent",
     "AgentCreateRequest",
     "ApiKey",
     "ApiKeyCreated",
     "ArchivalMode",
     "BlockType",
+    "BlockVersion",
     "ChatMessage",
     "ErrorBody",
     "ErrorDetail",
+    "EventKind",
+    "EventPage",
     "Health",
     "ImportResult",
     "MemoryAppendRequest",
     "MemoryBlock",
+    "MemoryEvent",
     "MemoryPolicy",
     "MemoryRecallRequest",
     "MemoryRecallResult",

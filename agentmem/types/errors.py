@@ -26,6 +26,8 @@ class ErrorDetail(ResponseModel):
     """On 409 `conflict`: the block's (or state entry's) current `updated_at`."""
     current: Optional[dict[str, Any]] = Field(default=None, examples=[None])
     """On 409 `conflict` of a state write: the current `StateEntry` (`None` if there is none)."""
+    oldest_seq: Optional[int] = Field(default=None, examples=[1042])
+    """On 410 `gone` (events): the oldest event the log still holds."""
 
 
 class ErrorBody(ResponseModel):

@@ -18,7 +18,7 @@ from .api.errors import install_error_handlers
 from .api.idempotency import IdempotencyMiddleware
 from .api.mcp import MCP_PATH, McpEndpoint
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from .api.routes import admin, agents, health, memory, runs, state, threads, transfer
+from .api.routes import admin, agents, events, health, memory, runs, state, threads, transfer
 from .settings import Settings
 
 
@@ -58,7 +58,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         overrides={"/v1/import": settings.max_import_bytes},
     )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, admin, memory, state, agents, runs, threads, transfer):
+    for module in (health, admin, memory, state, agents, runs, threads, transfer, events):
         app.include_router(module.router)
     # The Model Context Protocol endpoint (api/mcp.py): the memory tools for MCP hosts.
     mcp_endpoint = McpEndpoint(app)
@@ -66,3 +66,11 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         Route(MCP_PATH, mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     )
     return app
+
+
+def end_streams(app: FastAPI) -> None:
+    """End every open event stream now (server shutdown: uvicorn waits for open responses
+    before it runs the lifespan's shutdown, and a stream never ends by itself)."""
+    services = getattr(app.state, "services", None)
+    if services is not None:
+        services.event_hub.end_streams()

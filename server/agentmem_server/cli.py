@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,7 +88,7 @@ def serve(
     """Run the HTTP server on the settings from AGENTMEM_* (SQLite + local LanceDB by default)."""
     import uvicorn
 
-    from .app import create_app
+    from .app import create_app, end_streams
 
     settings = Settings()
     if dev_key:
@@ -103,7 +104,16 @@ def serve(
             f'{python} -c "{code}"'
         )
     _show_server_logs(log_level)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    application = create_app(settings)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Optional[list[socket.socket]] = None) -> None:
+            # Open event streams never finish by themselves, and uvicorn waits for open
+            # responses before it runs the lifespan's shutdown: end them first.
+            end_streams(application)
+            await super().shutdown(sockets)
+
+    Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
 
 
 @app.command("mcp")

@@ -53,6 +53,14 @@ class Conflict(ServiceError):
     error_type = "conflict"
 
 
+class Gone(ServiceError):
+    """410: what was asked for was removed by retention (`extra["oldest_seq"]`: what is kept)."""
+
+    status_code = 410
+    error_type = "gone"
+    client_should_retry = False
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     error_type = "payload_too_large"

@@ -115,6 +115,23 @@ class Settings(BaseSettings):
     quota_agents: int = Field(default=100_000, ge=0)
     """Agents one tenant may have."""
 
+    events_retention_s: float = Field(default=7 * 24 * 3600, gt=0)
+    """How long the change feed keeps events (default 7 days). A background prune removes older
+    ones; resuming from before the oldest kept answers 410 with its `seq` (docs/events.md)."""
+    events_data_cap_bytes: int = Field(default=64 * 1024, ge=256)
+    """Largest `data` an event carries; past it the value or content is left out (`truncated`)."""
+    events_stream_queue: int = Field(default=1000, ge=1)
+    """Events queued for one live stream at most: a subscriber further behind has its stream
+    closed with a resume point (it resumes from the log), so the server never buffers more."""
+    events_heartbeat_s: float = Field(default=15.0, gt=0)
+    """An idle stream sends a comment this often, so proxies and clients see it is alive."""
+    events_poll_s: float = Field(default=2.0, gt=0)
+    """How often a replica checks the log heads of tenants with open streams: the fallback for
+    a lost PostgreSQL notification, and how another process on one SQLite file is seen."""
+    events_listen: bool = True
+    """On PostgreSQL, LISTEN for other replicas' commits (delivery in milliseconds); off, only
+    the poll above carries events across replicas."""
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -13,12 +13,14 @@ from agentmem.resources import (
     Agents,
     AsyncAdmin,
     AsyncAgents,
+    AsyncEvents,
     AsyncMemory,
     AsyncRuns,
     AsyncState,
     AsyncStateContext,
     AsyncStateView,
     AsyncThreads,
+    Events,
     Memory,
     Runs,
     State,
@@ -36,6 +38,7 @@ TWINS = [
     (State, AsyncState),
     (StateView, AsyncStateView),
     (StateContext, AsyncStateContext),
+    (Events, AsyncEvents),
 ]
 
 # `client.state`'s views are made without I/O: plain methods on both twins, no `timeout=`.
@@ -59,10 +62,15 @@ def test_async_twin_has_the_same_signatures(sync_cls: type, async_cls: type) -> 
     assert sync_methods.keys() == async_methods.keys()
     for name, sync_method in sync_methods.items():
         async_method = async_methods[name]
-        assert inspect.iscoroutinefunction(async_method) is (name not in VIEW_FACTORIES), name
         sync_sig, async_sig = inspect.signature(sync_method), inspect.signature(async_method)
-        if name not in VIEW_FACTORIES:  # StateView vs AsyncStateView
+        if inspect.isasyncgenfunction(async_method):  # streams: a generator and its async twin
+            assert inspect.isgeneratorfunction(sync_method), name
+            assert async_sig.return_annotation == f"Async{sync_sig.return_annotation}", name
+        elif name not in VIEW_FACTORIES:  # StateView vs AsyncStateView
+            assert inspect.iscoroutinefunction(async_method), name
             assert sync_sig.return_annotation == async_sig.return_annotation, name
+        else:
+            assert not inspect.iscoroutinefunction(async_method), name
         assert list(sync_sig.parameters) == list(async_sig.parameters), name
         for param in sync_sig.parameters.values():
             twin = async_sig.parameters[param.name]
@@ -96,5 +104,5 @@ def test_clients_have_the_same_constructor_and_resources() -> None:
         return {name for name, attr in vars(cls).items() if isinstance(attr, cached_property)}
 
     assert resources(Client) == resources(AsyncClient) == {
-        "memory", "agents", "runs", "threads", "admin", "state",
+        "memory", "agents", "runs", "threads", "admin", "state", "events",
     }

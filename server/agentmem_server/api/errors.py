@@ -24,6 +24,7 @@ _STATUS_TYPES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     422: "invalid_request",
     429: "rate_limited",
@@ -38,6 +39,8 @@ _DESCRIPTIONS = {
     409: "Conflict: `conflict` (a stale `expected_updated_at`, with `current_updated_at`; or an id "
     "that exists), `in_progress` (a request with this `Idempotency-Key` is still running; retry "
     "after `Retry-After`) or `interrupted` (it stopped midway; check, then use a new key).",
+    410: "Gone: events after `after` (or `Last-Event-ID`) were removed by retention; "
+    "`oldest_seq` is the oldest event kept.",
     413: "The body, or a value in it, is over a limit (`field` and `limit` say which).",
     422: "Invalid input (`field` names it, `limit` gives the bound where there is one), or an "
     "`Idempotency-Key` reused for a different request (`idempotency_key_reused`).",

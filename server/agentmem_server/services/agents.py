@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from agentmem.types import Agent, AgentCreateRequest
@@ -11,9 +12,11 @@ from agentmem.types import Agent, AgentCreateRequest
 from ..errors import Conflict, NotFound
 from ..storage.base import now_micros
 from ..storage.sql import conversations as conversations_sql
+from ..storage.sql.events import NewEvent
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
+    from .events import EventLog
     from .limits import Quotas
     from .memory import MemoryService
     from .state import StateService
@@ -21,6 +24,17 @@ if TYPE_CHECKING:
 
 def _not_found(agent_id: str) -> NotFound:
     return NotFound(f"no agent {agent_id!r}; create it with agents.create first", field="agent_id")
+
+
+def agent_event(action: str, agent_id: str, data: Optional[dict[str, Any]] = None) -> NewEvent:
+    return NewEvent(
+        kind="agent",
+        action=action,
+        key=agent_id,
+        namespace=("agent", agent_id),
+        agent_id=agent_id,
+        data=data,
+    )
 
 
 class AgentService:
@@ -31,18 +45,21 @@ class AgentService:
         *,
         quotas: Optional[Quotas] = None,
         state: Optional[StateService] = None,
+        events: Optional[EventLog] = None,
     ):
         self._sql = sql
         self._memory = memory
         self._quotas = quotas
         self._state = state
+        self._events = events
 
     async def create(self, tenant_id: str, request: AgentCreateRequest) -> Agent:
         if self._quotas is not None:
             await self._quotas.ensure_room(tenant_id, "agents", 1, field="agent_id")
-        try:
-            agent = await self._sql.run_in_transaction(
-                conversations_sql.insert_agent,
+
+        def insert(conn: Connection) -> Optional[Agent]:
+            agent = conversations_sql.insert_agent(
+                conn,
                 tenant_id,
                 request.agent_id,
                 instructions=request.instructions,
@@ -50,10 +67,19 @@ class AgentService:
                 metadata=request.metadata,
                 now_us=now_micros(),
             )
+            if agent is not None and self._events is not None:
+                data = {"instructions": agent.instructions, "model": agent.model}
+                self._events.record(conn, tenant_id, agent_event("create", agent.id, data))
+            return agent
+
+        try:
+            agent = await self._sql.run_in_transaction(insert)
         except IntegrityError:
             agent = None  # a concurrent create won the primary key
         if agent is None:
             raise Conflict(f"agent {request.agent_id!r} already exists", field="agent_id")
+        if self._events is not None:
+            self._events.committed(tenant_id)
         return agent
 
     async def get(self, tenant_id: str, agent_id: str) -> Agent:
@@ -73,4 +99,12 @@ class AgentService:
         await self._memory.delete_agent_memory(tenant_id, agent_id)
         if self._state is not None:
             await self._state.delete_agent_namespace(tenant_id, agent_id)
-        await self._sql.run_in_transaction(conversations_sql.delete_agent, tenant_id, agent_id)
+
+        def delete(conn: Connection) -> bool:
+            gone = conversations_sql.delete_agent(conn, tenant_id, agent_id)
+            if gone and self._events is not None:
+                self._events.record(conn, tenant_id, agent_event("delete", agent_id))
+            return gone
+
+        if await self._sql.run_in_transaction(delete) and self._events is not None:
+            self._events.committed(tenant_id)

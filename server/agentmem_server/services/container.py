@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 from ..storage.sql.store import SqlStore
+from .events import EventHub, EventLog
 from .idempotency import IdempotencyService
 from .limits import RequestLimits, quotas_from_settings
 from .memory import MemoryService
@@ -44,9 +45,16 @@ class Services:
     idempotency: IdempotencyService
     limits: RequestLimits
     state: StateService
+    events: EventLog
+    event_hub: EventHub
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
+    pruner: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
     async def close(self) -> None:
+        await self.event_hub.close()
+        if self.pruner is not None:
+            self.pruner.cancel()
+            await asyncio.gather(self.pruner, return_exceptions=True)
         await self.idempotency.close()
         if self.repairer is not None:
             # Safe mid-pass: a repair is idempotent, and the SQL store's close below waits for
@@ -76,7 +84,18 @@ async def build_services(settings: Settings) -> Services:
         await sql.aclose()  # a server that refuses to start leaves no connection open
         raise
     quotas = quotas_from_settings(sql, settings)
-    memory = MemoryService(sql, archival, core_limit_chars=settings.core_limit_chars, quotas=quotas)
+    events = EventLog(sql, data_cap_bytes=settings.events_data_cap_bytes)
+    event_hub = EventHub(
+        events,
+        queue_size=settings.events_stream_queue,
+        heartbeat_s=settings.events_heartbeat_s,
+        poll_s=settings.events_poll_s,
+        listen_url=_listen_url(sql) if settings.events_listen else None,
+    )
+    events.hub = event_hub
+    memory = MemoryService(
+        sql, archival, core_limit_chars=settings.core_limit_chars, quotas=quotas, events=events
+    )
     if settings.llm_provider == "openai" and not settings.llm_api_key:
         log.warning(
             "AGENTMEM_LLM_PROVIDER=openai but AGENTMEM_LLM_API_KEY is not set: runs will fail "
@@ -85,7 +104,7 @@ async def build_services(settings: Settings) -> Services:
         )
     provider = build_provider(settings)
     state = StateService(sql, value_max_bytes=settings.state_value_max_bytes, quotas=quotas)
-    agents = AgentService(sql, memory, quotas=quotas, state=state)
+    agents = AgentService(sql, memory, quotas=quotas, state=state, events=events)
     threads = ThreadService(sql)
     runs = RunService(
         settings=settings,
@@ -124,6 +143,12 @@ async def build_services(settings: Settings) -> Services:
         idempotency=idempotency,
         limits=RequestLimits.from_settings(settings),
         state=state,
+        events=events,
+        event_hub=event_hub,
+    )
+    event_hub.start()
+    services.pruner = asyncio.get_running_loop().create_task(
+        _prune_events(events, settings.events_retention_s), name="agentmem-prune-events"
     )
     services.repairer = asyncio.get_running_loop().create_task(
         _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"
@@ -138,3 +163,25 @@ async def _repair_interrupted_writes(memory: MemoryService) -> None:
         except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
             log.exception("repairing interrupted archival writes failed")
         await asyncio.sleep(REPAIR_INTERVAL_S)
+
+
+def _listen_url(sql: SqlStore) -> Optional[str]:
+    """A libpq URL for the PostgreSQL LISTEN connection (None on SQLite)."""
+    if sql.dialect != "postgresql":
+        return None
+    url = sql.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def _prune_events(events: EventLog, retention_s: float) -> None:
+    # Within a tenth of the retention (and at least hourly); replicas pruning at once is fine:
+    # each deletes a prefix of each log and records where it ends (the larger end wins).
+    interval = min(retention_s / 10, 3600.0)
+    while True:
+        try:
+            removed = await events.prune(retention_s)
+            if removed:
+                log.info("pruned %d events older than %.0f s", removed, retention_s)
+        except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
+            log.exception("pruning the event log failed")
+        await asyncio.sleep(interval)

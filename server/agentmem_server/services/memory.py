@@ -12,15 +12,15 @@ A scope is `agent_id` here as everywhere public; SQL keys it by `agent_key` (the
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional, TypeVar
 
 from sqlalchemy import Connection
 
-from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
+from agentmem.types import BlockVersion, MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..ids import new_write_id
@@ -34,18 +34,18 @@ from ..storage.base import (
     to_micros,
 )
 from ..storage.sql import blocks as blocks_sql
+from ..storage.sql.events import EventRow, NewEvent
 from ..storage.sql.store import SqlStore
 from ..storage.sql.uow import Transaction
-
-if TYPE_CHECKING:
-    from .archival import ArchivalIndex
-    from .limits import Quotas
 
 log = logging.getLogger("agentmem.memory")
 
 if TYPE_CHECKING:
     from .archival import ArchivalIndex
+    from .events import EventLog
     from .limits import Quotas
+
+T = TypeVar("T")
 
 BLOCK_TYPES = ("core", "archival")
 INTERRUPTED_WRITE_GRACE = timedelta(minutes=10)
@@ -109,6 +109,51 @@ def _conflict(current: Optional[blocks_sql.BlockRow], expected: Optional[datetim
     return Conflict(message, field="expected_updated_at", current_updated_at=current_at)
 
 
+def block_event(
+    block_type: str, action: str, agent_key: str, data: Optional[dict[str, object]] = None
+) -> NewEvent:
+    """The change-feed event of a block write: keyed by block type, in the scope's namespace
+    (`("agent", id)`, or `()` for the user scope)."""
+    return NewEvent(
+        kind=block_type,
+        action=action,
+        key=block_type,
+        namespace=("agent", agent_key) if agent_key else (),
+        scope="agent" if agent_key else "user",
+        agent_id=agent_key or None,
+        data=data,
+    )
+
+
+def _block_data(row: blocks_sql.BlockRow, **extra: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "updated_at": from_micros(row.updated_at).isoformat(),
+        "line_count": row.line_count,
+    }
+    if row.block_type == "core":
+        data["content"] = row.content
+    data.update(extra)
+    return data
+
+
+def _version(block_type: str, agent_key: str, row: EventRow) -> BlockVersion:
+    data = row.data or {}
+    updated_at = data.get("updated_at")
+    return BlockVersion(
+        seq=row.seq,
+        at=from_micros(row.at),
+        action=row.action,
+        block_type=block_type,
+        scope="agent" if agent_key else "user",
+        agent_id=agent_key or None,
+        content=data.get("content"),
+        updated_at=datetime.fromisoformat(updated_at) if updated_at else None,
+        line_count=data.get("line_count"),
+        start_line=data.get("start_line"),
+        end_line=data.get("end_line"),
+    )
+
+
 ArchivalWriteKind = Literal["append", "resync"]
 """How an interrupted archival write is repaired: "append" drops the rows tagged with its write
 id, "resync" rebuilds the scope's index from its committed lines."""
@@ -122,11 +167,23 @@ class MemoryService:
         *,
         core_limit_chars: int,
         quotas: Optional[Quotas] = None,
+        events: Optional[EventLog] = None,
     ):
+        """`events`: the change feed every write is recorded in (in the write's transaction).
+        None keeps no log: only benchmarks measuring what the log costs build it so."""
         self._sql = sql
         self._archival = archival
         self.core_limit_chars = core_limit_chars
         self._quotas = quotas
+        self._events = events
+
+    def _record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
+        if self._events is not None:
+            self._events.record(conn, tenant_id, event)
+
+    def _committed(self, tenant_id: str) -> None:
+        if self._events is not None:
+            self._events.committed(tenant_id)
 
     async def _ensure_room(self, tenant_id: str, quota: str, adding: int, field: str) -> None:
         if self._quotas is not None:
@@ -259,6 +316,20 @@ class MemoryService:
         last = start + len(lines) - 1 if lines else None
         return _to_model(row, content="\n".join(lines), start=start if lines else None, end=last)
 
+    async def history(
+        self, tenant_id: str, block_type: str, agent_id: Optional[str], limit: int
+    ) -> list[BlockVersion]:
+        """The block's versions from the change feed, newest first."""
+        _check_block_type(block_type)
+        if self._events is None:
+            return []
+        agent_key = agent_key_of(agent_id)
+        ref = block_event(block_type, "", agent_key)
+        rows = await self._events.history(
+            tenant_id, kinds=(block_type,), key=block_type, namespace=ref.namespace, limit=limit
+        )
+        return [_version(block_type, agent_key, row) for row in rows]
+
     async def recall(
         self, tenant_id: str, request: MemoryRecallRequest
     ) -> list[MemoryRecallResult]:
@@ -329,13 +400,25 @@ class MemoryService:
                     line_count=count_lines(content),
                     now_us=now_micros(),
                 )
-            current = None if row else blocks_sql.get_block(conn, tenant_id, "core", agent_key)
-            return row, current
+            if row is not None:
+                self._record(
+                    conn, tenant_id, block_event("core", "update", agent_key, _block_data(row))
+                )
+                return row, None
+            return None, blocks_sql.get_block(conn, tenant_id, "core", agent_key)
 
-        row, current = await self._sql.run_autocommit(write)
+        row, current = await self._run_write(write)
         if row is None:
             raise _conflict(current, expected)
+        self._committed(tenant_id)
         return _to_model(row)
+
+    async def _run_write(self, write: Callable[[Connection], T]) -> T:
+        """A core write: with the log, one transaction holding the write and its event; without,
+        the write's single statement on its own."""
+        if self._events is None:
+            return await self._sql.run_autocommit(write)
+        return await self._sql.run_in_transaction(write)
 
     async def _update_archival(
         self, tenant_id: str, agent_key: str, content: str, expected: Optional[datetime]
@@ -375,6 +458,9 @@ class MemoryService:
             # too.
             tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
+            event = block_event("archival", "update", agent_key, _block_data(row))
+            await tx.run(self._record, tenant_id, event)
+        self._committed(tenant_id)
         return _to_model(row, content=content)
 
     async def append(
@@ -404,22 +490,27 @@ class MemoryService:
                 limit_chars=self.core_limit_chars,
                 now_us=now_micros(),
             )
+            if row is None:
+                current = blocks_sql.get_block(conn, tenant_id, "core", agent_key)
+                if current is not None:
+                    return None, current
+                if self._quotas is not None:  # only when this append creates the block
+                    self._quotas.ensure_room_in(conn, tenant_id, "core_blocks", 1, field="text")
+                row = blocks_sql.insert_block_if_missing(
+                    conn, tenant_id, "core", agent_key, text, added, now_micros()
+                )
             if row is not None:
-                return row, None
-            current = blocks_sql.get_block(conn, tenant_id, "core", agent_key)
-            if current is not None:
-                return None, current
-            if self._quotas is not None:  # only when this append creates the block
-                self._quotas.ensure_room_in(conn, tenant_id, "core_blocks", 1, field="text")
-            created = blocks_sql.insert_block_if_missing(
-                conn, tenant_id, "core", agent_key, text, added, now_micros()
-            )
-            return created, None
+                data = _block_data(
+                    row, start_line=row.line_count - added + 1, end_line=row.line_count
+                )
+                self._record(conn, tenant_id, block_event("core", "append", agent_key, data))
+            return row, None
 
         # A concurrent creator can win the insert between our UPDATE and INSERT; then append again.
         for _ in range(3):
-            row, current = await self._sql.run_autocommit(write)
+            row, current = await self._run_write(write)
             if row is not None:
+                self._committed(tenant_id)
                 return _to_model(row)
             if current is not None:
                 raise PayloadTooLarge(
@@ -458,21 +549,35 @@ class MemoryService:
                 written_at=from_micros(row.updated_at),
                 write_id=write_id,
             )
+            data = _block_data(row, start_line=first, end_line=row.line_count)
+            await tx.run(
+                self._record, tenant_id, block_event("archival", "append", agent_key, data)
+            )
+        self._committed(tenant_id)
         return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
         _check_block_type(block_type)
         agent_key = agent_key_of(agent_id)
         if block_type == "core":
-            await self._sql.run_in_transaction(
-                blocks_sql.delete_block, tenant_id, block_type, agent_key
-            )
+
+            def delete(conn: Connection) -> Optional[str]:
+                block_id = blocks_sql.delete_block(conn, tenant_id, block_type, agent_key)
+                if block_id:  # deleting nothing changes nothing: no event
+                    self._record(conn, tenant_id, block_event("core", "delete", agent_key))
+                return block_id
+
+            if await self._sql.run_in_transaction(delete):
+                self._committed(tenant_id)
             return
         async with self._archival_transaction(tenant_id, agent_key, "resync") as (tx, _):
             block_id = await tx.run(blocks_sql.delete_block, tenant_id, block_type, agent_key)
             if block_id:
                 tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
                 await self._archival.delete_block(tenant_id, block_id)
+                await tx.run(self._record, tenant_id, block_event("archival", "delete", agent_key))
+        if block_id:
+            self._committed(tenant_id)
 
     async def delete_agent_memory(self, tenant_id: str, agent_id: str) -> None:
         for block_type in BLOCK_TYPES:

@@ -55,7 +55,9 @@ def _spec() -> dict:
 
 # Import bodies are JSON Lines: sent as the text schemathesis makes for them.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
-schema = schemathesis.openapi.from_dict(_spec())
+# A live event stream never ends, so a fuzzed request to it would read forever; its bad input
+# (422, 410) is tested in test_events_stream.py and test_events_log.py.
+schema = schemathesis.openapi.from_dict(_spec()).exclude(path="/v1/events/stream")
 STATS: dict[str, Counter] = {}
 
 

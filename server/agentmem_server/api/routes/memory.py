@@ -1,10 +1,11 @@
 """Memory block and recall routes: parse, authenticate, call MemoryService."""
 
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from fastapi import APIRouter, Query, Response
 
 from agentmem.types import (
+    BlockVersion,
     MemoryAppendRequest,
     MemoryBlock,
     MemoryRecallRequest,
@@ -56,6 +57,18 @@ async def get_block(
 ) -> MemoryBlock:
     """One block, or its 1-based inclusive line range (`start_line`, `end_line`)."""
     return await services.memory.get_block(tenant_id, block_type, agent_id, start_line, end_line)
+
+
+@router.get("/{block_type}/history")
+async def block_history(
+    block_type: BlockTypePath,
+    services: ServicesDep,
+    tenant_id: TenantDep,
+    agent_id: AgentIdQuery = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Versions at most.")] = 20,
+) -> list[BlockVersion]:
+    """Earlier versions of the block from the change feed, newest first (core: whole content)."""
+    return await services.memory.history(tenant_id, block_type, agent_id, limit)
 
 
 @router.put(

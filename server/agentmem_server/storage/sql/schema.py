@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -187,4 +188,37 @@ state_entries = Table(
     Column("expires_at", BigInteger, nullable=True),
     # The sweeper's: expired rows, oldest first, without reading live ones.
     Index("ix_state_expires", "expires_at"),
+)
+
+# The change feed (services/events.py): one row per write, per tenant, numbered by `seq`. The
+# counter row is bumped in the write's own transaction and its row lock is held to the commit, so
+# a tenant's events commit in `seq` order (a reader that saw seq N has seen every seq below it)
+# and a rolled-back write takes its number with it. `pruned_through`: retention removed every
+# event up to it.
+event_counters = Table(
+    "event_counters",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("pruned_through", BigInteger, nullable=False, default=0),
+)
+
+memory_events = Table(
+    "memory_events",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("action", String(16), nullable=False),
+    # Namespace segments each followed by "/" ("agent/travel/", "" for the root): a prefix of
+    # this string is a namespace prefix, since segments never hold "/".
+    Column("namespace", Text, nullable=False),
+    Column("scope", String(8), nullable=True),
+    Column("agent_id", String(128), nullable=True),
+    Column("key", String(255), nullable=False),
+    Column("data", Text, nullable=True),
+    Column("truncated", Boolean, nullable=False, default=False),
+    Index("ix_events_key", "tenant_id", "key", "seq"),
+    Index("ix_events_at", "at"),
 )
