@@ -36,9 +36,12 @@ class MemoryEvent(ResponseModel):
     """The agent the write concerned, if any."""
     key: str = Field(examples=["core"])
     """The state key, the block type, the agent id or the thread id. Patterns match this."""
-    data: Optional[dict[str, Any]] = Field(default=None, examples=[{"updated_at": _AT}])
-    """What a subscriber needs without a second read: the new state value, a core block's
-    content and `updated_at`, an archival append's line range (`start_line`, `end_line`)."""
+    data: Any = Field(default=None, examples=[{"tier": "gold"}])
+    """What a subscriber needs without a second read. State: the new value itself (any JSON;
+    `None` for deletions). Blocks: an object with `updated_at`, `line_count`, core `content`
+    (the whole text after the write) and, for appends, `start_line` and `end_line`."""
+    updated_at: Optional[datetime] = Field(default=None, examples=[_AT])
+    """The entry's or block's `updated_at` after the write (pass it as `expected_updated_at`)."""
     truncated: bool = Field(default=False, examples=[False])
     """True when `data` left out a value or content larger than the server's cap."""
 
@@ -61,15 +64,19 @@ class BlockVersion(ResponseModel):
     action: str = Field(examples=["update"])
     """`update`, `append` or `delete` (a deletion has no content)."""
     block_type: str = Field(examples=["core"])
+    """`core` or `archival`."""
     scope: Literal["user", "agent"] = Field(examples=["user"])
-    agent_id: Optional[str] = Field(default=None)
+    """`user` or `agent`."""
+    agent_id: Optional[str] = Field(default=None, examples=["travel"])
+    """The owning agent for `agent` scope; `None` for `user` scope."""
     content: Optional[str] = Field(default=None, examples=["Prefers window seats"])
     """The whole text after this write (core blocks; `None` for archival blocks, deletions
     and content past the cap)."""
     updated_at: Optional[datetime] = Field(default=None, examples=[_AT])
     """The block's `updated_at` after this write."""
     line_count: Optional[int] = Field(default=None, examples=[2])
-    start_line: Optional[int] = Field(default=None)
+    """Lines in the block after this write."""
+    start_line: Optional[int] = Field(default=None, examples=[2])
     """For appends: the first line added."""
-    end_line: Optional[int] = Field(default=None)
+    end_line: Optional[int] = Field(default=None, examples=[2])
     """For appends: the last line added."""

@@ -21,6 +21,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Optional, Union
 
 from sqlalchemy import Connection
@@ -61,7 +62,13 @@ __all__ = [
 
 
 def to_model(row: EventRow) -> MemoryEvent:
+    stored = row.data if isinstance(row.data, dict) else {}
+    updated_at = stored.get("updated_at")
+    # State events carry the value itself as `data` (seed 002's `event.data`); the log keeps it
+    # beside the entry's times.
+    data = stored.get("value") if row.kind == "state" else row.data
     return MemoryEvent(
+        updated_at=datetime.fromisoformat(updated_at) if isinstance(updated_at, str) else None,
         seq=row.seq,
         at=from_micros(row.at),
         kind=row.kind,
@@ -70,7 +77,7 @@ def to_model(row: EventRow) -> MemoryEvent:
         scope=row.scope,  # type: ignore[arg-type]
         agent_id=row.agent_id,
         key=row.key,
-        data=row.data,
+        data=data,
         truncated=row.truncated,
     )
 

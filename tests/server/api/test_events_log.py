@@ -56,6 +56,7 @@ def test_every_write_kind_appends_one_event_in_order(http: TestClient, new_key):
     ]
     # What a subscriber needs without a second read.
     assert got[0]["data"] == {"updated_at": created["updated_at"].replace("Z", "+00:00"), "line_count": 1, "content": "v1"}
+    assert got[0]["updated_at"] == created["updated_at"] and got[1]["updated_at"] == updated["updated_at"]
     assert got[1]["data"]["content"] == "v2" and got[1]["scope"] == "user" and got[1]["agent_id"] is None
     assert got[2]["data"]["content"] == "v2\nmore\nlines"
     assert (got[2]["data"]["start_line"], got[2]["data"]["end_line"]) == (2, 3)
