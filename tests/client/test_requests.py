@@ -23,7 +23,7 @@ from agentmem import (
     RunOptions,
     RunResult,
 )
-from agentmem.types import ApiKey, ApiKeyCreated, Tenant
+from agentmem.types import ApiKey, ApiKeyCreated, BlockVersion, Tenant
 
 T = "2024-05-01T12:00:00.000001Z"
 BLOCK = {
@@ -33,6 +33,10 @@ BLOCK = {
 HIT = {
     "content": "likes tea", "score": 0.9, "scope": "agent", "agent_id": "a1",
     "line_number": 3, "end_line": 3, "updated_at": T,
+}
+VERSION = {
+    "seq": 3, "at": T, "action": "update", "block_type": "core", "scope": "agent",
+    "agent_id": "a1", "content": "v1", "updated_at": T,
 }
 AGENT = {"id": "a1", "created_at": T, "updated_at": T}
 RUN_RESULT = {"id": "run_1", "agent_id": "a1", "thread_id": "th_1", "output": "ok"}
@@ -69,6 +73,11 @@ CASES = [
     Case("memory.get", ("archival",), {"agent_id": "a1", "start_line": 2, "end_line": 5},
          "GET", "/v1/memory/archival", {"agent_id": "a1", "start_line": "2", "end_line": "5"},
          answer=BLOCK, returns=MemoryBlock),
+    Case("memory.history", ("core",), {"agent_id": "a1", "limit": 2}, "GET",
+         "/v1/memory/core/history", {"agent_id": "a1", "limit": "2"},
+         answer=[VERSION], returns=[BlockVersion]),
+    Case("memory.history", ("archival",), {}, "GET", "/v1/memory/archival/history",
+         {"limit": "20"}, answer=[VERSION], returns=[BlockVersion]),
     Case("memory.update", ("core", "new text"), {"expected_updated_at": None}, "PUT",
          "/v1/memory/core", body={"content": "new text", "expected_updated_at": None},
          answer=BLOCK, returns=MemoryBlock),
