@@ -206,13 +206,15 @@ class EventHub:
         self._tasks.clear()
 
     def stats(self) -> dict[str, int]:
-        """Open channels (tenants with streams), streams, and events queued in all of them."""
-        subs = [s for c in self._channels.values() for s in c.subs]
+        """Open channels (tenants with streams), streams, and events queued in all of them.
+        Callable from any thread: `list()` copies a dict's values or a set in one step."""
+        channels = list(self._channels.values())
+        subs = [s for c in channels for s in list(c.subs)]
         return {
-            "channels": len(self._channels),
+            "channels": len(channels),
             "streams": len(subs),
             "queued": sum(len(s.pending) for s in subs),
-            "readers": sum(1 for c in self._channels.values() if c.task and not c.task.done()),
+            "readers": sum(1 for c in channels if c.task and not c.task.done()),
         }
 
     # ---- waking -----------------------------------------------------------------------------
