@@ -51,6 +51,10 @@ async def test_stdio_relay_serves_the_same_tools_errors_and_tenancy(start_server
             "read_core_memory",
             "update_core_memory",
             "list_thread_messages",
+            "get_state",
+            "set_state",
+            "list_state",
+            "delete_state",
         }
         assert all(t.input_schema["additionalProperties"] is False for t in tools)
         assert (
@@ -61,6 +65,8 @@ async def test_stdio_relay_serves_the_same_tools_errors_and_tenancy(start_server
         found = await call(client, "recall_archival_memory", query="window seats")
         assert found["matches"][0]["content"] == "Ana prefers window seats"
         created = await call(client, "update_core_memory", content="v1", expected_updated_at=None)
+        await call(client, "set_state", key="k", value=[1, 2])
+        assert (await call(client, "get_state", key="k"))["value"] == [1, 2]
         read = await call(client, "read_core_memory")
         assert (read["content"], read["updated_at"]) == ("v1", created["updated_at"])
 
@@ -78,6 +84,7 @@ async def test_stdio_relay_serves_the_same_tools_errors_and_tenancy(start_server
     async with stdio_session(server, stranger) as client:
         assert (await call(client, "recall_archival_memory", query="window seats"))["matches"] == []
         assert (await call(client, "read_core_memory"))["exists"] is False
+        assert (await call(client, "get_state", key="k"))["exists"] is False
 
 
 def test_without_a_key_the_command_says_what_to_set(tmp_path: Path) -> None:

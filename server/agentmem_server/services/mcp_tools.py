@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Optional
 
 from pydantic import Field, ValidationError
 
@@ -24,6 +24,16 @@ from agentmem.tools import MAX_RECALL_LIMIT
 from agentmem.types import MemoryRecallRequest
 from agentmem.types._base import RequestModel
 from agentmem.types._constraints import MAX_LINE_NUMBER, Id, Text, UtcDatetime
+from agentmem.types.state import (
+    NAMESPACE_MAX_SEGMENTS,
+    SEGMENT_PATTERN,
+    STATE_KEY_MAX_LENGTH,
+    STATE_LIST_MAX,
+    TTL_MAX_S,
+    StateEntry,
+    StateKey,
+    StateValue,
+)
 
 from ..errors import Conflict, NotFound, ServiceError
 from .prompt import iso_utc
@@ -87,6 +97,55 @@ class ThreadMessagesArgs(RequestModel):
     """The conversation thread whose messages to read."""
     limit: int = Field(default=50, ge=1, le=MAX_THREAD_MESSAGES)
     """How many of the latest messages to return at most."""
+
+
+NamespaceArg = list[Annotated[str, Field(pattern=SEGMENT_PATTERN)]]
+_NAMESPACE_DOC = (
+    "The namespace: a list of segments. [] is the tenant's root; conventions: "
+    '["agent", agent_id], ["session", session_id], ["workflow", workflow_id].'
+)
+
+
+class StateGetArgs(RequestModel):
+    key: StateKey
+    """The entry's key (1-255 characters)."""
+    namespace: NamespaceArg = Field(
+        default_factory=list, max_length=NAMESPACE_MAX_SEGMENTS, description=_NAMESPACE_DOC
+    )
+
+
+class StateSetArgs(RequestModel):
+    key: StateKey
+    """The entry's key (1-255 characters)."""
+    value: StateValue
+    """Any JSON value: an object, array, string, number, boolean or null."""
+    namespace: NamespaceArg = Field(
+        default_factory=list, max_length=NAMESPACE_MAX_SEGMENTS, description=_NAMESPACE_DOC
+    )
+    ttl_seconds: Optional[float] = Field(default=None, gt=0, le=TTL_MAX_S)
+    """Delete the entry this many seconds from now; omit it to keep the entry."""
+    expected_updated_at: Optional[UtcDatetime] = None
+    """Guard the write: the updated_at you read (null: create only). Omit it: last write wins."""
+
+
+class StateListArgs(RequestModel):
+    namespace: NamespaceArg = Field(
+        default_factory=list, max_length=NAMESPACE_MAX_SEGMENTS, description=_NAMESPACE_DOC
+    )
+    prefix: str = Field(default="", max_length=STATE_KEY_MAX_LENGTH)
+    """Only keys starting with this."""
+    limit: int = Field(default=100, ge=1, le=STATE_LIST_MAX)
+    """How many keys to return at most."""
+    cursor: Optional[str] = Field(default=None, max_length=2048)
+    """next_cursor of the previous page."""
+
+
+class StateDeleteArgs(RequestModel):
+    key: StateKey
+    """The entry's key."""
+    namespace: NamespaceArg = Field(
+        default_factory=list, max_length=NAMESPACE_MAX_SEGMENTS, description=_NAMESPACE_DOC
+    )
 
 
 # ---- the tools --------------------------------------------------------------------------------
@@ -170,6 +229,39 @@ TOOLS: tuple[ToolSpec, ...] = (
         ThreadMessagesArgs,
         read_only=True,
     ),
+    ToolSpec(
+        "get_state",
+        "Read a state value",
+        "Read one exact value of keyed state (a setting, a cursor, a counter, a JSON profile) by "
+        "namespace and key. Returns its value and updated_at, or exists=false.",
+        StateGetArgs,
+        read_only=True,
+    ),
+    ToolSpec(
+        "set_state",
+        "Write a state value",
+        "Store an exact JSON value under a namespace and key, replacing what was there (last "
+        "write wins). To change a value safely when others may write it too, pass the "
+        "updated_at you read as expected_updated_at: a stale write is refused with the current "
+        "entry. ttl_seconds makes the entry expire.",
+        StateSetArgs,
+        read_only=False,
+    ),
+    ToolSpec(
+        "list_state",
+        "List state keys",
+        "List the keys of a keyed-state namespace in order (optionally those starting with a "
+        "prefix), with their updated_at; page with next_cursor.",
+        StateListArgs,
+        read_only=True,
+    ),
+    ToolSpec(
+        "delete_state",
+        "Delete a state value",
+        "Delete one keyed-state entry. Says whether there was one to delete.",
+        StateDeleteArgs,
+        read_only=False,
+    ),
 )
 
 
@@ -200,6 +292,10 @@ class McpTools:
             "read_core_memory": self._read_core,
             "update_core_memory": self._update_core,
             "list_thread_messages": self._thread_messages,
+            "get_state": self._get_state,
+            "set_state": self._set_state,
+            "list_state": self._list_state,
+            "delete_state": self._delete_state,
         }
         self._specs = {spec.name: spec for spec in TOOLS}
 
@@ -336,3 +432,59 @@ class McpTools:
             ],
             "more_before": len(messages) > len(latest),
         }
+
+    async def _get_state(self, tenant_id: str, args: StateGetArgs) -> dict[str, Any]:
+        try:
+            entry = await self._services.state.get(tenant_id, args.namespace, args.key)
+        except NotFound:
+            return {"exists": False, "namespace": args.namespace, "key": args.key}
+        return {"exists": True, **_entry(entry)}
+
+    async def _set_state(self, tenant_id: str, args: StateSetArgs) -> dict[str, Any]:
+        guarded = "expected_updated_at" in args.model_fields_set
+        try:
+            entry = await self._services.state.set(
+                tenant_id,
+                args.namespace,
+                args.key,
+                args.value,
+                ttl=args.ttl_seconds,
+                guarded=guarded,
+                expected_updated_at=args.expected_updated_at,
+            )
+        except Conflict as exc:
+            failure = _failure("conflict", exc.message, field="expected_updated_at")
+            failure.payload["error"]["current"] = exc.extra.get("current")
+            raise failure from None
+        return {"ok": True, **_entry(entry)}
+
+    async def _list_state(self, tenant_id: str, args: StateListArgs) -> dict[str, Any]:
+        page = await self._services.state.list(
+            tenant_id, args.namespace, prefix=args.prefix, limit=args.limit, cursor=args.cursor
+        )
+        return {
+            "namespace": args.namespace,
+            "keys": [
+                {
+                    "key": item.key,
+                    "updated_at": iso_utc(item.updated_at),
+                    "expires_at": iso_utc(item.expires_at) if item.expires_at else None,
+                }
+                for item in page.items
+            ],
+            "next_cursor": page.next_cursor,
+        }
+
+    async def _delete_state(self, tenant_id: str, args: StateDeleteArgs) -> dict[str, Any]:
+        deleted = await self._services.state.delete(tenant_id, args.namespace, args.key)
+        return {"deleted": deleted}
+
+
+def _entry(entry: StateEntry) -> dict[str, Any]:
+    return {
+        "namespace": list(entry.namespace),
+        "key": entry.key,
+        "value": entry.value,
+        "updated_at": iso_utc(entry.updated_at),
+        "expires_at": iso_utc(entry.expires_at) if entry.expires_at else None,
+    }

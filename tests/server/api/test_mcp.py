@@ -29,6 +29,10 @@ TOOL_NAMES = {
     "read_core_memory",
     "update_core_memory",
     "list_thread_messages",
+    "get_state",
+    "set_state",
+    "list_state",
+    "delete_state",
 }
 
 
@@ -187,6 +191,67 @@ async def test_core_read_and_guarded_update_returns_current_content_when_stale(
     assert served.rest("GET", "/v1/memory/core", key).json()["content"].endswith("Diet: vegetarian")
 
 
+async def test_keyed_state_get_set_list_delete_and_guarded_writes(served: Served) -> None:
+    key = served.new_key("acme")
+    ns = ["session", "s1"]
+    async with served.mcp(key) as client:
+        assert (await call(client, "get_state", key="cursor", namespace=ns))["exists"] is False
+        first = await call(
+            client, "set_state", key="cursor", value={"page": 1}, namespace=ns, ttl_seconds=600
+        )
+        assert (first["value"], first["namespace"], first["expires_at"] is not None) == (
+            {"page": 1},
+            ns,
+            True,
+        )
+        await call(client, "set_state", key="theme", value="dark")  # the tenant's root
+        got = await call(client, "get_state", key="cursor", namespace=ns)
+        assert (got["exists"], got["value"]) == (True, {"page": 1})
+
+        # Guarded: create-only refuses an existing entry; a stale updated_at refuses too, and
+        # the error carries the entry as it is now.
+        exists = await call_failing(
+            client, "set_state", key="cursor", value=0, namespace=ns, expected_updated_at=None
+        )
+        assert exists["type"] == "conflict" and exists["current"]["value"] == {"page": 1}
+        second = await call(
+            client,
+            "set_state",
+            key="cursor",
+            value={"page": 2},
+            namespace=ns,
+            expected_updated_at=got["updated_at"],
+        )
+        stale = await call_failing(
+            client,
+            "set_state",
+            key="cursor",
+            value={"page": 3},
+            namespace=ns,
+            expected_updated_at=got["updated_at"],
+        )
+        assert stale["current"]["value"] == {"page": 2}
+        assert stale["current"]["updated_at"].replace("+00:00", "Z") == second["updated_at"]
+
+        for k in ("b", "a", "c"):
+            await call(client, "set_state", key=f"item.{k}", value=k, namespace=ns)
+        listed = await call(client, "list_state", namespace=ns, prefix="item.", limit=2)
+        assert [k["key"] for k in listed["keys"]] == ["item.a", "item.b"]
+        rest = await call(
+            client, "list_state", namespace=ns, prefix="item.", cursor=listed["next_cursor"]
+        )
+        assert [k["key"] for k in rest["keys"]] == ["item.c"] and rest["next_cursor"] is None
+
+        assert (await call(client, "delete_state", key="cursor", namespace=ns))["deleted"] is True
+        assert (await call(client, "delete_state", key="cursor", namespace=ns))["deleted"] is False
+        bad = await call_failing(client, "get_state", key="x", namespace=["no/slash"])
+        assert bad["field"].startswith("namespace")
+
+    # REST reads what MCP wrote.
+    theme = served.rest("GET", "/v1/state/entries/theme", key)
+    assert theme.status_code == 200 and theme.json()["value"] == "dark"
+
+
 async def test_thread_messages_of_a_run(served: Served) -> None:
     key = served.new_key("acme")
     served.rest("POST", "/v1/agents", key, json={"agent_id": "helper"}).raise_for_status()
@@ -288,6 +353,7 @@ async def test_another_tenants_key_sees_nothing(served: Served) -> None:
                     agent_id=agent_ids[i],
                 )
         await call(client, "update_core_memory", content="owner profile", expected_updated_at=None)
+        await call(client, "set_state", key="secret", value={"pin": rng.randrange(10**4)})
 
     async with served.mcp(stranger) as client:
         for fact in facts:
@@ -299,9 +365,13 @@ async def test_another_tenants_key_sees_nothing(served: Served) -> None:
         for agent_id in [None, *agent_ids]:
             args = {"agent_id": agent_id} if agent_id else {}
             assert (await call(client, "read_core_memory", **args))["exists"] is False
+        assert (await call(client, "get_state", key="secret"))["exists"] is False
+        assert (await call(client, "list_state"))["keys"] == []
+        assert (await call(client, "delete_state", key="secret"))["deleted"] is False
         hidden = await call_failing(client, "list_thread_messages", thread_id=thread_id)
         assert hidden["type"] == "not_found"
         # A stranger's write lands in its own tenant, never in the owner's.
         await call(client, "update_core_memory", content="stranger", expected_updated_at=None)
 
     assert served.rest("GET", "/v1/memory/core", owner).json()["content"] == "owner profile"
+    assert served.rest("GET", "/v1/state/entries/secret", owner).status_code == 200
