@@ -391,8 +391,14 @@ def import_(
             timeout=None,
         )
     _fail_on_error(response)
-    counts = response.json()["counts"]
+    result = response.json()
+    counts = result["counts"]
     typer.echo("Imported " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) + ".")
+    for kind, ids in sorted((result.get("renamed") or {}).items()):
+        # Ids of threads, messages and runs are server-wide; one already taken here got a new one.
+        typer.echo(f"{len(ids)} {kind} ids were taken on this server and got new ones:")
+        for old, new in sorted(ids.items()):
+            typer.echo(f"  {old} -> {new}")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -77,3 +77,36 @@ def test_export_import_round_trip(start_server, tmp_path: Path):
 
     again = _cli(target.env, "import", str(dump), "--base-url", target.url, "--api-key", target_key)
     assert again.returncode == 1 and "HTTP 409" in again.stderr
+
+
+def test_export_then_import_into_a_second_tenant_of_the_same_server(start_server, tmp_path: Path):
+    """Thread, message and run ids are server-wide: the copy gets ids of its own (the CLI lists
+    them), both tenants read their own transcript, and nothing of one shows in the other. Before
+    the strict import this answered 409 (an oracle of the other tenant's ids)."""
+    server = start_server(data_dir=tmp_path / "a", embedding_model="bundled:all-MiniLM-L6-v2")
+    source_key, target_key = create_key(server.env, "acme"), create_key(server.env, "acme-copy")
+    with agentmem.Client(api_key=source_key, base_url=server.url) as client:
+        _fill(client)
+        before = _snapshot(client)
+        thread = client.runs.get(client.agents.run("helper", "hello").id).thread_id
+        transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
+
+    dump = tmp_path / "acme.jsonl"
+    exported = _cli(server.env, "export", "--out", str(dump), "--base-url", server.url, "--api-key", source_key)
+    assert exported.returncode == 0, exported.stderr
+    imported = _cli(server.env, "import", str(dump), "--base-url", server.url, "--api-key", target_key)
+    assert imported.returncode == 0, imported.stderr
+    renamed = dict(
+        line.strip().split(" -> ") for line in imported.stdout.splitlines() if " -> " in line
+    )
+    assert thread in renamed, imported.stdout
+
+    with agentmem.Client(api_key=target_key, base_url=server.url) as client:
+        assert _snapshot(client) == before
+        assert [(m.role, m.content) for m in client.threads.messages(renamed[thread])] == transcript
+        with pytest.raises(agentmem.NotFoundError):
+            client.threads.messages(thread)
+    with agentmem.Client(api_key=source_key, base_url=server.url) as client:
+        assert _snapshot(client) == before
+        with pytest.raises(agentmem.NotFoundError):
+            client.threads.messages(renamed[thread])

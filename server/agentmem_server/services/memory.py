@@ -185,6 +185,14 @@ class MemoryService:
         if self._events is not None:
             self._events.committed(tenant_id)
 
+    @property
+    def archival_index(self) -> ArchivalIndex:
+        return self._archival
+
+    @property
+    def quotas(self) -> Optional[Quotas]:
+        return self._quotas
+
     async def _ensure_room(self, tenant_id: str, quota: str, adding: int, field: str) -> None:
         if self._quotas is not None:
             await self._quotas.ensure_room(tenant_id, quota, adding, field=field)

@@ -106,10 +106,13 @@ def insert_block_if_missing(
     content: str,
     line_count: int,
     now_us: int,
+    *,
+    block_id: Optional[str] = None,
 ) -> Optional[BlockRow]:
-    """Create the block; None when it already exists (the caller decides: conflict or retry)."""
+    """Create the block (with `block_id`, or a new id); None when it already exists (the caller
+    then decides: conflict or retry)."""
     row = BlockRow(
-        id=new_id(BLOCK),
+        id=block_id or new_id(BLOCK),
         tenant_id=tenant_id,
         block_type=block_type,
         agent_key=agent_key,
@@ -295,6 +298,21 @@ def begin_archival_write(
 
 def end_archival_write(conn: Connection, write_id: str) -> None:
     conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
+
+
+def end_archival_writes(conn: Connection, write_ids: Sequence[str]) -> None:
+    for start in range(0, len(write_ids), 500):
+        batch = list(write_ids[start : start + 500])
+        conn.execute(delete(archival_writes).where(archival_writes.c.write_id.in_(batch)))
+
+
+def set_archival_size(conn: Connection, block_id: str, line_count: int, updated_at: int) -> None:
+    """Import: the block holds `line_count` lines, last written at `updated_at`."""
+    conn.execute(
+        update(blocks)
+        .where(blocks.c.id == block_id)
+        .values(line_count=line_count, updated_at=updated_at)
+    )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ messages, run record) is written in one, after the provider has answered.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -332,6 +332,17 @@ def insert_message(conn: Connection, tenant_id: str, message: MessageRow) -> Non
             created_at=message.created_at,
         )
     )
+
+
+def taken_ids(conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` a `thread`, `message` or `run` already has, in any tenant (these ids are
+    global keys). Import gives records whose id is taken an id of their own."""
+    table = {"thread": threads, "message": messages, "run": runs}[kind]
+    taken: set[str] = set()
+    for start in range(0, len(ids), 500):
+        batch = list(ids[start : start + 500])
+        taken.update(conn.execute(select(table.c.id).where(table.c.id.in_(batch))).scalars())
+    return taken
 
 
 def run_exists(conn: Connection, run_id: str) -> bool:

@@ -1,0 +1,303 @@
+"""Import is as strict as the REST API, tenant-safe and all-or-nothing (issue 12, item 2).
+
+Every case here failed on the import before services/importer.py: bad ids, over-limit core
+blocks, unknown block types, `system` messages, messages into another tenant's thread and seq
+2**31-1 were stored (some then answered 500 on reads); ids of another tenant answered 409; a
+failure part-way left what came before it. On SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from support import auth
+
+NDJSON = {"content-type": "application/x-ndjson"}
+HEADER = {"type": "header", "format": "agentmem-export", "version": 1}
+T0 = 1_767_225_600_000_000  # 2026-01-01 in microseconds
+
+
+def _body(*records: dict[str, Any]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in (HEADER, *records))
+
+
+def _import(http: TestClient, h: dict[str, str], body: bytes):
+    return http.post("/v1/import", content=body, headers=h | NDJSON)
+
+
+def _run(run_id: str, thread_id: str, agent_id: str = "helper") -> dict[str, Any]:
+    record = {
+        "id": run_id,
+        "agent_id": agent_id,
+        "thread_id": thread_id,
+        "created_at": "2026-01-01T00:00:00.000000Z",
+        "model": "offline",
+        "options": {},
+        "model_input": [{"role": "user", "content": "hi"}],
+        "output": "hello",
+    }
+    return {
+        "type": "run",
+        "id": run_id,
+        "agent_id": agent_id,
+        "thread_id": thread_id,
+        "created_at": T0,
+        "replay_of": None,
+        "record": record,
+    }
+
+
+def _conversation(thread_id: str = "thr_1", run_id: str = "run_1") -> list[dict[str, Any]]:
+    return [
+        {"type": "agent", "id": "helper", "instructions": "Be brief."},
+        {"type": "thread", "id": thread_id, "agent_id": "helper", "created_at": T0},
+        {
+            "type": "message",
+            "id": "msg_1",
+            "thread_id": thread_id,
+            "seq": 1,
+            "role": "user",
+            "content": "hi",
+            "run_id": run_id,
+            "created_at": T0,
+        },
+        {
+            "type": "message",
+            "id": "msg_2",
+            "thread_id": thread_id,
+            "seq": 2,
+            "role": "assistant",
+            "content": "hello",
+            "run_id": run_id,
+            "created_at": T0 + 1,
+        },
+        _run(run_id, thread_id),
+    ]
+
+
+def _state(http: TestClient, h: dict[str, str]) -> tuple:
+    """Everything the tenant can see: its export (less the header's time) and a recall."""
+    lines = http.get("/v1/export", headers=h).text.splitlines()[1:]
+    recall = http.post(
+        "/v1/memory/recall", json={"query": "the garden", "mode": "keyword"}, headers=h
+    )
+    return lines, [r["content"] for r in recall.json()]
+
+
+@pytest.fixture
+def acme(http: TestClient, new_key) -> dict[str, str]:
+    return auth(new_key("acme"))
+
+
+BAD = [
+    ("agent id outside the pattern", {"type": "agent", "id": "../x"}, 422),
+    ("agent id too long", {"type": "agent", "id": "x" * 129}, 422),
+    ("agent with an unknown field", {"type": "agent", "id": "a", "owner": "root"}, 422),
+    ("block type bogus", {"type": "block", "block_type": "bogus", "content": "x"}, 422),
+    ("core block without content", {"type": "block", "block_type": "core"}, 422),
+    (
+        "core block over the limit",
+        {"type": "block", "block_type": "core", "content": "x" * 8001},
+        413,
+    ),
+    ("NUL in core text", {"type": "block", "block_type": "core", "content": "a\x00b"}, 422),
+    (
+        "lone surrogate in core text",
+        {"type": "block", "block_type": "core", "content": "\ud800"},
+        422,
+    ),
+    (
+        "archival scope id outside the pattern",
+        {"type": "archival_lines", "agent_id": "../x", "lines": ["a"]},
+        422,
+    ),
+    ("archival line with a newline", {"type": "archival_lines", "lines": ["a\nb"]}, 422),
+    ("archival lines not strings", {"type": "archival_lines", "lines": [1, 2]}, 422),
+    (
+        "thread created_at past year 9999",
+        {"type": "thread", "id": "t", "agent_id": "a", "created_at": 2**62},
+        422,
+    ),
+    (
+        "message into a thread not in the file",
+        {
+            "type": "message",
+            "id": "m",
+            "thread_id": "thr_other",
+            "seq": 1,
+            "role": "user",
+            "content": "x",
+            "created_at": T0,
+        },
+        422,
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "record", "status"), BAD, ids=[b[0] for b in BAD])
+def test_a_bad_record_is_refused_naming_its_line_and_nothing_is_written(
+    http: TestClient, acme: dict[str, str], what: str, record: dict[str, Any], status: int
+) -> None:
+    # Good records (archival text included) come first: a refusal must not leave them behind.
+    good = [
+        {"type": "agent", "id": "early"},
+        {"type": "archival_lines", "lines": ["notes about the garden"]},
+    ]
+    r = _import(http, acme, _body(*good, record))
+    assert r.status_code == status, (what, r.text)
+    assert r.json()["error"]["field"].startswith("line 4"), r.json()
+    assert _state(http, acme) == ([], [])
+
+
+def test_a_system_message_is_refused(http: TestClient, acme: dict[str, str]) -> None:
+    records = _conversation()
+    records[2]["role"] = "system"
+    r = _import(http, acme, _body(*records))
+    assert r.status_code == 422 and "role" in r.json()["error"]["field"], r.text
+    assert _state(http, acme) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"thread_id": "thr_elsewhere"}, {"options": None}, {"model_input": [{"role": "x"}]}],
+    ids=["another thread", "no options", "bad model input"],
+)
+def test_a_run_record_that_would_not_read_back_is_refused(
+    http: TestClient, acme: dict[str, str], change: dict[str, Any]
+) -> None:
+    records = _conversation()
+    records[-1]["record"].update(change)
+    assert _import(http, acme, _body(*records)).status_code == 422
+    assert _state(http, acme) == ([], [])
+
+
+def test_messages_cannot_reach_another_tenants_thread(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    other = auth(new_key("other"))
+    assert (
+        _import(http, other, _body(*_conversation("thr_victim", "run_victim"))).status_code == 200
+    )
+    before = _state(http, other)
+    intruder = {
+        "type": "message",
+        "id": "msg_evil",
+        "thread_id": "thr_victim",
+        "seq": 3,
+        "role": "assistant",
+        "content": "planted",
+        "created_at": T0,
+    }
+    r = _import(http, acme, _body({"type": "agent", "id": "helper"}, intruder))
+    assert r.status_code == 422, r.text
+    assert _state(http, other) == before
+    assert "planted" not in http.get("/v1/export", headers=other).text
+
+
+def test_ids_of_another_tenant_are_no_conflict_and_no_oracle(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    """The same file imports into two tenants: the second gets fresh thread, message and run
+    ids (and is told which), both transcripts read back, neither sees the other's."""
+    other = auth(new_key("other"))
+    body = _body(*_conversation(), {"type": "block", "block_type": "core", "content": "- tea"})
+    first = _import(http, other, body)
+    assert first.status_code == 200 and first.json()["renamed"] == {}, first.text
+    second = _import(http, acme, body)
+    assert second.status_code == 200, second.text
+    renamed = second.json()["renamed"]
+    assert set(renamed) == {"thread", "message", "run"}
+    new_thread = renamed["thread"]["thr_1"]
+    assert new_thread != "thr_1"
+    mine = http.get(f"/v1/threads/{new_thread}/messages", headers=acme)
+    assert [(m["role"], m["content"]) for m in mine.json()] == [
+        ("user", "hi"),
+        ("assistant", "hello"),
+    ]
+    assert {m["id"] for m in mine.json()} == set(renamed["message"].values())
+    run = http.get(f"/v1/runs/{renamed['run']['run_1']}", headers=acme).json()
+    assert run["thread_id"] == new_thread and run["id"] == renamed["run"]["run_1"]
+    # Each tenant sees its own thread only.
+    assert http.get(f"/v1/threads/{new_thread}/messages", headers=other).status_code == 404
+    assert http.get("/v1/threads/thr_1/messages", headers=acme).status_code == 404
+    assert len(http.get("/v1/threads/thr_1/messages", headers=other).json()) == 2
+
+
+def test_a_huge_seq_is_renumbered(http: TestClient, acme: dict[str, str]) -> None:
+    records = _conversation()
+    records[2]["seq"] = 2**31 - 2
+    records[3]["seq"] = 2**31 - 1
+    assert _import(http, acme, _body(*records)).status_code == 200
+    exported = [json.loads(x) for x in http.get("/v1/export", headers=acme).text.splitlines()]
+    assert [r["seq"] for r in exported if r["type"] == "message"] == [1, 2]
+
+
+def test_an_import_that_conflicts_late_leaves_nothing_behind(
+    http: TestClient, acme: dict[str, str]
+) -> None:
+    """The conflict is found after the archival text was embedded and stored: the whole import
+    is taken back, index rows included."""
+    assert (
+        http.put(
+            "/v1/memory/core?agent_id=helper",
+            json={"content": "mine", "expected_updated_at": None},
+            headers=acme,
+        ).status_code
+        == 200
+    )
+    before = _state(http, acme)
+    body = _body(
+        {"type": "block", "block_type": "archival"},
+        {"type": "archival_lines", "lines": ["[2026-01-04] notes about the garden", "more"]},
+        {"type": "block", "block_type": "core", "agent_id": "helper", "content": "theirs"},
+    )
+    r = _import(http, acme, body)
+    assert r.status_code == 409, r.text
+    assert _state(http, acme) == before
+    assert (
+        http.post(
+            "/v1/memory/recall", json={"query": "garden", "mode": "vector"}, headers=acme
+        ).json()
+        == []
+    )
+    # Nothing is left in flight for the crash repair either.
+    with http.app.state.services.sql.begin() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT count(*) FROM archival_writes_in_flight")).scalar() == 0
+
+
+def test_an_import_round_trips_and_keeps_append_batches(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    for text in ("alpha\nbeta", "gamma", "delta\nepsilon\nzeta"):
+        assert (
+            http.post(
+                "/v1/memory/archival/append?agent_id=helper", json={"text": text}, headers=acme
+            ).status_code
+            == 200
+        )
+    exported = http.get("/v1/export", headers=acme).content
+    other = auth(new_key("other"))
+    assert _import(http, other, exported).status_code == 200
+    again = http.get("/v1/export", headers=other).content
+    batches = lambda raw: [  # noqa: E731
+        json.loads(x)["lines"] for x in raw.splitlines() if b'"archival_lines"' in x
+    ]
+    assert (
+        batches(again)
+        == batches(exported)
+        == [["alpha", "beta"], ["gamma"], ["delta", "epsilon", "zeta"]]
+    )
+    got = http.get("/v1/memory/archival?agent_id=helper&start_line=3&end_line=4", headers=other)
+    assert got.json()["content"] == "gamma\ndelta"
+    hits = http.post(
+        "/v1/memory/recall",
+        json={"query": "epsilon", "agent_id": "helper", "mode": "keyword"},
+        headers=other,
+    ).json()
+    assert hits and hits[0]["line_number"] >= 4
