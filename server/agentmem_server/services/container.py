@@ -103,7 +103,9 @@ async def build_services(settings: Settings) -> Services:
             settings.llm_base_url,
         )
     provider = build_provider(settings)
-    state = StateService(sql, value_max_bytes=settings.state_value_max_bytes, quotas=quotas)
+    state = StateService(
+        sql, value_max_bytes=settings.state_value_max_bytes, quotas=quotas, events=events
+    )
     agents = AgentService(sql, memory, quotas=quotas, state=state, events=events)
     threads = ThreadService(sql)
     runs = RunService(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from agentmem.types.state import (
     StateEntry,
     StateList,
     StateListItem,
+    decode_namespace,
     encode_namespace,
     key_problem,
     namespace_problem,
@@ -35,9 +37,11 @@ from agentmem.types.state import (
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..storage.base import from_micros, now_micros, to_micros
 from ..storage.sql import state as state_sql
+from ..storage.sql.events import NewEvent
 from ..storage.sql.store import SqlStore
 
 if TYPE_CHECKING:
+    from .events import EventLog
     from .limits import Quotas
 
 Namespace = tuple[str, ...]
@@ -130,10 +134,13 @@ class StateService:
         value_max_bytes: int = DEFAULT_VALUE_MAX_BYTES,
         quotas: Optional[Quotas] = None,
         clock: Callable[[], int] = now_micros,
+        events: Optional[EventLog] = None,
     ):
         self._sql = sql
         self.value_max_bytes = value_max_bytes
         self._quotas = quotas
+        self._events = events
+        """The change feed: each write records its event in the write's own transaction."""
         self.clock = clock
         """UTC microseconds now; replaced by tests to stand at an expiry."""
 
@@ -221,6 +228,22 @@ class StateService:
 
     # ---- writes -----------------------------------------------------------------------------
 
+    def _record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
+        if self._events is not None:
+            self._events.record(conn, tenant_id, event)
+
+    def _committed(self, tenant_id: str) -> None:
+        if self._events is not None:
+            self._events.committed(tenant_id)
+
+    def _record_set(self, conn: Connection, tenant_id: str, row: state_sql.StateRow) -> None:
+        data = {
+            "value": row.value,
+            "updated_at": from_micros(row.updated_at).isoformat(),
+            "expires_at": from_micros(row.expires_at).isoformat() if row.expires_at else None,
+        }
+        self._record(conn, tenant_id, state_event("set", row.namespace, row.key, data))
+
     async def set(
         self,
         tenant_id: str,
@@ -241,6 +264,7 @@ class StateService:
             row = await self._write_create(tenant_id, write)
         else:
             row = await self._write_replace(tenant_id, write, to_micros(expected_updated_at))
+        self._committed(tenant_id)
         return to_entry(row)
 
     def _prepare(
@@ -271,9 +295,11 @@ class StateService:
 
     async def _write_lww(self, tenant_id: str, w: _Write) -> state_sql.StateRow:
         def write(conn: Connection) -> state_sql.StateRow:
-            return state_sql.upsert_entry(
+            row = state_sql.upsert_entry(
                 conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, w.expires_at, w.now
             )
+            self._record_set(conn, tenant_id, row)
+            return row
 
         return await self._sql.run_in_transaction(write)
 
@@ -285,6 +311,7 @@ class StateService:
                 conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, w.expires_at, w.now
             )
             if row is not None:
+                self._record_set(conn, tenant_id, row)
                 return row, None
             return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
 
@@ -309,6 +336,7 @@ class StateService:
                 now=w.now,
             )
             if row is not None:
+                self._record_set(conn, tenant_id, row)
                 return row, None
             return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
 
@@ -324,9 +352,15 @@ class StateService:
         now = self.clock()
 
         def write(conn: Connection) -> bool:
-            return state_sql.delete_entry(conn, tenant_id, ns, key, now) is not None
+            if state_sql.delete_entry(conn, tenant_id, ns, key, now) is None:
+                return False
+            self._record(conn, tenant_id, state_event("delete", ns, key))
+            return True
 
-        return await self._sql.run_in_transaction(write)
+        deleted = await self._sql.run_in_transaction(write)
+        if deleted:
+            self._committed(tenant_id)
+        return deleted
 
     async def clear(self, tenant_id: str, namespace: Sequence[str]) -> int:
         """Delete every entry of the namespace (not those of namespaces below it); how many."""
@@ -334,31 +368,57 @@ class StateService:
         now = self.clock()
 
         def write(conn: Connection) -> int:
-            return state_sql.clear_namespace(conn, tenant_id, ns, now)
+            cleared = state_sql.clear_namespace(conn, tenant_id, ns, now)
+            if cleared:
+                self._record(conn, tenant_id, state_event("clear", ns, "", {"deleted": cleared}))
+            return cleared
 
-        return await self._sql.run_in_transaction(write)
+        cleared = await self._sql.run_in_transaction(write)
+        if cleared:
+            self._committed(tenant_id)
+        return cleared
 
     async def delete_agent_namespace(self, tenant_id: str, agent_id: str) -> int:
         """Delete `("agent", agent_id)` and every namespace below it (agents.delete)."""
         ns = encode_namespace(check_namespace(("agent", agent_id), "agent_id"))
 
         def write(conn: Connection) -> int:
-            return state_sql.delete_namespace_tree(conn, tenant_id, ns)
+            gone = state_sql.delete_namespace_tree(conn, tenant_id, ns)
+            if gone:
+                data = {"deleted": gone, "below": True}
+                self._record(conn, tenant_id, state_event("clear", ns, "", data))
+            return gone
 
-        return await self._sql.run_in_transaction(write)
+        gone = await self._sql.run_in_transaction(write)
+        if gone:
+            self._committed(tenant_id)
+        return gone
 
     async def sweep(self) -> int:
         """Remove every expired row (all tenants), a batch per transaction; how many."""
         removed = 0
         while True:
-            batch = await self._sql.run_in_transaction(self._sweep_batch, self.clock())
-            removed += batch
-            if batch < SWEEP_BATCH:
+            expired = await self._sql.run_in_transaction(self._sweep_batch, self.clock())
+            removed += len(expired)
+            for tenant_id in {tenant_id for tenant_id, _, _ in expired}:
+                self._committed(tenant_id)
+            if len(expired) < SWEEP_BATCH:
                 return removed
 
-    @staticmethod
-    def _sweep_batch(conn: Connection, now: int) -> int:
-        return state_sql.delete_expired(conn, now, SWEEP_BATCH)
+    def _sweep_batch(self, conn: Connection, now: int) -> builtins.list[tuple[str, str, str]]:
+        expired = state_sql.delete_expired_keys(conn, now, SWEEP_BATCH)
+        for tenant_id, namespace, key in expired:
+            self._record(conn, tenant_id, state_event("expire", namespace, key))
+        return expired
+
+
+def state_event(
+    action: str, namespace: str, key: str, data: Optional[dict[str, Any]] = None
+) -> NewEvent:
+    """The change-feed event of a state write (`namespace` in its stored form)."""
+    return NewEvent(
+        kind="state", action=action, key=key, namespace=decode_namespace(namespace), data=data
+    )
 
 
 def _show(namespace: Sequence[str]) -> str:

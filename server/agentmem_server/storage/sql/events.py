@@ -73,6 +73,9 @@ class EventFilter:
             return False
         if self.namespace and row.namespace[: len(self.namespace)] != self.namespace:
             return False
+        # A namespace cleared concerns every key in it: patterns pass it.
+        if self.patterns and is_clear(row.kind, row.action):
+            return True
         return not self.patterns or any(fnmatchcase(row.key, p) for p in self.patterns)
 
     def where(self) -> list[ColumnElement[bool]]:
@@ -85,8 +88,15 @@ class EventFilter:
             prefix = encode_namespace(self.namespace)
             conditions.append(func.substr(memory_events.c.namespace, 1, len(prefix)) == prefix)
         if self._like:
-            conditions.append(or_(*(memory_events.c.key.like(p, escape="\\") for p in self._like)))
+            clear = and_(memory_events.c.kind == "state", memory_events.c.action == "clear")
+            likes = (memory_events.c.key.like(p, escape="\\") for p in self._like)
+            conditions.append(or_(clear, *likes))
         return conditions
+
+
+def is_clear(kind: str, action: str) -> bool:
+    """A state `clear`: every key of its namespace went (its own `key` is empty)."""
+    return kind == "state" and action == "clear"
 
 
 def encode_namespace(namespace: Sequence[str]) -> str:

@@ -313,6 +313,12 @@ def delete_namespace_tree(conn: Connection, tenant_id: str, namespace: str) -> i
 
 def delete_expired(conn: Connection, now: int, limit: int) -> int:
     """Remove up to `limit` rows expired by `now` (every tenant's), oldest first; how many."""
+    return len(delete_expired_keys(conn, now, limit))
+
+
+def delete_expired_keys(conn: Connection, now: int, limit: int) -> list[tuple[str, str, str]]:
+    """Remove up to `limit` rows expired by `now` (every tenant's), oldest first; the
+    `(tenant_id, namespace, key)` of each row removed."""
     batch = (
         select(t.c.tenant_id, t.c.namespace, t.c.key)
         .where(t.c.expires_at.is_not(None), t.c.expires_at <= now)
@@ -321,10 +327,14 @@ def delete_expired(conn: Connection, now: int, limit: int) -> int:
     )
     keys = [tuple(r) for r in conn.execute(batch)]
     if not keys:
-        return 0
+        return []
     # Expiry re-checked: an entry may have been set again since the batch was read.
-    stmt = delete(t).where(tuple_(t.c.tenant_id, t.c.namespace, t.c.key).in_(keys), _expired(now))
-    return int(conn.execute(stmt).rowcount or 0)
+    stmt = (
+        delete(t)
+        .where(tuple_(t.c.tenant_id, t.c.namespace, t.c.key).in_(keys), _expired(now))
+        .returning(t.c.tenant_id, t.c.namespace, t.c.key)
+    )
+    return [(r.tenant_id, r.namespace, r.key) for r in conn.execute(stmt)]
 
 
 def count_entries(conn: Connection, tenant_id: str) -> tuple[int, int]:
