@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
@@ -268,8 +268,12 @@ class ArchivalIndex:
         min_score: float = 0.0,
         updated_after: Optional[Timestamp] = None,
         updated_before: Optional[Timestamp] = None,
+        hidden_writes: Optional[Callable[[], Awaitable[set[str]]]] = None,
     ) -> list[MemoryRecallResult]:
-        """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`."""
+        """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`.
+
+        `hidden_writes()` names writes whose rows must not be returned (they never committed:
+        services/repair.py); it runs while the query is searched."""
         if mode not in ("hybrid", "vector", "keyword"):
             raise InvalidInput(
                 f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}", field="mode"
@@ -289,6 +293,9 @@ class ArchivalIndex:
         # The keyword leg searches while the query is embedded. With the vector leg answered from
         # memory (the vector cache), that overlap is most of what a hybrid recall saves; with
         # LanceDB answering both legs, the order made no difference on 2 cores (docs/recall.md).
+        hidden: Optional[asyncio.Future[set[str]]] = (
+            asyncio.ensure_future(hidden_writes()) if hidden_writes is not None else None
+        )
         text_legs: list[asyncio.Future[TextHits]] = []
         if keywords:
             text_legs = [
@@ -316,9 +323,14 @@ class ArchivalIndex:
                     )
                 )
             text_found = await asyncio.gather(*text_legs)
+            if hidden is not None and (skip := await hidden):
+                vector_legs = [_without_vector_hits(leg, skip) for leg in vector_legs]
+                text_found = [_without_text_hits(leg, skip) for leg in text_found]
         finally:
             for leg in text_legs:
                 leg.cancel()
+            if hidden is not None:
+                hidden.cancel()
         chosen = recall.rank(
             recall.vector_candidates(vector_legs),
             recall.text_candidates(text_found, qvec),
@@ -354,6 +366,25 @@ class ArchivalIndex:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+
+def write_of(chunk_id: str) -> str:
+    """The write that stored a chunk: chunk ids are `<write_id>-<n>`."""
+    return chunk_id.rsplit("-", 1)[0]
+
+
+def _without_vector_hits(leg: VectorHits, writes: set[str]) -> VectorHits:
+    keep = [k for k, h in enumerate(leg.hits) if write_of(h.chunk_id) not in writes]
+    if len(keep) == len(leg.hits):
+        return leg
+    return VectorHits([leg.hits[k] for k in keep], [leg.cosines[k] for k in keep])
+
+
+def _without_text_hits(leg: TextHits, writes: set[str]) -> TextHits:
+    keep = [k for k, h in enumerate(leg.hits) if write_of(h.chunk_id) not in writes]
+    if len(keep) == len(leg.hits):
+        return leg
+    return TextHits([leg.hits[k] for k in keep], [leg.bm25[k] for k in keep], leg.vectors[keep])
 
 
 def _plan_inputs(

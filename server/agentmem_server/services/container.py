@@ -12,6 +12,7 @@ from .events import EventHub, EventLog
 from .idempotency import IdempotencyService
 from .limits import RequestLimits, quotas_from_settings
 from .memory import MemoryService
+from .repair import REPAIR_INTERVAL_S
 from .state import StateService
 from .tenants import TenantService
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
     from .threads import ThreadService
 
 log = logging.getLogger("agentmem")
-
-REPAIR_INTERVAL_S = 60.0
-"""How often a server looks for archival writes interrupted by a process that died."""
 
 
 @dataclass
@@ -61,6 +59,10 @@ class Services:
             # the SQL call in flight before it closes the connections.
             self.repairer.cancel()
             await asyncio.gather(self.repairer, return_exceptions=True)
+            try:
+                await self.memory.repair.stop()
+            except Exception:  # noqa: BLE001 - a process left registered is judged by its pid
+                log.exception("could not unregister this server process")
         await self.archival.close()
         await self.provider.aclose()
         await self.sql.aclose()
@@ -152,6 +154,18 @@ async def build_services(settings: Settings) -> Services:
     services.pruner = asyncio.get_running_loop().create_task(
         _prune_events(events, settings.events_retention_s), name="agentmem-prune-events"
     )
+    # Writes left in flight by processes that died are repaired before this one serves.
+    try:
+        report = await memory.repair.start()
+    except BaseException:
+        await services.close()
+        raise
+    if report.repaired or report.quarantined:
+        log.warning(
+            "start-up repair: %d interrupted archival writes repaired, %d quarantined",
+            report.repaired,
+            report.quarantined,
+        )
     services.repairer = asyncio.get_running_loop().create_task(
         _repair_interrupted_writes(memory), name="agentmem-repair-interrupted-writes"
     )
@@ -160,11 +174,11 @@ async def build_services(settings: Settings) -> Services:
 
 async def _repair_interrupted_writes(memory: MemoryService) -> None:
     while True:
+        await asyncio.sleep(REPAIR_INTERVAL_S)
         try:
-            await memory.repair_interrupted_writes()
+            await memory.repair.run_pass()
         except Exception:  # noqa: BLE001 - a failed pass is retried on the next one
             log.exception("repairing interrupted archival writes failed")
-        await asyncio.sleep(REPAIR_INTERVAL_S)
 
 
 def _listen_url(sql: SqlStore) -> Optional[str]:

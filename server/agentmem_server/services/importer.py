@@ -450,6 +450,7 @@ class Importer:
                 agent_key,
                 "append",
                 now_micros(),
+                self._memory.repair.process_id,
             )
             self._writes.append(write)
             ref = BlockRef.of(

@@ -3,7 +3,8 @@
 SQL holds the source of truth (block rows and archival lines); LanceDB holds derived chunks and
 vectors. Archival writes run the SQL transaction around the vector write, so a failed vector write
 rolls the lines back, and a failed commit undoes the vector write. A process killed between the
-two leaves its write in `archival_writes_in_flight`, which `repair_interrupted_writes` settles.
+two leaves its write in `archival_writes_in_flight`: recall hides its rows, and the crash repair
+(services/repair.py) takes them back.
 
 A scope is `agent_id` here as everywhere public; SQL keys it by `agent_key` (the agent id, or
 `USER_SCOPE_KEY` for the user scope).
@@ -37,6 +38,7 @@ from ..storage.sql import blocks as blocks_sql
 from ..storage.sql.events import EventRow, NewEvent
 from ..storage.sql.store import SqlStore
 from ..storage.sql.uow import Transaction
+from .repair import ArchivalRepair
 
 log = logging.getLogger("agentmem.memory")
 
@@ -48,9 +50,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 BLOCK_TYPES = ("core", "archival")
-INTERRUPTED_WRITE_GRACE = timedelta(minutes=10)
-"""An archival write still unfinished after this long is taken to be from a process that died:
-far longer than any write takes (its embedding happens before it is recorded)."""
 
 
 def split_lines(text: str) -> list[str]:
@@ -175,6 +174,8 @@ class MemoryService:
         self._archival = archival
         self.core_limit_chars = core_limit_chars
         self._quotas = quotas
+        self.repair = ArchivalRepair(sql, self)
+        """Crash repair; its process id is the owner this service's writes record."""
         self._events = events
 
     def _record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
@@ -209,7 +210,13 @@ class MemoryService:
         with `tx.on_failure`, since LanceDB commits on its own."""
         write_id = new_write_id()
         await self._sql.run_autocommit(
-            blocks_sql.begin_archival_write, write_id, tenant_id, agent_key, kind, now_micros()
+            blocks_sql.begin_archival_write,
+            write_id,
+            tenant_id,
+            agent_key,
+            kind,
+            now_micros(),
+            self.repair.process_id,
         )
         tx: Optional[Transaction] = None
         try:
@@ -222,29 +229,12 @@ class MemoryService:
                     await self._sql.run_autocommit(blocks_sql.end_archival_write, write_id)
             raise
 
-    async def repair_interrupted_writes(
-        self, *, older_than: timedelta = INTERRUPTED_WRITE_GRACE
-    ) -> int:
-        """Put back in step the archival index of every write that started more than
-        `older_than` ago and neither committed nor was undone (its process died in between);
-        returns how many were repaired. Younger ones may still be running in another process."""
-        cutoff = now_micros() - int(older_than.total_seconds() * 1_000_000)
-        writes = await self._sql.run_autocommit(blocks_sql.interrupted_archival_writes, cutoff)
-        for write in writes:
-            if write.kind == "append":
-                scope = ScopeKey.from_agent_key(write.agent_key)
-                await self._archival.discard_write(write.tenant_id, scope, write.write_id)
-            else:
-                await self._resync_scope(write.tenant_id, write.agent_key)
-            await self._sql.run_autocommit(blocks_sql.end_archival_write, write.write_id)
-            log.warning(
-                "repaired the archival index after an interrupted %s write %s",
-                write.kind,
-                write.write_id,
-            )
-        return len(writes)
+    async def repair_interrupted_writes(self, *, older_than: Optional[timedelta] = None) -> int:
+        """Repair the interrupted archival writes of dead processes (with `older_than`: every
+        write started longer ago); returns how many were repaired (services/repair.py)."""
+        return (await self.repair.repair(older_than=older_than)).repaired
 
-    async def _resync_scope(self, tenant_id: str, agent_key: str) -> None:
+    async def resync_scope(self, tenant_id: str, agent_key: str) -> None:
         """Make the scope's archival index match its committed lines again (re-embedding only
         chunks whose text the index no longer holds)."""
 
@@ -351,6 +341,9 @@ class MemoryService:
         return await self._archival.recall(
             tenant_id,
             request.query,
+            hidden_writes=partial(
+                self._sql.run_autocommit, blocks_sql.uncommitted_writes, tenant_id
+            ),
             scopes=scopes,
             mode=request.mode,
             limit=request.limit,
@@ -464,7 +457,7 @@ class MemoryService:
             ref = BlockRef.of(tenant_id, row.id, agent_key)
             # Inside the transaction: if embedding or the vector write fails, the text rolls back
             # too.
-            tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
+            tx.on_failure(partial(self.resync_scope, tenant_id, agent_key))
             await self._archival.replace(ref, lines, written_at=from_micros(row.updated_at))
             event = block_event("archival", "update", agent_key, _block_data(row))
             await tx.run(self._record, tenant_id, event)
@@ -581,7 +574,7 @@ class MemoryService:
         async with self._archival_transaction(tenant_id, agent_key, "resync") as (tx, _):
             block_id = await tx.run(blocks_sql.delete_block, tenant_id, block_type, agent_key)
             if block_id:
-                tx.on_failure(partial(self._resync_scope, tenant_id, agent_key))
+                tx.on_failure(partial(self.resync_scope, tenant_id, agent_key))
                 await self._archival.delete_block(tenant_id, block_id)
                 await tx.run(self._record, tenant_id, block_event("archival", "delete", agent_key))
         if block_id:

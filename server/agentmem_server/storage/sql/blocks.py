@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ...ids import BLOCK, new_id
 from .schema import archival_lines, archival_writes, blocks
+from .schema import archival_writes_quarantined as quarantined
 
 
 @dataclass(frozen=True)
@@ -287,11 +288,22 @@ def iter_append_batches(
 
 
 def begin_archival_write(
-    conn: Connection, write_id: str, tenant_id: str, agent_key: str, kind: str, now_us: int
+    conn: Connection,
+    write_id: str,
+    tenant_id: str,
+    agent_key: str,
+    kind: str,
+    now_us: int,
+    owner: Optional[str] = None,
 ) -> None:
     conn.execute(
         insert(archival_writes).values(
-            write_id=write_id, tenant_id=tenant_id, agent_id=agent_key, kind=kind, started_at=now_us
+            write_id=write_id,
+            tenant_id=tenant_id,
+            agent_id=agent_key,
+            kind=kind,
+            started_at=now_us,
+            owner=owner,
         )
     )
 
@@ -323,12 +335,54 @@ class ArchivalWriteRow:
     kind: str
     """How to repair it: "append" or "resync" (see `MemoryService._archival_transaction`)."""
     started_at: int
+    owner: Optional[str] = None
+
+
+def _write_row(r: Row[Any]) -> ArchivalWriteRow:
+    return ArchivalWriteRow(r.write_id, r.tenant_id, r.agent_id, r.kind, r.started_at, r.owner)
 
 
 def interrupted_archival_writes(conn: Connection, started_before_us: int) -> list[ArchivalWriteRow]:
     """Writes recorded before the given time that never ended, oldest first."""
     stmt = select(archival_writes).where(archival_writes.c.started_at < started_before_us)
+    return [_write_row(r) for r in conn.execute(stmt.order_by(archival_writes.c.started_at))]
+
+
+def archival_writes_in_flight(conn: Connection) -> list[ArchivalWriteRow]:
+    """Every write that has not ended (running, or left by a process that died), oldest first."""
+    stmt = select(archival_writes).order_by(archival_writes.c.started_at)
+    return [_write_row(r) for r in conn.execute(stmt)]
+
+
+def uncommitted_writes(conn: Connection, tenant_id: str) -> set[str]:
+    """Ids of the tenant's archival writes that have not committed: in flight or quarantined.
+    Recall hides their rows (they may still be in the index)."""
+    running = select(archival_writes.c.write_id).where(archival_writes.c.tenant_id == tenant_id)
+    stuck = select(quarantined.c.write_id).where(quarantined.c.tenant_id == tenant_id)
+    return set(conn.execute(running.union_all(stuck)).scalars())
+
+
+def quarantine_archival_write(
+    conn: Connection, write: ArchivalWriteRow, error: str, now_us: int
+) -> None:
+    """Move a write whose repair failed out of the repair pass (it stays hidden from recall)."""
+    conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write.write_id))
+    conn.execute(
+        insert(quarantined).values(
+            write_id=write.write_id,
+            tenant_id=write.tenant_id,
+            agent_id=write.agent_key,
+            kind=write.kind,
+            started_at=write.started_at,
+            quarantined_at=now_us,
+            error=error[:4000],
+        )
+    )
+
+
+def quarantined_writes(conn: Connection) -> list[ArchivalWriteRow]:
+    stmt = select(quarantined).order_by(quarantined.c.quarantined_at)
     return [
         ArchivalWriteRow(r.write_id, r.tenant_id, r.agent_id, r.kind, r.started_at)
-        for r in conn.execute(stmt.order_by(archival_writes.c.started_at))
+        for r in conn.execute(stmt)
     ]

@@ -87,6 +87,35 @@ archival_writes = Table(
         "kind", String(16), nullable=False
     ),  # "append": drop its rows; "resync": rebuild the scope
     Column("started_at", BigInteger, nullable=False),
+    # The server process running the write (`server_processes.id`); NULL in rows of older
+    # versions. A write whose process is gone is repaired at once, no grace period needed.
+    Column("owner", String(40), nullable=True),
+)
+
+# Server processes that may have archival writes in flight: registered at start, beating while
+# they run, removed when they stop. services/repair.py judges a write's process dead by this.
+server_processes = Table(
+    "server_processes",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("heartbeat_at", BigInteger, nullable=False),
+)
+
+# Interrupted archival writes whose repair failed (services/repair.py): kept out of the repair
+# pass so one bad record never stops it, and still hidden from recall, for someone to look at.
+archival_writes_quarantined = Table(
+    "archival_writes_quarantined",
+    metadata,
+    Column("write_id", String(40), primary_key=True),
+    Column("tenant_id", String(40), nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("quarantined_at", BigInteger, nullable=False),
+    Column("error", Text, nullable=False),
 )
 
 agents = Table(
