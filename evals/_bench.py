@@ -36,10 +36,14 @@ def free_port() -> int:
 class Server:
     """`agentmem serve` in its own process (its RSS is then the server's alone)."""
 
-    def __init__(self, data_dir: Path, **settings: str):
+    def __init__(self, data_dir: Path, *, code: Optional[Path] = None, **settings: str):
+        """`code`: run the server from another checkout (a `git worktree` of an older commit),
+        to measure old and new side by side in one run."""
         import httpx
 
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTMEM_")}
+        if code is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join([str(code / "server"), str(code)])
         self.env.update({f"AGENTMEM_{k.upper()}": str(v) for k, v in settings.items()})
         self.env["AGENTMEM_DATA_DIR"] = str(data_dir)
         cli = [sys.executable, "-m", "agentmem_server.cli"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -47,6 +47,14 @@ class ChunkBudget:
     """The embedder's max sequence length, special tokens included."""
     count_model_tokens: TokenCounter
     """The embedder's own counter, special tokens included (so counting "" gives their number)."""
+    count_model_tokens_batch: Optional[Callable[[Sequence[str]], list[int]]] = None
+    """The same counts for many texts in one call (a Rust tokenizer's batch: one call per line
+    was most of the chunking time of many small lines); None counts one by one."""
+
+    def model_counts(self, texts: Sequence[str]) -> list[int]:
+        if self.count_model_tokens_batch is not None and len(texts) > 1:
+            return self.count_model_tokens_batch(texts)
+        return [self.count_model_tokens(t) for t in texts]
 
     def fits(self, text: str) -> bool:
         return (
@@ -67,7 +75,7 @@ class _Lines:
         self.budget = budget
         self.model_overhead = budget.count_model_tokens("")
         self._tokens = [budget.count_tokens(line) for line in lines]
-        self._model = [budget.count_model_tokens(line) - self.model_overhead for line in lines]
+        self._model = [n - self.model_overhead for n in budget.model_counts(lines)]
 
     def fits_alone(self, i: int) -> bool:
         b = self.budget
@@ -76,8 +84,9 @@ class _Lines:
             and self._model[i] + self.model_overhead <= b.model_max_tokens
         )
 
-    def grow(self, start: int) -> int:
-        """End (exclusive) of the longest chunk from `start` that fits; always takes `start`."""
+    def grow(self, start: int, *, verify: bool = True) -> int:
+        """End (exclusive) of the longest chunk from `start` that fits; always takes `start`.
+        Without `verify` the end is the estimate's (`chunk_lines` checks all chunks at once)."""
         b, n = self.budget, len(self.lines)
         tokens, model = self._tokens[start], self.model_overhead + self._model[start]
         end = start + 1
@@ -88,13 +97,22 @@ class _Lines:
                 break
             tokens, model, end = t, m, end + 1
         # The sums are estimates (BPE can merge across a newline); the joined text decides.
-        while end - start > 1 and not b.fits("\n".join(self.lines[start:end])):
+        while verify and end - start > 1 and not b.fits("\n".join(self.lines[start:end])):
             end -= 1
         return end
 
 
+class ChunkingStopped(RuntimeError):
+    """`stop()` said to give up (the server is shutting down)."""
+
+
 def chunk_lines(
-    lines: Sequence[str], budget: ChunkBudget, *, overlap_lines: int = 0, first_line: int = 1
+    lines: Sequence[str],
+    budget: ChunkBudget,
+    *,
+    overlap_lines: int = 0,
+    first_line: int = 1,
+    stop: Optional[Callable[[], bool]] = None,
 ) -> list[Chunk]:
     """Chunks covering every non-blank line, numbered from `first_line`.
 
@@ -105,9 +123,35 @@ def chunk_lines(
         if "\n" in line:
             raise ValueError(f"line {first_line + i} contains a newline; pass lines, not text")
     costs = _Lines(lines, budget)
+    # The estimates almost always hold: check every chunk they make in one batch, and only if
+    # one does not fit, chunk again checking each chunk as it grows (the same result either way).
+    chunks = _chunk(costs, overlap_lines, first_line, verify=False, stop=stop)
+    if _all_fit(chunks, budget):
+        return chunks
+    return _chunk(costs, overlap_lines, first_line, verify=True, stop=stop)
+
+
+def _all_fit(chunks: list[Chunk], budget: ChunkBudget) -> bool:
+    whole = [c.text for c in chunks if not c.piece]  # pieces were checked as they were cut
+    if any(budget.count_tokens(t) > budget.max_tokens for t in whole):
+        return False
+    return all(n <= budget.model_max_tokens for n in budget.model_counts(whole))
+
+
+def _chunk(
+    costs: _Lines,
+    overlap_lines: int,
+    first_line: int,
+    *,
+    verify: bool,
+    stop: Optional[Callable[[], bool]] = None,
+) -> list[Chunk]:
+    lines, budget = costs.lines, costs.budget
     chunks: list[Chunk] = []
     covered, prev_start, n = 0, -1, len(lines)
     while covered < n:
+        if stop is not None and stop():
+            raise ChunkingStopped("chunking stopped: the server is shutting down")
         if _is_blank(lines[covered]):
             covered += 1
             continue
@@ -121,10 +165,10 @@ def chunk_lines(
         start = max(covered - overlap_lines, prev_start + 1)
         while start < covered and (_is_blank(lines[start]) or not costs.fits_alone(start)):
             start += 1
-        end = costs.grow(start)
+        end = costs.grow(start, verify=verify)
         if end <= covered:  # the repeated lines left no room for a new one
             start = covered
-            end = costs.grow(start)
+            end = costs.grow(start, verify=verify)
         last = end
         while last - 1 > start and _is_blank(lines[last - 1]):
             last -= 1
@@ -142,6 +186,9 @@ def split_line(line: str, budget: ChunkBudget) -> list[str]:
     """Consecutive pieces of `line`, each within the budget; `"".join(pieces) == line`."""
     words = _WORDS.findall(line)
     overhead = budget.count_model_tokens("")
+    # Each word counted once, the model's counts in one batch (a long line has many words).
+    word_tokens = [budget.count_tokens(w) for w in words]
+    word_model = budget.model_counts(words)
     pieces: list[str] = []
     i = 0
     while i < len(words):
@@ -149,11 +196,13 @@ def split_line(line: str, budget: ChunkBudget) -> list[str]:
             head, rest = _split_word(words[i], budget)
             pieces.append(head)
             words[i] = rest
+            word_tokens[i] = budget.count_tokens(rest)
+            word_model[i] = budget.count_model_tokens(rest)
             continue
         tokens, model, j = 0, overhead, i
         while j < len(words):
-            t = tokens + budget.count_tokens(words[j])
-            m = model + budget.count_model_tokens(words[j]) - overhead
+            t = tokens + word_tokens[j]
+            m = model + word_model[j] - overhead
             if j > i and (t > budget.max_tokens or m > budget.model_max_tokens):
                 break
             tokens, model, j = t, m, j + 1

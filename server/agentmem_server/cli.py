@@ -113,7 +113,15 @@ def serve(
             end_streams(application)
             await super().shutdown(sockets)
 
-    Server(uvicorn.Config(application, host=host, port=port, log_level=log_level)).run()
+    Server(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
+        )
+    ).run()
 
 
 @app.command("mcp")

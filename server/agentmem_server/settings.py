@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 60.0
     llm_max_retries: int = 2
 
+    shutdown_timeout_s: int = Field(default=30, ge=1)
+    """`agentmem serve` on SIGTERM: requests still running after this long are cancelled (their
+    writes roll back and undo their archival rows), so a stop never waits on a huge append."""
+
     core_limit_chars: int = Field(default=8000, ge=1)
     """Largest core block, in characters."""
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

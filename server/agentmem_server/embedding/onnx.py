@@ -290,6 +290,13 @@ class OnnxSentenceEmbedder:
             self._counter.encode(text.lower() if self._lower else text, add_special_tokens=True).ids
         )
 
+    def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
+        """`count_tokens` of each text, in one call of the Rust tokenizer."""
+        if self._lower:
+            texts = [t.lower() for t in texts]
+        encoded = self._counter.encode_batch(list(texts), add_special_tokens=True)
+        return [len(e.ids) for e in encoded]
+
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self._encode_full(texts)]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,7 +57,15 @@ Timestamp = Union[datetime, int]
 """A timezone-aware datetime or UTC microseconds."""
 
 INLINE_CHUNKING_LINES = 64
-"""Chunk small appends on the event loop (microseconds); larger ones in a worker thread."""
+INLINE_CHUNKING_CHARS = 4096
+"""Chunk small appends on the event loop (microseconds); larger ones in a worker thread. Both
+caps: one long line costs as much to chunk as many short ones."""
+
+
+def _inline(lines: Sequence[str]) -> bool:
+    if len(lines) > INLINE_CHUNKING_LINES:
+        return False
+    return sum(len(line) for line in lines) <= INLINE_CHUNKING_CHARS
 
 
 @dataclass(frozen=True)
@@ -103,11 +112,14 @@ class ArchivalIndex:
         self.batcher = batcher
         # Chunking big inputs runs here, not in asyncio's default pool, which is everybody's.
         self._chunker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-chunk")
+        self._closing = threading.Event()
+        """Set by `close`: chunking in progress gives up, so shutdown never waits for it."""
         self.budget = ChunkBudget(
             max_tokens=settings.chunk_tokens,
             count_tokens=count_tokens,
             model_max_tokens=embedder.max_seq_length,
             count_model_tokens=embedder.count_tokens,
+            count_model_tokens_batch=getattr(embedder, "count_tokens_batch", None),
         )
 
     @classmethod
@@ -138,6 +150,7 @@ class ArchivalIndex:
         return cls(settings, embedder, store, batcher)
 
     async def close(self) -> None:
+        self._closing.set()
         await self.batcher.aclose()
         await self.store.close()
         self._chunker.shutdown(wait=True)
@@ -151,17 +164,22 @@ class ArchivalIndex:
     async def prepare(self, lines: Sequence[str]) -> PreparedChunks:
         """Chunk and embed `lines` (no newlines inside); touches no state, so callers may run it
         before taking locks or opening transactions."""
-        if len(lines) > INLINE_CHUNKING_LINES:
+        if _inline(lines):
+            chunks = self._chunk(lines)
+        else:
             chunks = await asyncio.get_running_loop().run_in_executor(
                 self._chunker, self._chunk, lines
             )
-        else:
-            chunks = self._chunk(lines)
         vectors = await self.batcher.embed([c.text for c in chunks])
         return PreparedChunks(chunks, vectors, self.model_id)
 
     def _chunk(self, lines: Sequence[str]) -> list[Chunk]:
-        return chunk_lines(lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines)
+        return chunk_lines(
+            lines,
+            self.budget,
+            overlap_lines=self.settings.chunk_overlap_lines,
+            stop=self._closing.is_set,
+        )
 
     async def add(
         self,
@@ -215,7 +233,7 @@ class ArchivalIndex:
         async with self.store.writing(block_ref) as writer:
             old = await writer.stored_chunks()
             old_chunks, old_ids, by_hash = _plan_inputs(old)
-            if len(lines) > INLINE_CHUNKING_LINES or len(old_chunks) > INLINE_CHUNKING_LINES:
+            if not _inline(lines) or len(old_chunks) > INLINE_CHUNKING_LINES:
                 plan = await asyncio.get_running_loop().run_in_executor(
                     self._chunker, self._rechunk, old_chunks, lines
                 )

@@ -51,6 +51,7 @@ from agentmem.types._constraints import (
 from ..chunking import Chunk
 from ..errors import Conflict, InvalidInput, PayloadTooLarge
 from ..ids import BLOCK, MESSAGE, RUN, THREAD, new_id, new_write_id
+from ..memtrim import schedule_trim
 from ..storage.base import BlockRef, ScopeKey, agent_key_of, from_micros, now_micros
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import conversations as conversations_sql
@@ -379,6 +380,8 @@ class Importer:
                 raise
         finally:
             spool.close()
+            if sum(self.state.archival_lines.values()) > 1000:
+                schedule_trim()
         return {"counts": self.state.counts, "renamed": self.state.renamed}
 
     def _ensure_quotas(self, conn: Connection) -> None:

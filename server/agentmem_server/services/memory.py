@@ -38,6 +38,7 @@ from ..storage.sql import blocks as blocks_sql
 from ..storage.sql.events import EventRow, NewEvent
 from ..storage.sql.store import SqlStore
 from ..storage.sql.uow import Transaction
+from ..memtrim import BIG_REQUEST_CHARS, schedule_trim
 from .repair import ArchivalRepair
 
 log = logging.getLogger("agentmem.memory")
@@ -472,7 +473,11 @@ class MemoryService:
             raise InvalidInput("text must not be empty", field="text")
         if block_type == "core":
             return await self._append_core(tenant_id, agent_key_of(agent_id), text)
-        return await self.append_archival_lines(tenant_id, split_lines(text), agent_id)
+        try:
+            return await self.append_archival_lines(tenant_id, split_lines(text), agent_id)
+        finally:
+            if len(text) >= BIG_REQUEST_CHARS:
+                schedule_trim()
 
     async def _append_core(self, tenant_id: str, agent_key: str, text: str) -> MemoryBlock:
         self._check_core_size(text)

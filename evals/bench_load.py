@@ -1,0 +1,170 @@
+"""Load benchmark (issue 12, item 9): 16 concurrent clients of mixed memory traffic on one server.
+
+    python -m evals.bench_load --seconds 120 --db sqlite,postgres
+    python -m evals.bench_load --seconds 120 --old /tmp/old9611      # old and new, side by side
+
+Each client loops for `--seconds` over a mix (weights `--mix`): `recall` (hybrid, k=5, its agent
+scope and the shared user scope), `append` (one archival line to its agent scope), and `core`
+(get the agent's core block, then a guarded update of it: read-modify-write, retried on 409).
+Clients use `max_retries=0`, so every failure is counted. Before the clock starts each agent
+holds `--seed-lines` archival lines. Per run: requests/s, p50/p95/p99 (ms) overall and per
+operation, errors by kind, and the server's RSS at the start and the end (`agentmem serve` in its
+own process, the bundled MiniLM, `AGENTMEM_RATE_LIMIT_PER_S=0`). With `--old`, each database
+runs old then new, back to back, on the same box: compare the ratios, the box is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Optional
+
+from evals._bench import Server, log
+
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november "
+    "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu garden tea "
+    "dentist lisbon window seat peanut allergy rust python berlin meeting invoice"
+).split()
+
+
+def _sentence(rng: random.Random, n: int = 12) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def _pct(ordered: list[float], q: float) -> float:
+    return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000, 1)
+
+
+def summary(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0}
+    return {"n": len(ordered), "p50_ms": _pct(ordered, 0.5), "p95_ms": _pct(ordered, 0.95), "p99_ms": _pct(ordered, 0.99)}
+
+
+async def run_load(server: Server, args: argparse.Namespace) -> dict:
+    import agentmem
+
+    mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+    ops, weights = list(mix), list(mix.values())
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: Counter[str] = Counter()
+    seed = random.Random(1)
+
+    async with agentmem.AsyncClient(api_key=server.key, base_url=server.url, timeout=120, max_retries=0) as setup:
+        for c in range(args.clients):
+            lines = "\n".join(_sentence(seed) for _ in range(args.seed_lines))
+            await setup.memory.append("archival", lines, agent_id=f"agent-{c}")
+            await setup.memory.update("core", "counter: 0", expected_updated_at=None, agent_id=f"agent-{c}")
+        await setup.memory.append("archival", "\n".join(_sentence(seed) for _ in range(args.seed_lines)))
+    rss_start = server.rss_mb()
+    stop_at = time.monotonic() + args.seconds
+
+    async def client_loop(c: int) -> None:
+        rng = random.Random(100 + c)
+        agent = f"agent-{c}"
+        async with agentmem.AsyncClient(api_key=server.key, base_url=server.url, timeout=120, max_retries=0) as client:
+            while time.monotonic() < stop_at:
+                op = rng.choices(ops, weights)[0]
+                started = time.perf_counter()
+                try:
+                    if op == "recall":
+                        await client.memory.recall(_sentence(rng, 4), agent_id=agent, limit=5)
+                    elif op == "append":
+                        await client.memory.append("archival", _sentence(rng), agent_id=agent)
+                    else:
+                        for _ in range(5):
+                            block = await client.memory.get("core", agent_id=agent)
+                            value = int(block.content.split(": ")[1]) + 1
+                            try:
+                                await client.memory.update(
+                                    "core", f"counter: {value}", expected_updated_at=block.updated_at, agent_id=agent
+                                )
+                                break
+                            except agentmem.ConflictError:
+                                continue
+                except Exception as exc:  # noqa: BLE001 - counted, the load goes on
+                    errors[f"{op}: {type(exc).__name__}"] += 1
+                    continue
+                latencies[op].append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(c) for c in range(args.clients)))
+    elapsed = time.perf_counter() - started
+    everything = [x for xs in latencies.values() for x in xs]
+    return {
+        "seconds": round(elapsed, 1),
+        "requests": len(everything),
+        "throughput_rps": round(len(everything) / elapsed, 1),
+        "latency": summary(everything),
+        "by_op": {op: summary(xs) for op, xs in sorted(latencies.items())},
+        "errors": dict(errors),
+        "rss_start_mb": rss_start,
+        "rss_end_mb": server.rss_mb(),
+    }
+
+
+def one_run(db: str, code: Optional[Path], args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = {"embedding_model": "bundled:all-MiniLM-L6-v2", "rate_limit_per_s": "0"}
+        if db == "postgres":
+            settings["database_url"] = _fresh_postgres_schema(args.postgres_url)
+        server = Server(Path(tmp), code=code, **settings).start()
+        try:
+            result = asyncio.run(run_load(server, args))
+        finally:
+            server.stop()
+        return {"db": db, "code": str(code) if code else "this checkout", **result}
+
+
+def _fresh_postgres_schema(base: str) -> str:
+    import secrets
+    from urllib.parse import quote
+
+    import sqlalchemy
+
+    schema = "bench_" + secrets.token_hex(4)
+    engine = sqlalchemy.create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--mix", default="recall=5,append=2,core=3")
+    parser.add_argument("--seed-lines", type=int, default=200)
+    parser.add_argument("--db", default="sqlite,postgres")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
+    parser.add_argument("--old", type=Path, default=None, help="an older checkout, run before this one")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    runs = []
+    for db in args.db.split(","):
+        for code in ([args.old] if args.old else []) + [None]:
+            log("load:", db, code or "this checkout")
+            runs.append(one_run(db, code, args))
+            log(json.dumps(runs[-1]))
+    report = {"clients": args.clients, "mix": args.mix, "runs": runs}
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

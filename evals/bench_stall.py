@@ -1,0 +1,140 @@
+"""One big append must not stall the server (issue 12, item 6): `/healthz` latency during it.
+
+    python -m evals.bench_stall --mib 8                      # this checkout
+    python -m evals.bench_stall --mib 8 --old /tmp/old9611   # and an older checkout, side by side
+
+Starts `agentmem serve` (the bundled MiniLM, SQLite), sends one archival append of `--mib` MiB
+(`--shape lines`: ~60-character lines; `--shape line`: one line) and, while it runs, one
+`GET /healthz` every `--every-ms` from another client, for at most `--window-s` seconds. Reports
+the append's time, the health checks' p50/p99/max, and the server's RSS before, at the end of the
+append, and `--settle-s` later (the heap given back). The box is shared and noisy: read the
+ratios of runs made together, not one figure alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from evals._bench import Server, log
+
+
+def make_text(mib: float, shape: str, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        for _ in range(4000)
+    ]
+    target = int(mib * 2**20)
+    parts: list[str] = []
+    size = 0
+    sep = "\n" if shape == "lines" else " "
+    while size < target:
+        line = " ".join(rng.choice(words) for _ in range(10))
+        parts.append(line)
+        size += len(line) + 1
+    return sep.join(parts)[:target]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
+    import httpx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = {"embedding_model": "bundled:all-MiniLM-L6-v2", "rate_limit_per_s": "0"}
+        server = Server(Path(tmp), code=code, **settings).start()
+        try:
+            headers = {"Authorization": f"Bearer {server.key}"}
+            with httpx.Client(base_url=server.url, timeout=600) as warm:  # model warm, lazy imports done
+                warm.post("/v1/memory/archival/append", json={"text": "warm up"}, headers=headers)
+            rss_before = server.rss_mb()
+            done = threading.Event()
+            result: dict = {}
+
+            def append() -> None:
+                started = time.perf_counter()
+                with httpx.Client(base_url=server.url, timeout=None) as client:
+                    r = client.post(
+                        "/v1/memory/archival/append", json={"text": text}, headers=headers
+                    )
+                result["status"] = r.status_code
+                result["append_s"] = round(time.perf_counter() - started, 1)
+                result["rss_end_mb"] = server.rss_mb()
+                done.set()
+
+            worker = threading.Thread(target=append, daemon=True)
+            worker.start()
+            samples: list[float] = []
+            deadline = time.monotonic() + args.window_s
+            with httpx.Client(base_url=server.url, timeout=60) as probe:
+                while not done.is_set() and time.monotonic() < deadline:
+                    t = time.perf_counter()
+                    probe.get("/healthz")
+                    samples.append(time.perf_counter() - t)
+                    time.sleep(max(0.0, args.every_ms / 1000 - (time.perf_counter() - t)))
+            finished = done.wait(timeout=args.wait_s)
+            if finished:
+                time.sleep(args.settle_s)
+            out = {
+                "code": str(code) if code else "this checkout",
+                "append_finished": finished,
+                **result,
+                "healthz": {
+                    "n": len(samples),
+                    "p50_ms": round(statistics.median(samples) * 1000, 1),
+                    "p99_ms": round(percentile(samples, 0.99) * 1000, 1),
+                    "max_ms": round(max(samples) * 1000, 1),
+                },
+                "rss_before_mb": rss_before,
+                "rss_settled_mb": server.rss_mb() if finished else None,
+            }
+            if finished:
+                t = time.perf_counter()
+                server.stop()
+                out["stop_s"] = round(time.perf_counter() - t, 1)
+            else:
+                t = time.perf_counter()
+                server.stop()  # SIGTERM mid-append: how long until it is gone
+                out["stop_mid_append_s"] = round(time.perf_counter() - t, 1)
+            return out
+        finally:
+            server.stop()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mib", type=float, default=8.0, help="append size (the request limit is 8 MiB with JSON)")
+    parser.add_argument("--shape", choices=["lines", "line"], default="lines")
+    parser.add_argument("--every-ms", type=float, default=20.0)
+    parser.add_argument("--window-s", type=float, default=120.0, help="health checks for at most this long")
+    parser.add_argument("--wait-s", type=float, default=3600.0, help="then wait this long for the append")
+    parser.add_argument("--settle-s", type=float, default=3.0)
+    parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure first")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    text = make_text(args.mib * 0.97, args.shape)  # JSON quoting and the body's envelope fit
+    log(f"append of {len(text) / 2**20:.2f} MiB, {text.count(chr(10)) + 1} lines")
+    runs = []
+    for code in ([args.old] if args.old else []) + [None]:
+        log("measuring", code or "this checkout")
+        runs.append(measure(code, text, args))
+        log(json.dumps(runs[-1]))
+    report = {"mib": args.mib, "shape": args.shape, "runs": runs}
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""One request cannot stall the server (issue 12, item 6).
+
+- A long single line is chunked off the event loop (before: lines <= 64 were chunked on it, so
+  one 1 MB line held the loop for seconds).
+- Chunking gives up when the index closes, so a shutdown never waits for a huge append's
+  chunking to end.
+- Checking every chunk in one batch makes the same chunks as checking each as it grows.
+- The import body's line splitter is linear in a long line (before: quadratic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+from agentmem_server import chunking
+from agentmem_server.api.routes.transfer import _lines
+from agentmem_server.chunking import ChunkBudget, ChunkingStopped, _chunk, _Lines, chunk_lines
+from agentmem_server.services.archival import ArchivalIndex
+from agentmem_server.tokens import count_tokens
+
+
+async def test_a_long_line_is_chunked_off_the_event_loop(index: ArchivalIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[threading.Thread] = []
+    real = chunking.chunk_lines
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("agentmem_server.services.archival.chunk_lines", recording)
+    prepared = await index.prepare(["word " * 20_000])
+    assert prepared.chunks and threads and threads[0] is not threading.main_thread()
+    await index.prepare(["a short line"])  # small input: inline, microseconds
+    assert threads[1] is threading.main_thread()
+
+
+async def test_chunking_stops_when_the_index_closes(open_index) -> None:
+    index = await open_index()
+    lines = [f"line {i} " + "word " * 30 for i in range(20_000)]
+    task = asyncio.ensure_future(index.prepare(lines))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await index.close()
+    with pytest.raises((ChunkingStopped, RuntimeError)):
+        await task
+    assert time.monotonic() - started < 10
+
+
+def test_chunk_lines_stops_when_asked(hash_embedder) -> None:
+    budget = ChunkBudget(64, count_tokens, 128, hash_embedder.count_tokens)
+    with pytest.raises(ChunkingStopped):
+        chunk_lines(["some words"] * 10, budget, stop=lambda: True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batch_checked_chunks_equal_chunks_checked_one_by_one(hash_embedder, seed: int) -> None:
+    rng = random.Random(seed)
+    words = ["a", "bb", "ccc", "delta", "\t", "  ", "x" * 40, "<|endoftext|>", "naïve", "日本語"]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 40))) for _ in range(400)]
+    budget = ChunkBudget(
+        48, count_tokens, 64, hash_embedder.count_tokens, lambda ts: [hash_embedder.count_tokens(t) for t in ts]
+    )
+    exact = _chunk(_Lines(lines, budget), 1, 1, verify=True)
+    assert chunk_lines(lines, budget, overlap_lines=1) == exact
+
+
+class _Body:
+    def __init__(self, chunks: list[bytes]):
+        self._chunks = chunks
+
+    async def stream(self):
+        for c in self._chunks:
+            yield c
+
+
+async def _split(chunks: list[bytes]) -> list[bytes]:
+    return [line async for line in _lines(_Body(chunks))]  # type: ignore[arg-type]
+
+
+async def test_the_import_line_splitter_is_right_for_any_chunking() -> None:
+    body = b'{"a":1}\n\n{"b":"xyz"}\n{"c":3}'
+    expected = body.split(b"\n")
+    for size in (1, 2, 3, 5, 8, len(body)):
+        assert await _split([body[i : i + size] for i in range(0, len(body), size)]) == expected
+
+
+async def test_a_long_import_line_is_split_in_linear_time() -> None:
+    line = b"x" * (16 << 20)
+    chunks = [line[i : i + 16384] for i in range(0, len(line), 16384)] + [b"\n{}"]
+    started = time.perf_counter()
+    lines = await _split(chunks)
+    assert [len(x) for x in lines] == [len(line), 2]
+    # Before: every chunk re-split everything pending (16 MiB in 1024 chunks: ~8 GB scanned).
+    assert time.perf_counter() - started < 2.0
