@@ -25,6 +25,7 @@ from agentmem.types import BlockVersion, MemoryBlock, MemoryRecallRequest, Memor
 
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..ids import new_write_id
+from ..memtrim import BIG_REQUEST_CHARS, schedule_trim
 from ..storage.base import (
     USER_SCOPE_KEY,
     BlockRef,
@@ -38,7 +39,6 @@ from ..storage.sql import blocks as blocks_sql
 from ..storage.sql.events import EventRow, NewEvent
 from ..storage.sql.store import SqlStore
 from ..storage.sql.uow import Transaction
-from ..memtrim import BIG_REQUEST_CHARS, schedule_trim
 from .repair import ArchivalRepair
 
 log = logging.getLogger("agentmem.memory")
