@@ -13,6 +13,14 @@ Each tool call is executed as:
 - `append_archival_memory(text)`: `client.memory.append("archival", text, agent_id=...)`
 - `update_core_memory(content, expected_updated_at)`:
   `client.memory.update("core", content, expected_updated_at=..., agent_id=...)`
+- `remember(key, value)`: `client.state.agent(agent_id).set(key, value)`
+- `recall(key?)`: `client.state.agent(agent_id).get_value(key)`, or with no key its keys
+  (`.list()`)
+- `forget(key)`: `client.state.agent(agent_id).delete(key)`
+
+The keyed-state tools answer in the shapes of seed 001's meta-tools: `remember` ->
+`{"ok": true, "key": ...}`, `recall` -> `{"value": ...}` (`{"value": null, "found": false}` for
+a key not there) or `{"keys": [...]}`, `forget` -> `{"ok": true, "deleted": bool}`.
 
 Pure data: this module imports nothing beyond the standard library.
 """
@@ -25,10 +33,15 @@ from typing import Any, Optional
 
 __all__ = [
     "APPEND_ARCHIVAL_MEMORY",
+    "FORGET",
+    "MAX_RECALL_KEYS",
     "MAX_RECALL_LIMIT",
     "MEMORY_TOOLS",
     "MEMORY_TOOL_NAMES",
+    "RECALL",
     "RECALL_ARCHIVAL_MEMORY",
+    "REMEMBER",
+    "STATE_TOOL_NAMES",
     "UPDATE_CORE_MEMORY",
     "memory_tools",
 ]
@@ -110,14 +123,87 @@ UPDATE_CORE_MEMORY: dict[str, Any] = {
     },
 }
 
+MAX_RECALL_KEYS = 200
+"""The most keys `recall` without a key lists; more are flagged `"truncated": true`."""
+
+_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "description": "The key: 1-255 characters, e.g. `current_research_target`.",
+}
+
+REMEMBER: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "remember",
+        "description": (
+            "Store a value under a key in your persistent key-value memory, replacing what the "
+            "key held. The value can be any JSON. Use it for exact state worth keeping across "
+            "conversations: a target, a cursor, a draft, intermediate findings."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "key": _KEY,
+                "value": {"description": "Any JSON value to store."},
+            },
+            "required": ["key", "value"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+RECALL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "recall",
+        "description": (
+            "Read the value stored under a key in your key-value memory. Without a key, list "
+            "the keys you have stored (optionally only those starting with `prefix`)."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "key": _KEY,
+                "prefix": {
+                    "type": "string",
+                    "description": "With no key: list only keys starting with this.",
+                },
+            },
+            "required": [],
+            "additionalProperties": False,
+        },
+    },
+}
+
+FORGET: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "forget",
+        "description": "Delete a key and its value from your key-value memory.",
+        "parameters": {
+            "type": "object",
+            "properties": {"key": _KEY},
+            "required": ["key"],
+            "additionalProperties": False,
+        },
+    },
+}
+
 MEMORY_TOOLS: tuple[dict[str, Any], ...] = (
     RECALL_ARCHIVAL_MEMORY,
     APPEND_ARCHIVAL_MEMORY,
     UPDATE_CORE_MEMORY,
+    REMEMBER,
+    RECALL,
+    FORGET,
 )
 """All memory tools, in the order the server offers them."""
 
 MEMORY_TOOL_NAMES: tuple[str, ...] = tuple(t["function"]["name"] for t in MEMORY_TOOLS)
+STATE_TOOL_NAMES: tuple[str, ...] = ("remember", "recall", "forget")
+"""The keyed-state tools, executed in the agent's namespace `("agent", agent_id)`."""
 
 
 def memory_tools(names: Optional[Iterable[str]] = None) -> list[dict[str, Any]]:

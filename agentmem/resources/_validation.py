@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Optional, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from .._exceptions import ArgumentError, ArgumentTypeError
 from ..types import AGENT_ID_PATTERN, TenantCreateRequest
 from ..types._constraints import MAX_LINE_NUMBER
+from ..types.state import TTL_MAX_S
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -118,3 +119,19 @@ def idempotency_key(value: object) -> None:
             f"idempotency_key must be 1-{IDEMPOTENCY_KEY_MAX} printable ASCII characters; "
             f"got {value!r}"
         )
+
+
+def ttl(name: str, value: object) -> Optional[float]:
+    """Seconds from a number or a `timedelta` (more than 0, at most 100 years); `None` stays."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ArgumentTypeError(
+            f"{name} must be seconds or a timedelta; got {type(value).__name__}"
+        )
+    if not 0 < seconds <= TTL_MAX_S:
+        raise ArgumentError(
+            f"{name} must be more than 0 and at most {TTL_MAX_S} seconds; got {value}"
+        )
+    return float(seconds)

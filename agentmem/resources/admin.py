@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from datetime import timedelta
+from typing import Optional, Union
 
 from .._base_client import APIRequest, Timeout, path_segment
 from ..types import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
+from ..types.state import StateTenantSettings, StateTenantSettingsUpdate
 from . import _validation as check
 from ._resource import AsyncAPIResource, SyncAPIResource, request_body
 
@@ -37,6 +39,26 @@ class Admin(SyncAPIResource):
     ) -> None:
         self._client._request(_revoke_key(key_id, idempotency_key), timeout=timeout)
 
+    def get_state_settings(
+        self, tenant_name: str, *, timeout: Timeout = None
+    ) -> StateTenantSettings:
+        """The tenant's keyed-state default TTL, and how many entries and bytes it holds."""
+        return self._client._request(_get_state_settings(tenant_name), timeout=timeout)
+
+    def update_state_settings(
+        self,
+        tenant_name: str,
+        *,
+        default_ttl: Union[float, timedelta, None],
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+    ) -> StateTenantSettings:
+        """Entries the tenant sets from now on without a `ttl` expire after `default_ttl`
+        (seconds or timedelta; `None`: never). Usage: `admin.update_state_settings("acme",
+        default_ttl=timedelta(hours=24))`."""
+        request = _update_state_settings(tenant_name, default_ttl, idempotency_key)
+        return self._client._request(request, timeout=timeout)
+
 
 class AsyncAdmin(AsyncAPIResource):
     """Usage: `(await AsyncClient(api_key=ADMIN_KEY).admin.create_key("acme")).key`."""
@@ -64,6 +86,24 @@ class AsyncAdmin(AsyncAPIResource):
         self, key_id: str, *, idempotency_key: Optional[str] = None, timeout: Timeout = None
     ) -> None:
         await self._client._request(_revoke_key(key_id, idempotency_key), timeout=timeout)
+
+    async def get_state_settings(
+        self, tenant_name: str, *, timeout: Timeout = None
+    ) -> StateTenantSettings:
+        """The tenant's keyed-state default TTL, and how many entries and bytes it holds."""
+        return await self._client._request(_get_state_settings(tenant_name), timeout=timeout)
+
+    async def update_state_settings(
+        self,
+        tenant_name: str,
+        *,
+        default_ttl: Union[float, timedelta, None],
+        idempotency_key: Optional[str] = None,
+        timeout: Timeout = None,
+    ) -> StateTenantSettings:
+        """Entries the tenant sets from now on without a `ttl` expire after `default_ttl`."""
+        request = _update_state_settings(tenant_name, default_ttl, idempotency_key)
+        return await self._client._request(request, timeout=timeout)
 
 
 _LIST_TENANTS: APIRequest[list[Tenant]] = APIRequest("GET", "/v1/admin/tenants", list[Tenant])
@@ -99,4 +139,30 @@ def _revoke_key(key_id: str, idempotency_key: Optional[str]) -> APIRequest[None]
     check.idempotency_key(idempotency_key)
     return APIRequest(
         "DELETE", f"/v1/admin/keys/{path_segment(key_id)}", idempotency_key=idempotency_key
+    )
+
+
+def _state_settings_path(tenant_name: str) -> str:
+    check.tenant_name(tenant_name)
+    return f"/v1/admin/tenants/{path_segment(tenant_name)}/state"
+
+
+def _get_state_settings(tenant_name: str) -> APIRequest[StateTenantSettings]:
+    return APIRequest("GET", _state_settings_path(tenant_name), StateTenantSettings)
+
+
+def _update_state_settings(
+    tenant_name: str,
+    default_ttl: Union[float, timedelta, None],
+    idempotency_key: Optional[str],
+) -> APIRequest[StateTenantSettings]:
+    path = _state_settings_path(tenant_name)
+    check.idempotency_key(idempotency_key)
+    body = check.model(StateTenantSettingsUpdate, default_ttl=check.ttl("default_ttl", default_ttl))
+    return APIRequest(
+        "PUT",
+        path,
+        StateTenantSettings,
+        json=request_body(body),
+        idempotency_key=idempotency_key,
     )

@@ -20,7 +20,6 @@ from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
 from .._exceptions import ArgumentError, ArgumentTypeError, ConflictError, NotFoundError
 from ..types.state import (
     STATE_LIST_MAX,
-    TTL_MAX_S,
     StateClearResult,
     StateDeleteResult,
     StateEntry,
@@ -715,17 +714,6 @@ def _params(namespace: Namespace) -> dict[str, Any]:
     return {"namespace": encode_namespace(ns)} if ns else {}
 
 
-def _ttl(ttl: Ttl) -> Optional[float]:
-    if ttl is None:
-        return None
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise ArgumentTypeError(f"ttl must be seconds or a timedelta; got {type(ttl).__name__}")
-    if not 0 < seconds <= TTL_MAX_S:
-        raise ArgumentError(f"ttl must be more than 0 and at most {TTL_MAX_S} seconds; got {ttl}")
-    return float(seconds)
-
-
 def _entry_path(kind: str, key: str) -> str:
     return f"/v1/state/{kind}/{path_segment(_key(key))}"
 
@@ -742,7 +730,7 @@ def _set(
     params = _params(namespace)
     check.idempotency_key(idempotency_key)
     fields: dict[str, Any] = {"value": value}
-    seconds = _ttl(ttl)
+    seconds = check.ttl("ttl", ttl)
     if seconds is not None:
         fields["ttl"] = seconds
     if expected_updated_at is not UNSET:

@@ -11,6 +11,15 @@ from ._base import RequestModel, ResponseModel
 from ._constraints import MODEL_MAX_LENGTH, Id, JsonObject, Text
 
 ArchivalMode = Literal["tool_only", "auto"]
+ToolName = Literal[
+    "recall_archival_memory",
+    "append_archival_memory",
+    "update_core_memory",
+    "remember",
+    "recall",
+    "forget",
+]
+"""A memory tool the server can offer a run's model (`agentmem.tools`)."""
 
 _AT = "2025-03-01T12:00:00.123456Z"
 
@@ -58,6 +67,10 @@ class MemoryPolicy(RequestModel):
     """Render the tenant's `user` core block into the system message."""
     include_agent_core: bool = Field(default=True, examples=[True])
     """Render the agent's core block into the system message."""
+    tools: Optional[list[ToolName]] = Field(default=None, examples=[None, ["recall", "remember"]])
+    """The memory tools offered to the model, in `agentmem.tools` order. `None`: every tool in
+    `tool_only` mode; in `auto` mode every tool but `recall_archival_memory` (its matches are
+    injected), so an `auto` run can still write memory. `[]`: none."""
 
 
 class RunOptions(RequestModel):

@@ -159,3 +159,20 @@ class StateDeleteResult(ResponseModel):
 class StateClearResult(ResponseModel):
     deleted: int = Field(examples=[3])
     """How many entries the namespace held."""
+
+
+class StateTenantSettings(ResponseModel):
+    """A tenant's keyed-state settings and what its entries hold (admin API)."""
+
+    default_ttl: Optional[float] = Field(default=None, examples=[86400])
+    """Seconds after which entries set without a `ttl` expire; `None`: they never do."""
+    entries: int = Field(default=0, examples=[12])
+    """Entries the tenant holds (expired ones until the sweep removes them)."""
+    bytes: int = Field(default=0, examples=[4096])
+    """Bytes of their values, as compact UTF-8 JSON."""
+
+
+class StateTenantSettingsUpdate(RequestModel):
+    default_ttl: Optional[float] = Field(gt=0, le=TTL_MAX_S, examples=[86400, None])
+    """Seconds after which entries set from now on without a `ttl` expire; `None`: never.
+    Entries already stored keep their expiry."""

@@ -1,4 +1,4 @@
-"""The `agentmem` command: serve, mcp, keys, reindex, cleanup, eval, export, import."""
+"""The `agentmem` command: serve, mcp, keys, state, reindex, cleanup, eval, export, import."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import shlex
 import socket
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -30,6 +31,12 @@ keys_app = typer.Typer(
     help="Create, list and revoke API keys (works on the database directly).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+state_app = typer.Typer(
+    help="Inspect and edit a tenant's keyed state (over HTTP with its API key); sweep expired "
+    "entries (on the database).",
+    no_args_is_help=True,
+)
+app.add_typer(state_app, name="state")
 
 
 def _tenant_service(settings: Settings) -> TenantService:
@@ -407,6 +414,139 @@ def import_(
         typer.echo(f"{len(ids)} {kind} ids were taken on this server and got new ones:")
         for old, new in sorted(ids.items()):
             typer.echo(f"  {old} -> {new}")
+
+
+_NAMESPACE_HELP = "Namespace: segments joined by '/' (session/u1, agent/bot); default the root."
+_URL_HELP = "Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
+_KEY_HELP = "The tenant's API key (default $AGENTMEM_API_KEY)."
+
+
+@contextmanager
+def _state_client(base_url: Optional[str], api_key: Optional[str]) -> Iterator[Any]:
+    """`client.state` for the tenant of the key, turning API errors into a message and exit 1."""
+    from agentmem import AgentMemError, Client
+
+    url, key = _client_settings(base_url, api_key)
+    with Client(api_key=key, base_url=url) as client:
+        try:
+            yield client.state
+        except AgentMemError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+
+
+def _segments(namespace: str) -> tuple[str, ...]:
+    return tuple(namespace.split("/")) if namespace else ()
+
+
+def _print_json(value: Any) -> None:
+    import json
+
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@state_app.command("get")
+def state_get(
+    key: str = typer.Argument(..., help="The key."),
+    namespace: str = typer.Option("", "--namespace", "-n", help=_NAMESPACE_HELP),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, help=_KEY_HELP),
+) -> None:
+    """Print an entry as JSON (exit 1 if it is absent or expired)."""
+    with _state_client(base_url, api_key) as state:
+        entry = state.get(key, namespace=_segments(namespace))
+    _print_json(entry.model_dump(mode="json"))
+
+
+@state_app.command("set")
+def state_set(
+    key: str = typer.Argument(..., help="The key."),
+    value: str = typer.Argument(..., help='The value, as JSON (42, "text", {"a": 1}).'),
+    namespace: str = typer.Option("", "--namespace", "-n", help=_NAMESPACE_HELP),
+    ttl: Optional[float] = typer.Option(None, help="Seconds until the entry expires."),
+    raw: bool = typer.Option(False, "--raw", help="Store VALUE as a string, not as JSON."),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, help=_KEY_HELP),
+) -> None:
+    """Set an entry (the last write wins) and print it."""
+    import json
+
+    if raw:
+        parsed: Any = value
+    else:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            typer.echo(
+                f"VALUE is not JSON: {value!r} (pass --raw to store it as a string)", err=True
+            )
+            raise typer.Exit(2) from None
+    with _state_client(base_url, api_key) as state:
+        entry = state.set(key, parsed, namespace=_segments(namespace), ttl=ttl)
+    _print_json(entry.model_dump(mode="json"))
+
+
+@state_app.command("list")
+def state_list(
+    namespace: str = typer.Option("", "--namespace", "-n", help=_NAMESPACE_HELP),
+    prefix: str = typer.Option("", help="Only keys starting with this."),
+    limit: Optional[int] = typer.Option(None, help="At most this many keys (default: all)."),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, help=_KEY_HELP),
+) -> None:
+    """Print the keys of a namespace in order, one a line: key, updated_at, expires_at."""
+    shown = 0
+    with _state_client(base_url, api_key) as state:
+        cursor = None
+        while limit is None or shown < limit:
+            page_size = 1000 if limit is None else min(1000, limit - shown)
+            page = state.list(
+                namespace=_segments(namespace), prefix=prefix, limit=page_size, cursor=cursor
+            )
+            for item in page.items:
+                expires = item.expires_at.isoformat() if item.expires_at else "-"
+                typer.echo(f"{item.key}\t{item.updated_at.isoformat()}\t{expires}")
+            shown += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+
+
+@state_app.command("delete")
+def state_delete(
+    key: str = typer.Argument(..., help="The key."),
+    namespace: str = typer.Option("", "--namespace", "-n", help=_NAMESPACE_HELP),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
+    api_key: Optional[str] = typer.Option(None, help=_KEY_HELP),
+) -> None:
+    """Delete an entry (fine if it is absent)."""
+    with _state_client(base_url, api_key) as state:
+        deleted = state.delete(key, namespace=_segments(namespace))
+    typer.echo("Deleted." if deleted else "There was no such entry.")
+
+
+@state_app.command("sweep")
+def state_sweep() -> None:
+    """Remove every expired entry now, in every tenant, on the database AGENTMEM_* names.
+
+    Expired entries are invisible at once anyway; a running server also sweeps every
+    AGENTMEM_STATE_SWEEP_INTERVAL_S. Safe beside running servers.
+    """
+    import asyncio
+
+    from .services.state import StateService
+    from .storage.sql.store import SqlStore
+
+    settings = Settings()
+
+    async def run() -> int:
+        sql = SqlStore.open(settings.resolved_database_url())
+        try:
+            return await StateService(sql).sweep()
+        finally:
+            await sql.aclose()
+
+    typer.echo(f"Removed {asyncio.run(run())} expired state entries.")
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -112,12 +112,19 @@ class Settings(BaseSettings):
     Behind a proxy, run uvicorn with `--proxy-headers` so the address is the client's."""
     state_value_max_bytes: int = Field(default=64 * 1024, ge=16)
     """Largest keyed-state value, in bytes of compact UTF-8 JSON; 413 past it."""
+    state_sweep_interval_s: float = Field(default=60.0, ge=0)
+    """How often expired state entries are removed (by one replica at a time; 0: never, then
+    `agentmem state sweep` does it). Expired entries are invisible at once either way."""
     quota_archival_lines: int = Field(default=100_000_000, ge=0)
     """Archival lines one tenant may hold (all scopes); 413/429 past it (0: no quota)."""
     quota_core_blocks: int = Field(default=100_000, ge=0)
     """Core blocks one tenant may hold (one per agent, plus the user's)."""
     quota_agents: int = Field(default=100_000, ge=0)
     """Agents one tenant may have."""
+    quota_state_entries: int = Field(default=10_000_000, ge=0)
+    """Keyed-state entries one tenant may hold (every namespace)."""
+    quota_state_bytes: int = Field(default=10 * 1024**3, ge=0)
+    """Bytes of keyed-state values one tenant may hold (compact UTF-8 JSON)."""
 
     events_retention_s: float = Field(default=7 * 24 * 3600, gt=0)
     """How long the change feed keeps events (default 7 days). A background prune removes older

@@ -24,6 +24,7 @@ from agentmem import (
     RunResult,
 )
 from agentmem.types import ApiKey, ApiKeyCreated, BlockVersion, Tenant
+from agentmem.types.state import StateTenantSettings
 
 T = "2024-05-01T12:00:00.000001Z"
 BLOCK = {
@@ -47,6 +48,7 @@ RUN = {
 MESSAGE = {"id": "msg_1", "thread_id": "th_1", "role": "user", "content": "hi", "created_at": T}
 TENANT = {"id": "ten_1", "name": "acme", "created_at": T}
 KEY = {"id": "key_1", "tenant_id": "ten_1", "prefix": "am_abc", "created_at": T}
+STATE_SETTINGS = {"default_ttl": 86400.0, "entries": 3, "bytes": 40}
 
 
 @dataclass
@@ -136,6 +138,14 @@ CASES = [
     Case("admin.list_keys", ("acme",), {}, "GET", "/v1/admin/tenants/acme/keys",
          answer=[KEY], returns=[ApiKey]),
     Case("admin.revoke_key", ("key_1",), {}, "DELETE", "/v1/admin/keys/key_1"),
+    Case("admin.get_state_settings", ("acme",), {}, "GET", "/v1/admin/tenants/acme/state",
+         answer=STATE_SETTINGS, returns=StateTenantSettings),
+    Case("admin.update_state_settings", ("acme",), {"default_ttl": timedelta(days=1)}, "PUT",
+         "/v1/admin/tenants/acme/state", body={"default_ttl": 86400.0}, answer=STATE_SETTINGS,
+         returns=StateTenantSettings),
+    Case("admin.update_state_settings", ("acme",), {"default_ttl": None}, "PUT",
+         "/v1/admin/tenants/acme/state", body={"default_ttl": None}, answer=STATE_SETTINGS,
+         returns=StateTenantSettings),
 ]
 
 

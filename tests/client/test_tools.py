@@ -10,13 +10,16 @@ import pytest
 from agentmem.tools import MEMORY_TOOL_NAMES, memory_tools
 
 
-def test_three_function_tools_in_order():
+def test_six_function_tools_in_order():
     tools = memory_tools()
-    assert [t["type"] for t in tools] == ["function"] * 3
+    assert [t["type"] for t in tools] == ["function"] * 6
     assert [t["function"]["name"] for t in tools] == [
         "recall_archival_memory",
         "append_archival_memory",
         "update_core_memory",
+        "remember",
+        "recall",
+        "forget",
     ]
     assert list(MEMORY_TOOL_NAMES) == [t["function"]["name"] for t in tools]
 
@@ -28,6 +31,17 @@ def test_required_arguments_match_the_design():
     assert by_name["append_archival_memory"]["required"] == ["text"]
     assert by_name["update_core_memory"]["required"] == ["content", "expected_updated_at"]
     assert by_name["update_core_memory"]["properties"]["expected_updated_at"]["type"] == ["string", "null"]
+    assert by_name["remember"]["required"] == ["key", "value"]
+    assert by_name["recall"]["required"] == [] and set(by_name["recall"]["properties"]) == {"key", "prefix"}
+    assert by_name["forget"]["required"] == ["key"]
+
+
+def test_the_policy_names_exactly_the_tools():
+    from typing import get_args
+
+    from agentmem.types.agents import ToolName
+
+    assert get_args(ToolName) == MEMORY_TOOL_NAMES
 
 
 def test_copies_are_independent_and_names_are_checked():

@@ -54,6 +54,7 @@ class Services:
             self.pruner.cancel()
             await asyncio.gather(self.pruner, return_exceptions=True)
         await self.idempotency.close()
+        await self.state.close()
         if self.repairer is not None:
             # Safe mid-pass: a repair is idempotent, and the SQL store's close below waits for
             # the SQL call in flight before it closes the connections.
@@ -117,6 +118,7 @@ async def build_services(settings: Settings) -> Services:
         agents=agents,
         threads=threads,
         provider=provider,
+        state=state,
     )
     idempotency = IdempotencyService(
         sql,
@@ -124,6 +126,8 @@ async def build_services(settings: Settings) -> Services:
         lease_s=settings.idempotency_lease_s,
         wait_s=settings.idempotency_wait_s,
     )
+    if settings.state_sweep_interval_s > 0:
+        state.start_sweeping(settings.state_sweep_interval_s)
     # Expired keys go within a tenth of the retention (and at least hourly).
     idempotency.start_sweeping(min(settings.idempotency_retention_s / 10, 3600.0))
     log.info(

@@ -118,6 +118,8 @@ QUOTAS = {
         Quota("archival_lines", "archival lines", usage_sql.archival_lines),
         Quota("core_blocks", "core blocks", usage_sql.core_blocks),
         Quota("agents", "agents", usage_sql.agents),
+        Quota("state_entries", "state entries", usage_sql.state_entries),
+        Quota("state_bytes", "bytes of state values", usage_sql.state_bytes),
     )
 }
 """Every quota; a new kind of stored thing (keyed state, say) adds one line here and a setting."""
@@ -149,10 +151,15 @@ class Quotas:
         field: Optional[str] = None,
     ) -> None:
         """`ensure_room` on the caller's connection (inside a SQL function)."""
+        if self._bounded(name, adding, field):
+            self.check(name, QUOTAS[name].usage(conn, tenant_id), adding, field=field)
+
+    def check(self, name: str, used: int, adding: int, *, field: Optional[str] = None) -> None:
+        """`ensure_room` for a caller that read what the tenant holds (`used`) itself, under
+        its own lock (keyed state keeps its counts in `state_tenants`)."""
         if not self._bounded(name, adding, field):
             return
         quota, limit = QUOTAS[name], self.limits[name]
-        used = quota.usage(conn, tenant_id)
         if used + adding > limit:
             raise QuotaExceeded(
                 f"the tenant holds {used} {quota.unit} of at most {limit}; "

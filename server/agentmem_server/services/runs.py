@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Optional
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from agentmem.tools import memory_tools
 from agentmem.types import (
     MemoryBlock,
     MemoryPolicy,
@@ -38,7 +37,7 @@ from ..providers.base import ChatProvider
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import conversations as conversations_sql
 from .agents import AgentService
-from .memory_tools import MemoryTools
+from .memory_tools import MemoryTools, offered_tools
 from .prompt import build_model_input, iso_utc, select_history, select_matches
 from .run_loop import run_loop
 from .run_record import RunRecord, RunStep
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..storage.sql.store import SqlStore
     from .memory import MemoryService
+    from .state import StateService
 
 SAVE_ATTEMPTS = 3
 """Turns racing on one thread collide on the message sequence; the loser saves again."""
@@ -63,7 +63,9 @@ class RunService:
         agents: AgentService,
         threads: ThreadService,
         provider: ChatProvider,
+        state: Optional[StateService] = None,
     ):
+        self._state = state
         self._sql = sql
         self._memory = memory
         self._agents = agents
@@ -95,9 +97,9 @@ class RunService:
             matches=matches,
             user_message=request.message,
         )
-        tools = memory_tools() if policy.archival_mode == "tool_only" else []
+        tools = offered_tools(policy)
         model = agent.model or self._default_model
-        toolbox = MemoryTools(self._memory, tenant_id, agent_id, policy)
+        toolbox = MemoryTools(self._memory, tenant_id, agent_id, policy, state=self._state)
         result = await run_loop(
             self._provider,
             model,

@@ -9,10 +9,14 @@ Time comes from `clock` (UTC microseconds), so tests can stand exactly at an exp
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import builtins
+import contextlib
 import json
+import logging
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +32,7 @@ from agentmem.types.state import (
     StateEntry,
     StateList,
     StateListItem,
+    StateTenantSettings,
     decode_namespace,
     encode_namespace,
     key_problem,
@@ -36,6 +41,7 @@ from agentmem.types.state import (
 
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..storage.base import from_micros, now_micros, to_micros
+from ..storage.sql import leases as leases_sql
 from ..storage.sql import state as state_sql
 from ..storage.sql.events import NewEvent
 from ..storage.sql.store import SqlStore
@@ -44,11 +50,27 @@ if TYPE_CHECKING:
     from .events import EventLog
     from .limits import Quotas
 
+log = logging.getLogger("agentmem.state")
+
 Namespace = tuple[str, ...]
 
 DEFAULT_VALUE_MAX_BYTES = 64 * 1024
 SWEEP_BATCH = 1000
 """Rows one sweep statement removes at most, so no sweep holds the write lock for long."""
+SWEEP_LEASE = "state-sweep"
+SWEEP_LEASE_DEFAULT_US = 180_000_000
+"""How long a replica holds the sweep lease unless it renews it (`start_sweeping` sets it to
+three sweep intervals, at least 30 s)."""
+
+
+def ttl_micros(ttl: float) -> int:
+    if not 0 < ttl <= TTL_MAX_S:
+        raise InvalidInput(
+            f"ttl must be more than 0 and at most {TTL_MAX_S} seconds; got {ttl}",
+            field="ttl",
+            limit=TTL_MAX_S,
+        )
+    return max(1, round(ttl * 1_000_000))
 
 
 def check_namespace(namespace: Sequence[str], field: str = "namespace") -> Namespace:
@@ -122,8 +144,13 @@ class _Write:
     key: str
     value: Any
     value_bytes: int
-    expires_at: Optional[int]
+    ttl_us: Optional[int]
+    """The entry's own TTL; None: the tenant's default (if it has one)."""
     now: int
+
+    def expires_at(self, tenant: state_sql.TenantState) -> Optional[int]:
+        ttl = self.ttl_us if self.ttl_us is not None else tenant.default_ttl_us
+        return self.now + ttl if ttl is not None else None
 
 
 class StateService:
@@ -143,6 +170,11 @@ class StateService:
         """The change feed: each write records its event in the write's own transaction."""
         self.clock = clock
         """UTC microseconds now; replaced by tests to stand at an expiry."""
+        self.replica_id = "rep_" + secrets.token_hex(8)
+        """Who holds the sweep lease when this replica sweeps."""
+        self.lease_us = SWEEP_LEASE_DEFAULT_US
+        self._sweeper: Optional[asyncio.Task[None]] = None
+        self._stop_sweeping = asyncio.Event()
 
     # ---- reads ------------------------------------------------------------------------------
 
@@ -228,22 +260,6 @@ class StateService:
 
     # ---- writes -----------------------------------------------------------------------------
 
-    def _record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
-        if self._events is not None:
-            self._events.record(conn, tenant_id, event)
-
-    def _committed(self, tenant_id: str) -> None:
-        if self._events is not None:
-            self._events.committed(tenant_id)
-
-    def _record_set(self, conn: Connection, tenant_id: str, row: state_sql.StateRow) -> None:
-        data = {
-            "value": row.value,
-            "updated_at": from_micros(row.updated_at).isoformat(),
-            "expires_at": from_micros(row.expires_at).isoformat() if row.expires_at else None,
-        }
-        self._record(conn, tenant_id, state_event("set", row.namespace, row.key, data))
-
     async def set(
         self,
         tenant_id: str,
@@ -283,21 +299,46 @@ class StateService:
                 field="value",
                 limit=self.value_max_bytes,
             )
-        if ttl is not None and not 0 < ttl <= TTL_MAX_S:
-            raise InvalidInput(
-                f"ttl must be more than 0 and at most {TTL_MAX_S} seconds; got {ttl}",
-                field="ttl",
-                limit=TTL_MAX_S,
-            )
-        now = self.clock()
-        expires_at = now + max(1, round(ttl * 1_000_000)) if ttl is not None else None
-        return _Write(ns, key, value, size, expires_at, now)
+        ttl_us = ttl_micros(ttl) if ttl is not None else None
+        return _Write(ns, key, value, size, ttl_us, self.clock())
+
+    def _record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
+        if self._events is not None:
+            self._events.record(conn, tenant_id, event)
+
+    def _committed(self, tenant_id: str) -> None:
+        if self._events is not None:
+            self._events.committed(tenant_id)
+
+    def _record_set(self, conn: Connection, tenant_id: str, row: state_sql.StateRow) -> None:
+        data = {
+            "value": row.value,
+            "updated_at": from_micros(row.updated_at).isoformat(),
+            "expires_at": from_micros(row.expires_at).isoformat() if row.expires_at else None,
+        }
+        self._record(conn, tenant_id, state_event("set", row.namespace, row.key, data))
+
+    # Every write path below is one function in one transaction: it locks the tenant's
+    # bookkeeping row, checks the quotas, writes, and counts what changed.
+
+    def _begin(self, conn: Connection, tenant_id: str, w: _Write) -> tuple[Optional[int], int, int]:
+        """Lock the tenant and check its quotas for this write: (expires_at, and the rows and
+        bytes the tenant holds more after it)."""
+        tenant = state_sql.lock_tenant(conn, tenant_id)
+        old = state_sql.stored_size(conn, tenant_id, w.namespace, w.key)
+        more_rows, more_bytes = (1, w.value_bytes) if old is None else (0, w.value_bytes - old)
+        if self._quotas is not None:
+            self._quotas.check("state_entries", tenant.entries, more_rows, field="key")
+            self._quotas.check("state_bytes", tenant.bytes, more_bytes, field="value")
+        return w.expires_at(tenant), more_rows, more_bytes
 
     async def _write_lww(self, tenant_id: str, w: _Write) -> state_sql.StateRow:
         def write(conn: Connection) -> state_sql.StateRow:
+            expires_at, rows, size = self._begin(conn, tenant_id, w)
             row = state_sql.upsert_entry(
-                conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, w.expires_at, w.now
+                conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, expires_at, w.now
             )
+            state_sql.add_usage(conn, tenant_id, rows, size)
             self._record_set(conn, tenant_id, row)
             return row
 
@@ -307,13 +348,15 @@ class StateService:
         def write(
             conn: Connection,
         ) -> tuple[Optional[state_sql.StateRow], Optional[state_sql.StateRow]]:
+            expires_at, rows, size = self._begin(conn, tenant_id, w)
             row = state_sql.create_entry(
-                conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, w.expires_at, w.now
+                conn, tenant_id, w.namespace, w.key, w.value, w.value_bytes, expires_at, w.now
             )
-            if row is not None:
-                self._record_set(conn, tenant_id, row)
-                return row, None
-            return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
+            if row is None:
+                return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
+            state_sql.add_usage(conn, tenant_id, rows, size)
+            self._record_set(conn, tenant_id, row)
+            return row, None
 
         row, current = await self._sql.run_in_transaction(write)
         if row is None:
@@ -324,6 +367,7 @@ class StateService:
         def write(
             conn: Connection,
         ) -> tuple[Optional[state_sql.StateRow], Optional[state_sql.StateRow]]:
+            expires_at, rows, size = self._begin(conn, tenant_id, w)
             row = state_sql.replace_entry(
                 conn,
                 tenant_id,
@@ -331,14 +375,15 @@ class StateService:
                 w.key,
                 w.value,
                 w.value_bytes,
-                w.expires_at,
+                expires_at,
                 expected_updated_at=expected,
                 now=w.now,
             )
-            if row is not None:
-                self._record_set(conn, tenant_id, row)
-                return row, None
-            return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
+            if row is None:
+                return None, state_sql.get_entry(conn, tenant_id, w.namespace, w.key, w.now)
+            state_sql.add_usage(conn, tenant_id, rows, size)
+            self._record_set(conn, tenant_id, row)
+            return row, None
 
         row, current = await self._sql.run_in_transaction(write)
         if row is None:
@@ -352,10 +397,15 @@ class StateService:
         now = self.clock()
 
         def write(conn: Connection) -> bool:
-            if state_sql.delete_entry(conn, tenant_id, ns, key, now) is None:
+            state_sql.lock_tenant(conn, tenant_id)
+            row = state_sql.delete_entry(conn, tenant_id, ns, key)
+            if row is None:
                 return False
-            self._record(conn, tenant_id, state_event("delete", ns, key))
-            return True
+            state_sql.add_usage(conn, tenant_id, -1, -row.value_bytes)
+            visible = row.expires_at is None or row.expires_at > now
+            if visible:
+                self._record(conn, tenant_id, state_event("delete", ns, key))
+            return visible
 
         deleted = await self._sql.run_in_transaction(write)
         if deleted:
@@ -368,10 +418,13 @@ class StateService:
         now = self.clock()
 
         def write(conn: Connection) -> int:
-            cleared = state_sql.clear_namespace(conn, tenant_id, ns, now)
-            if cleared:
-                self._record(conn, tenant_id, state_event("clear", ns, "", {"deleted": cleared}))
-            return cleared
+            state_sql.lock_tenant(conn, tenant_id)
+            removed = state_sql.clear_namespace(conn, tenant_id, ns, now)
+            state_sql.add_usage(conn, tenant_id, -removed.rows, -removed.bytes)
+            if removed.visible:
+                data = {"deleted": removed.visible}
+                self._record(conn, tenant_id, state_event("clear", ns, "", data))
+            return removed.visible
 
         cleared = await self._sql.run_in_transaction(write)
         if cleared:
@@ -381,35 +434,105 @@ class StateService:
     async def delete_agent_namespace(self, tenant_id: str, agent_id: str) -> int:
         """Delete `("agent", agent_id)` and every namespace below it (agents.delete)."""
         ns = encode_namespace(check_namespace(("agent", agent_id), "agent_id"))
+        now = self.clock()
 
         def write(conn: Connection) -> int:
-            gone = state_sql.delete_namespace_tree(conn, tenant_id, ns)
-            if gone:
-                data = {"deleted": gone, "below": True}
+            state_sql.lock_tenant(conn, tenant_id)
+            removed = state_sql.delete_namespace_tree(conn, tenant_id, ns, now)
+            state_sql.add_usage(conn, tenant_id, -removed.rows, -removed.bytes)
+            if removed.rows:
+                data = {"deleted": removed.visible, "below": True}
                 self._record(conn, tenant_id, state_event("clear", ns, "", data))
-            return gone
+            return removed.visible
 
         gone = await self._sql.run_in_transaction(write)
         if gone:
             self._committed(tenant_id)
         return gone
 
+    # ---- expiry -------------------------------------------------------------------------------
+
     async def sweep(self) -> int:
-        """Remove every expired row (all tenants), a batch per transaction; how many."""
+        """Remove every row expired by now (all tenants), a batch at a time, one transaction per
+        tenant of a batch; how many."""
         removed = 0
         while True:
-            expired = await self._sql.run_in_transaction(self._sweep_batch, self.clock())
-            removed += len(expired)
-            for tenant_id in {tenant_id for tenant_id, _, _ in expired}:
-                self._committed(tenant_id)
-            if len(expired) < SWEEP_BATCH:
+            now = self.clock()
+            batch = await self._sql.run_autocommit(state_sql.expired_batch, now, SWEEP_BATCH)
+            by_tenant: dict[str, builtins.list[tuple[str, str]]] = {}
+            for tenant_id, ns, key in batch:
+                by_tenant.setdefault(tenant_id, []).append((ns, key))
+            swept = 0
+            for tenant_id, keys in sorted(by_tenant.items()):
+                removed_here = await self._sql.run_in_transaction(
+                    self._sweep_tenant, tenant_id, keys, now
+                )
+                if removed_here:
+                    self._committed(tenant_id)
+                swept += removed_here
+            removed += swept
+            # A short batch was the last; a full one that removed nothing was all set again.
+            if len(batch) < SWEEP_BATCH or swept == 0:
                 return removed
 
-    def _sweep_batch(self, conn: Connection, now: int) -> builtins.list[tuple[str, str, str]]:
-        expired = state_sql.delete_expired_keys(conn, now, SWEEP_BATCH)
-        for tenant_id, namespace, key in expired:
+    def _sweep_tenant(
+        self, conn: Connection, tenant_id: str, keys: Sequence[tuple[str, str]], now: int
+    ) -> int:
+        state_sql.lock_tenant(conn, tenant_id)
+        removed, gone = state_sql.delete_expired(conn, tenant_id, keys, now)
+        state_sql.add_usage(conn, tenant_id, -removed.rows, -removed.bytes)
+        for namespace, key in gone:
             self._record(conn, tenant_id, state_event("expire", namespace, key))
-        return expired
+        return removed.rows
+
+    async def sweep_if_leader(self) -> Optional[int]:
+        """`sweep()` if this replica holds (or takes) the sweep lease, else None: one replica
+        sweeps at a time; another takes over once the holder stops renewing."""
+        held = await self._sql.run_autocommit(
+            leases_sql.acquire, SWEEP_LEASE, self.replica_id, now_micros(), self.lease_us
+        )
+        return await self.sweep() if held else None
+
+    def start_sweeping(self, interval_s: float) -> None:
+        """Sweep every `interval_s` in the background while this replica leads."""
+        self.lease_us = int(max(3 * interval_s, 30.0) * 1_000_000)
+        stop = self._stop_sweeping = asyncio.Event()
+
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    removed = await self.sweep_if_leader()
+                    if removed:
+                        log.info("swept %d expired state entries", removed)
+                except Exception:  # noqa: BLE001 - retried on the next pass
+                    log.exception("sweeping expired state entries failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval_s)
+
+        self._sweeper = asyncio.get_running_loop().create_task(loop(), name="agentmem-state-sweep")
+
+    async def close(self) -> None:
+        # Stopped rather than cancelled: a sweep cut off mid-statement would leave its SQL
+        # connection checked out of a pool that is about to be disposed.
+        if self._sweeper is not None:
+            self._stop_sweeping.set()
+            await self._sweeper
+            self._sweeper = None
+        with contextlib.suppress(Exception):
+            await self._sql.run_autocommit(leases_sql.release, SWEEP_LEASE, self.replica_id)
+
+    # ---- per-tenant settings (admin) ------------------------------------------------------------
+
+    async def tenant_settings(self, tenant_id: str) -> StateTenantSettings:
+        tenant = await self._sql.run_autocommit(state_sql.tenant_state, tenant_id)
+        return _settings(tenant)
+
+    async def set_default_ttl(self, tenant_id: str, ttl: Optional[float]) -> StateTenantSettings:
+        """Entries set without a `ttl` from now on expire after `ttl` seconds (None: never);
+        entries already stored keep their expiry."""
+        ttl_us = ttl_micros(ttl) if ttl is not None else None
+        tenant = await self._sql.run_in_transaction(state_sql.set_default_ttl, tenant_id, ttl_us)
+        return _settings(tenant)
 
 
 def state_event(
@@ -418,6 +541,15 @@ def state_event(
     """The change-feed event of a state write (`namespace` in its stored form)."""
     return NewEvent(
         kind="state", action=action, key=key, namespace=decode_namespace(namespace), data=data
+    )
+
+
+def _settings(tenant: state_sql.TenantState) -> StateTenantSettings:
+    ttl = tenant.default_ttl_us
+    return StateTenantSettings(
+        default_ttl=ttl / 1_000_000 if ttl is not None else None,
+        entries=tenant.entries,
+        bytes=tenant.bytes,
     )
 
 

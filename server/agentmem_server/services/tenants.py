@@ -104,6 +104,13 @@ class TenantService:
     async def revoke_key(self, key_id: str) -> None:
         await self._sql.run_in_transaction(_revoke_key, key_id)
 
+    async def tenant_id(self, tenant_name: str) -> str:
+        """The id of the tenant named so; 404 if there is none."""
+        tenant = await self._sql.run_autocommit(tenants_sql.get_tenant_by_name, tenant_name)
+        if tenant is None:
+            raise NotFound(f"tenant {tenant_name!r} not found")
+        return tenant.id
+
     # ---- the same for the CLI, on the calling thread -----------------------------------------
 
     def create_key_sync(self, tenant_name: str) -> ApiKeyCreated:

@@ -89,7 +89,10 @@ def test_auto_mode_injects_recalled_archival_lines_with_scope_and_line(http: Tes
     assert reminder.startswith("<system_reminder>\n") and reminder.count("<memory ") == 1
     (hit,) = result["recalled"]
     assert f'<memory scope="agent" agent_id="helper" line="{hit["line_number"]}"' in reminder
-    assert hit["content"] in reminder and "tools" not in llm.bodies[0]
+    assert hit["content"] in reminder
+    # The matches are injected, so the archival recall tool is not offered; the write tools are.
+    offered = [t["function"]["name"] for t in llm.bodies[0]["tools"]]
+    assert "recall_archival_memory" not in offered and "append_archival_memory" in offered
 
 
 def test_stale_core_update_by_the_model_gets_the_current_block_and_can_retry(http: TestClient, h, llm: ScriptedLLM):

@@ -90,7 +90,10 @@ async def test_auto_injects_one_reminder_just_before_the_user_message(runs, llm,
         "When is the Acme renewal?", "helper", "all", 5, 0.25,
     )
     body = llm.bodies[0]
-    assert "tools" not in body
+    # Its matches are injected, so no archival recall tool; the write tools stay on offer.
+    assert body["tools"] == memory_tools(
+        ["append_archival_memory", "update_core_memory", "remember", "recall", "forget"]
+    )
     messages = body["messages"]
     assert [m["role"] for m in messages] == ["system", "system", "user"]
     assert messages[1] == {

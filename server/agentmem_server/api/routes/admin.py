@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Response
 
 from agentmem.types import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
+from agentmem.types.state import StateTenantSettings, StateTenantSettingsUpdate
 
 from ..deps import AdminDep, ServicesDep
 from ..errors import error_responses
@@ -60,3 +61,23 @@ async def revoke_key(key_id: KeyIdPath, services: ServicesDep) -> Response:
     """Revoke a key: requests with it get 401 from then on."""
     await services.tenants.revoke_key(key_id)
     return Response(status_code=204)
+
+
+@router.get("/tenants/{name}/state", responses=error_responses(404))
+async def get_state_settings(name: TenantNamePath, services: ServicesDep) -> StateTenantSettings:
+    """The tenant's keyed-state settings (default TTL) and what its entries hold."""
+    return await services.state.tenant_settings(await services.tenants.tenant_id(name))
+
+
+@router.put(
+    "/tenants/{name}/state",
+    responses=error_responses(400, 404, 409),
+    dependencies=[IdempotencyKey],
+)
+async def update_state_settings(
+    name: TenantNamePath, body: StateTenantSettingsUpdate, services: ServicesDep
+) -> StateTenantSettings:
+    """Set the default TTL of the tenant's entries set from now on without a `ttl` (`null`:
+    none). Entries already stored keep their expiry."""
+    tenant_id = await services.tenants.tenant_id(name)
+    return await services.state.set_default_ttl(tenant_id, body.default_ttl)

@@ -251,3 +251,25 @@ memory_events = Table(
     Index("ix_events_key", "tenant_id", "key", "seq"),
     Index("ix_events_at", "at"),
 )
+
+# Per-tenant keyed-state bookkeeping: what the tenant's rows hold (for its quotas: a COUNT over a
+# million entries would cost more than the write) and its default TTL (admin API). Every state
+# write locks its tenant's row first, in its own transaction, so the counts are exact and a quota
+# is never passed by writes racing at its edge.
+state_tenants = Table(
+    "state_tenants",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("entries", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("default_ttl_us", BigInteger, nullable=True),
+)
+
+# Background work that must run in one replica at a time (storage/sql/leases.py).
+maintenance_leases = Table(
+    "maintenance_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

@@ -1,8 +1,11 @@
-"""SQL for keyed state (schema.state_entries). Every read and write is one statement.
+"""SQL for keyed state (schema.state_entries, schema.state_tenants). Each read is one statement.
 
 An entry whose `expires_at` has passed is invisible to every function here at once, whether or
 not the sweeper (`delete_expired`) has removed its row yet: reads filter it out, and a write
 over it creates the entry anew. `now` is always the caller's (an injectable clock).
+
+A write is a few statements in one transaction (services/state.py): `lock_tenant`, the entry's
+`stored_size`, the write itself, `add_usage`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .schema import state_entries as t
+from .schema import state_tenants as st
 
 NAMESPACE_SEPARATOR = "/"
 
@@ -276,72 +280,150 @@ def replace_entry(
     return _row(r) if r else None
 
 
-def delete_entry(
-    conn: Connection, tenant_id: str, namespace: str, key: str, now: int
-) -> Optional[StateRow]:
-    """Delete the entry's row; the entry it held if that was visible (else None)."""
+def delete_entry(conn: Connection, tenant_id: str, namespace: str, key: str) -> Optional[StateRow]:
+    """Delete the entry's row; the row removed (expired or not), None if there was none."""
     r = conn.execute(delete(t).where(_entry(tenant_id, namespace, key)).returning(*t.c)).first()
-    if r is None:
-        return None
-    row = _row(r)
-    return row if row.expires_at is None or row.expires_at > now else None
+    return _row(r) if r else None
 
 
-def clear_namespace(conn: Connection, tenant_id: str, namespace: str, now: int) -> int:
-    """Delete every entry of one namespace (not of the namespaces below it); how many were
-    visible."""
+@dataclass(frozen=True)
+class Removed:
+    """Rows a bulk delete removed: how many, the bytes their values held, how many were visible."""
+
+    rows: int
+    bytes: int
+    visible: int
+
+
+def _removed(rows: Sequence[Any], now: Optional[int]) -> Removed:
+    visible = sum(
+        1 for r in rows if r.expires_at is None or (now is not None and r.expires_at > now)
+    )
+    return Removed(len(rows), sum(r.value_bytes for r in rows), visible)
+
+
+def clear_namespace(conn: Connection, tenant_id: str, namespace: str, now: int) -> Removed:
+    """Delete every entry of one namespace (not of the namespaces below it)."""
     rows = conn.execute(
         delete(t)
         .where(t.c.tenant_id == tenant_id, t.c.namespace == namespace)
-        .returning(t.c.expires_at)
+        .returning(t.c.expires_at, t.c.value_bytes)
     ).all()
-    return sum(1 for r in rows if r.expires_at is None or r.expires_at > now)
+    return _removed(rows, now)
 
 
-def delete_namespace_tree(conn: Connection, tenant_id: str, namespace: str) -> int:
-    """Delete a namespace and every namespace below it (an agent's: `agent/ID`, `agent/ID/...`);
-    how many rows went."""
+def delete_namespace_tree(conn: Connection, tenant_id: str, namespace: str, now: int) -> Removed:
+    """Delete a namespace and every namespace below it (an agent's: `agent/ID`, `agent/ID/...`)."""
     below = namespace + NAMESPACE_SEPARATOR
     upper = successor(below)
     assert upper is not None  # '/' has a successor
-    stmt = delete(t).where(
-        t.c.tenant_id == tenant_id,
-        or_(t.c.namespace == namespace, and_(t.c.namespace >= below, t.c.namespace < upper)),
+    stmt = (
+        delete(t)
+        .where(
+            t.c.tenant_id == tenant_id,
+            or_(t.c.namespace == namespace, and_(t.c.namespace >= below, t.c.namespace < upper)),
+        )
+        .returning(t.c.expires_at, t.c.value_bytes)
     )
-    return int(conn.execute(stmt).rowcount or 0)
+    return _removed(conn.execute(stmt).all(), now)
 
 
-def delete_expired(conn: Connection, now: int, limit: int) -> int:
-    """Remove up to `limit` rows expired by `now` (every tenant's), oldest first; how many."""
-    return len(delete_expired_keys(conn, now, limit))
-
-
-def delete_expired_keys(conn: Connection, now: int, limit: int) -> list[tuple[str, str, str]]:
-    """Remove up to `limit` rows expired by `now` (every tenant's), oldest first; the
-    `(tenant_id, namespace, key)` of each row removed."""
-    batch = (
+def expired_batch(conn: Connection, now: int, limit: int) -> list[tuple[str, str, str]]:
+    """Up to `limit` (tenant, namespace, key) of rows expired by `now`, every tenant's, oldest
+    first (the `expires_at` index)."""
+    stmt = (
         select(t.c.tenant_id, t.c.namespace, t.c.key)
         .where(t.c.expires_at.is_not(None), t.c.expires_at <= now)
         .order_by(t.c.expires_at)
         .limit(limit)
     )
-    keys = [tuple(r) for r in conn.execute(batch)]
-    if not keys:
-        return []
-    # Expiry re-checked: an entry may have been set again since the batch was read.
-    stmt = (
-        delete(t)
-        .where(tuple_(t.c.tenant_id, t.c.namespace, t.c.key).in_(keys), _expired(now))
-        .returning(t.c.tenant_id, t.c.namespace, t.c.key)
-    )
     return [(r.tenant_id, r.namespace, r.key) for r in conn.execute(stmt)]
 
 
+def delete_expired(
+    conn: Connection, tenant_id: str, keys: Sequence[tuple[str, str]], now: int
+) -> tuple[Removed, list[tuple[str, str]]]:
+    """Delete those of the tenant's `(namespace, key)` rows that are still expired by `now`
+    (one may have been set again since the batch was read): what went, and which."""
+    stmt = (
+        delete(t)
+        .where(
+            t.c.tenant_id == tenant_id,
+            tuple_(t.c.namespace, t.c.key).in_(list(keys)),
+            _expired(now),
+        )
+        .returning(t.c.namespace, t.c.key, t.c.expires_at, t.c.value_bytes)
+    )
+    rows = conn.execute(stmt).all()
+    return _removed(rows, None), [(r.namespace, r.key) for r in rows]
+
+
 def count_entries(conn: Connection, tenant_id: str) -> tuple[int, int]:
-    """(entries, bytes of values) the tenant's rows hold, expired ones included until swept."""
+    """(rows, bytes of values) the tenant's entries hold, counted over the rows themselves
+    (expired ones included until swept): what `state_tenants` must agree with."""
     r = conn.execute(
         select(func.count(), func.coalesce(func.sum(t.c.value_bytes), 0)).where(
             t.c.tenant_id == tenant_id
         )
     ).one()
     return int(r[0]), int(r[1])
+
+
+def stored_size(conn: Connection, tenant_id: str, namespace: str, key: str) -> Optional[int]:
+    """The value bytes of the entry's row, expired or not; None when there is no row."""
+    stmt = select(t.c.value_bytes).where(_entry(tenant_id, namespace, key))
+    size = conn.execute(stmt).scalar()
+    return None if size is None else int(size)
+
+
+# ---- per-tenant bookkeeping (schema.state_tenants) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class TenantState:
+    entries: int
+    """Rows the tenant holds (expired ones until swept)."""
+    bytes: int
+    """Bytes of their values (compact UTF-8 JSON)."""
+    default_ttl_us: Optional[int]
+    """The TTL of entries set without one, or None."""
+
+
+def lock_tenant(conn: Connection, tenant_id: str) -> TenantState:
+    """Lock the tenant's bookkeeping row (creating it) until the transaction ends, and read it.
+
+    Every state write takes this lock first: writes of one tenant run one after another through
+    their bookkeeping, always in the same lock order (this row, then entries)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(st).values(tenant_id=tenant_id, entries=0, bytes=0)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[st.c.tenant_id], set_={"entries": st.c.entries}
+    ).returning(st.c.entries, st.c.bytes, st.c.default_ttl_us)
+    r = conn.execute(stmt).one()
+    return TenantState(int(r.entries), int(r.bytes), r.default_ttl_us)
+
+
+def tenant_state(conn: Connection, tenant_id: str) -> TenantState:
+    """The tenant's bookkeeping, read without a lock."""
+    r = conn.execute(select(st).where(st.c.tenant_id == tenant_id)).first()
+    if r is None:
+        return TenantState(0, 0, None)
+    return TenantState(int(r.entries), int(r.bytes), r.default_ttl_us)
+
+
+def add_usage(conn: Connection, tenant_id: str, entries: int, size: int) -> None:
+    """Count `entries` more rows and `size` more bytes (negative: fewer); the row is locked."""
+    if entries or size:
+        conn.execute(
+            update(st)
+            .where(st.c.tenant_id == tenant_id)
+            .values(entries=st.c.entries + entries, bytes=st.c.bytes + size)
+        )
+
+
+def set_default_ttl(conn: Connection, tenant_id: str, default_ttl_us: Optional[int]) -> TenantState:
+    lock_tenant(conn, tenant_id)
+    conn.execute(
+        update(st).where(st.c.tenant_id == tenant_id).values(default_ttl_us=default_ttl_us)
+    )
+    return tenant_state(conn, tenant_id)
