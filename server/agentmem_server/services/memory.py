@@ -12,6 +12,7 @@ A scope is `agent_id` here as everywhere public; SQL keys it by `agent_key` (the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -24,7 +25,7 @@ from sqlalchemy import Connection
 from agentmem.types import BlockVersion, MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
 from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from ..ids import new_write_id
+from ..ids import BLOCK, new_id, new_write_id
 from ..memtrim import BIG_REQUEST_CHARS, schedule_trim
 from ..storage.base import (
     USER_SCOPE_KEY,
@@ -44,7 +45,7 @@ from .repair import ArchivalRepair
 log = logging.getLogger("agentmem.memory")
 
 if TYPE_CHECKING:
-    from .archival import ArchivalIndex
+    from .archival import ArchivalIndex, PreparedChunks
     from .events import EventLog
     from .limits import Quotas
 
@@ -154,6 +155,19 @@ def _version(block_type: str, agent_key: str, row: EventRow) -> BlockVersion:
     )
 
 
+APPEND_ATTEMPTS = 5
+
+
+class _BlockMoved(Exception):
+    """The archival block changed between an append's read and its write (another replica)."""
+
+
+class _ScopeLock:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 ArchivalWriteKind = Literal["append", "resync"]
 """How an interrupted archival write is repaired: "append" drops the rows tagged with its write
 id, "resync" rebuilds the scope's index from its committed lines."""
@@ -175,6 +189,7 @@ class MemoryService:
         self._archival = archival
         self.core_limit_chars = core_limit_chars
         self._quotas = quotas
+        self._scope_locks: dict[tuple[str, str], _ScopeLock] = {}
         self.repair = ArchivalRepair(sql, self)
         """Crash repair; its process id is the owner this service's writes record."""
         self._events = events
@@ -535,32 +550,139 @@ class MemoryService:
         await self._ensure_room(tenant_id, "archival_lines", len(lines), "text")
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
         prepared = await self._archival.prepare(lines)
-        now = now_micros()
-        async with self._archival_transaction(tenant_id, agent_key, "append") as (tx, write_id):
-            await tx.run(
-                blocks_sql.insert_block_if_missing, tenant_id, "archival", agent_key, "", 0, now
-            )
-            block = await tx.run(blocks_sql.get_block, tenant_id, "archival", agent_key)
-            assert block is not None  # inserted above if missing, in this transaction
-            row = await tx.run(blocks_sql.reserve_archival_lines, block.id, len(lines), now)
-            first = row.line_count - len(lines) + 1
-            await tx.run(blocks_sql.insert_lines, row.id, first, lines, row.updated_at)
-            ref = BlockRef.of(tenant_id, row.id, agent_key)
-            scope = ScopeKey.from_agent_key(agent_key)
-            tx.on_failure(partial(self._archival.discard_write, tenant_id, scope, write_id))
+        # One append per scope at a time in this process (they would number the same lines); a
+        # replica appending to the scope meanwhile makes the guarded write below retry.
+        async with self._scope_lock(tenant_id, agent_key):
+            for _ in range(APPEND_ATTEMPTS):
+                row = await self._append_once(tenant_id, agent_key, lines, prepared)
+                if row is not None:
+                    first = row.line_count - len(lines) + 1
+                    return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
+        raise Conflict(
+            "the archival block kept changing during the append (other servers appending to "
+            "it); retry",
+            field="text",
+        )
+
+    async def _append_once(
+        self, tenant_id: str, agent_key: str, lines: list[str], prepared: PreparedChunks
+    ) -> Optional[blocks_sql.BlockRow]:
+        """Store the lines after the block's current last line; None (nothing stored) when the
+        block changed since it was read.
+
+        The index rows are written first, numbered from the block as read, and then one short
+        SQL transaction checks the block is unchanged, stores the lines and ends the write. So
+        the SQL write lock (all of SQLite's writers wait on it) is never held during index I/O,
+        nor is a SQL thread. Until that commit the rows are hidden from recall (the write is in
+        flight); a failed commit takes them back, a process that dies leaves them to the repair.
+        """
+        block = await self._sql.run_autocommit(
+            blocks_sql.get_block, tenant_id, "archival", agent_key
+        )
+        block_id = block.id if block is not None else new_id(BLOCK)
+        count = block.line_count if block is not None else 0
+        seen_at = block.updated_at if block is not None else None
+        now = now_micros() if seen_at is None else max(now_micros(), seen_at + 1)
+        scope = ScopeKey.from_agent_key(agent_key)
+        write_id = new_write_id()
+        await self._sql.run_autocommit(
+            blocks_sql.begin_archival_write,
+            write_id,
+            tenant_id,
+            agent_key,
+            "append",
+            now_micros(),
+            self.repair.process_id,
+        )
+        undo = partial(self._archival.discard_write, tenant_id, scope, write_id)
+        tx: Optional[Transaction] = None
+        try:
             await self._archival.add(
-                ref,
+                BlockRef.of(tenant_id, block_id, agent_key),
                 prepared,
-                first_line=first,
-                written_at=from_micros(row.updated_at),
+                first_line=count + 1,
+                written_at=now,
                 write_id=write_id,
             )
-            data = _block_data(row, start_line=first, end_line=row.line_count)
-            await tx.run(
-                self._record, tenant_id, block_event("archival", "append", agent_key, data)
-            )
-        self._committed(tenant_id)
-        return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
+            async with self._sql.transaction() as tx:
+                tx.on_failure(undo)
+                row = await tx.run(
+                    self._commit_append,
+                    tenant_id,
+                    agent_key,
+                    block_id,
+                    seen_at,
+                    count,
+                    lines,
+                    now,
+                    write_id,
+                )
+                if row is None:
+                    raise _BlockMoved()
+            self._committed(tenant_id)
+            return row
+        except _BlockMoved:
+            await self._end_write(write_id, tx)
+            return None
+        except BaseException:
+            undone = True
+            if tx is None:  # the index write failed, or was cancelled: take back what it stored
+                try:
+                    await asyncio.shield(undo())
+                except Exception:  # noqa: BLE001 - left in flight, the repair takes it back
+                    undone = False
+                    log.exception("could not undo a failed archival append %s", write_id)
+            if undone:
+                await self._end_write(write_id, tx)
+            raise
+
+    def _commit_append(
+        self,
+        conn: Connection,
+        tenant_id: str,
+        agent_key: str,
+        block_id: str,
+        seen_at: Optional[int],
+        count: int,
+        lines: list[str],
+        now: int,
+        write_id: str,
+    ) -> Optional[blocks_sql.BlockRow]:
+        row = blocks_sql.commit_append(
+            conn,
+            tenant_id,
+            agent_key,
+            block_id,
+            seen_at=seen_at,
+            count=count,
+            lines=lines,
+            now_us=now,
+            write_id=write_id,
+        )
+        if row is not None:
+            data = _block_data(row, start_line=count + 1, end_line=row.line_count)
+            self._record(conn, tenant_id, block_event("archival", "append", agent_key, data))
+        return row
+
+    async def _end_write(self, write_id: str, tx: Optional[Transaction]) -> None:
+        if tx is None or tx.undone:
+            with suppress(Exception):  # left in place, the repair would redo a finished undo
+                await self._sql.run_autocommit(blocks_sql.end_archival_write, write_id)
+
+    @asynccontextmanager
+    async def _scope_lock(self, tenant_id: str, agent_key: str) -> AsyncIterator[None]:
+        key = (tenant_id, agent_key)
+        entry = self._scope_locks.get(key)
+        if entry is None:
+            entry = self._scope_locks[key] = _ScopeLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._scope_locks[key]
 
     async def delete_block(self, tenant_id: str, block_type: str, agent_id: Optional[str]) -> None:
         _check_block_type(block_type)

@@ -206,6 +206,44 @@ def reserve_archival_lines(conn: Connection, block_id: str, count: int, now_us: 
     return _row(conn.execute(stmt).one())
 
 
+def commit_append(
+    conn: Connection,
+    tenant_id: str,
+    agent_key: str,
+    block_id: str,
+    *,
+    seen_at: Optional[int],
+    count: int,
+    lines: Sequence[str],
+    now_us: int,
+    write_id: str,
+) -> Optional[BlockRow]:
+    """An archival append's SQL side, in the caller's transaction: if the block is as it was read
+    (`seen_at` its updated_at, None: it did not exist; `count` lines), store `lines` after them
+    with `updated_at = now_us`, and end the in-flight write. None (nothing done) otherwise."""
+    if seen_at is None:
+        row = insert_block_if_missing(
+            conn, tenant_id, "archival", agent_key, "", len(lines), now_us, block_id=block_id
+        )
+    else:
+        r = conn.execute(
+            update(blocks)
+            .where(
+                blocks.c.id == block_id,
+                blocks.c.updated_at == seen_at,
+                blocks.c.line_count == count,
+            )
+            .values(line_count=count + len(lines), updated_at=now_us)
+            .returning(*blocks.c)
+        ).first()
+        row = _row(r) if r else None
+    if row is None:
+        return None
+    insert_lines(conn, block_id, count + 1, lines, now_us)
+    end_archival_write(conn, write_id)
+    return row
+
+
 def insert_lines(
     conn: Connection, block_id: str, first_line: int, lines: Sequence[str], written_at: int
 ) -> None:
