@@ -29,6 +29,7 @@ from .resources import (
     State,
     Threads,
 )
+from .resources.state import AsyncChangeListener, ChangeListener
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -64,6 +65,7 @@ class Client(BaseClient):
             )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=timeout)
+        self._listeners: list[ChangeListener] = []
 
     @cached_property
     def memory(self) -> Memory:
@@ -97,6 +99,9 @@ class Client(BaseClient):
         return Admin(self)
 
     def close(self) -> None:
+        for listener in self._listeners:  # on_change handlers end before the connections
+            listener.stop()
+        self._listeners.clear()
         if self._owns_http:
             self._http.close()
 
@@ -162,6 +167,7 @@ class AsyncClient(BaseClient):
             )
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        self._listeners: list[AsyncChangeListener] = []
 
     @cached_property
     def memory(self) -> AsyncMemory:
@@ -195,6 +201,9 @@ class AsyncClient(BaseClient):
         return AsyncAdmin(self)
 
     async def aclose(self) -> None:
+        for listener in self._listeners:  # on_change handlers end before the connections
+            await listener.stop()
+        self._listeners.clear()
         if self._owns_http:
             await self._http.aclose()
 

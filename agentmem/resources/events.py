@@ -12,11 +12,14 @@ last event it yielded: nothing lost, nothing twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import httpx
 
@@ -26,6 +29,9 @@ from .._exceptions import AgentMemError, APIStatusError, ArgumentError
 from ..types import EVENT_KINDS, EventPage, MemoryEvent
 from . import _validation as check
 from ._resource import AsyncAPIResource, SyncAPIResource
+
+if TYPE_CHECKING:
+    from .._client import AsyncClient, Client
 
 __all__ = ["AsyncEvents", "Events"]
 
@@ -78,28 +84,15 @@ class Events(SyncAPIResource):
         yielded; `max_reconnects` bounds consecutive failed attempts (None: no bound). Errors
         a retry cannot fix (401, 410 `GoneError`, 422) are raised. Stop by breaking out.
         """
-        state = _StreamState(self._client, after, patterns, kinds, namespace, timeout)
-        http = self._client._http
-        while True:
-            request = state.build(http)
-            try:
-                with http.stream(
-                    request.method, request.url, headers=request.headers, timeout=state.timeout
-                ) as response:
-                    if not response.is_success:
-                        response.read()
-                        state.failed(response=response)
-                    else:
-                        for line in response.iter_lines():
-                            event = state.feed(line)
-                            if event is not None:
-                                yield event
-                        state.ended()
-            except httpx.TransportError as exc:
-                state.failed(error=exc)
-            delay = state.next_delay(max_reconnects)
-            if delay:
-                _sleep(delay)
+        yield from follow(
+            self._client,
+            after=after,
+            patterns=patterns,
+            kinds=kinds,
+            namespace=namespace,
+            max_reconnects=max_reconnects,
+            timeout=timeout,
+        )
 
 
 class AsyncEvents(AsyncAPIResource):
@@ -139,28 +132,120 @@ class AsyncEvents(AsyncAPIResource):
         a retry cannot fix (401, 410 `GoneError`, 422) are raised. Stop by breaking out (and
         `aclose()` the iterator, or let `async for` finish it).
         """
-        state = _StreamState(self._client, after, patterns, kinds, namespace, timeout)
-        http = self._client._http
-        while True:
-            request = state.build(http)
-            try:
-                async with http.stream(
-                    request.method, request.url, headers=request.headers, timeout=state.timeout
-                ) as response:
-                    if not response.is_success:
-                        await response.aread()
-                        state.failed(response=response)
-                    else:
-                        async for line in response.aiter_lines():
-                            event = state.feed(line)
-                            if event is not None:
-                                yield event
-                        state.ended()
-            except httpx.TransportError as exc:
-                state.failed(error=exc)
-            delay = state.next_delay(max_reconnects)
-            if delay:
-                await _async_sleep(delay)
+        async for event in follow_async(
+            self._client,
+            after=after,
+            patterns=patterns,
+            kinds=kinds,
+            namespace=namespace,
+            max_reconnects=max_reconnects,
+            timeout=timeout,
+        ):
+            yield event
+
+
+class StopSignal:
+    """Ends a `follow` from another thread, at once: it shuts down the stream's socket, which
+    wakes a read blocked on it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def attach(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        with self._lock:
+            self._sock = sock if isinstance(sock, socket.socket) else None
+            if self._event.is_set() and self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+
+def follow(
+    client: Client,
+    *,
+    after: Optional[int] = None,
+    patterns: Optional[Sequence[str]] = None,
+    kinds: Optional[Sequence[str]] = None,
+    namespace: Namespace = None,
+    max_reconnects: Optional[int] = None,
+    timeout: Timeout = None,
+    stop: Optional[StopSignal] = None,
+) -> Iterator[MemoryEvent]:
+    """`Events.stream`'s loop; `stop` (from another thread) ends it."""
+    state = _StreamState(client, after, patterns, kinds, namespace, timeout)
+    http = client._http
+    while stop is None or not stop.is_set():
+        request = state.build(http)
+        try:
+            with http.stream(
+                request.method, request.url, headers=request.headers, timeout=state.timeout
+            ) as response:
+                if stop is not None:
+                    stop.attach(response)
+                if not response.is_success:
+                    response.read()
+                    state.failed(response=response)
+                else:
+                    for line in response.iter_lines():
+                        event = state.feed(line)
+                        if event is not None:
+                            yield event
+                    state.ended()
+        except httpx.TransportError as exc:
+            if stop is not None and stop.is_set():
+                return
+            state.failed(error=exc)
+        delay = state.next_delay(max_reconnects)
+        if delay:
+            _sleep(delay)
+
+
+async def follow_async(
+    client: AsyncClient,
+    *,
+    after: Optional[int] = None,
+    patterns: Optional[Sequence[str]] = None,
+    kinds: Optional[Sequence[str]] = None,
+    namespace: Namespace = None,
+    max_reconnects: Optional[int] = None,
+    timeout: Timeout = None,
+) -> AsyncIterator[MemoryEvent]:
+    """`AsyncEvents.stream`'s loop (cancel the task consuming it to end it)."""
+    state = _StreamState(client, after, patterns, kinds, namespace, timeout)
+    http = client._http
+    while True:
+        request = state.build(http)
+        try:
+            async with http.stream(
+                request.method, request.url, headers=request.headers, timeout=state.timeout
+            ) as response:
+                if not response.is_success:
+                    await response.aread()
+                    state.failed(response=response)
+                else:
+                    async for line in response.aiter_lines():
+                        event = state.feed(line)
+                        if event is not None:
+                            yield event
+                    state.ended()
+        except httpx.TransportError as exc:
+            state.failed(error=exc)
+        delay = state.next_delay(max_reconnects)
+        if delay:
+            await _async_sleep(delay)
 
 
 # ---- I/O-free parts both share --------------------------------------------------------------

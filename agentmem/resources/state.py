@@ -10,14 +10,18 @@ Usage:
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .._base_client import APIRequest, Timeout, conflict_delay, path_segment
 from .._exceptions import ArgumentError, ArgumentTypeError, ConflictError, NotFoundError
+from ..types import MemoryEvent, StateVersion
 from ..types.state import (
     STATE_LIST_MAX,
     StateClearResult,
@@ -31,12 +35,18 @@ from ..types.state import (
 )
 from . import _validation as check
 from ._resource import AsyncAPIResource, SyncAPIResource, request_body
+from .events import StopSignal, follow, follow_async
+
+if TYPE_CHECKING:
+    from .._client import AsyncClient, Client
 
 __all__ = [
     "UNSET",
+    "AsyncChangeListener",
     "AsyncState",
     "AsyncStateContext",
     "AsyncStateView",
+    "ChangeListener",
     "State",
     "StateContext",
     "StateView",
@@ -176,6 +186,31 @@ class State(SyncAPIResource):
         result = self._client._request(_clear(namespace, idempotency_key), timeout=timeout)
         return result.deleted
 
+    def history(
+        self, key: str, *, namespace: Namespace = (), limit: int = 20, timeout: Timeout = None
+    ) -> builtins.list[StateVersion]:
+        """Earlier versions of the entry from the change feed, newest first. Revert the last
+        write, guarded: `v = state.history(k); state.set(k, v[1].value,
+        expected_updated_at=v[0].updated_at)`."""
+        return self._client._request(_history(namespace, key, limit), timeout=timeout)
+
+    def on_change(
+        self,
+        patterns: Union[str, Sequence[str]] = "*",
+        *,
+        namespace: Optional[Namespace] = None,
+        after: Optional[int] = None,
+    ) -> Callable[[Callable[[MemoryEvent], Any]], ChangeListener]:
+        """Decorator: call the function with each state change whose key matches a pattern
+        (shell globs), in every namespace or below `namespace`, on a background thread.
+
+        Usage: `@client.state.on_change("customer_*")` above `def handle(event): ...`;
+        `handle.stop()` ends it (closing the client ends them all). At least once, in order:
+        after a reconnect the stream resumes after the last event handled. A handler that
+        raises is logged and the next event comes.
+        """
+        return _listener_decorator(self._client, patterns, namespace, after)
+
     def lookup(
         self,
         key: str,
@@ -304,6 +339,18 @@ class StateView:
         return self._state.clear(
             namespace=self.namespace, idempotency_key=idempotency_key, timeout=timeout
         )
+
+    def history(
+        self, key: str, *, limit: int = 20, timeout: Timeout = None
+    ) -> builtins.list[StateVersion]:
+        """Earlier versions of the entry, newest first (see `State.history`)."""
+        return self._state.history(key, namespace=self.namespace, limit=limit, timeout=timeout)
+
+    def on_change(
+        self, patterns: Union[str, Sequence[str]] = "*", *, after: Optional[int] = None
+    ) -> Callable[[Callable[[MemoryEvent], Any]], ChangeListener]:
+        """Decorator: changes in this namespace (and below) only (see `State.on_change`)."""
+        return self._state.on_change(patterns, namespace=self.namespace, after=after)
 
     def modify(
         self,
@@ -479,6 +526,25 @@ class AsyncState(AsyncAPIResource):
         request = _clear(namespace, idempotency_key)
         return (await self._client._request(request, timeout=timeout)).deleted
 
+    async def history(
+        self, key: str, *, namespace: Namespace = (), limit: int = 20, timeout: Timeout = None
+    ) -> builtins.list[StateVersion]:
+        """Earlier versions of the entry from the change feed, newest first (see
+        `State.history`)."""
+        return await self._client._request(_history(namespace, key, limit), timeout=timeout)
+
+    def on_change(
+        self,
+        patterns: Union[str, Sequence[str]] = "*",
+        *,
+        namespace: Optional[Namespace] = None,
+        after: Optional[int] = None,
+    ) -> Callable[[Callable[[MemoryEvent], Any]], AsyncChangeListener]:
+        """Decorator: call the function (a coroutine function or a plain one) with each
+        matching state change, on a background task of the running loop (see
+        `State.on_change`). `handle.stop()` ends it; `aclose()` of the client ends them all."""
+        return _async_listener_decorator(self._client, patterns, namespace, after)
+
     async def lookup(
         self,
         key: str,
@@ -605,6 +671,20 @@ class AsyncStateView:
         return await self._state.clear(
             namespace=self.namespace, idempotency_key=idempotency_key, timeout=timeout
         )
+
+    async def history(
+        self, key: str, *, limit: int = 20, timeout: Timeout = None
+    ) -> builtins.list[StateVersion]:
+        """Earlier versions of the entry, newest first (see `State.history`)."""
+        return await self._state.history(
+            key, namespace=self.namespace, limit=limit, timeout=timeout
+        )
+
+    def on_change(
+        self, patterns: Union[str, Sequence[str]] = "*", *, after: Optional[int] = None
+    ) -> Callable[[Callable[[MemoryEvent], Any]], AsyncChangeListener]:
+        """Decorator: changes in this namespace (and below) only (see `State.on_change`)."""
+        return self._state.on_change(patterns, namespace=self.namespace, after=after)
 
     async def modify(
         self,
@@ -746,6 +826,12 @@ def _set(
     )
 
 
+def _history(namespace: Namespace, key: str, limit: int) -> APIRequest[list[StateVersion]]:
+    check.int_between("limit", limit, 1, 1000)
+    params = {**_params(namespace), "limit": limit}
+    return APIRequest("GET", _entry_path("history", key), list[StateVersion], params=params)
+
+
 def _get(namespace: Namespace, key: str) -> APIRequest[StateEntry]:
     return APIRequest("GET", _entry_path("entries", key), StateEntry, params=_params(namespace))
 
@@ -807,3 +893,151 @@ def _log_conflict(key: str, attempt: int, max_attempts: int) -> None:
         attempt + 2,
         max_attempts,
     )
+
+
+# ---- on_change: listeners ---------------------------------------------------------------------
+
+
+def _patterns(patterns: Union[str, Sequence[str]]) -> list[str]:
+    listed = [patterns] if isinstance(patterns, str) else list(patterns)
+    if not listed:
+        raise ArgumentError("on_change needs at least one pattern ('*' for every key)")
+    for pattern in listed:
+        check.nonempty("patterns", pattern)
+    return listed
+
+
+def _filters(patterns: Union[str, Sequence[str]], namespace: Optional[Namespace]) -> dict[str, Any]:
+    listed = _patterns(patterns)
+    return {
+        "kinds": ["state"],
+        "patterns": None if listed == ["*"] else listed,
+        "namespace": None if namespace is None else list(_namespace(namespace)) or None,
+    }
+
+
+class ChangeListener:
+    """A handler called with each matching state change, on its own thread (`on_change`)."""
+
+    def __init__(
+        self,
+        client: Client,
+        fn: Callable[[MemoryEvent], Any],
+        filters: dict[str, Any],
+        after: Optional[int],
+    ) -> None:
+        self.fn = fn
+        self.last_seq: Optional[int] = after
+        """The seq of the last event handled (the stream resumes after it)."""
+        self._client = client
+        self._filters = filters
+        self._stop = StopSignal()
+        self._thread = threading.Thread(
+            target=self._run,
+            name=f"agentmem-on-change-{getattr(fn, '__name__', 'handler')}",
+            daemon=True,
+        )
+        client._listeners.append(self)
+        self._thread.start()
+
+    def __call__(self, event: MemoryEvent) -> Any:
+        return self.fn(event)
+
+    def _run(self) -> None:
+        try:
+            for event in follow(
+                self._client, after=self.last_seq, stop=self._stop, **self._filters
+            ):
+                try:
+                    self.fn(event)
+                except Exception:  # noqa: BLE001 - one bad event must not end the listener
+                    log.exception("on_change handler %r failed on event %s", self.fn, event.seq)
+                self.last_seq = event.seq
+        except Exception:  # noqa: BLE001 - e.g. 401: nothing a retry fixes
+            if not self._stop.is_set():
+                log.exception("on_change listener %r stopped", self.fn)
+
+    def stop(self, timeout: Optional[float] = 10.0) -> None:
+        """End the listener (the handler may be running; it finishes first)."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:  # a handler may stop its listener
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
+class AsyncChangeListener:
+    """A handler called with each matching state change, on a task (`on_change`)."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        fn: Callable[[MemoryEvent], Any],
+        filters: dict[str, Any],
+        after: Optional[int],
+    ) -> None:
+        self.fn = fn
+        self.last_seq: Optional[int] = after
+        self._client = client
+        self._filters = filters
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"agentmem-on-change-{getattr(fn, '__name__', 'handler')}"
+        )
+        client._listeners.append(self)
+
+    def __call__(self, event: MemoryEvent) -> Any:
+        return self.fn(event)
+
+    async def _run(self) -> None:
+        try:
+            async for event in follow_async(self._client, after=self.last_seq, **self._filters):
+                try:
+                    result = self.fn(event)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:  # noqa: BLE001 - one bad event must not end the listener
+                    log.exception("on_change handler %r failed on event %s", self.fn, event.seq)
+                self.last_seq = event.seq
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. 401: nothing a retry fixes
+            log.exception("on_change listener %r stopped", self.fn)
+
+    async def stop(self) -> None:
+        """End the listener (cancels its task, waiting for it)."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    @property
+    def running(self) -> bool:
+        return not self._task.done()
+
+
+def _listener_decorator(
+    client: Client,
+    patterns: Union[str, Sequence[str]],
+    namespace: Optional[Namespace],
+    after: Optional[int],
+) -> Callable[[Callable[[MemoryEvent], Any]], ChangeListener]:
+    filters = _filters(patterns, namespace)
+
+    def register(fn: Callable[[MemoryEvent], Any]) -> ChangeListener:
+        return ChangeListener(client, fn, filters, after)
+
+    return register
+
+
+def _async_listener_decorator(
+    client: AsyncClient,
+    patterns: Union[str, Sequence[str]],
+    namespace: Optional[Namespace],
+    after: Optional[int],
+) -> Callable[[Callable[[MemoryEvent], Any]], AsyncChangeListener]:
+    filters = _filters(patterns, namespace)
+
+    def register(fn: Callable[[MemoryEvent], Any]) -> AsyncChangeListener:
+        return AsyncChangeListener(client, fn, filters, after)
+
+    return register

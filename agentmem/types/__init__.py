@@ -3,7 +3,14 @@
 from .admin import ApiKey, ApiKeyCreated, Tenant, TenantCreateRequest
 from .agents import Agent, AgentCreateRequest, ArchivalMode, MemoryPolicy, RunOptions
 from .errors import ErrorBody, ErrorDetail
-from .events import EVENT_KINDS, BlockVersion, EventKind, EventPage, MemoryEvent
+from .events import (
+    EVENT_KINDS,
+    BlockVersion,
+    EventKind,
+    EventPage,
+    MemoryEvent,
+    StateVersion,
+)
 from .memory import (
     AGENT_ID_PATTERN,
     BlockType,
@@ -65,6 +72,7 @@ __all__ = [
     "StateList",
     "StateListItem",
     "StateSetRequest",
+    "StateVersion",
     "Tenant",
     "TenantCreateRequest",
     "Usage",

@@ -80,3 +80,24 @@ class BlockVersion(ResponseModel):
     """For appends: the first line added."""
     end_line: Optional[int] = Field(default=None, examples=[2])
     """For appends: the last line added."""
+
+
+class StateVersion(ResponseModel):
+    seq: int = Field(examples=[42])
+    """The event that recorded this version."""
+    at: datetime = Field(examples=[_AT])
+    """When it was written."""
+    action: str = Field(examples=["set"])
+    """`set`, `delete`, `expire` or `clear` (the namespace was cleared); only `set` has a value."""
+    namespace: list[str] = Field(default_factory=list, examples=[["session", "u1"]])
+    """The entry's namespace."""
+    key: str = Field(examples=["cart"])
+    """The entry's key."""
+    value: Any = Field(default=None, examples=[{"items": 2}])
+    """The value this write stored (`None` for the other actions, and past the cap)."""
+    updated_at: Optional[datetime] = Field(default=None, examples=[_AT])
+    """The entry's `updated_at` after this write: `expected_updated_at` for a guarded revert."""
+    expires_at: Optional[datetime] = Field(default=None, examples=[None])
+    """When this version was to expire, if it had a TTL."""
+    truncated: bool = Field(default=False, examples=[False])
+    """True when the value was larger than the event cap and is left out."""

@@ -43,6 +43,8 @@ TWINS = [
 
 # `client.state`'s views are made without I/O: plain methods on both twins, no `timeout=`.
 VIEW_FACTORIES = {"agent", "session", "workflow", "namespace", "context"}
+# `on_change` is a decorator: it starts a listener (a thread, or a task) and returns it.
+PLAIN_METHODS = VIEW_FACTORIES | {"on_change"}
 
 # The async `modify` also accepts a coroutine function; that is the one intended difference.
 WIDER_IN_ASYNC = {("modify", "fn")}
@@ -66,7 +68,7 @@ def test_async_twin_has_the_same_signatures(sync_cls: type, async_cls: type) -> 
         if inspect.isasyncgenfunction(async_method):  # streams: a generator and its async twin
             assert inspect.isgeneratorfunction(sync_method), name
             assert async_sig.return_annotation == f"Async{sync_sig.return_annotation}", name
-        elif name not in VIEW_FACTORIES:  # StateView vs AsyncStateView
+        elif name not in PLAIN_METHODS:  # StateView vs AsyncStateView
             assert inspect.iscoroutinefunction(async_method), name
             assert sync_sig.return_annotation == async_sig.return_annotation, name
         else:
@@ -75,14 +77,14 @@ def test_async_twin_has_the_same_signatures(sync_cls: type, async_cls: type) -> 
         for param in sync_sig.parameters.values():
             twin = async_sig.parameters[param.name]
             assert (param.kind, param.default) == (twin.kind, twin.default), (name, param.name)
-            if (name, param.name) not in WIDER_IN_ASYNC and name not in VIEW_FACTORIES:
+            if (name, param.name) not in WIDER_IN_ASYNC and name not in PLAIN_METHODS:
                 assert param.annotation == twin.annotation, (name, param.name)
 
 
 @pytest.mark.parametrize("cls", [cls for pair in TWINS for cls in pair], ids=lambda c: c.__name__)
 def test_every_method_takes_keyword_only_options_and_timeout(cls: type) -> None:
     for name, method in public_methods(cls).items():
-        if name in VIEW_FACTORIES:
+        if name in PLAIN_METHODS:
             continue
         params = list(inspect.signature(method).parameters.values())[1:]  # drop self
         timeout = inspect.signature(method).parameters.get("timeout")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from sqlalchemy import Connection
 
+from agentmem.types.events import StateVersion
 from agentmem.types.state import (
     NAMESPACE_MAX_SEGMENTS,
     STATE_KEY_MAX_LENGTH,
@@ -43,7 +44,7 @@ from ..errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from ..storage.base import from_micros, now_micros, to_micros
 from ..storage.sql import leases as leases_sql
 from ..storage.sql import state as state_sql
-from ..storage.sql.events import NewEvent
+from ..storage.sql.events import EventRow, NewEvent
 from ..storage.sql.store import SqlStore
 
 if TYPE_CHECKING:
@@ -257,6 +258,19 @@ class StateService:
             ],
             next_cursor=encode_cursor(rows[-1].key) if more else None,
         )
+
+    async def history(
+        self, tenant_id: str, namespace: Sequence[str], key: str, *, limit: int = 20
+    ) -> builtins.list[StateVersion]:
+        """The entry's versions from the change feed, newest first."""
+        ns = check_namespace(namespace)
+        check_key(key)
+        if self._events is None:
+            return []
+        rows = await self._events.history(
+            tenant_id, kinds=("state",), key=key, namespace=ns, limit=limit
+        )
+        return [_version(row, key) for row in rows]
 
     # ---- writes -----------------------------------------------------------------------------
 
@@ -533,6 +547,22 @@ class StateService:
         ttl_us = ttl_micros(ttl) if ttl is not None else None
         tenant = await self._sql.run_in_transaction(state_sql.set_default_ttl, tenant_id, ttl_us)
         return _settings(tenant)
+
+
+def _version(row: EventRow, key: str) -> StateVersion:
+    data = row.data if isinstance(row.data, dict) else {}
+    updated, expires = data.get("updated_at"), data.get("expires_at")
+    return StateVersion(
+        seq=row.seq,
+        at=from_micros(row.at),
+        action=row.action,
+        namespace=list(row.namespace),
+        key=key,
+        value=data.get("value"),
+        updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else None,
+        expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
+        truncated=row.truncated,
+    )
 
 
 def state_event(

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Path, Query
 
+from agentmem.types.events import StateVersion
 from agentmem.types.state import (
     SEGMENT_MAX_LENGTH,
     SEGMENT_PATTERN,
@@ -127,6 +128,19 @@ async def delete_entry(
     """Delete one entry; deleting a missing one is fine (`deleted` says which it was)."""
     deleted = await services.state.delete(tenant_id, parse_namespace(namespace), key)
     return StateDeleteResult(deleted=deleted)
+
+
+@router.get("/history/{key:path}")
+async def history(
+    key: KeyPath,
+    services: ServicesDep,
+    tenant_id: TenantDep,
+    namespace: NamespaceQuery = "",
+    limit: Annotated[int, Query(ge=1, le=1000, description="Versions at most.")] = 20,
+) -> list[StateVersion]:
+    """Earlier versions of the entry from the change feed, newest first (with the clears of
+    its namespace). Revert: a guarded `set` of an old value with the newest `updated_at`."""
+    return await services.state.history(tenant_id, parse_namespace(namespace), key, limit=limit)
 
 
 @router.get("/lookup/{key:path}", responses=error_responses(404))

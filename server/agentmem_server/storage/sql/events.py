@@ -263,10 +263,14 @@ def read_history(
     limit: int,
     before: Optional[int] = None,
 ) -> list[EventRow]:
-    """The newest `limit` events of one key in one namespace, newest first."""
+    """The newest `limit` events of one key in one namespace, newest first (for state, with
+    the clears of that namespace)."""
+    same_key = memory_events.c.key == key
+    if "state" in kinds:  # a clear of the namespace ended the entry too
+        same_key = or_(same_key, memory_events.c.action == "clear")
     conditions = [
         memory_events.c.tenant_id == tenant_id,
-        memory_events.c.key == key,
+        same_key,
         memory_events.c.kind.in_(list(kinds)),
         memory_events.c.namespace == encode_namespace(namespace),
     ]
