@@ -18,7 +18,7 @@ from .api.errors import install_error_handlers
 from .api.idempotency import IdempotencyMiddleware
 from .api.mcp import MCP_PATH, McpEndpoint
 from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from .api.routes import admin, agents, events, health, memory, runs, state, threads, transfer
+from .api.routes import admin, agents, events, health, memory, runs, state, store, threads, transfer
 from .settings import Settings
 
 
@@ -58,7 +58,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         overrides={"/v1/import": settings.max_import_bytes},
     )
     app.add_middleware(RequestIdMiddleware)
-    for module in (health, admin, memory, state, agents, runs, threads, transfer, events):
+    for module in (health, admin, memory, state, store, agents, runs, threads, transfer, events):
         app.include_router(module.router)
     # The Model Context Protocol endpoint (api/mcp.py): the memory tools for MCP hosts.
     mcp_endpoint = McpEndpoint(app)

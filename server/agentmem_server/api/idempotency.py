@@ -5,7 +5,8 @@ and the routes, so the routes and services stay unaware of it and a recorded ans
 bytes the client would have received. The decisions live in services/idempotency.py.
 
 Which routes, and what happens to a first request whose server died (docs/architecture.md):
-- `POST /v1/memory/recall` reads only: it is answered afresh, key or not.
+- `POST /v1/memory/recall` and the store's `get`, `search` and `namespaces` read only: they are
+  answered afresh, key or not.
 - Runs, replays and imports call the model or write in many steps. Every answer they give is
   kept (a 5xx too: a retry must never run the model twice), and if their server died midway,
   a retry is told so (409 `interrupted`) rather than run again.
@@ -43,7 +44,13 @@ MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "idempotent-replayed"
 _KEPT_HEADERS = {"content-type", "x-should-retry", "location"}
 """The response headers a replay repeats; the rest (request id, length, date) are per answer."""
-_READ_ONLY = {("POST", "/v1/memory/recall")}
+_READ_ONLY = {
+    ("POST", "/v1/memory/recall"),
+    # The document store's reads take a JSON body (api/routes/store.py).
+    ("POST", "/v1/store/get"),
+    ("POST", "/v1/store/search"),
+    ("POST", "/v1/store/namespaces"),
+}
 _MULTI_STEP = re.compile(r"^/v1/(agents/[^/]+/runs|runs/[^/]+/replay|import)$")
 _KEY_RE = re.compile(rf"^[\x21-\x7e][\x20-\x7e]{{0,{MAX_KEY_LENGTH - 1}}}$")
 

@@ -14,6 +14,7 @@ from .limits import RequestLimits, quotas_from_settings
 from .memory import MemoryService
 from .repair import REPAIR_INTERVAL_S
 from .state import StateService
+from .store import StoreService
 from .tenants import TenantService
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Services:
     state: StateService
     events: EventLog
     event_hub: EventHub
+    store: StoreService
     repairer: Optional[asyncio.Task[None]] = field(default=None, repr=False)
     pruner: Optional[asyncio.Task[None]] = field(default=None, repr=False)
 
@@ -152,6 +154,7 @@ async def build_services(settings: Settings) -> Services:
         limits=RequestLimits.from_settings(settings),
         state=state,
         events=events,
+        store=StoreService(sql, state, archival),
         event_hub=event_hub,
     )
     event_hub.start()

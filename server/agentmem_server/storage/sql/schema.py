@@ -273,3 +273,18 @@ maintenance_leases = Table(
     Column("owner", String(64), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
 )
+
+# The document store's side of keyed state (services/store.py, LangGraph's BaseStore): for an
+# entry written through /v1/store, its TTL (to restart it on reads) and the vectors of its index
+# texts (float32 rows concatenated, made by `model_id`). Same key as `state_entries`; a row whose
+# entry is gone (deleted, expired) is never read, and is replaced or removed with the next write.
+state_store_index = Table(
+    "state_store_index",
+    metadata,
+    Column("tenant_id", String(40), primary_key=True),
+    Column("namespace", _STATE_TEXT, primary_key=True),
+    Column("key", _STATE_TEXT, primary_key=True),
+    Column("ttl_us", BigInteger, nullable=True),
+    Column("model_id", String(200), nullable=True),
+    Column("vectors", LargeBinary, nullable=True),
+)
