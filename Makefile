@@ -51,7 +51,7 @@ bench: setup
 # ruff-formatted and ruff-clean, every path in TYPED_PATHS mypy --strict clean. Add a path once it
 # is clean.
 SERVER := server/agentmem_server
-LINT_PATHS := agentmem $(SERVER) tests/server/test_layers.py
+LINT_PATHS := agentmem $(SERVER) tests
 TYPED_PATHS := agentmem $(SERVER)
 
 lint: setup

@@ -6,8 +6,8 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import quote
 
 import pytest
@@ -30,13 +30,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _SESSION_ONNX_CACHE:
         shutil.rmtree(_SESSION_ONNX_CACHE, ignore_errors=True)
 
-POSTGRES_URL = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+POSTGRES_URL = os.environ.get(
+    "AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="session")
 def postgres_available() -> str:
-    """The base PostgreSQL URL. Skips with the reason locally; in CI a missing server is a failure."""
+    """The base PostgreSQL URL. Skips with the reason locally; in CI a missing server is a
+    failure."""
     import sqlalchemy
 
     try:
@@ -47,13 +51,17 @@ def postgres_available() -> str:
     except Exception as exc:  # noqa: BLE001 - any failure to connect means "no PostgreSQL here"
         if IN_CI:
             pytest.fail(f"CI=true but PostgreSQL is unreachable at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL} ({type(exc).__name__}); set AGENTMEM_TEST_POSTGRES_URL")
+        pytest.skip(
+            f"PostgreSQL unreachable at {POSTGRES_URL} ({type(exc).__name__}); "
+            "set AGENTMEM_TEST_POSTGRES_URL"
+        )
     return POSTGRES_URL
 
 
 @pytest.fixture
 def postgres_url(postgres_available: str) -> Iterator[str]:
-    """A URL whose connections use a fresh schema, dropped afterwards, so parallel runs never collide."""
+    """A URL whose connections use a fresh schema, dropped afterwards, so parallel runs never
+    collide."""
     import sqlalchemy
 
     schema = "t_" + secrets.token_hex(6)

@@ -20,12 +20,13 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 # ---- clock ----------------------------------------------------------------------------------
 
-T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 """The instant tests stamp blocks, matches and rows with (microseconds set on purpose)."""
 T0_US = 1_740_830_400_123_456
 """T0 in UTC microseconds, the form stored rows carry."""
@@ -51,7 +52,7 @@ T0_ISO = "2025-03-01T12:00:00.123456Z"
 ADMIN_KEY = "admin-test-key"
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> "Settings":
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings for an in-process app: temp data dir, the fast hash embedder, a known admin key."""
     from agentmem_server.settings import Settings
 
@@ -62,7 +63,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> "Settings":
     return Settings(**values)
 
 
-def scripted_llm_settings(tmp_path: Path, **overrides: Any) -> "Settings":
+def scripted_llm_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """`make_settings` pointed at a scripted OpenAI-compatible provider (`ScriptedLLM`)."""
     values: dict[str, Any] = dict(
         llm_provider="openai",
@@ -125,8 +126,14 @@ class ServerProcess:
         with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [
-                    sys.executable, "-m", "agentmem_server.cli", "serve",
-                    "--port", str(self.port), "--log-level", "warning",
+                    sys.executable,
+                    "-m",
+                    "agentmem_server.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
                 ],
                 env=env,
                 stdout=log,
@@ -134,7 +141,7 @@ class ServerProcess:
             )
         self._log_path = log_path
 
-    def wait_ready(self, timeout: float = 120.0) -> "ServerProcess":
+    def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -163,7 +170,9 @@ LLM_URL = "http://llm.test/v1"
 """Where in-process tests point the OpenAI-compatible provider (respx mocks this host)."""
 
 
-def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str = "call_1") -> dict[str, Any]:
+def tool_call(
+    name: str, arguments: dict[str, Any] | str, call_id: str = "call_1"
+) -> dict[str, Any]:
     args = arguments if isinstance(arguments, str) else json.dumps(arguments)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}
 
@@ -188,7 +197,7 @@ class ScriptedLLM:
         *,
         prompt_tokens: int = 10,
         completion_tokens: int = 5,
-    ) -> "ScriptedLLM":
+    ) -> ScriptedLLM:
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if tool_calls:
             message["tool_calls"] = tool_calls
@@ -212,7 +221,7 @@ class ScriptedLLM:
         self._replies.append(httpx.Response(200, json=body))
         return self
 
-    def fail(self, status: int, message: str) -> "ScriptedLLM":
+    def fail(self, status: int, message: str) -> ScriptedLLM:
         body = {"error": {"message": message, "type": "server_error"}}
         self._replies.append(httpx.Response(status, json=body))
         return self
@@ -331,7 +340,9 @@ class FakeMemory:
             raise NotFound("no block")
         return found
 
-    async def recall(self, tenant_id: str, request: MemoryRecallRequest) -> list[MemoryRecallResult]:
+    async def recall(
+        self, tenant_id: str, request: MemoryRecallRequest
+    ) -> list[MemoryRecallResult]:
         # Like the real index: best first, pre-filtered by min_score, at most `limit`.
         self.recall_requests.append(request)
         hits = sorted(
@@ -378,7 +389,7 @@ class FakeMemory:
 
 
 @contextmanager
-def next_commit_fails(engine: "Engine") -> Iterator[list[str]]:
+def next_commit_fails(engine: Engine) -> Iterator[list[str]]:
     """The engine's next transaction commit raises (later ones, an undo's, succeed), and the
     block must raise it: TestClient re-raises what a real client sees as a 500."""
     from sqlalchemy import event
@@ -399,7 +410,7 @@ def next_commit_fails(engine: "Engine") -> Iterator[list[str]]:
 
 
 @contextmanager
-def dies_before_commit(engine: "Engine") -> Iterator[None]:
+def dies_before_commit(engine: Engine) -> Iterator[None]:
     """The next commit fails and no undo runs: what a process killed at that moment leaves
     (LanceDB has committed the write's rows, SQL has not)."""
     from agentmem_server.storage.sql.uow import Transaction
@@ -422,7 +433,9 @@ def serve_in_thread(app) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -45,8 +45,6 @@ def client(sleeps: list[float], router: respx.MockRouter) -> Iterator[Client]:
 
 
 @pytest.fixture
-async def async_client(
-    sleeps: list[float], router: respx.MockRouter
-) -> AsyncIterator[AsyncClient]:
+async def async_client(sleeps: list[float], router: respx.MockRouter) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(api_key="am_test", base_url=BASE_URL) as c:
         yield c

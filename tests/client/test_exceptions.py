@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -79,7 +79,8 @@ def test_status_maps_to_exception_with_body_fields(
 
 def test_request_id_falls_back_to_header(no_retry_client: Client, router: respx.MockRouter) -> None:
     router.get("/v1/agents/a1").respond(
-        404, json={"error": {"type": "not_found", "message": "no agent"}},
+        404,
+        json={"error": {"type": "not_found", "message": "no agent"}},
         headers={"x-request-id": "req_header"},
     )
     with pytest.raises(NotFoundError) as info:
@@ -110,7 +111,7 @@ def test_conflict_carries_current_updated_at_as_datetime(
     )
     with pytest.raises(ConflictError) as info:
         no_retry_client.memory.update("core", "x", expected_updated_at=None)
-    assert info.value.current_updated_at == datetime(2024, 5, 1, 12, 0, 0, 7, tzinfo=timezone.utc)
+    assert info.value.current_updated_at == datetime(2024, 5, 1, 12, 0, 0, 7, tzinfo=UTC)
     assert info.value.error_type == "conflict"
 
 

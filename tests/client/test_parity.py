@@ -105,6 +105,16 @@ def test_clients_have_the_same_constructor_and_resources() -> None:
     def resources(cls: type) -> set[str]:
         return {name for name, attr in vars(cls).items() if isinstance(attr, cached_property)}
 
-    assert resources(Client) == resources(AsyncClient) == {
-        "memory", "agents", "runs", "threads", "admin", "state", "events",
-    }
+    assert (
+        resources(Client)
+        == resources(AsyncClient)
+        == {
+            "memory",
+            "agents",
+            "runs",
+            "threads",
+            "admin",
+            "state",
+            "events",
+        }
+    )

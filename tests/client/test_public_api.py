@@ -1,18 +1,28 @@
-"""The public surface: a strict sorted `__all__` and a light import (the version: tests/packaging)."""
+"""The public surface: strict sorted `__all__`s and a light import (the version:
+tests/packaging)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+import pytest
+
 import agentmem
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAVY_MODULES = [
-    "fastapi", "torch", "lancedb", "sentence_transformers", "tiktoken", "numpy", "sqlalchemy",
+    "fastapi",
+    "torch",
+    "lancedb",
+    "sentence_transformers",
+    "tiktoken",
+    "numpy",
+    "sqlalchemy",
     "agentmem_server",
 ]
 
@@ -22,9 +32,28 @@ def test_all_is_exactly_the_public_names_sorted() -> None:
     sorted order, and nothing private is (but `__version__`). A fresh interpreter, so names
     other tests' imports add to the package (submodules) do not count."""
     code = "import agentmem, json; print(json.dumps(list(vars(agentmem))))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
-    public = [name for name in json.loads(out.stdout) if not name.startswith("_") or name == "__version__"]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    public = [
+        name for name in json.loads(out.stdout) if not name.startswith("_") or name == "__version__"
+    ]
     assert agentmem.__all__ == sorted(public)
+
+
+@pytest.mark.parametrize("package", ["agentmem.types", "agentmem.resources"])
+def test_subpackage_all_is_exactly_its_public_names_sorted(package: str) -> None:
+    """The same rule for the public subpackages; their modules (`agentmem.types.memory`) are
+    reachable as attributes but are not names to import from the package."""
+    code = (
+        f"import json, types, {package} as p\n"
+        "print(json.dumps([n for n, v in vars(p).items() if not isinstance(v, types.ModuleType)]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    public = sorted(name for name in json.loads(out.stdout) if not name.startswith("_"))
+    assert importlib.import_module(package).__all__ == public
 
 
 def test_every_exported_name_resolves() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -48,7 +48,7 @@ def test_503_is_retried_after_the_retry_after_seconds(
 def test_429_honours_retry_after_http_date(
     client: Client, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
-    when = datetime.now(timezone.utc) + timedelta(seconds=30)
+    when = datetime.now(UTC) + timedelta(seconds=30)
     route = router.get("/v1/agents")
     route.side_effect = [
         httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)}),
@@ -216,7 +216,7 @@ async def test_async_client_gives_up_and_never_retries_409(
     ],
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
-    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after(header, now=now) == seconds
 
 

@@ -30,9 +30,15 @@ def test_required_arguments_match_the_design():
     assert set(by_name["recall_archival_memory"]["properties"]) == {"query", "limit"}
     assert by_name["append_archival_memory"]["required"] == ["text"]
     assert by_name["update_core_memory"]["required"] == ["content", "expected_updated_at"]
-    assert by_name["update_core_memory"]["properties"]["expected_updated_at"]["type"] == ["string", "null"]
+    assert by_name["update_core_memory"]["properties"]["expected_updated_at"]["type"] == [
+        "string",
+        "null",
+    ]
     assert by_name["remember"]["required"] == ["key", "value"]
-    assert by_name["recall"]["required"] == [] and set(by_name["recall"]["properties"]) == {"key", "prefix"}
+    assert by_name["recall"]["required"] == [] and set(by_name["recall"]["properties"]) == {
+        "key",
+        "prefix",
+    }
     assert by_name["forget"]["required"] == ["key"]
 
 
@@ -53,6 +59,9 @@ def test_copies_are_independent_and_names_are_checked():
 
 
 def test_importing_the_tools_loads_no_server_code():
-    code = "import sys, agentmem.tools; print(sorted(m for m in sys.modules if m.split('.')[0] in {'agentmem_server', 'fastapi', 'tiktoken', 'sqlalchemy'}))"
+    code = (
+        "import sys, agentmem.tools; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'agentmem_server', 'fastapi', 'tiktoken', 'sqlalchemy'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -21,9 +21,13 @@ CLIENTS = 16
 APPENDS = 5
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_concurrent_appends_to_one_scope_all_land(start_server, request, backend: str):
-    settings = {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
+    settings = (
+        {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
+    )
     server = start_server(**settings)
     key = create_key(server.env, "acme")
     ranges: list[tuple[int, int]] = []
@@ -32,9 +36,13 @@ def test_concurrent_appends_to_one_scope_all_land(start_server, request, backend
 
     def writer(n: int) -> None:
         try:
-            with agentmem.Client(api_key=key, base_url=server.url, timeout=20, max_retries=0) as client:
+            with agentmem.Client(
+                api_key=key, base_url=server.url, timeout=20, max_retries=0
+            ) as client:
                 for i in range(APPENDS):
-                    block = client.memory.append("archival", f"writer {n} line {i}a\nwriter {n} line {i}b", agent_id="busy")
+                    block = client.memory.append(
+                        "archival", f"writer {n} line {i}a\nwriter {n} line {i}b", agent_id="busy"
+                    )
                     with lock:
                         ranges.append((block.start_line, block.end_line))
         except BaseException as exc:  # surfaced below
@@ -50,5 +58,7 @@ def test_concurrent_appends_to_one_scope_all_land(start_server, request, backend
     assert lines == list(range(1, CLIENTS * APPENDS * 2 + 1))
     with agentmem.Client(api_key=key, base_url=server.url) as client:
         text = client.memory.get("archival", agent_id="busy").content.splitlines()
-        assert sorted(text) == sorted(f"writer {n} line {i}{s}" for n in range(CLIENTS) for i in range(APPENDS) for s in "ab")
+        assert sorted(text) == sorted(
+            f"writer {n} line {i}{s}" for n in range(CLIENTS) for i in range(APPENDS) for s in "ab"
+        )
         assert client.memory.recall("writer 7 line 3a", agent_id="busy", mode="keyword", limit=1)

@@ -16,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-import support
 from agentmem import Client
 from agentmem.types import MemoryEvent
 
+import support
 from support import ServerProcess, create_key
 
 pytestmark = pytest.mark.e2e
@@ -89,12 +89,17 @@ def test_a_stream_on_one_replica_sees_writes_through_another_within_a_second(
             collector.wait_for(start + i + 1)
         collector.stop(lambda: via_a.memory.append("core", "stop"))
         got = collector.got[start:]
-        latencies = [arrived - t0 for (arrived, _), t0 in zip(got, sent)]
-        assert [e.data["content"].split("\n")[-1] for _, e in got] == [f"line {i}" for i in range(20)]  # type: ignore[index]
+        latencies = [arrived - t0 for (arrived, _), t0 in zip(got, sent, strict=False)]
+        assert [e.data["content"].split("\n")[-1] for _, e in got] == [
+            f"line {i}" for i in range(20)
+        ]  # type: ignore[index]
         seqs = collector.seqs()
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
         assert max(latencies) < 1.0, latencies
-        print(f"cross-replica delivery p50 {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+        print(
+            f"cross-replica delivery p50 {statistics.median(latencies) * 1000:.1f} ms, "
+            f"max {max(latencies) * 1000:.1f} ms"
+        )
 
 
 def test_a_client_stream_resumes_across_a_server_restart_losing_nothing(
@@ -102,7 +107,10 @@ def test_a_client_stream_resumes_across_a_server_restart_losing_nothing(
 ) -> None:
     server = start_server(tmp_path / "data")
     key = create_key(server.env, "acme")
-    with Client(api_key=key, base_url=server.url) as writer, Client(api_key=key, base_url=server.url) as reader:
+    with (
+        Client(api_key=key, base_url=server.url) as writer,
+        Client(api_key=key, base_url=server.url) as reader,
+    ):
         collector = Collector(reader, kinds=["core"])
         _wait_ready_stream(reader, collector, lambda: writer.memory.append("core", "first"))
         for i in range(3):
@@ -124,7 +132,9 @@ def test_a_client_stream_resumes_across_a_server_restart_losing_nothing(
             again.stop()
 
 
-def test_a_server_killed_mid_write_leaves_no_gap_and_no_unlogged_write(start_server: Any, tmp_path: Path) -> None:
+def test_a_server_killed_mid_write_leaves_no_gap_and_no_unlogged_write(
+    start_server: Any, tmp_path: Path
+) -> None:
     server = start_server(tmp_path / "data")
     key = create_key(server.env, "acme")
 
@@ -132,10 +142,16 @@ def test_a_server_killed_mid_write_leaves_no_gap_and_no_unlogged_write(start_ser
     done = [0]
 
     def hammer(worker: int) -> None:
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+        with httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
             for i in range(100_000):
                 try:
-                    r = http.post("/v1/memory/core/append", params={"agent_id": f"a{worker}"}, json={"text": f"{i}"})
+                    r = http.post(
+                        "/v1/memory/core/append",
+                        params={"agent_id": f"a{worker}"},
+                        json={"text": f"{i}"},
+                    )
                 except httpx.HTTPError:
                     return
                 assert r.status_code == 200, r.text

@@ -26,11 +26,15 @@ def test_readme_has_python_examples():
 
 def test_readme_python_blocks_run_against_a_real_server(start_server, tmp_path: Path):
     server = start_server(embedding_model="bundled:all-MiniLM-L6-v2")
-    env = dict(server.env, AGENTMEM_API_KEY=create_key(server.env, "readme"), AGENTMEM_BASE_URL=server.url)
+    env = dict(
+        server.env, AGENTMEM_API_KEY=create_key(server.env, "readme"), AGENTMEM_BASE_URL=server.url
+    )
     script = tmp_path / "readme_blocks.py"
     script.write_text("\n\n".join(python_blocks(README.read_text())))
     for attempt in range(2):  # the second pass proves the tour can be re-run on the same server
-        done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, f"pass {attempt + 1}:\n{done.stdout}\n{done.stderr}"
     out = done.stdout
     assert "someone wrote first" in out

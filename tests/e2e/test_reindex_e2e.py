@@ -20,7 +20,11 @@ def test_model_switch_needs_reindex(start_server, tmp_path: Path):
     first = start_server(data_dir=data, embedding_model="hash:384")
     key = create_key(first.env, "acme")
     with agentmem.Client(api_key=key, base_url=first.url) as client:
-        client.memory.append("archival", "the spare key is under the blue flowerpot\nthe wifi password is on the fridge", agent_id="home")
+        client.memory.append(
+            "archival",
+            "the spare key is under the blue flowerpot\nthe wifi password is on the fridge",
+            agent_id="home",
+        )
     first.stop()
 
     env = server_env(data, embedding_model="hash:256")
@@ -29,7 +33,13 @@ def test_model_switch_needs_reindex(start_server, tmp_path: Path):
         refused.wait_ready(timeout=120)
     assert "agentmem reindex" in str(info.value)
 
-    done = subprocess.run([sys.executable, "-m", "agentmem_server.cli", "reindex"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "agentmem_server.cli", "reindex"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "Re-embedded 1 chunks" in done.stdout
 

@@ -17,11 +17,23 @@ from support import free_port, server_env
 pytestmark = pytest.mark.e2e
 
 
-def _serve_and_read_banner(env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, str, str]:
+def _serve_and_read_banner(
+    env: dict[str, str], port: int, log: Path
+) -> tuple[subprocess.Popen, str, str]:
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agentmem_server.cli", "serve", "--dev-key", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "agentmem_server.cli",
+                "serve",
+                "--dev-key",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -67,12 +79,18 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path):
     env = server_env(tmp_path / "data")
     out = subprocess.run(
         [sys.executable, "-m", "agentmem_server.cli", "keys", "create", "--tenant", "acme"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     last = out.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("am_") and " " not in last and len(last) > 30
     listed = subprocess.run(
         [sys.executable, "-m", "agentmem_server.cli", "keys", "list", "--tenant", "acme"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert last[:10] in listed and last not in listed

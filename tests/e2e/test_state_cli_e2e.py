@@ -19,7 +19,10 @@ pytestmark = pytest.mark.e2e
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agentmem_server.cli", "state", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -46,7 +49,9 @@ def test_state_commands_inspect_a_tenant(start_server):
     assert line.split("\t")[0] == "cart" and line.split("\t")[2] != "-"
 
     assert cli(env, "delete", "cart", "-n", "session/u1").stdout.strip() == "Deleted."
-    assert cli(env, "delete", "cart", "-n", "session/u1").stdout.strip() == "There was no such entry."
+    assert (
+        cli(env, "delete", "cart", "-n", "session/u1").stdout.strip() == "There was no such entry."
+    )
     bad = cli(env, "get", "k", "-n", "has space")
     assert bad.returncode == 1 and "namespace" in bad.stderr
 

@@ -39,7 +39,9 @@ def test_every_recipe_runs(start_server, monkeypatch: pytest.MonkeyPatch):
     found = blocks()
     assert len(found) >= 8
     for n, source in enumerate(found, 1):
-        code = compile(source, f"docs/state.md block {n}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        code = compile(
+            source, f"docs/state.md block {n}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
         result = eval(code, {"__name__": f"docs_block_{n}"})  # noqa: S307 - our own docs
         if inspect.iscoroutine(result):  # a block with top-level `await` (the async seed)
             asyncio.run(result)

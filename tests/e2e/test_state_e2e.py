@@ -43,7 +43,9 @@ def _hammer(clients: list[agentmem.Client]) -> int:
         except BaseException as exc:  # surfaced in the main thread below
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(clients[i % len(clients)],)) for i in range(WRITERS)]
+    threads = [
+        threading.Thread(target=writer, args=(clients[i % len(clients)],)) for i in range(WRITERS)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -52,9 +54,13 @@ def _hammer(clients: list[agentmem.Client]) -> int:
     return lost
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_16_threads_x_25_modify_end_at_exactly_400(start_server, request, backend: str):
-    settings = {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
+    settings = (
+        {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
+    )
     server = start_server(**settings)
     key = create_key(server.env, "counter")
     clients = [agentmem.Client(api_key=key, base_url=server.url) for _ in range(WRITERS)]
@@ -68,11 +74,17 @@ def test_16_threads_x_25_modify_end_at_exactly_400(start_server, request, backen
 
 
 @pytest.mark.postgres
-def test_two_server_processes_on_one_postgres_lose_no_increment(start_server, postgres_url: str, tmp_path: Path):
+def test_two_server_processes_on_one_postgres_lose_no_increment(
+    start_server, postgres_url: str, tmp_path: Path
+):
     first = start_server(data_dir=tmp_path / "replica-1", database_url=postgres_url)
     second = start_server(data_dir=tmp_path / "replica-2", database_url=postgres_url)
     key = create_key(first.env, "shared")
-    clients = [agentmem.Client(api_key=key, base_url=s.url) for s in (first, second) for _ in range(WRITERS // 2)]
+    clients = [
+        agentmem.Client(api_key=key, base_url=s.url)
+        for s in (first, second)
+        for _ in range(WRITERS // 2)
+    ]
     try:
         lost = _hammer(clients)
         assert clients[-1].state.agent("counter").get_value("runs") == WRITERS * INCREMENTS
@@ -88,10 +100,14 @@ def test_last_write_wins_and_guarded_writes(start_server):
         flags = client.state.tenant
         first = flags.set("feature_flags", {"new_ui": True})
         second = flags.set("feature_flags", {"new_ui": False})  # unguarded: the last write wins
-        assert second.updated_at > first.updated_at and flags.get_value("feature_flags") == {"new_ui": False}
+        assert second.updated_at > first.updated_at and flags.get_value("feature_flags") == {
+            "new_ui": False
+        }
         with pytest.raises(ConflictError) as lost:
             flags.set("feature_flags", {"new_ui": True}, expected_updated_at=first.updated_at)
-        assert lost.value.current_entry is not None and lost.value.current_entry.value == {"new_ui": False}
+        assert lost.value.current_entry is not None and lost.value.current_entry.value == {
+            "new_ui": False
+        }
         assert lost.value.current_updated_at == second.updated_at
         with pytest.raises(ConflictError):
             flags.set("feature_flags", {}, expected_updated_at=None)
@@ -103,7 +119,10 @@ def test_last_write_wins_and_guarded_writes(start_server):
 def test_paging_2500_keys_while_others_insert_lists_each_key_once(start_server):
     server = start_server()
     key = create_key(server.env, "acme")
-    with agentmem.Client(api_key=key, base_url=server.url) as client, agentmem.Client(api_key=key, base_url=server.url) as writer_client:
+    with (
+        agentmem.Client(api_key=key, base_url=server.url) as client,
+        agentmem.Client(api_key=key, base_url=server.url) as writer_client,
+    ):
         view = client.state.namespace("big")
         present = [f"key-{i:05d}" for i in range(0, 5000, 2)]  # 2,500 keys, gaps between them
         errors: list[BaseException] = []
@@ -115,7 +134,9 @@ def test_paging_2500_keys_while_others_insert_lists_each_key_once(start_server):
             rng = random.Random(3)
             try:
                 while not stop.is_set():
-                    writer_client.state.namespace("big").set(f"key-{rng.randrange(5000) | 1:05d}", 2)
+                    writer_client.state.namespace("big").set(
+                        f"key-{rng.randrange(5000) | 1:05d}", 2
+                    )
             except BaseException as exc:
                 errors.append(exc)
 
@@ -144,12 +165,20 @@ def test_lookup_with_every_subset_of_levels(start_server):
     ids = {"workflow": "wf-1", "session": "user_12345", "agent": "support-agent-001"}
     levels = ["workflow", "session", "agent", "tenant"]
     with agentmem.Client(api_key=create_key(server.env, "acme"), base_url=server.url) as client:
-        for n, present in enumerate(itertools.chain.from_iterable(itertools.combinations(levels, r) for r in range(5))):
+        for n, present in enumerate(
+            itertools.chain.from_iterable(itertools.combinations(levels, r) for r in range(5))
+        ):
             key = f"k{n}"
             for level in present:
-                view = client.state.tenant if level == "tenant" else getattr(client.state, level)(ids[level])
+                view = (
+                    client.state.tenant
+                    if level == "tenant"
+                    else getattr(client.state, level)(ids[level])
+                )
                 view.set(key, level)
-            for given in itertools.chain.from_iterable(itertools.combinations(ids, r) for r in range(4)):
+            for given in itertools.chain.from_iterable(
+                itertools.combinations(ids, r) for r in range(4)
+            ):
                 kwargs = {f"{level}_id": ids[level] for level in given}
                 chain = [level for level in levels if level in given or level == "tenant"]
                 expected = next((level for level in chain if level in present), None)
@@ -161,14 +190,19 @@ def test_lookup_with_every_subset_of_levels(start_server):
                 else:
                     entry = client.state.lookup(key, **kwargs)
                     assert entry.value == expected and ctx.get_value(key) == expected
-                    assert entry.namespace == ([] if expected == "tenant" else [expected, ids[expected]])
+                    assert entry.namespace == (
+                        [] if expected == "tenant" else [expected, ids[expected]]
+                    )
 
 
 def test_tenants_never_see_each_other_randomized(start_server):
     server = start_server()
     rng = random.Random(1414)
     names = ["ta", "tb", "tc"]
-    clients = {name: agentmem.Client(api_key=create_key(server.env, name), base_url=server.url) for name in names}
+    clients = {
+        name: agentmem.Client(api_key=create_key(server.env, name), base_url=server.url)
+        for name in names
+    }
     model: dict[tuple[str, tuple[str, ...], str], int] = {}
     namespaces = [(), ("agent", "a"), ("session", "s"), ("workflow", "w")]
     try:
@@ -189,7 +223,9 @@ def test_tenants_never_see_each_other_randomized(start_server):
                     assert client.state.get_value(key, namespace=ns) == model.get((name, ns, key))
             for key in "abcd":
                 chain = [("workflow", "w"), ("session", "s"), ("agent", "a"), ()]
-                hit = next((model[(name, ns, key)] for ns in chain if (name, ns, key) in model), None)
+                hit = next(
+                    (model[(name, ns, key)] for ns in chain if (name, ns, key) in model), None
+                )
                 ctx = client.state.context(workflow_id="w", session_id="s", agent_id="a")
                 assert ctx.get_value(key) == hit
     finally:

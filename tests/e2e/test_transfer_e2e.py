@@ -15,25 +15,53 @@ from support import create_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-QUESTIONS = ["who is allergic to something?", "when is the dentist appointment?", "favourite programming language"]
+QUESTIONS = [
+    "who is allergic to something?",
+    "when is the dentist appointment?",
+    "favourite programming language",
+]
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "agentmem_server.cli", *args], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "agentmem_server.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def _fill(client: agentmem.Client) -> None:
-    client.memory.update("core", "- name: Priya\n- timezone: Europe/Berlin", expected_updated_at=None)
-    client.memory.update("core", "- answers in bullet points", expected_updated_at=None, agent_id="helper")
+    client.memory.update(
+        "core", "- name: Priya\n- timezone: Europe/Berlin", expected_updated_at=None
+    )
+    client.memory.update(
+        "core", "- answers in bullet points", expected_updated_at=None, agent_id="helper"
+    )
     # Several appends of different sizes: the import must chunk them exactly as they were written.
-    client.memory.append("archival", "[2026-01-03] Priya: my son is allergic to peanuts\n\nsecond paragraph line", agent_id="helper")
-    client.memory.append("archival", "\n".join(f"[2026-01-{d:02d}] Priya: note number {d} about the garden" for d in range(4, 30)), agent_id="helper")
-    client.memory.append("archival", "[2026-02-01] Priya: dentist appointment on March 3rd at 9am", agent_id="helper")
+    client.memory.append(
+        "archival",
+        "[2026-01-03] Priya: my son is allergic to peanuts\n\nsecond paragraph line",
+        agent_id="helper",
+    )
+    client.memory.append(
+        "archival",
+        "\n".join(
+            f"[2026-01-{d:02d}] Priya: note number {d} about the garden" for d in range(4, 30)
+        ),
+        agent_id="helper",
+    )
+    client.memory.append(
+        "archival", "[2026-02-01] Priya: dentist appointment on March 3rd at 9am", agent_id="helper"
+    )
     client.memory.append("archival", "I mostly write Rust these days, Python at work")
     client.agents.create("helper", instructions="Be helpful.")
-    client.agents.run("helper", "what do you know about allergies?", options=RunOptions(memory_policy=MemoryPolicy(archival_mode="auto")))
+    client.agents.run(
+        "helper",
+        "what do you know about allergies?",
+        options=RunOptions(memory_policy=MemoryPolicy(archival_mode="auto")),
+    )
 
 
 def _snapshot(client: agentmem.Client) -> dict:
@@ -42,9 +70,14 @@ def _snapshot(client: agentmem.Client) -> dict:
         for scope in ("user", "agent")
         for b in client.memory.list(scope=scope, agent_id="helper" if scope == "agent" else None)
     }
-    archival = {agent: client.memory.get("archival", agent_id=agent).content for agent in (None, "helper")}
+    archival = {
+        agent: client.memory.get("archival", agent_id=agent).content for agent in (None, "helper")
+    }
     recalls = {
-        (q, mode): [(r.content, r.line_number, r.end_line, r.scope, round(r.score, 5)) for r in client.memory.recall(q, agent_id="helper", mode=mode, limit=5)]
+        (q, mode): [
+            (r.content, r.line_number, r.end_line, r.scope, round(r.score, 5))
+            for r in client.memory.recall(q, agent_id="helper", mode=mode, limit=5)
+        ]
         for q in QUESTIONS
         for mode in ("vector", "keyword", "hybrid")
     }
@@ -64,9 +97,13 @@ def test_export_import_round_trip(start_server, tmp_path: Path):
         transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
 
     dump = tmp_path / "acme.jsonl"
-    exported = _cli(source.env, "export", "--out", str(dump), "--base-url", source.url, "--api-key", source_key)
+    exported = _cli(
+        source.env, "export", "--out", str(dump), "--base-url", source.url, "--api-key", source_key
+    )
     assert exported.returncode == 0, exported.stderr
-    imported = _cli(target.env, "import", str(dump), "--base-url", target.url, "--api-key", target_key)
+    imported = _cli(
+        target.env, "import", str(dump), "--base-url", target.url, "--api-key", target_key
+    )
     assert imported.returncode == 0, imported.stderr
     assert "4 archival_lines" in imported.stdout
 
@@ -92,9 +129,13 @@ def test_export_then_import_into_a_second_tenant_of_the_same_server(start_server
         transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
 
     dump = tmp_path / "acme.jsonl"
-    exported = _cli(server.env, "export", "--out", str(dump), "--base-url", server.url, "--api-key", source_key)
+    exported = _cli(
+        server.env, "export", "--out", str(dump), "--base-url", server.url, "--api-key", source_key
+    )
     assert exported.returncode == 0, exported.stderr
-    imported = _cli(server.env, "import", str(dump), "--base-url", server.url, "--api-key", target_key)
+    imported = _cli(
+        server.env, "import", str(dump), "--base-url", server.url, "--api-key", target_key
+    )
     assert imported.returncode == 0, imported.stderr
     renamed = dict(
         line.strip().split(" -> ") for line in imported.stdout.splitlines() if " -> " in line

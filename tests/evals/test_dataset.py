@@ -54,11 +54,16 @@ def test_paraphrase_questions_share_no_content_word_with_their_evidence_line(con
         for q in c.questions:
             if q.type == "paraphrase":
                 for n in c.evidence_lines(q):
-                    assert not shared_content_words(q.question, lines[n - 1]), (q.question_id, lines[n - 1])
+                    assert not shared_content_words(q.question, lines[n - 1]), (
+                        q.question_id,
+                        lines[n - 1],
+                    )
 
 
 def test_temporal_answers_are_dates(conversations):
-    months = "January February March April May June July August September October November December".split()
+    months = (
+        "January February March April May June July August September October November December"
+    ).split()
     for c in conversations:
         for q in c.questions:
             if q.type == "temporal":
@@ -70,7 +75,8 @@ def test_updated_evidence_is_the_latest_statement(conversations):
         for q in c.questions:
             if q.type == "updated":
                 (turn,) = q.evidence
-                # The superseded statement comes earlier; the evidence must not be the first mention.
+                # The superseded statement comes earlier; the evidence must not be the first
+                # mention.
                 assert c.line_number(turn) > 1
 
 
@@ -104,7 +110,9 @@ def test_unknown_evidence_is_rejected(tmp_path):
 
 
 def test_format_line_keeps_one_turn_on_one_line():
-    assert format_line("8 May 2023", "Ann", "two\nlines  here") == "[8 May 2023] Ann: two lines here"
+    assert (
+        format_line("8 May 2023", "Ann", "two\nlines  here") == "[8 May 2023] Ann: two lines here"
+    )
 
 
 def test_undated_lines_keep_the_line_numbers(conversations):

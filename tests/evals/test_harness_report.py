@@ -87,9 +87,20 @@ def test_end_to_end_scoring_and_outputs(subset, tmp_path):
         records = harness._recall_all(client, subset, ids, ("keyword", "hybrid"), 10, bar)
     assert len(records) == 40
     assert {c[1] for c in client.memory.calls} == {"agent"}
-    report = harness.build_report(records, modes=("keyword", "hybrid"), meta={"dataset": {"path": "x"}})
+    report = harness.build_report(
+        records, modes=("keyword", "hybrid"), meta={"dataset": {"path": "x"}}
+    )
     overall = report["results"]["keyword"]["overall"]
-    for key in ("recall@1", "recall@5", "hit@10", "mrr", "ndcg@5", "tokens_per_query", "latency_p50_ms", "latency_p95_ms"):
+    for key in (
+        "recall@1",
+        "recall@5",
+        "hit@10",
+        "mrr",
+        "ndcg@5",
+        "tokens_per_query",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    ):
         assert key in overall, key
     assert overall["n"] == 20
     assert 0 < overall["recall@10"] <= 1
@@ -97,7 +108,10 @@ def test_end_to_end_scoring_and_outputs(subset, tmp_path):
     assert set(report["results"]["hybrid"]["by_type"]) <= set(harness.QUESTION_TYPES)
 
     harness.write_outputs(report, records, tmp_path)
-    assert json.loads((tmp_path / "report.json").read_text())["results"]["keyword"]["overall"]["n"] == 20
+    assert (
+        json.loads((tmp_path / "report.json").read_text())["results"]["keyword"]["overall"]["n"]
+        == 20
+    )
     md = (tmp_path / "report.md").read_text()
     assert "| keyword |" in md and "paraphrase" in md
     assert (tmp_path / "recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -113,7 +127,9 @@ def test_ingest_refuses_a_block_that_does_not_start_empty(subset):
 
 
 def test_cli_parses_modes_settings_and_rejects_unknown_modes():
-    args = harness.build_parser().parse_args(["--modes", "keyword,vector", "--set", "chunk_tokens=64", "--set", "x=abc"])
+    args = harness.build_parser().parse_args(
+        ["--modes", "keyword,vector", "--set", "chunk_tokens=64", "--set", "x=abc"]
+    )
     assert harness._parse_modes(args.modes) == ("keyword", "vector")
     assert dict(args.settings) == {"chunk_tokens": 64, "x": "abc"}
     assert harness._parse_modes(["hybrid", "keyword"]) == ("hybrid", "keyword")
@@ -138,7 +154,12 @@ def test_run_eval_validates_arguments_before_starting_anything(kwargs, match):
 
 def test_print_summary_shows_every_mode(subset, capsys):
     records = [
-        {"mode": m, "type": "single_fact", "latency_ms": 1.0, "metrics": {"recall@5": 1.0, "mrr": 1.0}}
+        {
+            "mode": m,
+            "type": "single_fact",
+            "latency_ms": 1.0,
+            "metrics": {"recall@5": 1.0, "mrr": 1.0},
+        }
         for m in ("keyword", "vector")
     ]
     harness.print_summary(harness.build_report(records, modes=("keyword", "vector")))
@@ -160,7 +181,14 @@ def test_top_limit_pass_reports_what_recall_returns_by_default(subset):
         assert r["top_metrics"]["tokens_per_query"] <= r["metrics"]["tokens_per_query"]
     report = harness.build_report(records, modes=("hybrid",))
     overall = report["results"]["hybrid"]["overall"]
-    for key in ("top_recall@5", "top_hit@5", "top_mrr", "top_tokens_per_query", "top_latency_p50_ms", "recall@20"):
+    for key in (
+        "top_recall@5",
+        "top_hit@5",
+        "top_mrr",
+        "top_tokens_per_query",
+        "top_latency_p50_ms",
+        "recall@20",
+    ):
         assert key in overall, key
     assert "top_recall@10" not in overall
     head, rows, type_head, _ = harness.table_rows(report)

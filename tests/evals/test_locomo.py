@@ -42,9 +42,14 @@ def test_sessions_are_ordered_numerically_and_dated():
 
 def test_lines_carry_date_speaker_photo_caption_and_stay_single_line():
     lines = load_tiny()[0].lines()
-    assert lines[0] == "[1:56 pm on 8 May, 2023] Caroline: Hey Mel! I went to a support group yesterday."
+    assert (
+        lines[0]
+        == "[1:56 pm on 8 May, 2023] Caroline: Hey Mel! I went to a support group yesterday."
+    )
     assert lines[2].endswith("[shares a photo of a rainbow pin on a jacket]")
-    assert lines[4] == "[10:37 am on 27 June, 2023] Caroline: So proud of you! What was the distance?"
+    assert (
+        lines[4] == "[10:37 am on 27 June, 2023] Caroline: So proud of you! What was the distance?"
+    )
 
 
 def test_malformed_evidence_is_repaired():
@@ -58,7 +63,13 @@ def test_malformed_evidence_is_repaired():
 
 def test_categories_map_to_types_and_adversarial_is_excluded_by_default():
     conv = load_tiny()[0]
-    assert [q.type for q in conv.questions] == ["temporal", "single_hop", "multi_hop", "single_hop", "open_domain"]
+    assert [q.type for q in conv.questions] == [
+        "temporal",
+        "single_hop",
+        "multi_hop",
+        "single_hop",
+        "open_domain",
+    ]
     with_adv = load_tiny(include_adversarial=True)[0]
     adversarial = [q for q in with_adv.questions if q.type == "adversarial"]
     assert len(adversarial) == 1 and adversarial[0].answer == "nothing"

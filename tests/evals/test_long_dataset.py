@@ -11,7 +11,9 @@ import pytest
 from evals import make_long_dataset as gen
 from evals.dataset import LONG_DATASET, LONG_QUESTION_TYPES, load_dataset
 
-_MONTHS = "January February March April May June July August September October November December".split()
+_MONTHS = (
+    "January February March April May June July August September October November December".split()
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,9 @@ def test_long_and_many_sessions_like_real_chats(conversations):
     for c in conversations:
         assert c.turn_count >= 400, c.conversation_id
         assert len(c.sessions) >= 15, c.conversation_id
-        assert len(c.speakers) == 2 and {t.speaker for s in c.sessions for t in s.turns} == set(c.speakers)
+        assert len(c.speakers) == 2 and {t.speaker for s in c.sessions for t in s.turns} == set(
+            c.speakers
+        )
         assert len({s.date for s in c.sessions}) == len(c.sessions), "each session has its own date"
 
 
@@ -37,7 +41,12 @@ def test_question_types_come_in_the_benchmark_shares(conversations):
     assert set(counts) == set(LONG_QUESTION_TYPES)
     n = sum(counts.values())
     assert n >= 400
-    for qtype, share in {"single_hop": 0.55, "temporal": 0.21, "multi_hop": 0.18, "open_domain": 0.06}.items():
+    for qtype, share in {
+        "single_hop": 0.55,
+        "temporal": 0.21,
+        "multi_hop": 0.18,
+        "open_domain": 0.06,
+    }.items():
         assert abs(counts[qtype] / n - share) <= 0.03, (qtype, counts[qtype] / n)
 
 
@@ -83,12 +92,29 @@ def test_resolve_when_counts_back_from_the_session_day():
 def test_photos_chit_chat_and_changes_are_there(conversations):
     texts = [t.text for c in conversations for s in c.sessions for t in s.turns]
     assert sum("[shares a photo of " in t for t in texts) >= 100
-    small_talk = {line[1:] for ex in gen.bank.SMALL_TALK for line in ex}  # an interjection may lower-case the first letter
-    assert sum(t[1:] in small_talk or any(t[len(i) + 1:] in small_talk for i in gen.bank.INTERJECTIONS) for t in texts) / len(texts) > 0.2
+    small_talk = {
+        line[1:] for ex in gen.bank.SMALL_TALK for line in ex
+    }  # an interjection may lower-case the first letter
+    assert (
+        sum(
+            t[1:] in small_talk
+            or any(t[len(i) + 1 :] in small_talk for i in gen.bank.INTERJECTIONS)
+            for t in texts
+        )
+        / len(texts)
+        > 0.2
+    )
     # Reused small talk is not verbatim every time: some turns open with an interjection.
     assert any(t.startswith(tuple(gen.bank.INTERJECTIONS)) for t in texts)
     # A changed fact is asked about at its latest statement, which comes after the first one.
-    latest = [q for c in conversations for q in c.questions if re.match(r"^(What|Where|Which|How) .* (now|current|these days|at the moment)", q.question)]
+    latest = [
+        q
+        for c in conversations
+        for q in c.questions
+        if re.match(
+            r"^(What|Where|Which|How) .* (now|current|these days|at the moment)", q.question
+        )
+    ]
     assert latest
 
 

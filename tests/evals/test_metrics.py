@@ -27,7 +27,8 @@ def test_a_chunk_counts_for_every_evidence_line_it_covers():
 
 
 def test_a_line_covered_twice_counts_once():
-    # Overlapping chunks (the server repeats a line across chunk boundaries) must not inflate scores.
+    # Overlapping chunks (the server repeats a line across chunk boundaries) must not inflate
+    # scores.
     assert new_hits([(1, 5), (5, 9), (3, 4)], {5, 9}) == [1, 1, 0]
     assert recall_at_k([(1, 5), (5, 9)], {5}, 2) == 1.0
 
@@ -76,7 +77,9 @@ def test_ndcg_is_capped_when_one_chunk_covers_all_evidence():
 
 def test_question_metrics_keys():
     m = question_metrics([(1, 2)], {2})
-    assert set(m) == {f"{name}@{k}" for name in ("recall", "hit", "ndcg") for k in (1, 3, 5, 10, 20)} | {"mrr"}
+    assert set(m) == {
+        f"{name}@{k}" for name in ("recall", "hit", "ndcg") for k in (1, 3, 5, 10, 20)
+    } | {"mrr"}
     assert all(v == 1.0 for v in m.values())
 
 
@@ -118,4 +121,6 @@ def test_recall_within_a_token_budget_counts_only_chunks_that_fit():
     assert recall_within_tokens(ranked, evidence, [200, 300, 100], 600) == 1.0
     # The prefix stops at the first chunk that overflows, even if a later one would fit.
     assert recall_within_tokens(ranked, evidence, [600, 10, 10], 512) == 0.0
-    assert question_metrics(ranked, evidence, token_counts=[200, 300, 100])["recall@512tok"] == pytest.approx(2 / 3)
+    assert question_metrics(ranked, evidence, token_counts=[200, 300, 100])[
+        "recall@512tok"
+    ] == pytest.approx(2 / 3)

@@ -1,4 +1,5 @@
-"""CI guard: hybrid Recall@5 on each dataset's fixed subset must not fall below the recorded value - margin.
+"""CI guard: hybrid Recall@5 on each dataset's fixed subset must not fall below the recorded value -
+margin.
 
 Runs the real harness against a real in-process server with the real MiniLM model.
 """
@@ -17,9 +18,12 @@ def test_hybrid_recall_at_5_does_not_regress(which, tmp_path):
     report = measure(baseline, out_dir=tmp_path)
     value = measured_value(baseline, report)
     floor = baseline["value"] - baseline["margin"]
-    assert report["dataset"]["questions"] == baseline["questions"], "the CI subset changed; re-record the baseline"
+    assert report["dataset"]["questions"] == baseline["questions"], (
+        "the CI subset changed; re-record the baseline"
+    )
     assert value >= floor, (
         f"{which}: {baseline['mode']} {baseline['metric']} fell to {value:.4f}, below the recorded "
-        f"{baseline['value']:.4f} - {baseline['margin']} (report: {tmp_path / 'report.md'}). If the drop is "
-        f"intended, re-record with `python -m evals.baseline --set {which} --update` and say why in the commit."
+        f"{baseline['value']:.4f} - {baseline['margin']} (report: {tmp_path / 'report.md'}). "
+        "If the drop is intended, re-record with "
+        f"`python -m evals.baseline --set {which} --update` and say why in the commit."
     )

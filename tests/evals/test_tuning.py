@@ -22,7 +22,11 @@ def test_equal_weight_rrf60_is_one_of_the_variants():
     v, k = [(1, 1), (2, 2)], [(2, 2), (3, 3)]
     variants = fusion_variants(v, k, server_hybrid=[(2, 2)])
     assert variants["rrf60"][0] == (2, 2)
-    assert variants["vector"] == v and variants["keyword"] == k and variants["server_hybrid"] == [(2, 2)]
+    assert (
+        variants["vector"] == v
+        and variants["keyword"] == k
+        and variants["server_hybrid"] == [(2, 2)]
+    )
 
 
 def test_keywords_only_drops_question_and_stop_words():

@@ -1,14 +1,14 @@
 """Fixtures of the server tests, all lazy (nothing heavy happens unless a test asks for it).
 
-    app        app_settings, http (the real app in process), new_key
-    archival   archival_settings, hash_embedder, open_index, index, minilm (the real model)
-    runs       llm (the scripted provider, via respx), memory (FakeMemory), store, threads, services
+app        app_settings, http (the real app in process), new_key
+archival   archival_settings, hash_embedder, open_index, index, minilm (the real model)
+runs       llm (the scripted provider, via respx), memory (FakeMemory), store, threads, services
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import respx
@@ -43,7 +43,9 @@ def http(app_settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def new_key(http: TestClient) -> Callable[[str], str]:
     def create(tenant: str) -> str:
-        r = http.post(f"/v1/admin/tenants/{tenant}/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+        r = http.post(
+            f"/v1/admin/tenants/{tenant}/keys", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+        )
         assert r.status_code == 201, r.text
         return r.json()["key"]
 
@@ -57,7 +59,12 @@ OpenIndex = Callable[..., Awaitable[ArchivalIndex]]
 
 @pytest.fixture
 def archival_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", embedding_model="hash:64", chunk_tokens=64, chunk_overlap_lines=1)
+    return Settings(
+        data_dir=tmp_path / "data",
+        embedding_model="hash:64",
+        chunk_tokens=64,
+        chunk_overlap_lines=1,
+    )
 
 
 @pytest.fixture
@@ -66,7 +73,9 @@ def hash_embedder() -> HashEmbedder:
 
 
 @pytest.fixture
-async def open_index(archival_settings: Settings, hash_embedder: HashEmbedder) -> AsyncIterator[OpenIndex]:
+async def open_index(
+    archival_settings: Settings, hash_embedder: HashEmbedder
+) -> AsyncIterator[OpenIndex]:
     """Factory: `await open_index(embedder=None, **settings)`; background maintenance off, so
     tests decide when indexes update (`maintain()`, `cleanup()`). All are closed at teardown."""
     opened: list[ArchivalIndex] = []
@@ -75,7 +84,10 @@ async def open_index(archival_settings: Settings, hash_embedder: HashEmbedder) -
         allow_model_mismatch = overrides.pop("allow_model_mismatch", False)
         settings = archival_settings.model_copy(update=overrides)
         index = await ArchivalIndex.open(
-            settings, embedder or hash_embedder, background_maintenance=False, allow_model_mismatch=allow_model_mismatch
+            settings,
+            embedder or hash_embedder,
+            background_maintenance=False,
+            allow_model_mismatch=allow_model_mismatch,
         )
         opened.append(index)
         return index
@@ -92,7 +104,8 @@ async def index(open_index: OpenIndex) -> ArchivalIndex:
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
-    """The bundled all-MiniLM-L6-v2 run by torch (the reference backend), loaded once (seconds, ~90 MB)."""
+    """The bundled all-MiniLM-L6-v2 run by torch (the reference backend), loaded once (seconds, ~90
+    MB)."""
     from agentmem_server.embedding import load_embedder
 
     return load_embedder(Settings(embedding_device="cpu", embedding_backend="torch"))
@@ -136,7 +149,12 @@ async def services(
     provider = OpenAICompatibleProvider(base_url=LLM_URL, api_key="sk-test", max_retries=0)
     agents = AgentService(store, memory)  # type: ignore[arg-type]
     runs = RunService(
-        settings=settings, sql=store, memory=memory, agents=agents, threads=threads, provider=provider  # type: ignore[arg-type]
+        settings=settings,
+        sql=store,
+        memory=memory,
+        agents=agents,
+        threads=threads,
+        provider=provider,  # type: ignore[arg-type]
     )
     yield agents, runs
     await provider.aclose()

@@ -1,13 +1,23 @@
-"""Chunking: every line covered, ranges ordered, both token caps held, long lines split losslessly."""
+"""Chunking: every line covered, ranges ordered, both token caps held, long lines split
+losslessly."""
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agentmem_server.chunking import Chunk, ChunkBudget, chunk_lines, lines_from_chunks, rechunk, split_line
+from agentmem_server.chunking import (
+    Chunk,
+    ChunkBudget,
+    chunk_lines,
+    lines_from_chunks,
+    rechunk,
+    split_line,
+)
 from agentmem_server.tokens import count_tokens
 
 
@@ -21,28 +31,41 @@ def budget(max_tokens: int = 24, model_max: int = 20) -> ChunkBudget:
 
 
 line_text = st.one_of(
-    st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=40),
-    st.lists(st.sampled_from(["cat", "the", "Maria", "Lisbon,", "2023-05-01", "nurse.", "€", "ünïcode"]), max_size=60).map(" ".join),
+    st.text(
+        alphabet=st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=40
+    ),
+    st.lists(
+        st.sampled_from(["cat", "the", "Maria", "Lisbon,", "2023-05-01", "nurse.", "€", "ünïcode"]),
+        max_size=60,
+    ).map(" ".join),
     st.sampled_from(["", "   ", "\t"]),
     st.integers(1, 400).map(lambda n: "x" * n),  # one long "word"
 )
 line_lists = st.lists(line_text, max_size=40)
 
 
-def check_chunks(lines: list[str], chunks: list[Chunk], b: ChunkBudget, first_line: int = 1) -> None:
+def check_chunks(
+    lines: list[str], chunks: list[Chunk], b: ChunkBudget, first_line: int = 1
+) -> None:
     for c in chunks:
         assert b.fits(c.text), c
         assert first_line <= c.start_line <= c.end_line < first_line + len(lines)
         if c.piece == 0:
-            assert c.text == "\n".join(lines[c.start_line - first_line : c.end_line - first_line + 1])
-            assert c.text.split("\n")[0].strip() and c.text.split("\n")[-1].strip(), "blank line at a chunk edge"
+            assert c.text == "\n".join(
+                lines[c.start_line - first_line : c.end_line - first_line + 1]
+            )
+            assert c.text.split("\n")[0].strip() and c.text.split("\n")[-1].strip(), (
+                "blank line at a chunk edge"
+            )
         else:
             assert c.start_line == c.end_line
     keys = [(c.start_line, c.piece) for c in chunks]
     assert keys == sorted(keys) and len(set(keys)) == len(keys), "ranges out of order"
     for i, line in enumerate(lines):
         if line.strip():
-            assert any(c.start_line <= first_line + i <= c.end_line for c in chunks), f"line {i + 1} not covered"
+            assert any(c.start_line <= first_line + i <= c.end_line for c in chunks), (
+                f"line {i + 1} not covered"
+            )
     pieces: dict[int, list[Chunk]] = {}
     for c in chunks:
         if c.piece:
@@ -54,13 +77,19 @@ def check_chunks(lines: list[str], chunks: list[Chunk], b: ChunkBudget, first_li
 
 @settings(max_examples=80, deadline=None)
 @given(lines=line_lists, overlap=st.integers(0, 3), first_line=st.integers(1, 1000))
-def test_chunks_cover_every_line_within_both_caps(lines: list[str], overlap: int, first_line: int) -> None:
+def test_chunks_cover_every_line_within_both_caps(
+    lines: list[str], overlap: int, first_line: int
+) -> None:
     b = budget()
-    check_chunks(lines, chunk_lines(lines, b, overlap_lines=overlap, first_line=first_line), b, first_line)
+    check_chunks(
+        lines, chunk_lines(lines, b, overlap_lines=overlap, first_line=first_line), b, first_line
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(line=st.one_of(line_text, st.text(min_size=200, max_size=2000)).filter(lambda s: "\n" not in s))
+@given(
+    line=st.one_of(line_text, st.text(min_size=200, max_size=2000)).filter(lambda s: "\n" not in s)
+)
 def test_split_pieces_concatenate_back_to_the_line(line: str) -> None:
     b = budget(max_tokens=16, model_max=12)
     pieces = split_line(line, b)
@@ -79,7 +108,7 @@ def test_consecutive_chunks_repeat_the_overlap_lines() -> None:
     lines = [f"fact number {i} is about topic {i}" for i in range(30)]
     chunks = chunk_lines(lines, budget(max_tokens=40, model_max=60), overlap_lines=1)
     assert len(chunks) > 3
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start_line == a.end_line, "the next chunk starts on the previous chunk's last line"
 
 
@@ -124,15 +153,20 @@ def test_rechunking_an_edit_chunks_only_around_it_and_shifts_the_rest() -> None:
     for c, i in plan:
         if i is not None:
             assert c.text == old[i].text
-            assert c.text == "\n".join(new[c.start_line - 1 : c.end_line]), "kept chunk moved to the wrong lines"
-    for i, line in enumerate(new):
+            assert c.text == "\n".join(new[c.start_line - 1 : c.end_line]), (
+                "kept chunk moved to the wrong lines"
+            )
+    for i in range(len(new)):
         assert any(c.start_line <= i + 1 <= c.end_line for c, _ in plan)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     old_lines=line_lists,
-    edits=st.lists(st.tuples(st.integers(0, 40), st.sampled_from(["insert", "delete", "change"]), line_text), max_size=4),
+    edits=st.lists(
+        st.tuples(st.integers(0, 40), st.sampled_from(["insert", "delete", "change"]), line_text),
+        max_size=4,
+    ),
 )
 def test_rechunking_any_edit_yields_valid_chunks(old_lines: list[str], edits) -> None:
     b = budget()
@@ -155,9 +189,13 @@ def test_rechunking_any_edit_yields_valid_chunks(old_lines: list[str], edits) ->
             assert c.text == "\n".join(new[c.start_line - 1 : c.end_line])
     for i, line in enumerate(new):
         if line.strip():
-            assert any(c.start_line <= i + 1 <= c.end_line for c in chunks), f"line {i + 1} not covered"
+            assert any(c.start_line <= i + 1 <= c.end_line for c in chunks), (
+                f"line {i + 1} not covered"
+            )
     for number in {c.start_line for c in chunks if c.piece}:
-        parts = sorted((c for c in chunks if c.piece and c.start_line == number), key=lambda c: c.piece)
+        parts = sorted(
+            (c for c in chunks if c.piece and c.start_line == number), key=lambda c: c.piece
+        )
         assert "".join(p.text for p in parts) == new[number - 1]
 
 
@@ -169,4 +207,6 @@ def test_chunks_fit_minilm_which_reads_only_256_wordpieces(minilm) -> None:
     chunks = chunk_lines([line, "short line"], b)
     assert "".join(c.text for c in chunks if c.start_line == 1) == line
     assert all(minilm.count_tokens(c.text) <= 256 for c in chunks)
-    assert max(minilm.count_tokens(c.text) for c in chunks) > 200, "the pieces should use most of the window"
+    assert max(minilm.count_tokens(c.text) for c in chunks) > 200, (
+        "the pieces should use most of the window"
+    )

@@ -24,7 +24,9 @@ from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.tokens import count_tokens
 
 
-async def test_a_long_line_is_chunked_off_the_event_loop(index: ArchivalIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_long_line_is_chunked_off_the_event_loop(
+    index: ArchivalIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
     threads: list[threading.Thread] = []
     real = chunking.chunk_lines
 
@@ -63,7 +65,11 @@ def test_batch_checked_chunks_equal_chunks_checked_one_by_one(hash_embedder, see
     words = ["a", "bb", "ccc", "delta", "\t", "  ", "x" * 40, "<|endoftext|>", "naïve", "日本語"]
     lines = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 40))) for _ in range(400)]
     budget = ChunkBudget(
-        48, count_tokens, 64, hash_embedder.count_tokens, lambda ts: [hash_embedder.count_tokens(t) for t in ts]
+        48,
+        count_tokens,
+        64,
+        hash_embedder.count_tokens,
+        lambda ts: [hash_embedder.count_tokens(t) for t in ts],
     )
     exact = _chunk(_Lines(lines, budget), 1, 1, verify=True)
     assert chunk_lines(lines, budget, overlap_lines=1) == exact

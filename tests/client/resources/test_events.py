@@ -19,8 +19,15 @@ BASE_URL = "http://agentmem.test"
 
 
 def event(seq: int, key: str = "k") -> dict[str, Any]:
-    return {"seq": seq, "at": T0_ISO, "kind": "state", "action": "set", "namespace": [], "key": key,
-            "data": {"value": seq}}
+    return {
+        "seq": seq,
+        "at": T0_ISO,
+        "kind": "state",
+        "action": "set",
+        "namespace": [],
+        "key": key,
+        "data": {"value": seq},
+    }
 
 
 def sse(*parts: str) -> bytes:
@@ -49,10 +56,14 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def test_list_sends_the_filters(router: respx.MockRouter) -> None:
     route = router.get("/v1/events").mock(
-        return_value=httpx.Response(200, json={"events": [event(4)], "next_after": 4, "has_more": False})
+        return_value=httpx.Response(
+            200, json={"events": [event(4)], "next_after": 4, "has_more": False}
+        )
     )
     with Client(api_key="k", base_url=BASE_URL) as client:
-        page = client.events.list(after=3, patterns=["a*", "b?"], kinds=["state", "core"], namespace=("agent", "x"))
+        page = client.events.list(
+            after=3, patterns=["a*", "b?"], kinds=["state", "core"], namespace=("agent", "x")
+        )
     assert page.events[0].seq == 4 and page.next_after == 4
     url = route.calls.last.request.url
     assert url.params.get_list("patterns") == ["a*", "b?"]
@@ -70,18 +81,28 @@ def test_list_sends_the_filters(router: respx.MockRouter) -> None:
         ({"namespace": ["a/b"]}, "namespace"),
     ],
 )
-def test_bad_arguments_fail_before_any_request(router: respx.MockRouter, kwargs: dict[str, Any], match: str) -> None:
-    with Client(api_key="k", base_url=BASE_URL) as client, pytest.raises(ArgumentError, match=match):
+def test_bad_arguments_fail_before_any_request(
+    router: respx.MockRouter, kwargs: dict[str, Any], match: str
+) -> None:
+    with (
+        Client(api_key="k", base_url=BASE_URL) as client,
+        pytest.raises(ArgumentError, match=match),
+    ):
         client.events.list(**kwargs)
     assert not router.calls
 
 
-def test_stream_resumes_after_a_cut_without_loss_or_duplicate(router: respx.MockRouter, waits: list[float]) -> None:
+def test_stream_resumes_after_a_cut_without_loss_or_duplicate(
+    router: respx.MockRouter, waits: list[float]
+) -> None:
     answers = [
         httpx.Response(200, content=sse(ready(0), ": keepalive\n\n", msg(1), msg(2))),
         httpx.ConnectError("refused"),
         # The server resends from Last-Event-ID; an event the client already has is skipped.
-        httpx.Response(200, content=sse(ready(2), msg(2), msg(3), "event: overflow\ndata: {\"resume_after\": 3}\n\n")),
+        httpx.Response(
+            200,
+            content=sse(ready(2), msg(2), msg(3), 'event: overflow\ndata: {"resume_after": 3}\n\n'),
+        ),
         httpx.Response(200, content=sse(ready(3), msg(4))),
     ]
     route = router.get("/v1/events/stream").mock(side_effect=answers)
@@ -99,7 +120,9 @@ def test_stream_resumes_after_a_cut_without_loss_or_duplicate(router: respx.Mock
     assert len(waits) == 1  # only the refused connection waited; clean ends reconnect at once
 
 
-async def test_async_stream_resumes_the_same_way(router: respx.MockRouter, waits: list[float]) -> None:
+async def test_async_stream_resumes_the_same_way(
+    router: respx.MockRouter, waits: list[float]
+) -> None:
     router.get("/v1/events/stream").mock(
         side_effect=[
             httpx.Response(200, content=sse(ready(5), msg(6))),
@@ -118,10 +141,14 @@ async def test_async_stream_resumes_the_same_way(router: respx.MockRouter, waits
     assert got == [6, 7] and len(waits) == 1
 
 
-def test_gone_and_auth_errors_are_raised_not_retried(router: respx.MockRouter, waits: list[float]) -> None:
+def test_gone_and_auth_errors_are_raised_not_retried(
+    router: respx.MockRouter, waits: list[float]
+) -> None:
     router.get("/v1/events/stream").mock(
         side_effect=[
-            httpx.Response(410, json={"error": {"type": "gone", "message": "pruned", "oldest_seq": 40}}),
+            httpx.Response(
+                410, json={"error": {"type": "gone", "message": "pruned", "oldest_seq": 40}}
+            ),
             httpx.Response(401, json={"error": {"type": "authentication_error", "message": "no"}}),
         ]
     )
@@ -134,7 +161,9 @@ def test_gone_and_auth_errors_are_raised_not_retried(router: respx.MockRouter, w
     assert waits == []
 
 
-def test_max_reconnects_bounds_consecutive_failures(router: respx.MockRouter, waits: list[float]) -> None:
+def test_max_reconnects_bounds_consecutive_failures(
+    router: respx.MockRouter, waits: list[float]
+) -> None:
     router.get("/v1/events/stream").mock(side_effect=httpx.ConnectError("refused"))
     with Client(api_key="k", base_url=BASE_URL) as client:
         with pytest.raises(Exception, match="gave up after 3 failed connections"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,11 +17,16 @@ from agentmem._constants import MODIFY_MAX_CONFLICT_DELAY
 from support import T0, T0_ISO
 
 
-
 def block(content: str, updated_at: str, **extra: Any) -> dict[str, Any]:
     return {
-        "id": "blk_1", "block_type": "core", "content": content, "scope": "agent",
-        "agent_id": "a1", "created_at": T0_ISO, "updated_at": updated_at, **extra,
+        "id": "blk_1",
+        "block_type": "core",
+        "content": content,
+        "scope": "agent",
+        "agent_id": "a1",
+        "created_at": T0_ISO,
+        "updated_at": updated_at,
+        **extra,
     }
 
 
@@ -110,7 +115,8 @@ def test_modify_writes_fn_of_the_current_text_guarded_by_its_timestamp(
     request = put.calls.last.request
     assert request.url.params["agent_id"] == "a1"
     assert json.loads(request.content) == {
-        "content": "likes tea\nhates coffee", "expected_updated_at": T0_ISO,
+        "content": "likes tea\nhates coffee",
+        "expected_updated_at": T0_ISO,
     }
 
 
@@ -122,19 +128,24 @@ def test_modify_creates_a_missing_block(client: Client, router: respx.MockRouter
     client.memory.modify("core", lambda text: text + "first")
 
     assert json.loads(put.calls.last.request.content) == {
-        "content": "first", "expected_updated_at": None,
+        "content": "first",
+        "expected_updated_at": None,
     }
 
 
 def test_modify_rereads_after_each_conflict(
     client: Client, router: respx.MockRouter, sleeps: list[float]
 ) -> None:
-    reads = [block("v1", "2024-05-01T12:00:01Z"), block("v2", "2024-05-01T12:00:02Z"),
-             block("v3", "2024-05-01T12:00:03Z")]
+    reads = [
+        block("v1", "2024-05-01T12:00:01Z"),
+        block("v2", "2024-05-01T12:00:02Z"),
+        block("v3", "2024-05-01T12:00:03Z"),
+    ]
     router.get("/v1/memory/core").side_effect = [httpx.Response(200, json=r) for r in reads]
     put = router.put("/v1/memory/core")
     put.side_effect = [
-        conflict("2024-05-01T12:00:02Z"), conflict("2024-05-01T12:00:03Z"),
+        conflict("2024-05-01T12:00:02Z"),
+        conflict("2024-05-01T12:00:03Z"),
         httpx.Response(200, json=block("v3+", "2024-05-01T12:00:04Z")),
     ]
     seen: list[str] = []
@@ -162,7 +173,7 @@ def test_modify_gives_up_after_max_attempts(client: Client, router: respx.MockRo
     with pytest.raises(ConflictError) as info:
         client.memory.modify("core", str.upper, max_attempts=3)
 
-    assert info.value.current_updated_at == datetime(2024, 5, 1, 12, 0, 9, tzinfo=timezone.utc)
+    assert info.value.current_updated_at == datetime(2024, 5, 1, 12, 0, 9, tzinfo=UTC)
     assert get.call_count == 3 and put.call_count == 3
 
 
@@ -171,8 +182,11 @@ async def test_async_modify_accepts_sync_and_async_fn(
 ) -> None:
     router.get("/v1/memory/core").respond(200, json=block("tea", T0_ISO))
     put = router.put("/v1/memory/core")
-    put.side_effect = [conflict(T0_ISO), httpx.Response(200, json=block("x", T0_ISO)),
-                       httpx.Response(200, json=block("x", T0_ISO))]
+    put.side_effect = [
+        conflict(T0_ISO),
+        httpx.Response(200, json=block("x", T0_ISO)),
+        httpx.Response(200, json=block("x", T0_ISO)),
+    ]
 
     async def shout(text: str) -> str:
         return text.upper()

@@ -17,10 +17,16 @@ T0_ISO = "2025-03-01T12:00:00.000001+00:00"
 T1_ISO = "2025-03-01T12:00:00.000002+00:00"
 
 
-def entry(key: str, value: Any, updated_at: str = T0_ISO, namespace: list[str] | None = None) -> dict[str, Any]:
+def entry(
+    key: str, value: Any, updated_at: str = T0_ISO, namespace: list[str] | None = None
+) -> dict[str, Any]:
     return {
-        "namespace": namespace or [], "key": key, "value": value,
-        "created_at": T0_ISO, "updated_at": updated_at, "expires_at": None,
+        "namespace": namespace or [],
+        "key": key,
+        "value": value,
+        "created_at": T0_ISO,
+        "updated_at": updated_at,
+        "expires_at": None,
     }
 
 
@@ -37,7 +43,16 @@ def test_views_send_their_namespace(client: Client, router: respx.MockRouter):
     client.state.context(session_id="u1", agent_id="bot").set("k", 1)
     client.state.context(agent_id="bot").set("k", 1)
     sent = [c.request.url.params.get("namespace") for c in route.calls]
-    assert sent == [None, "agent/bot", "session/u1", "workflow/wf-1", "team/blue", None, "session/u1", "agent/bot"]
+    assert sent == [
+        None,
+        "agent/bot",
+        "session/u1",
+        "workflow/wf-1",
+        "team/blue",
+        None,
+        "session/u1",
+        "agent/bot",
+    ]
 
 
 def test_set_body_distinguishes_unset_none_and_a_time(client: Client, router: respx.MockRouter):
@@ -76,7 +91,9 @@ def test_context_reads_look_up_the_chain(client: Client, router: respx.MockRoute
     assert ctx.exists("tier") is True
     params = dict(lookup.calls[0].request.url.params)
     assert params == {"workflow_id": "wf-1", "agent_id": "bot"}
-    lookup.mock(return_value=httpx.Response(404, json={"error": {"type": "not_found", "message": "no"}}))
+    lookup.mock(
+        return_value=httpx.Response(404, json={"error": {"type": "not_found", "message": "no"}})
+    )
     assert ctx.get_value("tier", default="standard") == "standard"
     assert ctx.exists("tier") is False
 
@@ -93,17 +110,28 @@ def test_get_value_and_exists_on_a_view(client: Client, router: respx.MockRouter
 
 
 def test_delete_list_and_clear_return_plain_answers(client: Client, router: respx.MockRouter):
-    router.delete(url__regex=r"/v1/state/entries/.+").mock(return_value=httpx.Response(200, json={"deleted": True}))
-    clear = router.delete(url__regex=r"/v1/state/entries(\?.*)?$").mock(return_value=httpx.Response(200, json={"deleted": 3}))
+    router.delete(url__regex=r"/v1/state/entries/.+").mock(
+        return_value=httpx.Response(200, json={"deleted": True})
+    )
+    clear = router.delete(url__regex=r"/v1/state/entries(\?.*)?$").mock(
+        return_value=httpx.Response(200, json={"deleted": 3})
+    )
     listing = router.get(url__regex=r"/v1/state/entries(\?.*)?$").mock(
-        return_value=httpx.Response(200, json={"items": [{"key": "a", "updated_at": T0_ISO}], "next_cursor": "YQ"})
+        return_value=httpx.Response(
+            200, json={"items": [{"key": "a", "updated_at": T0_ISO}], "next_cursor": "YQ"}
+        )
     )
     assert client.state.session("s").delete("k") is True
     assert client.state.session("s").clear() == 3
     assert clear.calls[0].request.url.params["namespace"] == "session/s"
     page = client.state.workflow("w").list(prefix="a", limit=10, cursor="xyz")
     assert [i.key for i in page.items] == ["a"] and page.next_cursor == "YQ"
-    assert dict(listing.calls[0].request.url.params) == {"namespace": "workflow/w", "prefix": "a", "limit": "10", "cursor": "xyz"}
+    assert dict(listing.calls[0].request.url.params) == {
+        "namespace": "workflow/w",
+        "prefix": "a",
+        "limit": "10",
+        "cursor": "xyz",
+    }
 
 
 INVALID = [
@@ -138,10 +166,17 @@ def conflict(current: dict[str, Any] | None) -> httpx.Response:
     return httpx.Response(409, json={"error": error})
 
 
-def test_modify_applies_fn_to_the_winners_value_without_rereading(client: Client, router: respx.MockRouter, sleeps):
-    router.get(url__regex=r"/v1/state/entries/.*").mock(return_value=httpx.Response(200, json=entry("n", 1)))
+def test_modify_applies_fn_to_the_winners_value_without_rereading(
+    client: Client, router: respx.MockRouter, sleeps
+):
+    router.get(url__regex=r"/v1/state/entries/.*").mock(
+        return_value=httpx.Response(200, json=entry("n", 1))
+    )
     put = router.put(url__regex=r"/v1/state/entries/.*").mock(
-        side_effect=[conflict(entry("n", 5, T1_ISO)), httpx.Response(200, json=entry("n", 6, T1_ISO))]
+        side_effect=[
+            conflict(entry("n", 5, T1_ISO)),
+            httpx.Response(200, json=entry("n", 6, T1_ISO)),
+        ]
     )
     result = client.state.modify("n", lambda v: v + 1, default=0)
     assert result.value == 6
@@ -153,7 +188,9 @@ def test_modify_applies_fn_to_the_winners_value_without_rereading(client: Client
     assert len(sleeps) == 1
 
 
-def test_modify_creates_from_default_and_gives_up_after_max_attempts(client: Client, router: respx.MockRouter, sleeps):
+def test_modify_creates_from_default_and_gives_up_after_max_attempts(
+    client: Client, router: respx.MockRouter, sleeps
+):
     router.get(url__regex=r"/v1/state/entries/.*").mock(
         return_value=httpx.Response(404, json={"error": {"type": "not_found", "message": "no"}})
     )
@@ -164,11 +201,18 @@ def test_modify_creates_from_default_and_gives_up_after_max_attempts(client: Cli
     assert bodies == [{"value": 1, "expected_updated_at": None}] * 3
 
 
-async def test_async_twin_sends_the_same_requests(async_client: AsyncClient, router: respx.MockRouter, sleeps):
+async def test_async_twin_sends_the_same_requests(
+    async_client: AsyncClient, router: respx.MockRouter, sleeps
+):
     put = router.put(url__regex=r"/v1/state/entries/.*").mock(
-        side_effect=[conflict(entry("n", 5, T1_ISO)), httpx.Response(200, json=entry("n", 6, T1_ISO))]
+        side_effect=[
+            conflict(entry("n", 5, T1_ISO)),
+            httpx.Response(200, json=entry("n", 6, T1_ISO)),
+        ]
     )
-    router.get(url__regex=r"/v1/state/entries/.*").mock(return_value=httpx.Response(200, json=entry("n", 1)))
+    router.get(url__regex=r"/v1/state/entries/.*").mock(
+        return_value=httpx.Response(200, json=entry("n", 1))
+    )
     lookup = router.get(url__regex=r"/v1/state/lookup/.*").mock(
         return_value=httpx.Response(200, json=entry("tier", "gold", namespace=["session", "u1"]))
     )

@@ -34,7 +34,9 @@ def _count(http: TestClient, table: str) -> int:
         return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def _recall(http: TestClient, h: dict[str, str], query: str, agent_id: str = "a1") -> list[tuple[int, str]]:
+def _recall(
+    http: TestClient, h: dict[str, str], query: str, agent_id: str = "a1"
+) -> list[tuple[int, str]]:
     body = {"query": query, "agent_id": agent_id, "mode": "keyword", "limit": 10}
     r = http.post("/v1/memory/recall", json=body, headers=h)
     assert r.status_code == 200, r.text
@@ -43,13 +45,24 @@ def _recall(http: TestClient, h: dict[str, str], query: str, agent_id: str = "a1
 
 def _tenant_id(http: TestClient, name: str) -> str:
     with http.app.state.services.sql.engine.connect() as conn:
-        return conn.execute(text("SELECT id FROM tenants WHERE name = :n"), {"n": name}).scalar_one()
+        return conn.execute(
+            text("SELECT id FROM tenants WHERE name = :n"), {"n": name}
+        ).scalar_one()
 
 
-def _index_contents(http: TestClient, tenant_id: str, query: str, agent_id: str = "a1") -> list[str]:
+def _index_contents(
+    http: TestClient, tenant_id: str, query: str, agent_id: str = "a1"
+) -> list[str]:
     services = http.app.state.services
     hits = http.portal.call(
-        partial(services.archival.recall, tenant_id, query, scopes=[ScopeKey("agent", agent_id)], mode="keyword", limit=10)
+        partial(
+            services.archival.recall,
+            tenant_id,
+            query,
+            scopes=[ScopeKey("agent", agent_id)],
+            mode="keyword",
+            limit=10,
+        )
     )
     return [h.content for h in hits]
 
@@ -68,15 +81,21 @@ def test_an_uncommitted_write_is_never_recalled_and_its_line_numbers_stay_right(
     with dies_before_commit(http.app.state.services.sql.engine):
         http.post("/v1/memory/archival/append?agent_id=a1", json={"text": SECRET}, headers=h)
     assert _count(http, "archival_writes_in_flight") == 1
-    assert SECRET in _index_contents(http, _tenant_id(http, "acme"), "secret pineapple"), "the orphan is in the index"
+    assert SECRET in _index_contents(http, _tenant_id(http, "acme"), "secret pineapple"), (
+        "the orphan is in the index"
+    )
     assert _recall(http, h, "secret pineapple") == []
     # The next append numbers its line 3 again (the orphan never committed): recall shows its text.
-    later = http.post("/v1/memory/archival/append?agent_id=a1", json={"text": "the fruit is mango"}, headers=h)
+    later = http.post(
+        "/v1/memory/archival/append?agent_id=a1", json={"text": "the fruit is mango"}, headers=h
+    )
     assert later.json()["start_line"] == 3
     assert _recall(http, h, "fruit mango") == [(3, "the fruit is mango")]
     assert _recall(http, h, "secret pineapple") == []
     hybrid = http.post(
-        "/v1/memory/recall", json={"query": "secret word pineapple", "agent_id": "a1", "limit": 10}, headers=h
+        "/v1/memory/recall",
+        json={"query": "secret word pineapple", "agent_id": "a1", "limit": 10},
+        headers=h,
     ).json()
     assert SECRET not in [hit["content"] for hit in hybrid]
 
@@ -96,16 +115,26 @@ def test_a_server_repairs_what_a_dead_process_left_before_it_serves(app_settings
         tenant_id = _tenant_id(http, "acme")
         assert SECRET not in _index_contents(http, tenant_id, "secret pineapple")
         assert _index_contents(http, tenant_id, "one two") == ["one\ntwo"]
-        assert http.get("/v1/memory/archival?agent_id=a1", headers=h).json()["content"] == "one\ntwo"
+        assert (
+            http.get("/v1/memory/archival?agent_id=a1", headers=h).json()["content"] == "one\ntwo"
+        )
 
 
 def _orphan(http: TestClient, **values: Any) -> None:
-    row = {"write_id": "wr_bad", "tenant_id": "ten_x", "agent_id": "../x", "kind": "append", "started_at": 1, "owner": None}
+    row = {
+        "write_id": "wr_bad",
+        "tenant_id": "ten_x",
+        "agent_id": "../x",
+        "kind": "append",
+        "started_at": 1,
+        "owner": None,
+    }
     row.update(values)
     with http.app.state.services.sql.engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO archival_writes_in_flight (write_id, tenant_id, agent_id, kind, started_at, owner) "
+                "INSERT INTO archival_writes_in_flight "
+                "(write_id, tenant_id, agent_id, kind, started_at, owner) "
                 "VALUES (:write_id, :tenant_id, :agent_id, :kind, :started_at, :owner)"
             ),
             row,

@@ -23,7 +23,9 @@ def served_url(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
         yield url, r.json()["key"]
 
 
-def test_core_history_keeps_every_version_and_the_documented_revert_works(served_url: tuple[str, str]):
+def test_core_history_keeps_every_version_and_the_documented_revert_works(
+    served_url: tuple[str, str],
+):
     url, key = served_url
     with Client(api_key=key, base_url=url) as client:
         first = client.memory.update("core", "v1", expected_updated_at=None, agent_id="bot")
@@ -33,7 +35,9 @@ def test_core_history_keeps_every_version_and_the_documented_revert_works(served
 
         versions = client.memory.history("core", agent_id="bot")
         assert [(v.action, v.content) for v in versions] == [
-            ("append", "v2\noops"), ("update", "v2"), ("update", "v1"),
+            ("append", "v2\noops"),
+            ("update", "v2"),
+            ("update", "v1"),
         ]
         assert versions[0].updated_at == client.memory.get("core", agent_id="bot").updated_at
         assert versions[-1].updated_at == first.updated_at
@@ -42,13 +46,22 @@ def test_core_history_keeps_every_version_and_the_documented_revert_works(served
 
         # docs/events.md: revert the last write, guarded (a write in between makes it a 409).
         v = client.memory.history("core", limit=2, agent_id="bot")
-        client.memory.update("core", v[1].content, expected_updated_at=v[0].updated_at, agent_id="bot")
+        client.memory.update(
+            "core", v[1].content, expected_updated_at=v[0].updated_at, agent_id="bot"
+        )
         assert client.memory.get("core", agent_id="bot").content == "v2"
         with pytest.raises(ConflictError):
-            client.memory.update("core", v[1].content, expected_updated_at=v[0].updated_at, agent_id="bot")
+            client.memory.update(
+                "core", v[1].content, expected_updated_at=v[0].updated_at, agent_id="bot"
+            )
 
         archival = client.memory.history("archival", agent_id="bot")
         assert archival == []
         client.memory.append("archival", "a\nb", agent_id="bot")
         (appended,) = client.memory.history("archival", agent_id="bot")
-        assert (appended.action, appended.content, appended.start_line, appended.end_line) == ("append", None, 1, 2)
+        assert (appended.action, appended.content, appended.start_line, appended.end_line) == (
+            "append",
+            None,
+            1,
+            2,
+        )

@@ -22,14 +22,22 @@ def events(http: TestClient, h: dict[str, str], **params: Any) -> list[dict[str,
 
 def test_every_write_kind_appends_one_event_in_order(http: TestClient, new_key):
     h = auth(new_key("acme"))
-    created = http.put("/v1/memory/core", json={"content": "v1", "expected_updated_at": None}, headers=h).json()
+    created = http.put(
+        "/v1/memory/core", json={"content": "v1", "expected_updated_at": None}, headers=h
+    ).json()
     updated = http.put(
-        "/v1/memory/core", json={"content": "v2", "expected_updated_at": created["updated_at"]}, headers=h
+        "/v1/memory/core",
+        json={"content": "v2", "expected_updated_at": created["updated_at"]},
+        headers=h,
     ).json()
     appended = http.post("/v1/memory/core/append", json={"text": "more\nlines"}, headers=h).json()
     assert http.post("/v1/agents", json={"agent_id": "bot"}, headers=h).status_code == 201
-    http.post("/v1/memory/archival/append", params={"agent_id": "bot"}, json={"text": "a\nb"}, headers=h)
-    http.post("/v1/memory/archival/append", params={"agent_id": "bot"}, json={"text": "c"}, headers=h)
+    http.post(
+        "/v1/memory/archival/append", params={"agent_id": "bot"}, json={"text": "a\nb"}, headers=h
+    )
+    http.post(
+        "/v1/memory/archival/append", params={"agent_id": "bot"}, json={"text": "c"}, headers=h
+    )
     arch = http.get("/v1/memory/archival", params={"agent_id": "bot"}, headers=h).json()
     http.put(
         "/v1/memory/archival",
@@ -55,9 +63,20 @@ def test_every_write_kind_appends_one_event_in_order(http: TestClient, new_key):
         ("agent", "delete", "bot", ["agent", "bot"]),
     ]
     # What a subscriber needs without a second read.
-    assert got[0]["data"] == {"updated_at": created["updated_at"].replace("Z", "+00:00"), "line_count": 1, "content": "v1"}
-    assert got[0]["updated_at"] == created["updated_at"] and got[1]["updated_at"] == updated["updated_at"]
-    assert got[1]["data"]["content"] == "v2" and got[1]["scope"] == "user" and got[1]["agent_id"] is None
+    assert got[0]["data"] == {
+        "updated_at": created["updated_at"].replace("Z", "+00:00"),
+        "line_count": 1,
+        "content": "v1",
+    }
+    assert (
+        got[0]["updated_at"] == created["updated_at"]
+        and got[1]["updated_at"] == updated["updated_at"]
+    )
+    assert (
+        got[1]["data"]["content"] == "v2"
+        and got[1]["scope"] == "user"
+        and got[1]["agent_id"] is None
+    )
     assert got[2]["data"]["content"] == "v2\nmore\nlines"
     assert (got[2]["data"]["start_line"], got[2]["data"]["end_line"]) == (2, 3)
     assert got[2]["data"]["updated_at"] == appended["updated_at"].replace("Z", "+00:00")
@@ -71,21 +90,35 @@ def test_every_write_kind_appends_one_event_in_order(http: TestClient, new_key):
 
 def test_writes_that_change_nothing_leave_no_event(http: TestClient, new_key):
     h = auth(new_key("acme"))
-    created = http.put("/v1/memory/core", json={"content": "v1", "expected_updated_at": None}, headers=h).json()
-    assert http.put("/v1/memory/core", json={"content": "x", "expected_updated_at": None}, headers=h).status_code == 409
+    created = http.put(
+        "/v1/memory/core", json={"content": "v1", "expected_updated_at": None}, headers=h
+    ).json()
+    assert (
+        http.put(
+            "/v1/memory/core", json={"content": "x", "expected_updated_at": None}, headers=h
+        ).status_code
+        == 409
+    )
     stale = {"content": "x", "expected_updated_at": "2020-01-01T00:00:00Z"}
     assert http.put("/v1/memory/core", json=stale, headers=h).status_code == 409
     assert http.delete("/v1/memory/archival", headers=h).status_code == 204  # nothing to delete
-    assert http.post("/v1/memory/core/append", json={"text": "y" * 9000}, headers=h).status_code == 413
+    assert (
+        http.post("/v1/memory/core/append", json={"text": "y" * 9000}, headers=h).status_code == 413
+    )
     assert http.post("/v1/agents", json={"agent_id": "bot"}, headers=h).status_code == 201
     assert http.post("/v1/agents", json={"agent_id": "bot"}, headers=h).status_code == 409
     got = events(http, h)
-    assert [(e["seq"], e["kind"], e["action"]) for e in got] == [(1, "core", "update"), (2, "agent", "create")]
+    assert [(e["seq"], e["kind"], e["action"]) for e in got] == [
+        (1, "core", "update"),
+        (2, "agent", "create"),
+    ]
     assert created["content"] == "v1"
 
 
 @pytest.mark.parametrize("block_type", ["core", "archival"])
-def test_a_write_whose_commit_fails_leaves_no_event_and_takes_no_seq(http: TestClient, new_key, block_type):
+def test_a_write_whose_commit_fails_leaves_no_event_and_takes_no_seq(
+    http: TestClient, new_key, block_type
+):
     h = auth(new_key("acme"))
     engine = http.app.state.services.sql.engine  # type: ignore[attr-defined]
     http.post(f"/v1/memory/{block_type}/append", json={"text": "kept"}, headers=h)
@@ -121,15 +154,22 @@ def test_patterns_kinds_and_namespace_filter(http: TestClient, new_key):
     h = auth(new_key("acme"))
     for agent_id in ("customer_1", "customer_2", "user_7.preferences", "Customer_3", "other"):
         assert http.post("/v1/agents", json={"agent_id": agent_id}, headers=h).status_code == 201
-    http.post("/v1/memory/core/append", params={"agent_id": "customer_1"}, json={"text": "x"}, headers=h)
+    http.post(
+        "/v1/memory/core/append", params={"agent_id": "customer_1"}, json={"text": "x"}, headers=h
+    )
     http.post("/v1/memory/core/append", json={"text": "x"}, headers=h)
 
     def keys(**params: Any) -> list[str]:
         return [f"{e['kind']}:{e['key']}" for e in events(http, h, **params)]
 
-    assert keys(patterns=["customer_*"]) == ["agent:customer_1", "agent:customer_2"]  # case-sensitive
+    assert keys(patterns=["customer_*"]) == [
+        "agent:customer_1",
+        "agent:customer_2",
+    ]  # case-sensitive
     assert keys(patterns=["customer_*", "user_*.preferences"]) == [
-        "agent:customer_1", "agent:customer_2", "agent:user_7.preferences",
+        "agent:customer_1",
+        "agent:customer_2",
+        "agent:user_7.preferences",
     ]
     assert keys(patterns=["[Cc]ustomer_[13]"]) == ["agent:customer_1", "agent:Customer_3"]
     assert keys(kinds=["core"]) == ["core:core", "core:core"]
@@ -162,10 +202,14 @@ def test_a_tenant_sees_only_its_own_events_randomized(http: TestClient, new_key)
     for i in range(60):
         name = rng.choice(list(tenants))
         marker = f"{name}-{i}"
-        http.post("/v1/memory/core/append", params={"agent_id": f"a{i % 4}"}, json={"text": marker}, headers=tenants[name])
+        http.post(
+            "/v1/memory/core/append",
+            params={"agent_id": f"a{i % 4}"},
+            json={"text": marker},
+            headers=tenants[name],
+        )
         written[name].append(marker)
     for name, h in tenants.items():
         got = events(http, h)
         assert [e["seq"] for e in got] == list(range(1, len(written[name]) + 1))
         assert [e["data"]["content"].split("\n")[-1] for e in got] == written[name]
-

@@ -82,7 +82,9 @@ async def stream(
     reader = Reader()
 
     async def run() -> None:
-        async with http.stream("GET", f"{url}/v1/events/stream", params=params, headers=headers) as r:
+        async with http.stream(
+            "GET", f"{url}/v1/events/stream", params=params, headers=headers
+        ) as r:
             assert r.status_code == 200, await r.aread()
             name, ident, data = "message", None, []
             async for line in r.aiter_lines():
@@ -122,11 +124,15 @@ async def test_a_stream_delivers_each_write_in_order_with_its_seq_as_id(served: 
         async with stream(http, served.url, h) as reader:
             assert reader.messages[0] == ("ready", "0", {"after": 0})
             for i in range(5):
-                r = await http.post(f"{served.url}/v1/memory/core/append", json={"text": f"l{i}"}, headers=h)
+                r = await http.post(
+                    f"{served.url}/v1/memory/core/append", json={"text": f"l{i}"}, headers=h
+                )
                 assert r.status_code == 200
             await reader.until(lambda r: len(r.events()) == 5)
             got = reader.messages[1:]
-            assert [(name, ident) for name, ident, _ in got] == [("message", str(i)) for i in range(1, 6)]
+            assert [(name, ident) for name, ident, _ in got] == [
+                ("message", str(i)) for i in range(1, 6)
+            ]
             assert [e["data"]["end_line"] for e in reader.events()] == [1, 2, 3, 4, 5]
 
 
@@ -136,7 +142,9 @@ async def test_resume_with_last_event_id_loses_nothing_and_repeats_nothing(serve
 
         async def write(n: int) -> None:
             for _ in range(n):
-                await http.post(f"{served.url}/v1/memory/core/append", json={"text": "x"}, headers=h)
+                await http.post(
+                    f"{served.url}/v1/memory/core/append", json={"text": "x"}, headers=h
+                )
 
         async with stream(http, served.url, h, after=0) as first:
             await write(3)
@@ -153,16 +161,25 @@ async def test_resume_with_last_event_id_loses_nothing_and_repeats_nothing(serve
 async def test_a_stream_filters_by_pattern_kind_and_namespace(served: Served):
     h = served.key("acme")
     async with httpx.AsyncClient(timeout=30) as http:
-        async with stream(http, served.url, h, patterns=["customer_*"], kinds=["agent"]) as agents, \
-                stream(http, served.url, h, namespace="agent/customer_1") as scoped:
+        async with (
+            stream(http, served.url, h, patterns=["customer_*"], kinds=["agent"]) as agents,
+            stream(http, served.url, h, namespace="agent/customer_1") as scoped,
+        ):
             for agent_id in ("customer_1", "other", "customer_2"):
                 await http.post(f"{served.url}/v1/agents", json={"agent_id": agent_id}, headers=h)
-            await http.post(f"{served.url}/v1/memory/core/append", params={"agent_id": "customer_1"},
-                            json={"text": "x"}, headers=h)
+            await http.post(
+                f"{served.url}/v1/memory/core/append",
+                params={"agent_id": "customer_1"},
+                json={"text": "x"},
+                headers=h,
+            )
             await agents.until(lambda r: len(r.events()) == 2)
             await scoped.until(lambda r: len(r.events()) == 2)
             assert [e["key"] for e in agents.events()] == ["customer_1", "customer_2"]
-            assert [(e["kind"], e["key"]) for e in scoped.events()] == [("agent", "customer_1"), ("core", "core")]
+            assert [(e["kind"], e["key"]) for e in scoped.events()] == [
+                ("agent", "customer_1"),
+                ("core", "core"),
+            ]
 
 
 async def test_a_stream_never_carries_another_tenants_event_randomized(served: Served):
@@ -170,12 +187,19 @@ async def test_a_stream_never_carries_another_tenants_event_randomized(served: S
     keys = {name: served.key(name) for name in ("t1", "t2", "t3")}
     written = {name: 0 for name in keys}
     async with httpx.AsyncClient(timeout=30) as http:
-        async with stream(http, served.url, keys["t1"]) as r1, stream(http, served.url, keys["t2"]) as r2, \
-                stream(http, served.url, keys["t3"]) as r3:
+        async with (
+            stream(http, served.url, keys["t1"]) as r1,
+            stream(http, served.url, keys["t2"]) as r2,
+            stream(http, served.url, keys["t3"]) as r3,
+        ):
             readers = {"t1": r1, "t2": r2, "t3": r3}
             for i in range(45):
                 name = rng.choice(list(keys))
-                await http.post(f"{served.url}/v1/memory/core/append", json={"text": f"{name}:{i}"}, headers=keys[name])
+                await http.post(
+                    f"{served.url}/v1/memory/core/append",
+                    json={"text": f"{name}:{i}"},
+                    headers=keys[name],
+                )
                 written[name] += 1
             for name, reader in readers.items():
                 await reader.until(lambda r, n=written[name]: len(r.events()) == n)
@@ -229,7 +253,9 @@ async def test_200_open_streams_share_one_reader_and_all_get_the_write(served: S
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         async with asynccontext_group([stream(http, served.url, h) for _ in range(200)]) as readers:
             assert served.hub.stats() == {"channels": 1, "streams": 200, "queued": 0, "readers": 1}
-            r = await http.post(f"{served.url}/v1/memory/core/append", json={"text": "hello"}, headers=h)
+            r = await http.post(
+                f"{served.url}/v1/memory/core/append", json={"text": "hello"}, headers=h
+            )
             assert r.status_code == 200
             for reader in readers:
                 await reader.until(lambda r: len(r.events()) == 1)
@@ -294,7 +320,9 @@ async def test_a_subscriber_that_falls_behind_gets_overflow_with_a_resume_point(
 async def until_live(hub: EventHub, tenant: str) -> None:
     """Until the tenant's stream has read its backlog and queues live events."""
     async with asyncio.timeout(DEADLINE_S):
-        while not (tenant in hub._channels and not next(iter(hub._channels[tenant].subs)).catching_up):  # noqa: SLF001
+        while not (
+            tenant in hub._channels and not next(iter(hub._channels[tenant].subs)).catching_up
+        ):  # noqa: SLF001
             await asyncio.sleep(0.01)
 
 

@@ -4,8 +4,8 @@ per-tenant storage quotas (in-process app, SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient

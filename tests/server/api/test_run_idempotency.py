@@ -1,4 +1,5 @@
-"""A run retried with its idempotency key never calls the model again, whatever the first answered."""
+"""A run retried with its idempotency key never calls the model again, whatever the first
+answered."""
 
 from __future__ import annotations
 

@@ -47,10 +47,16 @@ def test_guarded_write_conflict_carries_the_current_entry(http: TestClient, new_
     err = again.json()["error"]
     assert err["type"] == "conflict" and err["field"] == "expected_updated_at"
     assert err["current"]["value"] == 1 and err["current"]["key"] == "n"
-    second = http.put(url("n"), json={"value": 2, "expected_updated_at": first["updated_at"]}, headers=h)
+    second = http.put(
+        url("n"), json={"value": 2, "expected_updated_at": first["updated_at"]}, headers=h
+    )
     assert second.status_code == 200
-    assert datetime.fromisoformat(second.json()["updated_at"]) > datetime.fromisoformat(first["updated_at"])
-    stale = http.put(url("n"), json={"value": 3, "expected_updated_at": first["updated_at"]}, headers=h)
+    assert datetime.fromisoformat(second.json()["updated_at"]) > datetime.fromisoformat(
+        first["updated_at"]
+    )
+    stale = http.put(
+        url("n"), json={"value": 3, "expected_updated_at": first["updated_at"]}, headers=h
+    )
     assert stale.status_code == 409 and stale.json()["error"]["current"]["value"] == 2
     lww = http.put(url("n"), json={"value": 4}, headers=h)
     assert lww.status_code == 200 and lww.json()["value"] == 4
@@ -60,7 +66,9 @@ def test_lookup_answers_where_it_found_the_key(http: TestClient, new_key):
     h = auth(new_key("acme"))
     http.put(url("tier"), json={"value": "standard"}, headers=h)
     http.put(url("tier", "agent/bot"), json={"value": "agent"}, headers=h)
-    r = http.get(url("tier", kind="lookup") + "?workflow_id=wf-1&session_id=u1&agent_id=bot", headers=h)
+    r = http.get(
+        url("tier", kind="lookup") + "?workflow_id=wf-1&session_id=u1&agent_id=bot", headers=h
+    )
     assert r.status_code == 200 and r.json()["namespace"] == ["agent", "bot"]
     assert http.get(url("tier", kind="lookup"), headers=h).json()["value"] == "standard"
     assert http.get(url("nope", kind="lookup") + "?agent_id=bot", headers=h).status_code == 404
@@ -70,7 +78,9 @@ def test_ttl_sets_expires_at(http: TestClient, new_key):
     h = auth(new_key("acme"))
     r = http.put(url("k"), json={"value": 1, "ttl": 3600}, headers=h)
     entry = r.json()
-    delta = datetime.fromisoformat(entry["expires_at"]) - datetime.fromisoformat(entry["updated_at"])
+    delta = datetime.fromisoformat(entry["expires_at"]) - datetime.fromisoformat(
+        entry["updated_at"]
+    )
     assert delta.total_seconds() == 3600
 
 
@@ -87,7 +97,14 @@ def test_ttl_sets_expires_at(http: TestClient, new_key):
         ("PUT", url("k"), {"value": 1, "ttl": 1e12}, 422, "ttl", 3153600000),
         ("PUT", url("k"), {"value": "a\x00b"}, 422, "value", None),
         ("PUT", url("k"), {}, 422, "value", None),
-        ("PUT", url("k"), {"value": 1, "expected_updated_at": "2025-01-01T00:00:00"}, 422, "expected_updated_at", None),
+        (
+            "PUT",
+            url("k"),
+            {"value": 1, "expected_updated_at": "2025-01-01T00:00:00"},
+            422,
+            "expected_updated_at",
+            None,
+        ),
         ("GET", "/v1/state/entries?limit=1001", None, 422, "limit", 1000),
         ("GET", "/v1/state/entries?limit=0", None, 422, "limit", 1),
         ("GET", "/v1/state/entries?cursor=%21%21", None, 422, "cursor", None),
@@ -109,7 +126,9 @@ def test_bad_input_is_4xx_naming_field_and_limit_and_changes_nothing(
 
 def test_nan_is_not_a_json_value(http: TestClient, new_key):
     h = auth(new_key("acme"))
-    r = http.put(url("k"), content=b'{"value": NaN}', headers={**h, "content-type": "application/json"})
+    r = http.put(
+        url("k"), content=b'{"value": NaN}', headers={**h, "content-type": "application/json"}
+    )
     assert r.status_code in (400, 422), r.text
     assert http.get("/v1/state/entries", headers=h).json()["items"] == []
 

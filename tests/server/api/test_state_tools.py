@@ -52,15 +52,19 @@ def call(name: str, args: dict, n: int) -> dict:
 
 def test_seed_001_shapes_in_the_agents_namespace(http: TestClient, h):
     target = {"ticker": "AAPL", "cik": "0000320193", "since": "2026-05-09"}
-    results = run(http, h, [
-        call("remember", {"key": "current_research_target", "value": target}, 1),
-        call("remember", {"key": "draft_email_to_acme", "value": "Dear Acme"}, 2),
-        call("recall", {"key": "current_research_target"}, 3),
-        call("recall", {}, 4),
-        call("forget", {"key": "current_research_target"}, 5),
-        call("forget", {"key": "current_research_target"}, 6),
-        call("recall", {"key": "current_research_target"}, 7),
-    ])
+    results = run(
+        http,
+        h,
+        [
+            call("remember", {"key": "current_research_target", "value": target}, 1),
+            call("remember", {"key": "draft_email_to_acme", "value": "Dear Acme"}, 2),
+            call("recall", {"key": "current_research_target"}, 3),
+            call("recall", {}, 4),
+            call("forget", {"key": "current_research_target"}, 5),
+            call("forget", {"key": "current_research_target"}, 6),
+            call("recall", {"key": "current_research_target"}, 7),
+        ],
+    )
     assert results == [
         {"ok": True, "key": "current_research_target"},
         {"ok": True, "key": "draft_email_to_acme"},
@@ -71,30 +75,45 @@ def test_seed_001_shapes_in_the_agents_namespace(http: TestClient, h):
         {"value": None, "found": False},
     ]
     # What the tools wrote is the agent's namespace, seen by the client API too.
-    entry = http.get("/v1/state/entries/draft_email_to_acme?namespace=agent/helper", headers=h).json()
+    entry = http.get(
+        "/v1/state/entries/draft_email_to_acme?namespace=agent/helper", headers=h
+    ).json()
     assert entry["value"] == "Dear Acme"
     assert http.get("/v1/state/entries/draft_email_to_acme", headers=h).status_code == 404
 
 
 def test_bad_tool_calls_come_back_as_tool_errors(http: TestClient, h):
-    results = run(http, h, [
-        call("remember", {"key": "", "value": 1}, 1),
-        call("remember", {"key": "k"}, 2),
-        call("remember", {"key": "k", "value": "x" * 200}, 3),
-        call("forget", {}, 4),
-        call("recall", {"prefix": 5}, 5),
-        call("remember", {"key": "a\nb", "value": 1}, 6),
-    ])
+    results = run(
+        http,
+        h,
+        [
+            call("remember", {"key": "", "value": 1}, 1),
+            call("remember", {"key": "k"}, 2),
+            call("remember", {"key": "k", "value": "x" * 200}, 3),
+            call("forget", {}, 4),
+            call("recall", {"prefix": 5}, 5),
+            call("remember", {"key": "a\nb", "value": 1}, 6),
+        ],
+    )
     assert [r.get("error") for r in results] == [
-        "invalid_arguments", "invalid_arguments", "payload_too_large",
-        "invalid_arguments", "invalid_arguments", "invalid_request",
+        "invalid_arguments",
+        "invalid_arguments",
+        "payload_too_large",
+        "invalid_arguments",
+        "invalid_arguments",
+        "invalid_request",
     ]
     assert http.get("/v1/state/entries?namespace=agent/helper", headers=h).json()["items"] == []
 
 
 def test_auto_runs_offer_the_write_tools_and_can_write(http: TestClient, h):
     llm: ScriptedLLM = http.app.state.test_llm
-    results = run(http, h, [call("remember", {"key": "k", "value": 1}, 1)], {"memory_policy": {"archival_mode": "auto"}})
+    results = run(
+        http,
+        h,
+        [call("remember", {"key": "k", "value": 1}, 1)],
+        {"memory_policy": {"archival_mode": "auto"}},
+    )
     assert results == [{"ok": True, "key": "k"}]
     offered = [t["function"]["name"] for t in llm.bodies[0]["tools"]]
     assert offered == [n for n in MEMORY_TOOL_NAMES if n != "recall_archival_memory"]
@@ -103,13 +122,23 @@ def test_auto_runs_offer_the_write_tools_and_can_write(http: TestClient, h):
 
 def test_the_policy_chooses_the_tools_and_others_are_refused(http: TestClient, h):
     llm: ScriptedLLM = http.app.state.test_llm
-    results = run(http, h, [call("remember", {"key": "k", "value": 1}, 1), call("recall", {}, 2)],
-                  {"memory_policy": {"tools": ["recall"]}})
+    results = run(
+        http,
+        h,
+        [call("remember", {"key": "k", "value": 1}, 1), call("recall", {}, 2)],
+        {"memory_policy": {"tools": ["recall"]}},
+    )
     assert llm.bodies[0]["tools"] == memory_tools(["recall"])
     assert results[0]["error"] == "unknown_tool" and "offered: recall" in results[0]["message"]
     assert results[1] == {"keys": []}
-    bad = http.post("/v1/agents/helper/runs", json={"message": "x", "options": {"memory_policy": {"tools": ["rm_rf"]}}}, headers=h)
-    assert bad.status_code == 422 and bad.json()["error"]["field"].startswith("options.memory_policy.tools")
+    bad = http.post(
+        "/v1/agents/helper/runs",
+        json={"message": "x", "options": {"memory_policy": {"tools": ["rm_rf"]}}},
+        headers=h,
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["field"].startswith(
+        "options.memory_policy.tools"
+    )
     none = run(http, h, [call("recall", {}, 1)], {"memory_policy": {"tools": []}})
     assert "tools" not in llm.bodies[-2] or llm.bodies[-2]["tools"] in ([], None)
     assert none[0]["error"] == "unknown_tool"
@@ -119,9 +148,24 @@ def test_tool_calls_never_cross_tenants(http: TestClient, h, new_key):
     other = auth(new_key("other"))
     assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=other).status_code == 201
     run(http, h, [call("remember", {"key": "secret", "value": "acme's"}, 1)])
-    results = run(http, other, [call("recall", {"key": "secret"}, 1), call("recall", {}, 2), call("forget", {"key": "secret"}, 3)])
-    assert results == [{"value": None, "found": False}, {"keys": []}, {"ok": True, "deleted": False}]
-    assert http.get("/v1/state/entries/secret?namespace=agent/helper", headers=h).json()["value"] == "acme's"
+    results = run(
+        http,
+        other,
+        [
+            call("recall", {"key": "secret"}, 1),
+            call("recall", {}, 2),
+            call("forget", {"key": "secret"}, 3),
+        ],
+    )
+    assert results == [
+        {"value": None, "found": False},
+        {"keys": []},
+        {"ok": True, "deleted": False},
+    ]
+    assert (
+        http.get("/v1/state/entries/secret?namespace=agent/helper", headers=h).json()["value"]
+        == "acme's"
+    )
 
 
 def test_deleting_the_agent_removes_its_namespace(http: TestClient, h):

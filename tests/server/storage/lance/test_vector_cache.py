@@ -10,14 +10,25 @@ import pytest
 
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.storage.base import BlockRef, ScopeKey
-from agentmem_server.storage.lance.schema import table_name
 from agentmem_server.storage.lance.arrow import vectors_of
+from agentmem_server.storage.lance.schema import table_name
 from agentmem_server.storage.lance.vector_cache import estimated_bytes
 
 T0 = 1_700_000_000_000_000
 USER = BlockRef("t1", "blk_user", "user", None)
 NAME = table_name("t1", ScopeKey("user"))
-WORDS = ["apple", "river", "engine", "garden", "planet", "violin", "copper", "meadow", "harbor", "lantern"]
+WORDS = [
+    "apple",
+    "river",
+    "engine",
+    "garden",
+    "planet",
+    "violin",
+    "copper",
+    "meadow",
+    "harbor",
+    "lantern",
+]
 
 
 def lines(n: int, seed: int = 3) -> list[str]:
@@ -42,7 +53,9 @@ async def until_copied(index: ArchivalIndex, seconds: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize("rows, exact_below", [(400, 10_000), (900, 300)], ids=["flat", "hnsw"])
-async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(open_index, rows: int, exact_below: int) -> None:
+async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(
+    open_index, rows: int, exact_below: int
+) -> None:
     index = await open_index(ann_index_min_rows=exact_below, chunk_tokens=16)
     await index.add(USER, await index.prepare(lines(rows)), first_line=1, written_at=T0)
     await until_copied(index)
@@ -56,21 +69,32 @@ async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(open_index,
         exact = np.sort(vectors @ (q / np.linalg.norm(q)))[::-1]
         for limit in (1, 5, 20):
             hits = await recall(index, query, mode="vector", limit=limit)
-            assert [h.score for h in hits] == pytest.approx(np.clip(exact[:limit], 0, 1).tolist(), abs=1e-5), (query, limit)
-    assert index.store.lance.vector_cache.served == served + 12, "every one of them came from the copy"
+            assert [h.score for h in hits] == pytest.approx(
+                np.clip(exact[:limit], 0, 1).tolist(), abs=1e-5
+            ), (query, limit)
+    assert index.store.lance.vector_cache.served == served + 12, (
+        "every one of them came from the copy"
+    )
 
 
 async def test_a_write_is_found_at_once_and_the_copy_catches_up(open_index) -> None:
     index = await open_index(chunk_tokens=16)
     await index.add(USER, await index.prepare(lines(200)), first_line=1, written_at=T0)
     await until_copied(index)
-    await index.add(USER, await index.prepare(["the zeppelin landed on the lighthouse"]), first_line=201, written_at=T0 + 1)
+    await index.add(
+        USER,
+        await index.prepare(["the zeppelin landed on the lighthouse"]),
+        first_line=201,
+        written_at=T0 + 1,
+    )
     for _ in range(2):  # before the copy has caught up (LanceDB answers), then from the copy
         hits = await recall(index, "zeppelin lighthouse", mode="vector", limit=1)
         assert hits[0].line_number == 201 and "zeppelin" in hits[0].content
         await until_copied(index)
     served = index.store.lance.vector_cache.served
-    assert (await recall(index, "zeppelin lighthouse", mode="hybrid", limit=1))[0].line_number == 201
+    assert (await recall(index, "zeppelin lighthouse", mode="hybrid", limit=1))[
+        0
+    ].line_number == 201
     assert index.store.lance.vector_cache.served == served + 1
 
 
@@ -82,7 +106,10 @@ async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
     await index.replace(USER, lines(150) + ["the vault is empty now"], written_at=T0 + 1)
     for _ in range(2):
         for mode in ("vector", "hybrid"):
-            assert all("walrus" not in h.content for h in await recall(index, "vault code walrus", mode=mode, limit=20))
+            assert all(
+                "walrus" not in h.content
+                for h in await recall(index, "vault code walrus", mode=mode, limit=20)
+            )
         await until_copied(index)
 
     prepared = await index.prepare(["a failed append about the pelican"])
@@ -96,10 +123,17 @@ async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
         await until_copied(index)
 
 
-async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_old_copy(open_index) -> None:
+async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_old_copy(
+    open_index,
+) -> None:
     here = await open_index(chunk_tokens=16)
     elsewhere = await open_index(chunk_tokens=16, recall_cache_mb=0)
-    await here.add(USER, await here.prepare(lines(100) + ["the password is swordfish"]), first_line=1, written_at=T0)
+    await here.add(
+        USER,
+        await here.prepare(lines(100) + ["the password is swordfish"]),
+        first_line=1,
+        written_at=T0,
+    )
     await until_copied(here)
     state = await here.store.lance.table(NAME)
     old_version = await state.table.version()
@@ -108,7 +142,12 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
     other = BlockRef("t1", "blk_user2", "user", None)
     line = 1
     while True:
-        await elsewhere.add(other, await elsewhere.prepare([f"harmless note {line}"]), first_line=line, written_at=T0 + line)
+        await elsewhere.add(
+            other,
+            await elsewhere.prepare([f"harmless note {line}"]),
+            first_line=line,
+            written_at=T0 + line,
+        )
         line += 1
         if await (await elsewhere.store.lance.table(NAME)).table.version() >= old_version:
             break
@@ -134,7 +173,9 @@ async def test_a_table_over_the_budget_is_left_to_lancedb(open_index) -> None:
     assert index.store.lance.vector_cache.served == 0
 
 
-async def test_copies_make_room_only_by_dropping_idle_ones(open_index, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_copies_make_room_only_by_dropping_idle_ones(
+    open_index, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Two scopes that do not fit the budget together: the busy one keeps its copy (no rebuild
     # churn), the other one gets room once the first has been idle for IDLE_S.
     from agentmem_server.storage.lance import vector_cache
@@ -148,10 +189,14 @@ async def test_copies_make_room_only_by_dropping_idle_ones(open_index, monkeypat
         await index.add(block, await index.prepare(lines(900, seed=7)), first_line=1, written_at=T0)
         names[agent] = table_name("t1", ScopeKey("agent", agent))
         rows = await (await index.store.lance.table(names[agent])).table.count_rows()
-        assert 2**19 < estimated_bytes(rows, index.embedder.dimension) < 2**20, "one fits, two do not"
+        assert 2**19 < estimated_bytes(rows, index.embedder.dimension) < 2**20, (
+            "one fits, two do not"
+        )
 
     async def current(agent: str) -> bool:
-        return await cache.current(names[agent], (await index.store.lance.table(names[agent])).table)
+        return await cache.current(
+            names[agent], (await index.store.lance.table(names[agent])).table
+        )
 
     async def recall_until(agent: str, want: bool, seconds: float = 5.0) -> None:
         for _ in range(int(seconds / 0.05)):

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from agentmem_server.storage.sql import blocks as sql
-from agentmem_server.storage.sql.schema import api_keys
 from agentmem_server.storage.sql import tenants as tenant_sql
+from agentmem_server.storage.sql.schema import api_keys
 from agentmem_server.storage.sql.store import SqlStore
 
 
@@ -33,9 +33,25 @@ def test_create_then_second_create_is_refused(store: SqlStore):
 def test_guarded_update_applies_only_on_matching_timestamp(store: SqlStore):
     with store.begin() as conn:
         created = sql.insert_block_if_missing(conn, "t1", "core", "", "v1", 1, 1_000)
-        stale = sql.guarded_update(conn, "t1", "core", "", expected_updated_at=999, content="lost", line_count=1, now_us=5_000)
+        stale = sql.guarded_update(
+            conn,
+            "t1",
+            "core",
+            "",
+            expected_updated_at=999,
+            content="lost",
+            line_count=1,
+            now_us=5_000,
+        )
         fresh = sql.guarded_update(
-            conn, "t1", "core", "", expected_updated_at=created.updated_at, content="v2", line_count=1, now_us=5_000
+            conn,
+            "t1",
+            "core",
+            "",
+            expected_updated_at=created.updated_at,
+            content="v2",
+            line_count=1,
+            now_us=5_000,
         )
         current = sql.get_block(conn, "t1", "core", "")
     assert stale is None
@@ -47,9 +63,18 @@ def test_updated_at_strictly_increases_within_one_microsecond_and_on_clock_skew(
     with store.begin() as conn:
         row = sql.insert_block_if_missing(conn, "t1", "core", "", "v0", 1, 7_000)
         seen = [row.updated_at]
-        for i, clock in enumerate([7_000, 7_000, 6_000]):  # same µs twice, then the clock steps back
+        for i, clock in enumerate(
+            [7_000, 7_000, 6_000]
+        ):  # same µs twice, then the clock steps back
             row = sql.guarded_update(
-                conn, "t1", "core", "", expected_updated_at=row.updated_at, content=f"v{i}", line_count=1, now_us=clock
+                conn,
+                "t1",
+                "core",
+                "",
+                expected_updated_at=row.updated_at,
+                content=f"v{i}",
+                line_count=1,
+                now_us=clock,
             )
             seen.append(row.updated_at)
     assert seen == [7_000, 7_001, 7_002, 7_003]
@@ -58,8 +83,12 @@ def test_updated_at_strictly_increases_within_one_microsecond_and_on_clock_skew(
 def test_core_append_respects_limit_and_changes_nothing_when_refused(store: SqlStore):
     with store.begin() as conn:
         sql.insert_block_if_missing(conn, "t1", "core", "a1", "12345", 1, 1_000)
-        ok = sql.append_core_text(conn, "t1", "core", "a1", text="678", added_lines=1, limit_chars=9, now_us=2_000)
-        refused = sql.append_core_text(conn, "t1", "core", "a1", text="9", added_lines=1, limit_chars=9, now_us=3_000)
+        ok = sql.append_core_text(
+            conn, "t1", "core", "a1", text="678", added_lines=1, limit_chars=9, now_us=2_000
+        )
+        refused = sql.append_core_text(
+            conn, "t1", "core", "a1", text="9", added_lines=1, limit_chars=9, now_us=3_000
+        )
         current = sql.get_block(conn, "t1", "core", "a1")
     assert ok.content == "12345\n678" and ok.line_count == 2
     assert refused is None
@@ -87,7 +116,9 @@ def test_concurrent_archival_reservations_get_disjoint_line_ranges(store: SqlSto
             with store.begin() as conn:
                 row = sql.reserve_archival_lines(conn, block.id, n, 2_000)
                 first = row.line_count - n + 1
-                sql.insert_lines(conn, block.id, first, [f"line {first + i}" for i in range(n)], row.updated_at)
+                sql.insert_lines(
+                    conn, block.id, first, [f"line {first + i}" for i in range(n)], row.updated_at
+                )
             with lock:
                 ranges.append((first, row.line_count))
 

@@ -68,7 +68,9 @@ def test_a_rolled_back_append_leaves_nothing(database_url: str):
                 raise RuntimeError("the write failed after its event")
         assert _append(store, "t", "c") == 2
         with store.begin() as conn:
-            assert [r.key for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)] == ["a", "c"]
+            assert [
+                r.key for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)
+            ] == ["a", "c"]
     finally:
         store.close()
 
@@ -116,7 +118,9 @@ def _like(like: str, s: str) -> bool:
 
 
 def test_filter_matches_exactly():
-    row = events_sql.EventRow("t", 1, 1, "state", "set", ("agent", "a1"), None, None, "User_1.prefs", None, False)
+    row = events_sql.EventRow(
+        "t", 1, 1, "state", "set", ("agent", "a1"), None, None, "User_1.prefs", None, False
+    )
     assert EventFilter(patterns=("User_*.prefs",)).matches(row)
     assert not EventFilter(patterns=("user_*",)).matches(row)
     assert EventFilter(namespace=("agent",)).matches(row)
@@ -134,7 +138,9 @@ def test_prune_removes_a_prefix_and_records_where_it_ends(database_url: str):
             assert events_sql.prune_before(conn, 35) == 3
             assert events_sql.log_bounds(conn, "t") == events_sql.LogBounds(4, 3)
             assert events_sql.log_bounds(conn, "u") == events_sql.LogBounds(1, 0)
-            assert [r.seq for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)] == [4]
+            assert [
+                r.seq for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)
+            ] == [4]
         assert _append(store, "t", "k", at_us=60) == 5  # numbers are never reused
     finally:
         store.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import Connection, event, func, insert, select
@@ -36,7 +36,9 @@ def thread_name(conn: Connection) -> str:
     return threading.current_thread().name
 
 
-async def test_a_transaction_runs_every_step_and_its_commit_on_one_thread_of_the_store(sql: SqlStore):
+async def test_a_transaction_runs_every_step_and_its_commit_on_one_thread_of_the_store(
+    sql: SqlStore,
+):
     seen: list[str] = []
     event.listen(sql.engine, "commit", lambda conn: seen.append(threading.current_thread().name))
     async with sql.transaction() as tx:
@@ -72,7 +74,9 @@ async def test_the_transaction_holding_the_write_lock_always_gets_to_commit(tmp_
 
         held = asyncio.create_task(holder())
         await asyncio.sleep(0.1)
-        writers = [asyncio.create_task(store.run_in_transaction(add_tenant, f"w{i}")) for i in range(5)]
+        writers = [
+            asyncio.create_task(store.run_in_transaction(add_tenant, f"w{i}")) for i in range(5)
+        ]
         await asyncio.sleep(0.3)
         release.set()
         await asyncio.wait_for(asyncio.gather(held, *writers), timeout=20)
