@@ -36,7 +36,6 @@ from .transfer import Health, ImportResult
 
 __all__ = [
     "AGENT_ID_PATTERN",
-    "EVENT_KINDS",
     "Agent",
     "AgentCreateRequest",
     "ApiKey",
@@ -45,6 +44,7 @@ __all__ = [
     "BlockType",
     "BlockVersion",
     "ChatMessage",
+    "EVENT_KINDS",
     "ErrorBody",
     "ErrorDetail",
     "EventKind",
