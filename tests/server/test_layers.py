@@ -8,7 +8,9 @@ and no two modules import each other (directly or around a loop).
     foundation     errors, ids, tokens, chunking, settings
 
 Read from the source with `ast`, so imports inside functions and under `TYPE_CHECKING` count too:
-a lazy import of a higher layer is still a dependency on it. A module of a layer may import its
+a lazy import of a higher layer is still a dependency on it. For cycles, imports under
+`TYPE_CHECKING` are left out: naming another module's type (a service handed another service)
+creates no loop when the modules load. A module of a layer may import its
 own layer and any layer below it. A new top-level module must be given a layer here.
 """
 
@@ -60,14 +62,27 @@ def is_module(name: str) -> bool:
     return path.is_dir() or path.with_suffix(".py").is_file()
 
 
-def imports_of(path: Path) -> Iterator[tuple[str, int]]:
-    """(module imported, line) for every server module `path` imports."""
+def type_checking_nodes(tree: ast.AST) -> set[ast.AST]:
+    """The nodes inside `if TYPE_CHECKING:` blocks."""
+    inside: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for statement in node.body:
+                inside.update(ast.walk(statement))
+    return inside
+
+
+def imports_of(path: Path) -> Iterator[tuple[str, int, bool]]:
+    """(module imported, line, only under TYPE_CHECKING) for every server module `path`
+    imports."""
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = type_checking_nodes(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name, node.lineno, node in typing_only
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
@@ -77,16 +92,22 @@ def imports_of(path: Path) -> Iterator[tuple[str, int]]:
             # `from pkg import module` depends on that module, not only on the package.
             for alias in node.names:
                 submodule = f"{source}.{alias.name}"
-                yield (submodule if is_module(submodule) else source), node.lineno
+                yield (
+                    (submodule if is_module(submodule) else source),
+                    node.lineno,
+                    (node in typing_only),
+                )
 
 
-def graph() -> dict[str, dict[str, int]]:
+def graph(*, with_type_checking: bool) -> dict[str, dict[str, int]]:
     """module -> {server module it imports: first line}."""
     edges: dict[str, dict[str, int]] = {}
     for path in sorted(SOURCE.rglob("*.py")):
         name = module_name(path)
         targets = edges.setdefault(name, {})
-        for target, line in imports_of(path):
+        for target, line, typing_only in imports_of(path):
+            if typing_only and not with_type_checking:
+                continue
             if (target == PACKAGE or target.startswith(PACKAGE + ".")) and target != name:
                 targets.setdefault(target, line)
     return edges
@@ -96,7 +117,8 @@ def top(name: str) -> str:
     return name.removeprefix(PACKAGE).removeprefix(".").partition(".")[0]
 
 
-EDGES = graph()
+EDGES = graph(with_type_checking=True)
+RUNTIME_EDGES = graph(with_type_checking=False)
 
 
 def test_the_graph_is_read() -> None:
@@ -104,6 +126,11 @@ def test_the_graph_is_read() -> None:
     assert "agentmem_server.services.memory" in EDGES
     assert "agentmem_server.storage.sql.store" in EDGES["agentmem_server.services.memory"]
     assert "agentmem_server.services.recall" in EDGES["agentmem_server.services.archival"]
+    # services/memory.py names ArchivalIndex for its type only.
+    assert "agentmem_server.services.archival" in EDGES["agentmem_server.services.memory"]
+    assert (
+        "agentmem_server.services.archival" not in RUNTIME_EDGES["agentmem_server.services.memory"]
+    )
 
 
 @pytest.mark.parametrize("module", sorted(EDGES))
@@ -134,8 +161,8 @@ def test_no_import_cycles() -> None:
     it are left out: they stand for `from . import x` inside that package.
     """
     edges = {
-        source: [t for t in targets if t in EDGES and not source.startswith(t + ".")]
-        for source, targets in EDGES.items()
+        source: [t for t in targets if t in RUNTIME_EDGES and not source.startswith(t + ".")]
+        for source, targets in RUNTIME_EDGES.items()
     }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
