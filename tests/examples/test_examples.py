@@ -35,3 +35,26 @@ def test_mcp_client_session(start_server) -> None:
     assert "tools: recall_archival_memory, append_archival_memory" in out
     assert "recalled: Ana prefers a window seat" in out
     assert 'stale write refused: True "conflict"' in out
+
+
+def test_state_handoff(start_server) -> None:
+    server = start_server()
+    out = run_example("state_handoff.py", server, create_key(server.env, "acme"))
+    assert "status: written" in out
+    assert "draft: Go to Porto in May, 900 EUR." in out
+    writers = out.split("writers: ", 1)[1]
+    # Exactly one writer takes the work; the other sees it taken (or loses the guarded claim).
+    assert writers.count("wrote the draft") == 1
+    assert "found it taken" in writers or "lost the claim" in writers
+
+
+@pytest.mark.slow
+def test_langgraph_agent(start_server) -> None:
+    from agentmem_server.settings import DEFAULT_EMBEDDING_MODEL
+
+    server = start_server(embedding_model=DEFAULT_EMBEDDING_MODEL)
+    out = run_example("langgraph_agent.py", server, create_key(server.env, "acme"))
+    assert "agent: Noted: a window seat, and no mushrooms." in out
+    assert "model was told: - I prefer a window seat" in out
+    assert "agent: You like a window seat, so I picked 14A." in out
+    assert "memories stored: ['I avoid mushrooms', 'I prefer a window seat']" in out
