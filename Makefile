@@ -53,9 +53,12 @@ bench: setup
 SERVER := server/agentmem_server
 LINT_PATHS := agentmem $(SERVER) tests
 TYPED_PATHS := agentmem $(SERVER)
+# evals/ is ruff-formatted; its ruff lint findings (long lines, closures over loop variables,
+# zip without strict) are not fixed yet, so it is not in LINT_PATHS.
+FORMAT_PATHS := $(LINT_PATHS) evals
 
 lint: setup
-	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(FORMAT_PATHS)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/mypy $(TYPED_PATHS)
 

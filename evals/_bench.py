@@ -9,8 +9,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 
 def latency_summary(samples_s: Sequence[float]) -> dict:
@@ -18,7 +19,9 @@ def latency_summary(samples_s: Sequence[float]) -> dict:
     ordered = sorted(samples_s)
     return {
         "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2),
+        "p95_ms": round(
+            ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))] * 1000, 2
+        ),
         "n": len(ordered),
     }
 
@@ -47,7 +50,13 @@ class Server:
         self.env.update({f"AGENTMEM_{k.upper()}": str(v) for k, v in settings.items()})
         self.env["AGENTMEM_DATA_DIR"] = str(data_dir)
         cli = [sys.executable, "-m", "agentmem_server.cli"]
-        made = subprocess.run(cli + ["keys", "create", "--tenant", "bench"], env=self.env, capture_output=True, text=True, check=True)
+        made = subprocess.run(
+            cli + ["keys", "create", "--tenant", "bench"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         self.key = made.stdout.strip().splitlines()[-1]
         self.tenant_id = re.search(r"\((\S+)\)", made.stdout).group(1)
         self.port = free_port()
@@ -56,8 +65,10 @@ class Server:
         self.proc: Optional[subprocess.Popen] = None
         self._httpx = httpx
 
-    def start(self) -> "Server":
-        self.proc = subprocess.Popen(self.cli + ["serve", "--port", str(self.port), "--log-level", "warning"], env=self.env)
+    def start(self) -> Server:
+        self.proc = subprocess.Popen(
+            self.cli + ["serve", "--port", str(self.port), "--log-level", "warning"], env=self.env
+        )
         for _ in range(1200):
             try:
                 if self._httpx.get(self.url + "/healthz", timeout=1).status_code == 200:

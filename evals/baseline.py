@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 BASELINE_PATH = Path(__file__).resolve().parent / "baseline.json"
 BASELINE_PATHS = {"short": BASELINE_PATH, "long": BASELINE_PATH.with_name("baseline_long.json")}
@@ -47,19 +48,25 @@ def measured_value(baseline: dict[str, Any], report: dict) -> float:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Check or record the recall regression baseline.")
-    parser.add_argument("--update", action="store_true", help="write the measured value into evals/baseline.json")
+    parser.add_argument(
+        "--update", action="store_true", help="write the measured value into evals/baseline.json"
+    )
     parser.add_argument("--out", default=None, help="also write the subset's report here")
-    parser.add_argument("--set", dest="which", choices=sorted(BASELINE_PATHS), default="short", help="which guard")
+    parser.add_argument(
+        "--set", dest="which", choices=sorted(BASELINE_PATHS), default="short", help="which guard"
+    )
     args = parser.parse_args(argv)
     path = BASELINE_PATHS[args.which]
     baseline = load_baseline(path)
     report = measure(baseline, out_dir=args.out, progress=True)
     value = measured_value(baseline, report)
     floor = baseline["value"] - baseline["margin"]
-    print(f"{baseline['mode']} {baseline['metric']} = {value:.4f} (recorded {baseline['value']:.4f}, floor {floor:.4f})")
+    print(
+        f"{baseline['mode']} {baseline['metric']} = {value:.4f} (recorded {baseline['value']:.4f}, floor {floor:.4f})"
+    )
     if args.update:
         baseline["value"] = round(value, 4)
-        baseline["recorded_at"] = datetime.now(timezone.utc).date().isoformat()
+        baseline["recorded_at"] = datetime.now(UTC).date().isoformat()
         baseline["questions"] = report["dataset"]["questions"]
         path.write_text(json.dumps(baseline, indent=2) + "\n", encoding="utf-8")
         print(f"recorded in {path}")

@@ -78,8 +78,13 @@ def chunk_texts(batches, settings, embedder) -> list[list[str]]:
     from agentmem_server.chunking import ChunkBudget, chunk_lines
     from agentmem_server.tokens import count_tokens
 
-    budget = ChunkBudget(settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens)
-    return [[c.text for c in chunk_lines(lines, budget, overlap_lines=settings.chunk_overlap_lines)] for _, lines in batches]
+    budget = ChunkBudget(
+        settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens
+    )
+    return [
+        [c.text for c in chunk_lines(lines, budget, overlap_lines=settings.chunk_overlap_lines)]
+        for _, lines in batches
+    ]
 
 
 def bare_throughput(embedder, texts: list[str], lines: int, batch: int) -> dict:
@@ -89,6 +94,7 @@ def bare_throughput(embedder, texts: list[str], lines: int, batch: int) -> dict:
     `lanes`: our batcher's worker threads, one torch thread each (what the server does).
     """
     import torch
+
     from agentmem_server.embedding import EmbeddingBatcher
 
     encode_s = float("inf")
@@ -103,7 +109,9 @@ def bare_throughput(embedder, texts: list[str], lines: int, batch: int) -> dict:
             torch.set_num_threads(threads)
 
     async def lanes() -> float:
-        batcher = EmbeddingBatcher(embedder, max_batch=batch, workers=getattr(embedder, "parallel_lanes", 1))
+        batcher = EmbeddingBatcher(
+            embedder, max_batch=batch, workers=getattr(embedder, "parallel_lanes", 1)
+        )
         t0 = time.perf_counter()
         await batcher.embed(texts)
         elapsed = time.perf_counter() - t0
@@ -137,7 +145,11 @@ async def http_ingest(server: Server, batches, clients: int) -> dict:
         await asyncio.gather(*(worker(client) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
     lines = sum(len(lines) for _, lines in batches)
-    return {"seconds": round(elapsed, 2), "lines_per_s": round(lines / elapsed, 1), "clients": clients}
+    return {
+        "seconds": round(elapsed, 2),
+        "lines_per_s": round(lines / elapsed, 1),
+        "clients": clients,
+    }
 
 
 def bench_ingest(args) -> dict:
@@ -148,7 +160,9 @@ def bench_ingest(args) -> dict:
     batches = session_batches(args.ingest_lines)
     lines = sum(len(b) for _, b in batches)
     log(f"ingest: {lines} lines in {len(batches)} appends, {args.clients} concurrent clients")
-    embedder = load_embedder(Settings(embedding_device="cpu", embedding_backend=args.embedding_backend))
+    embedder = load_embedder(
+        Settings(embedding_device="cpu", embedding_backend=args.embedding_backend)
+    )
     per_request = chunk_texts(batches, settings, embedder)
     texts = [t for chunks in per_request for t in chunks]
     on_lines = [line for _, b in batches for line in b]
@@ -192,8 +206,11 @@ def bench_batcher(args) -> dict:
     for size in (1, 4):
         requests = [lines[i : i + size] for i in range(0, size * args.batcher_requests, size)]
         for merge in (False, True, False, True):
+
             async def run() -> tuple[float, int]:
-                batcher = EmbeddingBatcher(embedder, max_batch=64, merge=merge, workers=embedder.parallel_lanes)
+                batcher = EmbeddingBatcher(
+                    embedder, max_batch=64, merge=merge, workers=embedder.parallel_lanes
+                )
                 t0 = time.perf_counter()
                 await asyncio.gather(*(batcher.embed(r) for r in requests))
                 elapsed = time.perf_counter() - t0
@@ -203,7 +220,9 @@ def bench_batcher(args) -> dict:
 
             elapsed, batches = asyncio.run(run())
             key = f"{len(requests)} requests of {size} line(s), {'merged' if merge else 'one request per batch'}"
-            result.setdefault(key, []).append({"texts_per_s": round(size * len(requests) / elapsed, 1), "batches": batches})
+            result.setdefault(key, []).append(
+                {"texts_per_s": round(size * len(requests) / elapsed, 1), "batches": batches}
+            )
             log(f"batcher {key}: {result[key][-1]}")
     return result
 
@@ -227,7 +246,9 @@ def synthetic_vectors(n: int, seed: int = 0, clusters: int = 2000) -> np.ndarray
 
 def synthetic_queries(vectors: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    q = vectors[rng.integers(0, len(vectors), n)] + 0.8 * _unit(rng.standard_normal((n, DIM), dtype=np.float32))
+    q = vectors[rng.integers(0, len(vectors), n)] + 0.8 * _unit(
+        rng.standard_normal((n, DIM), dtype=np.float32)
+    )
     return _unit(q)
 
 
@@ -263,14 +284,34 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
     from agentmem_server.services.archival import PreparedChunks
 
     t0 = time.perf_counter()
-    words = ["garden", "budget", "dentist", "project", "sister", "recipe", "knee", "offsite", "dog", "train"]
+    words = [
+        "garden",
+        "budget",
+        "dentist",
+        "project",
+        "sister",
+        "recipe",
+        "knee",
+        "offsite",
+        "dog",
+        "train",
+    ]
     for start in range(0, len(vectors), batch):
         part = vectors[start : start + batch]
         chunks = [
-            Chunk(f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and item {(start + i) % 997}", 1 + i, 1 + i)
+            Chunk(
+                f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and item {(start + i) % 997}",
+                1 + i,
+                1 + i,
+            )
             for i in range(len(part))
         ]
-        await index.add(block_ref, PreparedChunks(chunks, part, index.model_id), first_line=start + 1, written_at=1_700_000_000_000_000 + start)
+        await index.add(
+            block_ref,
+            PreparedChunks(chunks, part, index.model_id),
+            first_line=start + 1,
+            written_at=1_700_000_000_000_000 + start,
+        )
     return time.perf_counter() - t0
 
 
@@ -291,8 +332,12 @@ async def load_scope(
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef
 
-    settings = Settings(data_dir=data_dir, ann_index_min_rows=ann_min_rows, recall_cache_mb=recall_cache_mb)
-    index = await ArchivalIndex.open(settings, VectorTableEmbedder(queries), background_maintenance=False)
+    settings = Settings(
+        data_dir=data_dir, ann_index_min_rows=ann_min_rows, recall_cache_mb=recall_cache_mb
+    )
+    index = await ArchivalIndex.open(
+        settings, VectorTableEmbedder(queries), background_maintenance=False
+    )
     block = BlockRef(tenant_id, "blk_bench", "agent", "bench")
     state = await index.store.lance.table(bench_table(tenant_id))
     if state is not None and await state.table.count_rows() == len(vectors):
@@ -305,11 +350,15 @@ async def load_scope(
     facts["maintenance_s"] = round(time.perf_counter() - t0, 1)
     state = await index.store.lance.table(bench_table(tenant_id))
     facts["ann_index"] = bool(state.ann_rows)
-    log(f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): {facts['maintenance_s']}s")
+    log(
+        f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): {facts['maintenance_s']}s"
+    )
     return facts, index
 
 
-async def search_quality(index, tenant_id: str, vectors: np.ndarray, queries: np.ndarray, k: int = 10) -> dict:
+async def search_quality(
+    index, tenant_id: str, vectors: np.ndarray, queries: np.ndarray, k: int = 10
+) -> dict:
     """In-process vector recall vs exact top-k (numpy), and search-only latency (no model)."""
     from agentmem_server.storage.base import ScopeKey
 
@@ -340,7 +389,9 @@ async def copy_quality(data_dir: Path, tenant_id: str, vectors, queries, args) -
     from agentmem_server.storage.base import ScopeKey
     from agentmem_server.storage.lance.vector_cache import estimated_bytes
 
-    _, index = await load_scope(data_dir, tenant_id, vectors, queries, args.ann_min_rows, args.recall_cache_mb)
+    _, index = await load_scope(
+        data_dir, tenant_id, vectors, queries, args.ann_min_rows, args.recall_cache_mb
+    )
     try:
         name = bench_table(tenant_id)
         cache, table = index.store.lance.vector_cache, (await index.store.lance.table(name)).table
@@ -348,12 +399,18 @@ async def copy_quality(data_dir: Path, tenant_id: str, vectors, queries, args) -
             log("the scope is too large for the in-memory copy: LanceDB answers it")
             return {"copied": False}
         t0 = time.perf_counter()
-        await index.recall(tenant_id, "q:0", scopes=[ScopeKey("agent", "bench")], mode="vector")  # starts the copy
+        await index.recall(
+            tenant_id, "q:0", scopes=[ScopeKey("agent", "bench")], mode="vector"
+        )  # starts the copy
         while not await cache.current(name, table):
             if time.perf_counter() - t0 > 600:
                 return {"copied": False}
             await asyncio.sleep(0.1)
-        facts = {"copied": True, "copy_s": round(time.perf_counter() - t0, 1), "copy_mb": round(cache.nbytes / 2**20, 1)}
+        facts = {
+            "copied": True,
+            "copy_s": round(time.perf_counter() - t0, 1),
+            "copy_mb": round(cache.nbytes / 2**20, 1),
+        }
         served = cache.served
         facts.update(await search_quality(index, tenant_id, vectors, queries))
         facts["served_from_copy"] = cache.served - served
@@ -386,13 +443,20 @@ async def http_recall(server: Server, n: int, settle_s: float = 0.0) -> dict:
                 sync_times, async_times = [], []
                 for i in range(n):
                     t0 = time.perf_counter()
-                    hits = sync_client.memory.recall(f"{QUESTIONS[i % len(QUESTIONS)]} ({i})", **kwargs)
+                    hits = sync_client.memory.recall(
+                        f"{QUESTIONS[i % len(QUESTIONS)]} ({i})", **kwargs
+                    )
                     sync_times.append(time.perf_counter() - t0)
                     assert hits or mode == "keyword"
                     t0 = time.perf_counter()
-                    await async_client.memory.recall(f"{QUESTIONS[(i + 3) % len(QUESTIONS)]} ({i})", **kwargs)
+                    await async_client.memory.recall(
+                        f"{QUESTIONS[(i + 3) % len(QUESTIONS)]} ({i})", **kwargs
+                    )
                     async_times.append(time.perf_counter() - t0)
-                out[mode] = {"sync_client": latency_summary(sync_times), "async_client": latency_summary(async_times)}
+                out[mode] = {
+                    "sync_client": latency_summary(sync_times),
+                    "async_client": latency_summary(async_times),
+                }
                 log(f"HTTP recall {mode} k=5: {out[mode]}")
     return out
 
@@ -406,17 +470,23 @@ def bench_scope(n: int, args) -> dict:
             tmp = str(Path(args.keep_data, str(n)))
             Path(tmp).mkdir(parents=True, exist_ok=True)
         server = Server(
-            Path(tmp), ann_index_min_rows=args.ann_min_rows, embedding_backend=args.embedding_backend,
+            Path(tmp),
+            ann_index_min_rows=args.ann_min_rows,
+            embedding_backend=args.embedding_backend,
             recall_cache_mb=args.recall_cache_mb,
         )
 
         async def prepare(vectors):
-            facts, index = await load_scope(Path(tmp), server.tenant_id, vectors, queries, args.ann_min_rows)
+            facts, index = await load_scope(
+                Path(tmp), server.tenant_id, vectors, queries, args.ann_min_rows
+            )
             facts.update(await search_quality(index, server.tenant_id, vectors, queries))
             log("in-process:", {k: v for k, v in facts.items() if k != "load_s"})
             await index.close()
             if args.recall_cache_mb:
-                facts["in_memory_copy"] = await copy_quality(Path(tmp), server.tenant_id, vectors, queries, args)
+                facts["in_memory_copy"] = await copy_quality(
+                    Path(tmp), server.tenant_id, vectors, queries, args
+                )
             return facts
 
         result = asyncio.run(prepare(vectors))
@@ -476,8 +546,8 @@ def bench_fusion(args) -> dict:
     from agentmem_server.services.recall import keyword_query
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef, ScopeKey
-    from agentmem_server.storage.lance.schema import table_name
     from agentmem_server.storage.lance.arrow import vectors_of
+    from agentmem_server.storage.lance.schema import table_name
     from evals.dataset import load_dataset
     from evals.metrics import recall_at_k, reciprocal_rank
 
@@ -486,16 +556,22 @@ def bench_fusion(args) -> dict:
 
     async def run() -> dict:
         with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
-            index = await ArchivalIndex.open(Settings(data_dir=Path(tmp)), embedder, background_maintenance=False)
+            index = await ArchivalIndex.open(
+                Settings(data_dir=Path(tmp)), embedder, background_maintenance=False
+            )
             t0 = time.perf_counter()
             for conv in conversations:
                 agent = re.sub(r"[^A-Za-z0-9_.\-]", "_", conv.conversation_id)
                 block, line = BlockRef("t", f"b_{agent}", "agent", agent), 1
                 for session in conv.sessions:
                     lines = conv.session_lines(session)
-                    await index.add(block, await index.prepare(lines), first_line=line, written_at=1)
+                    await index.add(
+                        block, await index.prepare(lines), first_line=line, written_at=1
+                    )
                     line += len(lines)
-            log(f"fusion: ingested {len(conversations)} conversations in {time.perf_counter() - t0:.1f}s")
+            log(
+                f"fusion: ingested {len(conversations)} conversations in {time.perf_counter() - t0:.1f}s"
+            )
             depth = 40
             scores = {name: {"r5": [], "r10": [], "mrr": [], "types": {}} for name in FUSIONS}
             for conv in conversations:
@@ -504,12 +580,18 @@ def bench_fusion(args) -> dict:
                 for q in conv.questions:
                     qvec = embedder.embed([q.question])[0]
                     cols = ["chunk_id", "start_line", "end_line", "vector"]
-                    vt = await index.store.lance.vector_search(state, qvec, limit=depth, where=None, columns=cols)
-                    kt = await index.store.lance.text_search(state, keyword_query(q.question), limit=depth, where=None, columns=cols)
+                    vt = await index.store.lance.vector_search(
+                        state, qvec, limit=depth, where=None, columns=cols
+                    )
+                    kt = await index.store.lance.text_search(
+                        state, keyword_query(q.question), limit=depth, where=None, columns=cols
+                    )
                     spans = {}
 
                     def rows(t):
-                        sims = vectors_of(t.column("vector"), len(qvec)) @ qvec if t.num_rows else []
+                        sims = (
+                            vectors_of(t.column("vector"), len(qvec)) @ qvec if t.num_rows else []
+                        )
                         for r, s in zip(t.drop_columns(["vector"]).to_pylist(), sims):
                             spans[r["chunk_id"]] = (r["start_line"], r["end_line"])
                             yield r, float(s)
@@ -531,9 +613,13 @@ def bench_fusion(args) -> dict:
                 "R@5": round(float(np.mean(s["r5"])), 3),
                 "R@10": round(float(np.mean(s["r10"])), 3),
                 "MRR": round(float(np.mean(s["mrr"])), 3),
-                "R@5 by type": {t: round(float(np.mean(v)), 3) for t, v in sorted(s["types"].items())},
+                "R@5 by type": {
+                    t: round(float(np.mean(v)), 3) for t, v in sorted(s["types"].items())
+                },
             }
-            log(f"{name:22s} R@5 {table[name]['R@5']:.3f}  R@10 {table[name]['R@10']:.3f}  MRR {table[name]['MRR']:.3f}  {table[name]['R@5 by type']}")
+            log(
+                f"{name:22s} R@5 {table[name]['R@5']:.3f}  R@10 {table[name]['R@10']:.3f}  MRR {table[name]['MRR']:.3f}  {table[name]['R@5 by type']}"
+            )
         return {"questions": len(scores["vector only"]["r5"]), "rules": table}
 
     return asyncio.run(run())
@@ -545,13 +631,18 @@ def save(part: str, result: dict) -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(OUT.read_text()) if OUT.exists() else {}
     data[part] = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **result}
-    data["machine"] = {"cpus": os.cpu_count(), "note": "shared 2-core CPU box; other work ran alongside"}
+    data["machine"] = {
+        "cpus": os.cpu_count(),
+        "note": "shared 2-core CPU box; other work ran alongside",
+    }
     OUT.write_text(json.dumps(data, indent=2))
     log(f"wrote {OUT} [{part}]")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--parts", default="batcher,ingest,latency,big")
     parser.add_argument("--ingest-lines", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4, help="concurrent appending clients")
@@ -560,12 +651,33 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200, help="HTTP recalls per mode")
     parser.add_argument("--quality-queries", type=int, default=100)
-    parser.add_argument("--ann-min-rows", type=int, default=None, help="default: the setting's default")
+    parser.add_argument(
+        "--ann-min-rows", type=int, default=None, help="default: the setting's default"
+    )
     parser.add_argument("--tmp", default=None, help="where the temporary stores go")
-    parser.add_argument("--embedding-backend", default="auto", choices=["auto", "torch", "onnx"], help="the server's (and the bare baseline's) backend")
-    parser.add_argument("--recall-cache-mb", type=int, default=256, help="the server's AGENTMEM_RECALL_CACHE_MB (0: LanceDB answers every vector leg)")
-    parser.add_argument("--settle-s", type=float, default=20.0, help="wait after the first recall, for the server's in-memory copy of the scope")
-    parser.add_argument("--keep-data", default=None, help="keep the stores under DIR/<size> and reuse them on the next run")
+    parser.add_argument(
+        "--embedding-backend",
+        default="auto",
+        choices=["auto", "torch", "onnx"],
+        help="the server's (and the bare baseline's) backend",
+    )
+    parser.add_argument(
+        "--recall-cache-mb",
+        type=int,
+        default=256,
+        help="the server's AGENTMEM_RECALL_CACHE_MB (0: LanceDB answers every vector leg)",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=20.0,
+        help="wait after the first recall, for the server's in-memory copy of the scope",
+    )
+    parser.add_argument(
+        "--keep-data",
+        default=None,
+        help="keep the stores under DIR/<size> and reuse them on the next run",
+    )
     args = parser.parse_args()
     global BACKEND
     BACKEND = args.embedding_backend

@@ -19,22 +19,27 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import agentmem
 from evals._bench import Server, latency_summary
 
-DEFAULT_PG = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_PG = os.environ.get(
+    "AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def measure(url: str, key: str, n: int) -> dict[str, dict[str, float]]:
     with agentmem.Client(api_key=key, base_url=url) as client:
         block = client.memory.update("core", "0", expected_updated_at=None, agent_id="bench")
         for _ in range(50):  # warm the connection pool, the SQL pool and the code paths
-            block = client.memory.update("core", "w", expected_updated_at=block.updated_at, agent_id="bench")
+            block = client.memory.update(
+                "core", "w", expected_updated_at=block.updated_at, agent_id="bench"
+            )
         updates, gets = [], []
         for i in range(n):
             t0 = time.perf_counter()
-            block = client.memory.update("core", f"value {i}", expected_updated_at=block.updated_at, agent_id="bench")
+            block = client.memory.update(
+                "core", f"value {i}", expected_updated_at=block.updated_at, agent_id="bench"
+            )
             updates.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             client.memory.get("core", agent_id="bench")
@@ -67,7 +72,9 @@ def _drop_schema(base: str, schema: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=500, help="measured operations per kind")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument("--out", type=Path, default=Path("evals/out/bench_core.json"))
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, db_url in backends:
             with tempfile.TemporaryDirectory() as tmp:
-                settings = {"embedding_model": "hash:384"} | ({"database_url": db_url} if db_url else {})
+                settings = {"embedding_model": "hash:384"} | (
+                    {"database_url": db_url} if db_url else {}
+                )
                 server = Server(Path(tmp), **settings).start()
                 try:
                     results[name] = measure(server.url, server.key, args.n)

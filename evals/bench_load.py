@@ -47,7 +47,12 @@ def summary(samples: list[float]) -> dict:
     ordered = sorted(samples)
     if not ordered:
         return {"n": 0}
-    return {"n": len(ordered), "p50_ms": _pct(ordered, 0.5), "p95_ms": _pct(ordered, 0.95), "p99_ms": _pct(ordered, 0.99)}
+    return {
+        "n": len(ordered),
+        "p50_ms": _pct(ordered, 0.5),
+        "p95_ms": _pct(ordered, 0.95),
+        "p99_ms": _pct(ordered, 0.99),
+    }
 
 
 async def run_load(server: Server, args: argparse.Namespace) -> dict:
@@ -59,19 +64,27 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
     errors: Counter[str] = Counter()
     seed = random.Random(1)
 
-    async with agentmem.AsyncClient(api_key=server.key, base_url=server.url, timeout=120, max_retries=0) as setup:
+    async with agentmem.AsyncClient(
+        api_key=server.key, base_url=server.url, timeout=120, max_retries=0
+    ) as setup:
         for c in range(args.clients):
             lines = "\n".join(_sentence(seed) for _ in range(args.seed_lines))
             await setup.memory.append("archival", lines, agent_id=f"agent-{c}")
-            await setup.memory.update("core", "counter: 0", expected_updated_at=None, agent_id=f"agent-{c}")
-        await setup.memory.append("archival", "\n".join(_sentence(seed) for _ in range(args.seed_lines)))
+            await setup.memory.update(
+                "core", "counter: 0", expected_updated_at=None, agent_id=f"agent-{c}"
+            )
+        await setup.memory.append(
+            "archival", "\n".join(_sentence(seed) for _ in range(args.seed_lines))
+        )
     rss_start = server.rss_mb()
     stop_at = time.monotonic() + args.seconds
 
     async def client_loop(c: int) -> None:
         rng = random.Random(100 + c)
         agent = f"agent-{c}"
-        async with agentmem.AsyncClient(api_key=server.key, base_url=server.url, timeout=120, max_retries=0) as client:
+        async with agentmem.AsyncClient(
+            api_key=server.key, base_url=server.url, timeout=120, max_retries=0
+        ) as client:
             while time.monotonic() < stop_at:
                 op = rng.choices(ops, weights)[0]
                 started = time.perf_counter()
@@ -86,7 +99,10 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
                             value = int(block.content.split(": ")[1]) + 1
                             try:
                                 await client.memory.update(
-                                    "core", f"counter: {value}", expected_updated_at=block.updated_at, agent_id=agent
+                                    "core",
+                                    f"counter: {value}",
+                                    expected_updated_at=block.updated_at,
+                                    agent_id=agent,
                                 )
                                 break
                             except agentmem.ConflictError:
@@ -141,7 +157,9 @@ def _fresh_postgres_schema(base: str) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--mix", default="recall=5,append=2,core=3")
@@ -149,9 +167,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        default=os.environ.get(
+            "AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
     )
-    parser.add_argument("--old", type=Path, default=None, help="an older checkout, run before this one")
+    parser.add_argument(
+        "--old", type=Path, default=None, help="an older checkout, run before this one"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     runs = []

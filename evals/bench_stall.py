@@ -56,7 +56,9 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
         server = Server(Path(tmp), code=code, **settings).start()
         try:
             headers = {"Authorization": f"Bearer {server.key}"}
-            with httpx.Client(base_url=server.url, timeout=600) as warm:  # model warm, lazy imports done
+            with httpx.Client(
+                base_url=server.url, timeout=600
+            ) as warm:  # model warm, lazy imports done
                 warm.post("/v1/memory/archival/append", json={"text": "warm up"}, headers=headers)
             rss_before = server.rss_mb()
             done = threading.Event()
@@ -113,12 +115,20 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mib", type=float, default=8.0, help="append size (the request limit is 8 MiB with JSON)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--mib", type=float, default=8.0, help="append size (the request limit is 8 MiB with JSON)"
+    )
     parser.add_argument("--shape", choices=["lines", "line"], default="lines")
     parser.add_argument("--every-ms", type=float, default=20.0)
-    parser.add_argument("--window-s", type=float, default=120.0, help="health checks for at most this long")
-    parser.add_argument("--wait-s", type=float, default=3600.0, help="then wait this long for the append")
+    parser.add_argument(
+        "--window-s", type=float, default=120.0, help="health checks for at most this long"
+    )
+    parser.add_argument(
+        "--wait-s", type=float, default=3600.0, help="then wait this long for the append"
+    )
     parser.add_argument("--settle-s", type=float, default=3.0)
     parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure first")
     parser.add_argument("--out", type=Path, default=None)

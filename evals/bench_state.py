@@ -28,8 +28,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import agentmem
 from evals._bench import Server, latency_summary, log

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Optional, Sequence
+from typing import Literal, Optional
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_DATASET = DATA_DIR / "conversations.jsonl"
@@ -29,7 +30,13 @@ QUESTION_TYPES = ("single_fact", "multi_hop", "temporal", "paraphrase", "names_n
 LONG_QUESTION_TYPES = ("single_hop", "temporal", "multi_hop", "open_domain")
 """The question types of our long-conversation dataset, named as LoCoMo's categories are."""
 
-LOCOMO_CATEGORIES = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop", 5: "adversarial"}
+LOCOMO_CATEGORIES = {
+    1: "multi_hop",
+    2: "temporal",
+    3: "open_domain",
+    4: "single_hop",
+    5: "adversarial",
+}
 """LoCoMo's numeric `category` as released, named as in its evaluation code."""
 
 DatasetFormat = Literal["agentmem", "locomo"]
@@ -94,7 +101,9 @@ class Conversation:
         return frozenset(self._line_of[t] for t in question.evidence)
 
     def session_lines(self, session: Session, *, dated: bool = True) -> list[str]:
-        return [format_line(session.date if dated else None, t.speaker, t.text) for t in session.turns]
+        return [
+            format_line(session.date if dated else None, t.speaker, t.text) for t in session.turns
+        ]
 
     def lines(self, *, dated: bool = True) -> list[str]:
         return [line for s in self.sessions for line in self.session_lines(s, dated=dated)]
@@ -121,7 +130,9 @@ def load_dataset(
         return load_agentmem(path or DEFAULT_DATASET)
     if format == "locomo":
         if path is None:
-            raise ValueError("the LoCoMo format needs a path: the data is not shipped, pass --dataset PATH")
+            raise ValueError(
+                "the LoCoMo format needs a path: the data is not shipped, pass --dataset PATH"
+            )
         return load_locomo(path, include_adversarial=include_adversarial)
     raise ValueError(f"unknown dataset format {format!r}; expected 'agentmem' or 'locomo'")
 
@@ -139,7 +150,9 @@ def load_agentmem(path: str | Path) -> list[Conversation]:
             try:
                 conversations.append(conversation_from_dict(json.loads(raw)))
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"{path}:{lineno}: not a valid conversation record: {exc}") from exc
+                raise ValueError(
+                    f"{path}:{lineno}: not a valid conversation record: {exc}"
+                ) from exc
     return conversations
 
 
@@ -153,7 +166,13 @@ def conversation_from_dict(obj: dict) -> Conversation:
         for s in obj["sessions"]
     )
     questions = tuple(
-        Question(q["question_id"], q["question"], str(q.get("answer", "")), q["type"], tuple(q["evidence"]))
+        Question(
+            q["question_id"],
+            q["question"],
+            str(q.get("answer", "")),
+            q["type"],
+            tuple(q["evidence"]),
+        )
         for q in obj.get("questions", [])
     )
     conv = Conversation(obj["conversation_id"], tuple(obj.get("speakers", ())), sessions, questions)
@@ -172,7 +191,9 @@ def conversation_to_dict(conv: Conversation) -> dict:
             {
                 "session_id": s.session_id,
                 "date": s.date,
-                "turns": [{"turn_id": t.turn_id, "speaker": t.speaker, "text": t.text} for t in s.turns],
+                "turns": [
+                    {"turn_id": t.turn_id, "speaker": t.speaker, "text": t.text} for t in s.turns
+                ],
             }
             for s in conv.sessions
         ],
@@ -234,7 +255,9 @@ def load_locomo(path: str | Path, *, include_adversarial: bool = False) -> list[
     for sample in samples:
         conv_raw = sample["conversation"]
         numbers = sorted(
-            int(m.group(1)) for key in conv_raw if (m := _SESSION_KEY.match(key)) and isinstance(conv_raw[key], list)
+            int(m.group(1))
+            for key in conv_raw
+            if (m := _SESSION_KEY.match(key)) and isinstance(conv_raw[key], list)
         )
         sessions = []
         for n in numbers:
@@ -247,7 +270,9 @@ def load_locomo(path: str | Path, *, include_adversarial: bool = False) -> list[
                     # The shared photo is part of what was said; LoCoMo's own baselines inline it too.
                     text = f"{text} [shares a photo of {t['blip_caption']}]"
                 turns.append(Turn(turn_id, t["speaker"], text))
-            sessions.append(Session(f"D{n}", str(conv_raw.get(f"session_{n}_date_time", "")), tuple(turns)))
+            sessions.append(
+                Session(f"D{n}", str(conv_raw.get(f"session_{n}_date_time", "")), tuple(turns))
+            )
         speakers = tuple(s for s in (conv_raw.get("speaker_a"), conv_raw.get("speaker_b")) if s)
         sample_id = str(sample.get("sample_id", f"locomo-{len(conversations) + 1}"))
         shell = Conversation(sample_id, speakers, tuple(sessions))
@@ -256,7 +281,9 @@ def load_locomo(path: str | Path, *, include_adversarial: bool = False) -> list[
             category = int(qa.get("category", 0))
             if category == 5 and not include_adversarial:
                 continue
-            evidence = tuple(e for e in normalize_evidence(qa.get("evidence", [])) if shell.has_turn(e))
+            evidence = tuple(
+                e for e in normalize_evidence(qa.get("evidence", [])) if shell.has_turn(e)
+            )
             if not evidence:
                 dropped += 1
                 continue
@@ -272,5 +299,8 @@ def load_locomo(path: str | Path, *, include_adversarial: bool = False) -> list[
             )
         conversations.append(Conversation(sample_id, speakers, tuple(sessions), tuple(questions)))
     if dropped:
-        warnings.warn(f"{path}: {dropped} LoCoMo questions had no resolvable evidence and were skipped", stacklevel=2)
+        warnings.warn(
+            f"{path}: {dropped} LoCoMo questions had no resolvable evidence and were skipped",
+            stacklevel=2,
+        )
     return conversations

@@ -20,11 +20,19 @@ import secrets
 import sys
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Optional
 
-from .dataset import DEFAULT_DATASET, LONG_QUESTION_TYPES, QUESTION_TYPES, Conversation, DatasetFormat, load_dataset
+from .dataset import (
+    DEFAULT_DATASET,
+    LONG_QUESTION_TYPES,
+    QUESTION_TYPES,
+    Conversation,
+    DatasetFormat,
+    load_dataset,
+)
 from .metrics import KS, TokenCounter, aggregate, question_metrics
 
 MODES = ("keyword", "vector", "hybrid")
@@ -36,12 +44,16 @@ _AGENT_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @contextlib.contextmanager
-def local_server(settings_overrides: Optional[Mapping[str, Any]] = None) -> Iterator[tuple[str, str]]:
+def local_server(
+    settings_overrides: Optional[Mapping[str, Any]] = None,
+) -> Iterator[tuple[str, str]]:
     """Start a real agentmem server in a background thread; yield `(base_url, tenant_api_key)`."""
     try:
         from agentmem_server.embedded import serve_in_thread
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the eval harness needs the server: pip install 'agentmem-kit[server]'") from exc
+        raise RuntimeError(
+            "the eval harness needs the server: pip install 'agentmem-kit[server]'"
+        ) from exc
     with serve_in_thread(settings_overrides, tenant="evals") as server:
         yield server.url, server.api_key
 
@@ -69,7 +81,9 @@ def select_questions(
     if max_questions is not None and max_questions < 1:
         raise ValueError(f"max_questions must be >= 1, got {max_questions}")
     selected = []
-    budget = max_questions if max_questions is not None else sum(len(c.questions) for c in conversations)
+    budget = (
+        max_questions if max_questions is not None else sum(len(c.questions) for c in conversations)
+    )
     for conv in conversations:
         if budget <= 0:
             break
@@ -86,8 +100,13 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
     )
 
 
@@ -102,7 +121,9 @@ def _ingest(client: Any, conv: Conversation, agent_id: str, *, dated: bool = Tru
         # Evidence is scored by line number; a shifted block would silently score garbage.
         start = getattr(block, "start_line", None)
         if start is not None and start != expected:
-            raise RuntimeError(f"{conv.conversation_id}: session {session.session_id} landed at line {start}, expected {expected}")
+            raise RuntimeError(
+                f"{conv.conversation_id}: session {session.session_id} landed at line {start}, expected {expected}"
+            )
         expected += len(lines)
     return expected - 1
 
@@ -139,17 +160,22 @@ def run_eval(
     if not 1 <= limit <= 100:
         raise ValueError(f"limit must be in 1..100, got {limit}")
     if limit < 10:
-        raise ValueError(f"limit must be at least 10 so that @10 metrics mean something, got {limit}")
+        raise ValueError(
+            f"limit must be at least 10 so that @10 metrics mean something, got {limit}"
+        )
     if not 0 <= top_limit <= limit:
         raise ValueError(f"top_limit must be in 0..limit, got {top_limit}")
     if line_format not in ("dated", "plain"):
         raise ValueError(f"line_format must be 'dated' or 'plain', got {line_format!r}")
     if base_url and settings_overrides:
-        raise ValueError("settings_overrides only apply to the in-process server, not to --base-url")
+        raise ValueError(
+            "settings_overrides only apply to the in-process server, not to --base-url"
+        )
 
     conversations = select_questions(
         load_dataset(dataset, format, include_adversarial=include_adversarial),
-        max_questions=max_questions, conversation_ids=conversation_ids,
+        max_questions=max_questions,
+        conversation_ids=conversation_ids,
     )
     if not conversations:
         raise ValueError("the dataset selection has no questions")
@@ -166,7 +192,10 @@ def run_eval(
 
         run_tag = secrets.token_hex(3)
         with Client(api_key=key, base_url=url, max_retries=2, timeout=120) as client:
-            agent_ids = {c.conversation_id: f"eval-{run_tag}-{_AGENT_SAFE.sub('_', c.conversation_id)}"[:128] for c in conversations}
+            agent_ids = {
+                c.conversation_id: f"eval-{run_tag}-{_AGENT_SAFE.sub('_', c.conversation_id)}"[:128]
+                for c in conversations
+            }
             total_turns = sum(c.turn_count for c in conversations)
             task = bar.add_task("ingest", total=total_turns)
             t0 = time.perf_counter()
@@ -175,7 +204,9 @@ def run_eval(
                 bar.advance(task, conv.turn_count)
             ingest_s = time.perf_counter() - t0
             try:
-                records = _recall_all(client, conversations, agent_ids, modes, limit, bar, top_limit=top_limit)
+                records = _recall_all(
+                    client, conversations, agent_ids, modes, limit, bar, top_limit=top_limit
+                )
             finally:
                 if base_url and not keep_memory:
                     for aid in agent_ids.values():
@@ -201,8 +232,11 @@ def run_eval(
                 "settings_overrides": dict(settings_overrides or {}),
                 "line_format": line_format,
             },
-            "timing": {"ingest_s": round(ingest_s, 2), "total_s": round(time.perf_counter() - started, 2)},
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "timing": {
+                "ingest_s": round(ingest_s, 2),
+                "total_s": round(time.perf_counter() - started, 2),
+            },
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
     if out_dir is not None:
@@ -210,15 +244,25 @@ def run_eval(
     return report
 
 
-def _recall_all(client: Any, conversations: Sequence[Conversation], agent_ids: Mapping[str, str],
-                modes: Sequence[str], limit: int, bar: Any, *, top_limit: int = 0) -> list[dict]:
+def _recall_all(
+    client: Any,
+    conversations: Sequence[Conversation],
+    agent_ids: Mapping[str, str],
+    modes: Sequence[str],
+    limit: int,
+    bar: Any,
+    *,
+    top_limit: int = 0,
+) -> list[dict]:
     count_tokens = TokenCounter()
     n_questions = sum(len(c.questions) for c in conversations)
     records = []
 
     def ask(conv: Conversation, question: str, mode: str, n: int) -> tuple[list, float]:
         t0 = time.perf_counter()
-        hits = client.memory.recall(question, agent_id=agent_ids[conv.conversation_id], scope="agent", limit=n, mode=mode)
+        hits = client.memory.recall(
+            question, agent_id=agent_ids[conv.conversation_id], scope="agent", limit=n, mode=mode
+        )
         return hits, (time.perf_counter() - t0) * 1000
 
     for mode in modes:
@@ -229,29 +273,43 @@ def _recall_all(client: Any, conversations: Sequence[Conversation], agent_ids: M
                 hits, latency_ms = ask(conv, q.question, mode, limit)
                 spans = [(h.line_number, h.end_line) for h in hits]
                 tokens = [count_tokens(h.content) for h in hits]
-                metrics = question_metrics(spans, evidence, ks=[k for k in KS if k <= limit], token_counts=tokens)
+                metrics = question_metrics(
+                    spans, evidence, ks=[k for k in KS if k <= limit], token_counts=tokens
+                )
                 metrics["tokens_per_query"] = float(sum(tokens))
                 record = {
-                    "mode": mode, "conversation_id": conv.conversation_id, "question_id": q.question_id,
-                    "type": q.type, "question": q.question, "evidence_lines": sorted(evidence),
-                    "retrieved": spans, "scores": [round(h.score, 4) for h in hits],
-                    "latency_ms": round(latency_ms, 3), "metrics": metrics,
+                    "mode": mode,
+                    "conversation_id": conv.conversation_id,
+                    "question_id": q.question_id,
+                    "type": q.type,
+                    "question": q.question,
+                    "evidence_lines": sorted(evidence),
+                    "retrieved": spans,
+                    "scores": [round(h.score, 4) for h in hits],
+                    "latency_ms": round(latency_ms, 3),
+                    "metrics": metrics,
                 }
                 if top_limit:
                     # The server's own top `top_limit` (not a prefix of the deep list: the legs'
                     # depths follow `limit`), with what it costs a prompt and the caller's wait.
                     top_hits, top_ms = ask(conv, q.question, mode, top_limit)
                     top_spans = [(h.line_number, h.end_line) for h in top_hits]
-                    top = question_metrics(top_spans, evidence, ks=[k for k in KS if k <= top_limit])
+                    top = question_metrics(
+                        top_spans, evidence, ks=[k for k in KS if k <= top_limit]
+                    )
                     top = {k: v for k, v in top.items() if not k.startswith("ndcg")}
                     top["tokens_per_query"] = float(sum(count_tokens(h.content) for h in top_hits))
-                    record.update(top_retrieved=top_spans, top_latency_ms=round(top_ms, 3), top_metrics=top)
+                    record.update(
+                        top_retrieved=top_spans, top_latency_ms=round(top_ms, 3), top_metrics=top
+                    )
                 records.append(record)
                 bar.advance(task)
     return records
 
 
-def build_report(records: Sequence[dict], *, modes: Sequence[str], meta: Optional[dict] = None) -> dict:
+def build_report(
+    records: Sequence[dict], *, modes: Sequence[str], meta: Optional[dict] = None
+) -> dict:
     """Aggregate per-question records into `results[mode]["overall" | "by_type"]`."""
     results: dict[str, dict] = {}
     for mode in modes:
@@ -270,7 +328,9 @@ def _summarise(rows: Sequence[dict]) -> dict:
     summary = aggregate([r["metrics"] for r in rows], [r["latency_ms"] for r in rows])
     top_rows = [r for r in rows if "top_metrics" in r]
     if top_rows:
-        top = aggregate([r["top_metrics"] for r in top_rows], [r["top_latency_ms"] for r in top_rows])
+        top = aggregate(
+            [r["top_metrics"] for r in top_rows], [r["top_latency_ms"] for r in top_rows]
+        )
         summary.update({f"top_{k}": v for k, v in top.items() if k != "n"})
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items()}
 
@@ -284,14 +344,29 @@ def _type_order(types: Mapping[str, Any] | Sequence[str]) -> list[str]:
 # --- outputs ----------------------------------------------------------------------------------
 
 _OVERALL_COLUMNS = [
-    ("recall@1", "R@1"), ("recall@3", "R@3"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("hit@5", "Hit@5"),
-    ("mrr", "MRR"), ("ndcg@10", "nDCG@10"), ("recall@512tok", "R@512tok"), ("tokens_per_query", "tok/q"),
-    ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
+    ("recall@1", "R@1"),
+    ("recall@3", "R@3"),
+    ("recall@5", "R@5"),
+    ("recall@10", "R@10"),
+    ("hit@5", "Hit@5"),
+    ("mrr", "MRR"),
+    ("ndcg@10", "nDCG@10"),
+    ("recall@512tok", "R@512tok"),
+    ("tokens_per_query", "tok/q"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p95_ms", "p95 ms"),
 ]
 _TOP_COLUMNS = [
-    ("top_recall@5", "R@5"), ("top_hit@5", "Hit@5"), ("top_mrr", "MRR@5"), ("top_tokens_per_query", "tok/q"),
-    ("top_latency_p50_ms", "p50 ms"), ("top_latency_p95_ms", "p95 ms"),
-    ("recall@5", "deep R@5"), ("recall@10", "deep R@10"), ("recall@20", "deep R@20"), ("mrr", "deep MRR"),
+    ("top_recall@5", "R@5"),
+    ("top_hit@5", "Hit@5"),
+    ("top_mrr", "MRR@5"),
+    ("top_tokens_per_query", "tok/q"),
+    ("top_latency_p50_ms", "p50 ms"),
+    ("top_latency_p95_ms", "p95 ms"),
+    ("recall@5", "deep R@5"),
+    ("recall@10", "deep R@10"),
+    ("recall@20", "deep R@20"),
+    ("mrr", "deep MRR"),
 ]
 """With a `top_limit` pass: its figures first (what `recall(limit=5)` returns), then the deep list's."""
 
@@ -320,20 +395,31 @@ def table_rows(report: dict) -> tuple[list[str], list[list[str]], list[str], lis
     modes = list(results)
     columns = _columns(report)
     head = ["mode", "n"] + [label for _, label in columns]
-    rows = [[m, _fmt("n", results[m]["overall"]["n"])] + [_fmt(k, results[m]["overall"].get(k)) for k, _ in columns] for m in modes]
+    rows = [
+        [m, _fmt("n", results[m]["overall"]["n"])]
+        + [_fmt(k, results[m]["overall"].get(k)) for k, _ in columns]
+        for m in modes
+    ]
     types = _type_order({t: None for m in modes for t in results[m]["by_type"]})
-    r5, mrr = (("top_recall@5", "top_mrr") if columns is _TOP_COLUMNS else ("recall@5", "mrr"))
+    r5, mrr = ("top_recall@5", "top_mrr") if columns is _TOP_COLUMNS else ("recall@5", "mrr")
     type_head = ["type", "n"] + [f"{m} R@5" for m in modes] + [f"{m} MRR" for m in modes]
     type_rows = []
     for t in types:
         cells = [results[m]["by_type"].get(t, {}) for m in modes]
         n = next((c["n"] for c in cells if c), 0)
-        type_rows.append([t, str(int(n))] + [_fmt(r5, c.get(r5)) for c in cells] + [_fmt(mrr, c.get(mrr)) for c in cells])
+        type_rows.append(
+            [t, str(int(n))]
+            + [_fmt(r5, c.get(r5)) for c in cells]
+            + [_fmt(mrr, c.get(mrr)) for c in cells]
+        )
     return head, rows, type_head, type_rows
 
 
 def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -361,10 +447,18 @@ def render_markdown(report: dict) -> str:
     for mode, res in report["results"].items():
         parts += [f"### {mode}", ""]
         columns = _columns(report)
-        mode_rows = [[t, _fmt("n", v["n"])] + [_fmt(k, v.get(k)) for k, _ in columns] for t, v in res["by_type"].items()]
-        mode_rows.append(["all", _fmt("n", res["overall"]["n"])] + [_fmt(k, res["overall"].get(k)) for k, _ in columns])
+        mode_rows = [
+            [t, _fmt("n", v["n"])] + [_fmt(k, v.get(k)) for k, _ in columns]
+            for t, v in res["by_type"].items()
+        ]
+        mode_rows.append(
+            ["all", _fmt("n", res["overall"]["n"])]
+            + [_fmt(k, res["overall"].get(k)) for k, _ in columns]
+        )
         parts += [_markdown_table(["type", "n"] + [label for _, label in columns], mode_rows), ""]
-    parts.append(f"Ingest {report.get('timing', {}).get('ingest_s')} s, total {report.get('timing', {}).get('total_s')} s, {report.get('created_at')}.")
+    parts.append(
+        f"Ingest {report.get('timing', {}).get('ingest_s')} s, total {report.get('timing', {}).get('total_s')} s, {report.get('created_at')}."
+    )
     return "\n".join(parts) + "\n"
 
 
@@ -383,13 +477,17 @@ def plot_recall(report: dict, path: Path) -> None:
     r5 = "top_recall@5" if _columns(report) is _TOP_COLUMNS else "recall@5"
     for mode in modes:
         ax1.plot(ks, [results[mode]["overall"][f"recall@{k}"] for k in ks], marker="o", label=mode)
-    ax1.set(xlabel="k", ylabel="Recall@k", title="Recall@k by mode (deep list)", xticks=ks, ylim=(0, 1))
+    ax1.set(
+        xlabel="k", ylabel="Recall@k", title="Recall@k by mode (deep list)", xticks=ks, ylim=(0, 1)
+    )
     ax1.grid(alpha=0.3)
     ax1.legend()
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
         xs = [j + (i - (len(modes) - 1) / 2) * width for j in range(len(types))]
-        ax2.bar(xs, [results[mode]["by_type"].get(t, {}).get(r5, 0.0) for t in types], width, label=mode)
+        ax2.bar(
+            xs, [results[mode]["by_type"].get(t, {}).get(r5, 0.0) for t in types], width, label=mode
+        )
     ax2.set_xticks(range(len(types)), types, rotation=20)
     ax2.set(ylabel="Recall@5", title="Recall@5 by question type", ylim=(0, 1))
     ax2.grid(axis="y", alpha=0.3)
@@ -418,7 +516,10 @@ def print_summary(report: dict, file: Any = None) -> None:
     if not console.is_terminal:
         console.width = 150  # piped or captured output would otherwise be squeezed to 80 columns
     head, rows, type_head, type_rows = table_rows(report)
-    for title, h, rs in (("Recall by mode", head, rows), ("Recall@5 and MRR by question type", type_head, type_rows)):
+    for title, h, rs in (
+        ("Recall by mode", head, rows),
+        ("Recall@5 and MRR by question type", type_head, type_rows),
+    ):
         table = Table(title=title)
         for i, col in enumerate(h):
             table.add_column(col, justify="left" if i == 0 else "right")
@@ -450,22 +551,57 @@ def _parse_setting(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agentmem eval", description="Offline recall-quality eval through the public client.")
-    p.add_argument("--dataset", help="dataset path, or 'short' / 'long' for our committed sets (default: short)")
+    p = argparse.ArgumentParser(
+        prog="agentmem eval", description="Offline recall-quality eval through the public client."
+    )
+    p.add_argument(
+        "--dataset",
+        help="dataset path, or 'short' / 'long' for our committed sets (default: short)",
+    )
     p.add_argument("--format", choices=("agentmem", "locomo"), default="agentmem")
-    p.add_argument("--modes", nargs="+", default=[",".join(MODES)], help="comma- or space-separated: keyword,vector,hybrid")
-    p.add_argument("--limit", type=int, default=20, help="results of the deep recall (>= 10): where evidence ranks")
-    p.add_argument("--top-limit", type=int, default=5, help="results of the second recall, what users get (0: skip it)")
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        default=[",".join(MODES)],
+        help="comma- or space-separated: keyword,vector,hybrid",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=20,
+        help="results of the deep recall (>= 10): where evidence ranks",
+    )
+    p.add_argument(
+        "--top-limit",
+        type=int,
+        default=5,
+        help="results of the second recall, what users get (0: skip it)",
+    )
     p.add_argument("--max-questions", type=int, default=None)
     p.add_argument("--conversations", default=None, help="comma-separated conversation ids to keep")
-    p.add_argument("--base-url", default=None, help="evaluate a running server instead of an in-process one")
-    p.add_argument("--api-key", default=None, help="tenant key for --base-url (default AGENTMEM_API_KEY)")
+    p.add_argument(
+        "--base-url", default=None, help="evaluate a running server instead of an in-process one"
+    )
+    p.add_argument(
+        "--api-key", default=None, help="tenant key for --base-url (default AGENTMEM_API_KEY)"
+    )
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory")
-    p.add_argument("--set", dest="settings", action="append", default=[], type=_parse_setting, metavar="KEY=VALUE",
-                   help="in-process server setting, e.g. --set chunk_tokens=96 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        type=_parse_setting,
+        metavar="KEY=VALUE",
+        help="in-process server setting, e.g. --set chunk_tokens=96 (repeatable)",
+    )
     p.add_argument("--include-adversarial", action="store_true", help="LoCoMo: keep category 5")
-    p.add_argument("--line-format", choices=("dated", "plain"), default="dated",
-                   help="ablation: 'plain' ingests lines without the [date] prefix")
+    p.add_argument(
+        "--line-format",
+        choices=("dated", "plain"),
+        default="dated",
+        help="ablation: 'plain' ingests lines without the [date] prefix",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 

@@ -20,7 +20,15 @@ from datetime import date, timedelta
 from typing import Optional
 
 from . import _bank as bank
-from .dataset import DEFAULT_DATASET, Conversation, Question, Session, Turn, dump_agentmem, load_agentmem
+from .dataset import (
+    DEFAULT_DATASET,
+    Conversation,
+    Question,
+    Session,
+    Turn,
+    dump_agentmem,
+    load_agentmem,
+)
 from .text import shared_content_words
 
 SEED = 20240611
@@ -115,10 +123,14 @@ class ConversationBuilder:
         self.tag_counter += 1
         return f"t{self.tag_counter}"
 
-    def _choose(self, templates: list[dict], owner: str, *, unique_key: bool = True) -> Optional[dict]:
+    def _choose(
+        self, templates: list[dict], owner: str, *, unique_key: bool = True
+    ) -> Optional[dict]:
         options = [
-            t for t in templates
-            if t["group"] not in self.groups[owner] and (not unique_key or t["key"] not in self.keys)
+            t
+            for t in templates
+            if t["group"] not in self.groups[owner]
+            and (not unique_key or t["key"] not in self.keys)
         ]
         if not options:
             return None
@@ -143,7 +155,9 @@ class ConversationBuilder:
         self.plan.moments.append(Moment(session, owner, statement(self.rng, t["tone"], text, tag)))
         if ask:
             q = fill(self.rng.choice(t["ask"]), values)
-            self.plan.questions.append(PendingQuestion(qtype, q, fill(t["answer"], values), [tag], owner))
+            self.plan.questions.append(
+                PendingQuestion(qtype, q, fill(t["answer"], values), [tag], owner)
+            )
         return True
 
     def add_temporal(self, owner: str, ask: bool) -> bool:
@@ -174,10 +188,16 @@ class ConversationBuilder:
         values = {**pick_slots(self.rng, t["slots"]), **self._persons(owner)}
         s1, s2 = self._two_sessions()
         tag = self._tag()
-        self.plan.moments.append(Moment(s1, owner, statement(self.rng, "neutral", fill(t["say1"][0], values), None)))
-        self.plan.moments.append(Moment(s2, owner, statement(self.rng, "neutral", fill(t["say2"][0], values), tag)))
+        self.plan.moments.append(
+            Moment(s1, owner, statement(self.rng, "neutral", fill(t["say1"][0], values), None))
+        )
+        self.plan.moments.append(
+            Moment(s2, owner, statement(self.rng, "neutral", fill(t["say2"][0], values), tag))
+        )
         q = fill(self.rng.choice(t["ask"]), values)
-        self.plan.questions.append(PendingQuestion("updated", q, fill(t["answer"], values), [tag], owner))
+        self.plan.questions.append(
+            PendingQuestion("updated", q, fill(t["answer"], values), [tag], owner)
+        )
         return True
 
     def add_multi_hop(self, owner: str) -> bool:
@@ -187,21 +207,28 @@ class ConversationBuilder:
         values = {**pick_slots(self.rng, t["slots"]), **self._persons(owner)}
         s1, s2 = self._two_sessions()
         tags = [self._tag(), self._tag()]
-        for session, by, say, tag in ((s1, t["by1"], t["say1"], tags[0]), (s2, t["by2"], t["say2"], tags[1])):
+        for session, by, say, tag in (
+            (s1, t["by1"], t["say1"], tags[0]),
+            (s2, t["by2"], t["say2"], tags[1]),
+        ):
             lines = statement(self.rng, "neutral", fill(say, values), tag)
             if by == "Q":
                 # The friend says it; flip the roles so the evidence turn is spoken by them.
                 lines = [Line("Q" if ln.role == "P" else "P", ln.text, ln.tag) for ln in lines]
             self.plan.moments.append(Moment(session, owner, lines))
         q = fill(self.rng.choice(t["ask"]), values)
-        self.plan.questions.append(PendingQuestion("multi_hop", q, fill(t["answer"], values), tags, owner))
+        self.plan.questions.append(
+            PendingQuestion("multi_hop", q, fill(t["answer"], values), tags, owner)
+        )
         return True
 
     def plan_facts(self) -> None:
         quota = QUESTIONS_PER_CONVERSATION
         adders = {
             "single_fact": lambda o: self.add_simple("single_fact", bank.SINGLE_FACT, o, True),
-            "names_numbers": lambda o: self.add_simple("names_numbers", bank.NAMES_NUMBERS, o, True),
+            "names_numbers": lambda o: self.add_simple(
+                "names_numbers", bank.NAMES_NUMBERS, o, True
+            ),
             "paraphrase": lambda o: self.add_simple("paraphrase", bank.PARAPHRASE, o, True),
             "temporal": lambda o: self.add_temporal(o, True),
             "updated": self.add_updated,
@@ -220,7 +247,12 @@ class ConversationBuilder:
             if kind == "temporal":
                 self.add_temporal(owner, ask=False)
             else:
-                self.add_simple("", bank.SINGLE_FACT if kind == "single" else bank.NAMES_NUMBERS, owner, ask=False)
+                self.add_simple(
+                    "",
+                    bank.SINGLE_FACT if kind == "single" else bank.NAMES_NUMBERS,
+                    owner,
+                    ask=False,
+                )
 
     def _small_talk(self, first: str, second: str, values: dict[str, str]) -> list[tuple[str, str]]:
         exchange = self.rng.choice(bank.SMALL_TALK)
@@ -234,7 +266,12 @@ class ConversationBuilder:
         tag_to_turn: dict[str, str] = {}
         for s in range(self.n_sessions):
             a, b = self.names if rng.random() < 0.5 else self.names[::-1]
-            values = {"X": a, "Y": b, "show": rng.choice(bank.SHOWS), "month": bank.MONTHS[self.dates[s].month - 1]}
+            values = {
+                "X": a,
+                "Y": b,
+                "show": rng.choice(bank.SHOWS),
+                "month": bank.MONTHS[self.dates[s].month - 1],
+            }
             turns: list[tuple[str, str, Optional[str]]] = []
 
             def add(pairs: list[tuple[str, str]]) -> None:
@@ -248,7 +285,12 @@ class ConversationBuilder:
                 blocks.append([(persons[ln.role], ln.text, ln.tag) for ln in m.lines])
             for _ in range(rng.choice([1, 2, 2, 3])):
                 x, y = (a, b) if rng.random() < 0.5 else (b, a)
-                blocks.append([(spk, text, None) for spk, text in self._small_talk(x, y, {**values, "X": x, "Y": y})])
+                blocks.append(
+                    [
+                        (spk, text, None)
+                        for spk, text in self._small_talk(x, y, {**values, "X": x, "Y": y})
+                    ]
+                )
             rng.shuffle(blocks)
             for block in blocks:
                 turns.extend(block)
@@ -266,7 +308,9 @@ class ConversationBuilder:
         questions = []
         for i, pq in enumerate(self.plan.questions, 1):
             evidence = tuple(sorted((tag_to_turn[t] for t in pq.tags), key=_turn_order))
-            questions.append(Question(f"{self.cid}-q{i:02d}", pq.question, pq.answer, pq.type, evidence))
+            questions.append(
+                Question(f"{self.cid}-q{i:02d}", pq.question, pq.answer, pq.type, evidence)
+            )
         conv = Conversation(self.cid, self.names, tuple(sessions), tuple(questions))
         check_paraphrases(conv)
         return conv
@@ -286,7 +330,9 @@ def check_paraphrases(conv: Conversation) -> None:
         for n in conv.evidence_lines(q):
             shared = shared_content_words(q.question, lines[n - 1])
             if shared:
-                raise ValueError(f"{q.question_id}: paraphrase shares {sorted(shared)} with line {n}: {lines[n - 1]!r}")
+                raise ValueError(
+                    f"{q.question_id}: paraphrase shares {sorted(shared)} with line {n}: {lines[n - 1]!r}"
+                )
 
 
 def generate(seed: int = SEED, n_conversations: int = N_CONVERSATIONS) -> list[Conversation]:
@@ -296,27 +342,35 @@ def generate(seed: int = SEED, n_conversations: int = N_CONVERSATIONS) -> list[C
     if 2 * n_conversations > len(names):
         raise ValueError(f"the bank has names for {len(names) // 2} conversations")
     return [
-        ConversationBuilder(rng, i + 1, (names[2 * i], names[2 * i + 1])).build() for i in range(n_conversations)
+        ConversationBuilder(rng, i + 1, (names[2 * i], names[2 * i + 1])).build()
+        for i in range(n_conversations)
     ]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DEFAULT_DATASET))
-    parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed file instead of writing"
+    )
     args = parser.parse_args(argv)
     conversations = generate()
     if args.check:
         committed = load_agentmem(args.out)
         if committed != conversations:
-            print(f"{args.out} differs from the generator's output; run python -m evals.make_dataset", file=sys.stderr)
+            print(
+                f"{args.out} differs from the generator's output; run python -m evals.make_dataset",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.out} is up to date")
         return 0
     dump_agentmem(conversations, args.out)
     turns = sum(c.turn_count for c in conversations)
     questions = sum(len(c.questions) for c in conversations)
-    print(f"wrote {args.out}: {len(conversations)} conversations, {turns} turns, {questions} questions")
+    print(
+        f"wrote {args.out}: {len(conversations)} conversations, {turns} turns, {questions} questions"
+    )
     return 0
 
 

@@ -25,7 +25,15 @@ from datetime import date, datetime, timedelta
 from typing import Optional
 
 from . import _longbank as bank
-from .dataset import LONG_DATASET, Conversation, Question, Session, Turn, dump_agentmem, load_agentmem
+from .dataset import (
+    LONG_DATASET,
+    Conversation,
+    Question,
+    Session,
+    Turn,
+    dump_agentmem,
+    load_agentmem,
+)
 from .dataset import LONG_QUESTION_TYPES as QUESTION_TYPES
 from .make_dataset import Line, Moment, PendingQuestion, fill
 from .text import content_words
@@ -37,8 +45,20 @@ QUOTA = {"single_hop": 24, "temporal": 9, "multi_hop": 8, "open_domain": 3}
 DISTRACTOR_EVENTS = 7
 """Events nobody asks about, on top of those the questions need."""
 PHOTO_RATE = 0.4
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -118,7 +138,9 @@ class LongConversationBuilder:
         self.pronouns = {n: rng.choice([("she", "her"), ("he", "his")]) for n in names}
         self.n_sessions = rng.randint(15, 22)
         self.style = ("plain", "time_on", "us")[index % 3]
-        start = datetime(2022, 3, 1, rng.randrange(8, 22), rng.randrange(60)) + timedelta(days=rng.randrange(0, 700))
+        start = datetime(2022, 3, 1, rng.randrange(8, 22), rng.randrange(60)) + timedelta(
+            days=rng.randrange(0, 700)
+        )
         self.times = [start]
         for _ in range(self.n_sessions - 1):
             nxt = self.times[-1] + timedelta(days=rng.randrange(3, 22))
@@ -149,21 +171,45 @@ class LongConversationBuilder:
             values[name] = self.rng.choice([o for o in options if o not in taken])
         return values
 
-    def _statement(self, tone: str, text: str, tag: Optional[str], *, prompt: bool = False,
-                   photo: Optional[str] = None) -> list[Line]:
+    def _statement(
+        self,
+        tone: str,
+        text: str,
+        tag: Optional[str],
+        *,
+        prompt: bool = False,
+        photo: Optional[str] = None,
+    ) -> list[Line]:
         """The owner's evidence turn, the friend's reaction, sometimes the owner's follow-up."""
         rng = self.rng
         lines = []
         if prompt:
-            lines.append(Line("Q", rng.choice(["So what have you been up to?", "Anything fun happen since we last talked?",
-                                               "How was your week, really?", "Tell me something good that happened!"])))
+            lines.append(
+                Line(
+                    "Q",
+                    rng.choice(
+                        [
+                            "So what have you been up to?",
+                            "Anything fun happen since we last talked?",
+                            "How was your week, really?",
+                            "Tell me something good that happened!",
+                        ]
+                    ),
+                )
+            )
         text = capitalise(text)
         if photo and rng.random() < 0.6:
             lines.append(Line("P", f"{text} [shares a photo of {photo}]", tag))
         else:
             lines.append(Line("P", text, tag))
             if photo:
-                lines.append(Line("P", rng.choice(["Here, look!", "I took a picture.", "Look at this!"]) + f" [shares a photo of {photo}]"))
+                lines.append(
+                    Line(
+                        "P",
+                        rng.choice(["Here, look!", "I took a picture.", "Look at this!"])
+                        + f" [shares a photo of {photo}]",
+                    )
+                )
         lines.append(Line("Q", rng.choice(bank.REACTIONS[tone])))
         if rng.random() < 0.6:
             lines.append(Line("P", rng.choice(bank.FOLLOW_UPS[tone])))
@@ -188,18 +234,38 @@ class LongConversationBuilder:
         phrase, when_answer, day = self._when(session, exact=on_date)
         values["when"] = phrase
         tag = self._tag()
-        photo = fill(rng.choice(template["photo"]), values) if template.get("photo") and rng.random() < PHOTO_RATE else None
+        photo = (
+            fill(rng.choice(template["photo"]), values)
+            if template.get("photo") and rng.random() < PHOTO_RATE
+            else None
+        )
         text = fill(rng.choice(template["say"]), values)
-        self.moments.append(Moment(session, owner, self._statement(template["tone"], text, tag, prompt=rng.random() < 0.3, photo=photo)))
+        self.moments.append(
+            Moment(
+                session,
+                owner,
+                self._statement(
+                    template["tone"], text, tag, prompt=rng.random() < 0.3, photo=photo
+                ),
+            )
+        )
         if session + 1 < self.n_sessions and rng.random() < 0.35:
-            self.callbacks.append((rng.randrange(session + 1, self.n_sessions), owner, template["topic"]))
+            self.callbacks.append(
+                (rng.randrange(session + 1, self.n_sessions), owner, template["topic"])
+            )
         if qtype == "single_hop":
             q, a = rng.choice(template["ask"])
-            self.questions.append(PendingQuestion(qtype, self._ask(q, values, owner), fill(a, values), [tag], owner))
+            self.questions.append(
+                PendingQuestion(qtype, self._ask(q, values, owner), fill(a, values), [tag], owner)
+            )
         elif qtype == "temporal":
             if on_date:
                 assert day is not None
-                q = self._ask(rng.choice(template["on_ask"]), {**values, "date": render_day(day, rng.randrange(2))}, owner)
+                q = self._ask(
+                    rng.choice(template["on_ask"]),
+                    {**values, "date": render_day(day, rng.randrange(2))},
+                    owner,
+                )
                 a = text  # what happened that day, as told
             else:
                 q, a = self._ask(rng.choice(template["when_ask"]), values, owner), when_answer
@@ -212,13 +278,33 @@ class LongConversationBuilder:
         phrase, when_answer, _ = self._when(s2)
         values["when"] = phrase
         tag = self._tag()
-        self.moments.append(Moment(s1, owner, self._statement("neutral", fill(rng.choice(template["say1"]), values), None)))
-        self.moments.append(Moment(s2, owner, self._statement("happy", fill(rng.choice(template["say2"]), values), tag)))
+        self.moments.append(
+            Moment(
+                s1,
+                owner,
+                self._statement("neutral", fill(rng.choice(template["say1"]), values), None),
+            )
+        )
+        self.moments.append(
+            Moment(
+                s2, owner, self._statement("happy", fill(rng.choice(template["say2"]), values), tag)
+            )
+        )
         if qtype == "single_hop":
             q, a = rng.choice(template["ask_latest"])
-            self.questions.append(PendingQuestion(qtype, self._ask(q, values, owner), fill(a, values), [tag], owner))
+            self.questions.append(
+                PendingQuestion(qtype, self._ask(q, values, owner), fill(a, values), [tag], owner)
+            )
         else:
-            self.questions.append(PendingQuestion(qtype, self._ask(rng.choice(template["ask_when"]), values, owner), when_answer, [tag], owner))
+            self.questions.append(
+                PendingQuestion(
+                    qtype,
+                    self._ask(rng.choice(template["ask_when"]), values, owner),
+                    when_answer,
+                    [tag],
+                    owner,
+                )
+            )
 
     def add_collection(self, template: dict, owner: str) -> None:
         rng = self.rng
@@ -229,12 +315,29 @@ class LongConversationBuilder:
         for session, item, say in zip(self._sessions(k), items, says):
             tag = self._tag()
             tags.append(tag)
-            photo = rng.choice(template["photos"]) if template.get("photos") and rng.random() < PHOTO_RATE else None
-            self.moments.append(Moment(session, owner, self._statement("neutral", fill(say, {"item": item}), tag, photo=photo)))
+            photo = (
+                rng.choice(template["photos"])
+                if template.get("photos") and rng.random() < PHOTO_RATE
+                else None
+            )
+            self.moments.append(
+                Moment(
+                    session,
+                    owner,
+                    self._statement("neutral", fill(say, {"item": item}), tag, photo=photo),
+                )
+            )
         # The friend mentions one item of the same kind: it shares every word but is not the answer.
         other_item = rng.choice([i for i in template["items"] if i not in items])
-        self.moments.append(Moment(rng.randrange(self.n_sessions), self._other(owner),
-                                   self._statement("neutral", fill(rng.choice(template["say"]), {"item": other_item}), None)))
+        self.moments.append(
+            Moment(
+                rng.randrange(self.n_sessions),
+                self._other(owner),
+                self._statement(
+                    "neutral", fill(rng.choice(template["say"]), {"item": other_item}), None
+                ),
+            )
+        )
         q = self._ask(rng.choice(template["ask"]), {}, owner)
         self.questions.append(PendingQuestion("multi_hop", q, ", ".join(items), tags, owner))
 
@@ -243,10 +346,24 @@ class LongConversationBuilder:
         values = self._slots(template["slots"])
         s1, s2 = self._sessions(2)
         tags = [self._tag(), self._tag()]
-        self.moments.append(Moment(s1, owner, self._statement("neutral", fill(rng.choice(template["say1"]), values), tags[0])))
-        self.moments.append(Moment(s2, owner, self._statement("happy", fill(rng.choice(template["say2"]), values), tags[1])))
+        self.moments.append(
+            Moment(
+                s1,
+                owner,
+                self._statement("neutral", fill(rng.choice(template["say1"]), values), tags[0]),
+            )
+        )
+        self.moments.append(
+            Moment(
+                s2,
+                owner,
+                self._statement("happy", fill(rng.choice(template["say2"]), values), tags[1]),
+            )
+        )
         q = self._ask(rng.choice(template["ask"]), values, owner)
-        self.questions.append(PendingQuestion("multi_hop", q, fill(template["answer"], values), tags, owner))
+        self.questions.append(
+            PendingQuestion("multi_hop", q, fill(template["answer"], values), tags, owner)
+        )
 
     def add_inference(self, template: dict, owner: str) -> None:
         rng = self.rng
@@ -257,7 +374,9 @@ class LongConversationBuilder:
             tags.append(tag)
             self.moments.append(Moment(session, owner, self._statement("neutral", say, tag)))
         q = self._ask(rng.choice(template["ask"]), {}, owner)
-        self.questions.append(PendingQuestion("open_domain", q, self._ask(template["answer"], {}, owner), tags, owner))
+        self.questions.append(
+            PendingQuestion("open_domain", q, self._ask(template["answer"], {}, owner), tags, owner)
+        )
 
     def plan(self) -> None:
         rng = self.rng
@@ -275,7 +394,11 @@ class LongConversationBuilder:
             qtype = rng.choice(["single_hop", "temporal"])
             need[qtype] -= 1
             self.add_change(t, owners(), qtype)
-        kinds = ["single_hop"] * need["single_hop"] + ["temporal"] * need["temporal"] + [None] * DISTRACTOR_EVENTS
+        kinds = (
+            ["single_hop"] * need["single_hop"]
+            + ["temporal"] * need["temporal"]
+            + [None] * DISTRACTOR_EVENTS
+        )
         rng.shuffle(kinds)
         pairs = [(t, n) for t in bank.EVENTS for n in self.names]
         if len(kinds) > len(pairs):
@@ -289,39 +412,61 @@ class LongConversationBuilder:
         rng = self.rng
         sessions = []
         tag_to_turn: dict[str, str] = {}
-        small_talk, openers, closers = (Deck(rng, bank.SMALL_TALK), Deck(rng, bank.OPENERS), Deck(rng, bank.CLOSERS))
+        small_talk, openers, closers = (
+            Deck(rng, bank.SMALL_TALK),
+            Deck(rng, bank.OPENERS),
+            Deck(rng, bank.CLOSERS),
+        )
         for s in range(self.n_sessions):
             a, b = self.names if rng.random() < 0.5 else self.names[::-1]
             blocks: list[list[tuple[str, str, Optional[str]]]] = []
             for m in (m for m in self.moments if m.session == s):
                 persons = {"P": m.owner, "Q": self._other(m.owner)}
-                blocks.append([(persons[ln.role], fill(ln.text, {"P": m.owner}), ln.tag) for ln in m.lines])
+                blocks.append(
+                    [(persons[ln.role], fill(ln.text, {"P": m.owner}), ln.tag) for ln in m.lines]
+                )
             for _ in range(rng.choice([2, 2, 3, 3, 4])):
                 x, y = (a, b) if rng.random() < 0.5 else (b, a)
                 exchange = small_talk.deal()
-                blocks.append([((x, y)[i % 2], vary(rng, text), None) for i, text in enumerate(exchange)])
+                blocks.append(
+                    [((x, y)[i % 2], vary(rng, text), None) for i, text in enumerate(exchange)]
+                )
             for _, owner, topic in (c for c in self.callbacks if c[0] == s):
                 asker = self._other(owner)
-                blocks.append([(asker, fill(rng.choice(bank.CALLBACK_ASKS), {"topic": topic}), None),
-                               (owner, rng.choice(bank.CALLBACK_REPLIES), None)])
+                blocks.append(
+                    [
+                        (asker, fill(rng.choice(bank.CALLBACK_ASKS), {"topic": topic}), None),
+                        (owner, rng.choice(bank.CALLBACK_REPLIES), None),
+                    ]
+                )
             rng.shuffle(blocks)
             opener, closer = openers.deal(), closers.deal()
-            turns = [(a, fill(opener[0], {"X": a, "Y": b}), None), (b, fill(opener[1], {"X": a, "Y": b}), None)]
+            turns = [
+                (a, fill(opener[0], {"X": a, "Y": b}), None),
+                (b, fill(opener[1], {"X": a, "Y": b}), None),
+            ]
             for block in blocks:
                 turns.extend(block)
-            turns += [(a, fill(closer[0], {"X": a, "Y": b}), None), (b, fill(closer[1], {"X": a, "Y": b}), None)]
+            turns += [
+                (a, fill(closer[0], {"X": a, "Y": b}), None),
+                (b, fill(closer[1], {"X": a, "Y": b}), None),
+            ]
             sid = f"S{s + 1}"
             session_turns = []
             for i, (spk, text, tag) in enumerate(turns, 1):
                 if tag:
                     tag_to_turn[tag] = f"{sid}:{i}"
                 session_turns.append(Turn(f"{sid}:{i}", spk, text))
-            sessions.append(Session(sid, render_session_date(self.times[s], self.style), tuple(session_turns)))
+            sessions.append(
+                Session(sid, render_session_date(self.times[s], self.style), tuple(session_turns))
+            )
         order = {t.turn_id: i for i, t in enumerate(t for s in sessions for t in s.turns)}
         questions = []
         for i, pq in enumerate(self.questions, 1):
             evidence = tuple(sorted((tag_to_turn[t] for t in pq.tags), key=order.__getitem__))
-            questions.append(Question(f"{self.cid}-q{i:02d}", pq.question, pq.answer, pq.type, evidence))
+            questions.append(
+                Question(f"{self.cid}-q{i:02d}", pq.question, pq.answer, pq.type, evidence)
+            )
         rng.shuffle(questions)
         return Conversation(self.cid, self.names, tuple(sessions), tuple(questions))
 
@@ -332,7 +477,10 @@ def generate(seed: int = SEED, n_conversations: int = N_CONVERSATIONS) -> list[C
     rng.shuffle(names)
     if 2 * n_conversations > len(names):
         raise ValueError(f"the bank has names for {len(names) // 2} conversations")
-    return [LongConversationBuilder(rng, i + 1, (names[2 * i], names[2 * i + 1])).build() for i in range(n_conversations)]
+    return [
+        LongConversationBuilder(rng, i + 1, (names[2 * i], names[2 * i + 1])).build()
+        for i in range(n_conversations)
+    ]
 
 
 # --- what the set looks like ---------------------------------------------------------------------
@@ -352,20 +500,28 @@ def overlap_stats(conversations: list[Conversation]) -> dict[str, float]:
         names = {w for n in conv.speakers for w in content_words(n)}
         for q in conv.questions:
             words = content_words(q.question) - names
-            evidence_words = set().union(*(content_words(lines[n - 1]) for n in conv.evidence_lines(q)))
+            evidence_words = set().union(
+                *(content_words(lines[n - 1]) for n in conv.evidence_lines(q))
+            )
             shared = words & evidence_words
             out["questions"] += 1
             out["shares_any"] += bool(shared)
             out["shares_rare"] += bool({w for w in shared if df[w] <= 3})
     n = out["questions"] or 1
-    return {"questions": out["questions"], "share_any_word": out["shares_any"] / n, "share_rare_word": out["shares_rare"] / n}
+    return {
+        "questions": out["questions"],
+        "share_any_word": out["shares_any"] / n,
+        "share_rare_word": out["shares_rare"] / n,
+    }
 
 
 def describe(conversations: list[Conversation]) -> str:
     turns = sum(c.turn_count for c in conversations)
     types = Counter(q.type for c in conversations for q in c.questions)
     n = sum(types.values())
-    photos = sum("[shares a photo of" in t.text for c in conversations for s in c.sessions for t in s.turns)
+    photos = sum(
+        "[shares a photo of" in t.text for c in conversations for s in c.sessions for t in s.turns
+    )
     stats = overlap_stats(conversations)
     lines = [
         f"{len(conversations)} conversations, {turns} turns ({min(c.turn_count for c in conversations)}-"
@@ -380,8 +536,12 @@ def describe(conversations: list[Conversation]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(LONG_DATASET))
-    parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
-    parser.add_argument("--stats", action="store_true", help="print what the generated set looks like")
+    parser.add_argument(
+        "--check", action="store_true", help="compare with the committed file instead of writing"
+    )
+    parser.add_argument(
+        "--stats", action="store_true", help="print what the generated set looks like"
+    )
     args = parser.parse_args(argv)
     conversations = generate()
     if args.stats:
@@ -389,7 +549,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     if args.check:
         if load_agentmem(args.out) != conversations:
-            print(f"{args.out} differs from the generator's output; run python -m evals.make_long_dataset", file=sys.stderr)
+            print(
+                f"{args.out} differs from the generator's output; run python -m evals.make_long_dataset",
+                file=sys.stderr,
+            )
             return 1
         print(f"{args.out} is up to date")
         return 0

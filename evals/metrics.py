@@ -11,7 +11,7 @@ twice cannot inflate a score.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 Span = tuple[int, int]
 """A chunk's first and last line (1-based, inclusive)."""
@@ -65,7 +65,10 @@ def ndcg_at_k(ranked: Sequence[Span], evidence: frozenset[int] | set[int], k: in
 
 
 def recall_within_tokens(
-    ranked: Sequence[Span], evidence: frozenset[int] | set[int], token_counts: Sequence[int], budget: int
+    ranked: Sequence[Span],
+    evidence: frozenset[int] | set[int],
+    token_counts: Sequence[int],
+    budget: int,
 ) -> float:
     """Recall of the longest ranked prefix whose chunks fit in `budget` tokens together.
 
@@ -99,7 +102,9 @@ def question_metrics(
         out[f"ndcg@{k}"] = ndcg_at_k(ranked, evidence, k)
     out["mrr"] = reciprocal_rank(ranked, evidence)
     if token_counts is not None:
-        out[f"recall@{TOKEN_BUDGET}tok"] = recall_within_tokens(ranked, evidence, token_counts, TOKEN_BUDGET)
+        out[f"recall@{TOKEN_BUDGET}tok"] = recall_within_tokens(
+            ranked, evidence, token_counts, TOKEN_BUDGET
+        )
     return out
 
 
@@ -120,7 +125,9 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def aggregate(per_question: Sequence[dict[str, float]], latencies_ms: Sequence[float]) -> dict[str, float]:
+def aggregate(
+    per_question: Sequence[dict[str, float]], latencies_ms: Sequence[float]
+) -> dict[str, float]:
     """Means of the per-question metrics plus latency percentiles; `n` is the question count."""
     keys = list(per_question[0]) if per_question else []
     out: dict[str, float] = {key: mean([m[key] for m in per_question]) for key in keys}

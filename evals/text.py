@@ -43,7 +43,9 @@ def stem(word: str) -> str:
 
 def content_words(text: str) -> frozenset[str]:
     """Stemmed, lowercased word tokens of `text` minus stop words."""
-    return frozenset(stem(w) for w in _WORD.findall(text.lower().replace("'", "")) if w not in STOP_WORDS)
+    return frozenset(
+        stem(w) for w in _WORD.findall(text.lower().replace("'", "")) if w not in STOP_WORDS
+    )
 
 
 def shared_content_words(a: str, b: str) -> frozenset[str]:

@@ -17,8 +17,9 @@ import json
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Optional
 
 from .dataset import Conversation, load_dataset
 from .harness import _ingest, _parse_setting, _type_order, local_server, select_questions
@@ -35,11 +36,16 @@ _QUESTION_WORDS = frozenset("what which who whom whose when where why how name c
 def keywords_only(question: str) -> str:
     """The question without stop and question words: full-text search then scores only content."""
     words = [w.strip("?.,!'\"") for w in question.split()]
-    kept = [w for w in words if w and w.lower().replace("'s", "") not in STOP_WORDS | _QUESTION_WORDS]
+    kept = [
+        w for w in words if w and w.lower().replace("'s", "") not in STOP_WORDS | _QUESTION_WORDS
+    ]
     return " ".join(kept) or question
 
 
-QUERY_VARIANTS: dict[str, Callable[[str], str]] = {"raw": lambda q: q, "keywords_only": keywords_only}
+QUERY_VARIANTS: dict[str, Callable[[str], str]] = {
+    "raw": lambda q: q,
+    "keywords_only": keywords_only,
+}
 
 
 def rrf(rankings: Sequence[Sequence[Span]], weights: Sequence[float], k: int = 60) -> list[Span]:
@@ -53,7 +59,9 @@ def rrf(rankings: Sequence[Sequence[Span]], weights: Sequence[float], k: int = 6
     return sorted(fused, key=lambda s: (-fused[s], first_seen[s]))
 
 
-def fusion_variants(vector: Sequence[Span], keyword: Sequence[Span], server_hybrid: Sequence[Span]) -> dict[str, list[Span]]:
+def fusion_variants(
+    vector: Sequence[Span], keyword: Sequence[Span], server_hybrid: Sequence[Span]
+) -> dict[str, list[Span]]:
     return {
         "server_hybrid": list(server_hybrid),
         "vector": list(vector),
@@ -86,19 +94,30 @@ def run_study(
             _ingest(client, conv, agent_id)
 
             def spans(query: str, mode: str, n: int) -> list[Span]:
-                hits = client.memory.recall(query, agent_id=agent_id, scope="agent", limit=n, mode=mode)
+                hits = client.memory.recall(
+                    query, agent_id=agent_id, scope="agent", limit=n, mode=mode
+                )
                 return [(h.line_number, h.end_line) for h in hits]
 
             for q in conv.questions:
                 evidence = conv.evidence_lines(q)
                 for qname, rewrite in QUERY_VARIANTS.items():
                     query = rewrite(q.question)
-                    variants = fusion_variants(spans(query, "vector", DEPTH), spans(query, "keyword", DEPTH), spans(query, "hybrid", limit))
+                    variants = fusion_variants(
+                        spans(query, "vector", DEPTH),
+                        spans(query, "keyword", DEPTH),
+                        spans(query, "hybrid", limit),
+                    )
                     for vname, ranked in variants.items():
-                        records.append({
-                            "variant": f"{qname}/{vname}", "type": q.type, "question_id": q.question_id,
-                            "metrics": question_metrics(ranked[:limit], evidence), "latency_ms": 0.0,
-                        })
+                        records.append(
+                            {
+                                "variant": f"{qname}/{vname}",
+                                "type": q.type,
+                                "question_id": q.question_id,
+                                "metrics": question_metrics(ranked[:limit], evidence),
+                                "latency_ms": 0.0,
+                            }
+                        )
                 if progress:
                     progress()
     return records
@@ -115,12 +134,16 @@ def summarise(records: Sequence[dict]) -> dict[str, dict[str, dict[str, float]]]
     }
 
 
-def render(summary: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str = "recall@5") -> str:
+def render(
+    summary: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str = "recall@5"
+) -> str:
     types = _type_order({t: None for g in summary.values() for t in g if t != "overall"})
     head = ["variant", "overall", *types, "MRR"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for v, g in summary.items():
-        cells = [f"{g['overall'][metric]:.3f}"] + [f"{g[t][metric]:.3f}" if t in g else "-" for t in types]
+        cells = [f"{g['overall'][metric]:.3f}"] + [
+            f"{g[t][metric]:.3f}" if t in g else "-" for t in types
+        ]
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {g['overall']['mrr']:.3f} |")
     return "\n".join(lines)
 
@@ -128,7 +151,14 @@ def render(summary: Mapping[str, Mapping[str, Mapping[str, float]]], metric: str
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max-questions", type=int, default=None)
-    p.add_argument("--set", dest="settings", action="append", default=[], type=_parse_setting, metavar="KEY=VALUE")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        type=_parse_setting,
+        metavar="KEY=VALUE",
+    )
     p.add_argument("--out", default="evals/out/tuning")
     args = p.parse_args(argv)
     conversations = select_questions(load_dataset(), max_questions=args.max_questions)
@@ -146,9 +176,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = summarise(records)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "tuning.json").write_text(json.dumps({"settings": dict(args.settings), "questions": n, "summary": summary}, indent=2) + "\n")
+    (out / "tuning.json").write_text(
+        json.dumps({"settings": dict(args.settings), "questions": n, "summary": summary}, indent=2)
+        + "\n"
+    )
     table = render(summary)
-    (out / "tuning.md").write_text(f"Recall@5 by variant ({n} questions, settings {dict(args.settings) or 'default'})\n\n{table}\n")
+    (out / "tuning.md").write_text(
+        f"Recall@5 by variant ({n} questions, settings {dict(args.settings) or 'default'})\n\n{table}\n"
+    )
     print(table)
     return 0
 
