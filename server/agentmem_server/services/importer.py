@@ -47,6 +47,7 @@ from agentmem.types._constraints import (
     JsonObject,
     Text,
 )
+from agentmem.types.state import StateKey, StateValue, encode_namespace, namespace_problem
 
 from ..chunking import Chunk
 from ..errors import Conflict, InvalidInput, PayloadTooLarge
@@ -55,6 +56,7 @@ from ..memtrim import schedule_trim
 from ..storage.base import BlockRef, ScopeKey, agent_key_of, from_micros, now_micros
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import conversations as conversations_sql
+from ..storage.sql import state as state_sql
 from ..storage.sql.store import SqlStore
 from .memory import MemoryService, count_lines
 from .run_record import RunRecord
@@ -186,6 +188,8 @@ class ImportState:
     """kind -> {id in the file: id given here}."""
     archival_written: set[str] = field(default_factory=set)
     """Agent keys whose archival block the write pass created."""
+    state_keys: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, key) of the file's keyed-state entries."""
 
     def new_id(self, kind: str, old: str) -> str:
         return self.renamed.get(kind, {}).get(old, old)
@@ -690,6 +694,59 @@ def _write_run(state: ImportState, conn: Connection, r: RunLineRecord) -> None:
         replay_of=replay_of,
         record=record,
     )
+
+
+class StateRecord(Record):
+    type: Literal["state"]
+    namespace: list[str] = Field(max_length=8)
+    key: StateKey
+    value: StateValue
+    created_at: Micros
+    updated_at: Micros
+    expires_at: Optional[Micros] = None
+
+
+def _check_state(state: ImportState, r: StateRecord, line: int) -> None:
+    problem = namespace_problem(r.namespace)
+    if problem is not None:
+        raise _fail(line, f"state namespace {problem}")
+    size = len(json.dumps(r.value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > STATE_IMPORT_VALUE_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"line {line}: state value is {size} bytes; the limit is "
+            f"{STATE_IMPORT_VALUE_MAX_BYTES}",
+            field=f"line {line}: value",
+            limit=STATE_IMPORT_VALUE_MAX_BYTES,
+        )
+    where = (encode_namespace(r.namespace), r.key)
+    if where in state.state_keys:
+        raise _fail(line, f"state entry {r.key!r} in {r.namespace!r} appears twice")
+    state.state_keys.add(where)
+
+
+STATE_IMPORT_VALUE_MAX_BYTES = 64 * 1024
+"""The default `AGENTMEM_STATE_VALUE_MAX_BYTES`: an imported value is held to it."""
+
+
+@record_kind("state", StateRecord, check=_check_state)
+def _write_state(state: ImportState, conn: Connection, r: StateRecord) -> None:
+    now = now_micros()
+    if r.expires_at is not None and r.expires_at <= now:
+        return  # expired since it was exported: as if it were not there
+    namespace = encode_namespace(r.namespace)
+    size = len(json.dumps(r.value, separators=(",", ":"), ensure_ascii=False).encode())
+    state_sql.lock_tenant(conn, state.tenant_id)
+    old = state_sql.stored_size(conn, state.tenant_id, namespace, r.key)
+    row = state_sql.StateRow(
+        namespace, r.key, r.value, size, r.created_at, r.updated_at, r.expires_at
+    )
+    if not state_sql.import_entry(conn, state.tenant_id, row, now):
+        raise Conflict(
+            f"state entry {r.key!r} in namespace {r.namespace!r} already exists here",
+            field="state",
+        )
+    more_rows, more_bytes = (1, size) if old is None else (0, size - old)
+    state_sql.add_usage(conn, state.tenant_id, more_rows, more_bytes)
 
 
 __all__ = [

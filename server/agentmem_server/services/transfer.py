@@ -1,7 +1,8 @@
 """Export a tenant's memory as JSON Lines, and import such a file into another server.
 
 One record per line, each with a `type`: `header`, `agent`, `block` (core text, or the start of
-an archival block), `archival_lines` (one original append batch), `thread`, `message`, `run`.
+an archival block), `archival_lines` (one original append batch), `thread`, `message`, `run`,
+`state` (a keyed-state entry with its times and expiry; expired entries are not exported).
 Archival text travels as lines; the importing server re-embeds it with its own model. Batches are
 kept as they were appended so the import chunks, and therefore recalls, exactly like the source.
 The import (strict, tenant-safe, all-or-nothing) is services/importer.py.
@@ -18,6 +19,7 @@ from sqlalchemy import Connection
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import conversations as conversations_sql
+from ..storage.sql import state as state_sql
 from ..storage.sql.store import SqlStore
 from .importer import FORMAT, VERSION, import_records
 
@@ -78,6 +80,18 @@ def _export_lines(conn: Connection, tenant_id: str) -> Iterator[bytes]:
                     "created_at": m.created_at,
                 }
             )
+    for e in state_sql.iter_tenant_entries(conn, tenant_id, now_micros()):
+        yield _line(
+            {
+                "type": "state",
+                "namespace": e.namespace.split("/") if e.namespace else [],
+                "key": e.key,
+                "value": e.value,
+                "created_at": e.created_at,
+                "updated_at": e.updated_at,
+                "expires_at": e.expires_at,
+            }
+        )
     for r in conversations_sql.iter_runs(conn, tenant_id):
         yield _line(
             {

@@ -10,7 +10,7 @@ A write is a few statements in one transaction (services/state.py): `lock_tenant
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -165,6 +165,23 @@ def list_namespace_entries(
     return [_row(r) for r in conn.execute(stmt.order_by(t.c.key).limit(limit))]
 
 
+def iter_tenant_entries(
+    conn: Connection, tenant_id: str, now: int, page: int = 1000
+) -> Iterator[StateRow]:
+    """Every visible entry of the tenant, by namespace then key, a page at a time (export)."""
+    after: Optional[tuple[str, str]] = None
+    while True:
+        stmt = select(t).where(t.c.tenant_id == tenant_id, _visible(now))
+        if after is not None:
+            stmt = stmt.where(tuple_(t.c.namespace, t.c.key) > tuple_(*map(literal, after)))
+        rows = conn.execute(stmt.order_by(t.c.namespace, t.c.key).limit(page)).all()
+        if not rows:
+            return
+        for r in rows:
+            yield _row(r)
+        after = (rows[-1].namespace, rows[-1].key)
+
+
 # ---- writes ---------------------------------------------------------------------------------
 
 
@@ -246,6 +263,33 @@ def create_entry(
     # RETURNING rather than rowcount: psycopg reports rowcount -1 for an upsert.
     r = conn.execute(stmt).first()
     return _row(r) if r else None
+
+
+def import_entry(
+    conn: Connection,
+    tenant_id: str,
+    row: StateRow,
+    now: int,
+) -> bool:
+    """Create an entry with the times it had where it was exported; False when a visible entry
+    holds its key (an expired one is replaced)."""
+    values = _values(
+        tenant_id, row.namespace, row.key, row.value, row.value_bytes, row.expires_at, now
+    )
+    values.update(created_at=row.created_at, updated_at=row.updated_at)
+    stmt = _insert(conn, values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.tenant_id, t.c.namespace, t.c.key],
+        set_={
+            "value": stmt.excluded.value,
+            "value_bytes": stmt.excluded.value_bytes,
+            "expires_at": stmt.excluded.expires_at,
+            "created_at": stmt.excluded.created_at,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=_expired(now),
+    ).returning(t.c.key)
+    return conn.execute(stmt).first() is not None
 
 
 def replace_entry(
