@@ -12,15 +12,24 @@ NDJSON = {"content-type": "application/x-ndjson"}
 
 
 def put(http: TestClient, h, key: str, body: dict, namespace: str = "") -> dict:
-    r = http.put(f"/v1/state/entries/{key}", params={"namespace": namespace} if namespace else {}, json=body, headers=h)
+    r = http.put(
+        f"/v1/state/entries/{key}",
+        params={"namespace": namespace} if namespace else {},
+        json=body,
+        headers=h,
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def entries(http: TestClient, h, namespace: str) -> dict[str, dict]:
-    listed = http.get("/v1/state/entries", params={"namespace": namespace}, headers=h).json()["items"]
+    listed = http.get("/v1/state/entries", params={"namespace": namespace}, headers=h).json()[
+        "items"
+    ]
     return {
-        i["key"]: http.get(f"/v1/state/entries/{i['key']}", params={"namespace": namespace}, headers=h).json()
+        i["key"]: http.get(
+            f"/v1/state/entries/{i['key']}", params={"namespace": namespace}, headers=h
+        ).json()
         for i in listed
     }
 
@@ -53,7 +62,14 @@ def test_state_entries_travel_with_their_times_and_ttls(http: TestClient, new_ke
 def test_a_bad_state_record_is_refused_naming_its_line(http: TestClient, new_key):
     h = auth(new_key("acme"))
     header = {"type": "header", "format": "agentmem-export", "version": 1}
-    good = {"type": "state", "namespace": ["session", "u1"], "key": "k", "value": 1, "created_at": 1, "updated_at": 2}
+    good = {
+        "type": "state",
+        "namespace": ["session", "u1"],
+        "key": "k",
+        "value": 1,
+        "created_at": 1,
+        "updated_at": 2,
+    }
     for bad, field in (
         (good | {"namespace": ["has space"]}, "line 3"),
         (good | {"key": "a\nb"}, "line 3: key"),
@@ -64,4 +80,9 @@ def test_a_bad_state_record_is_refused_naming_its_line(http: TestClient, new_key
         r = http.post("/v1/import", content=body, headers=h | NDJSON)
         assert r.status_code in (413, 422), r.text
         assert r.json()["error"]["field"] == field, (bad, r.json())
-        assert http.get("/v1/state/entries/k", params={"namespace": "session/u1"}, headers=h).status_code == 404
+        assert (
+            http.get(
+                "/v1/state/entries/k", params={"namespace": "session/u1"}, headers=h
+            ).status_code
+            == 404
+        )
