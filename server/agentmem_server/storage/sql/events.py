@@ -16,8 +16,19 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Optional
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 
 from .schema import event_counters, memory_events
 
@@ -153,9 +164,24 @@ def append_event(
     conn: Connection, tenant_id: str, event: NewEvent, *, at_us: int, data_cap_bytes: int
 ) -> int:
     """Record `event` in the caller's transaction; returns its `seq`."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    data, truncated = _encode_data(event.data, data_cap_bytes)
+    values = {
+        "tenant_id": tenant_id,
+        "at": at_us,
+        "kind": event.kind,
+        "action": event.action,
+        "namespace": encode_namespace(event.namespace),
+        "scope": event.scope,
+        "agent_id": event.agent_id,
+        "key": event.key,
+        "data": data,
+        "truncated": truncated,
+    }
+    if conn.dialect.name == "postgresql":
+        # One round trip instead of three (a core write's whole cost is a few of them).
+        return int(conn.execute(_PG_APPEND, {**values, "channel": NOTIFY_CHANNEL}).scalar_one())
     bump = (
-        dialect.insert(event_counters)
+        sqlite.insert(event_counters)
         .values(tenant_id=tenant_id, last_seq=1, pruned_through=0)
         .on_conflict_do_update(
             index_elements=["tenant_id"], set_={"last_seq": event_counters.c.last_seq + 1}
@@ -163,26 +189,31 @@ def append_event(
         .returning(event_counters.c.last_seq)
     )
     seq = int(conn.execute(bump).scalar_one())
-    data, truncated = _encode_data(event.data, data_cap_bytes)
-    conn.execute(
-        insert(memory_events).values(
-            tenant_id=tenant_id,
-            seq=seq,
-            at=at_us,
-            kind=event.kind,
-            action=event.action,
-            namespace=encode_namespace(event.namespace),
-            scope=event.scope,
-            agent_id=event.agent_id,
-            key=event.key,
-            data=data,
-            truncated=truncated,
-        )
-    )
-    if conn.dialect.name == "postgresql":
-        # Delivered to every listening replica when (and only if) this transaction commits.
-        conn.execute(select(func.pg_notify(NOTIFY_CHANNEL, tenant_id)))
+    conn.execute(insert(memory_events).values(seq=seq, **values))
     return seq
+
+
+# The counter bump, the event and the notification in one statement. NOTIFY is delivered to every
+# listening replica when (and only if) the transaction commits.
+_PG_APPEND = text(
+    """
+    WITH bumped AS (
+        INSERT INTO event_counters (tenant_id, last_seq, pruned_through)
+        VALUES (:tenant_id, 1, 0)
+        ON CONFLICT (tenant_id) DO UPDATE SET last_seq = event_counters.last_seq + 1
+        RETURNING last_seq
+    ), added AS (
+        INSERT INTO memory_events
+            (tenant_id, seq, at, kind, action, namespace, scope, agent_id, key, data, truncated)
+        SELECT :tenant_id, bumped.last_seq, CAST(:at AS BIGINT), :kind, :action, :namespace,
+               CAST(:scope AS VARCHAR), CAST(:agent_id AS VARCHAR), :key, CAST(:data AS TEXT),
+               CAST(:truncated AS BOOLEAN)
+        FROM bumped
+        RETURNING seq
+    )
+    SELECT added.seq, pg_notify(:channel, :tenant_id) FROM added
+    """
+)
 
 
 def _row(r: Any) -> EventRow:
