@@ -1,7 +1,10 @@
-"""Tool surfaces: recall through MCP (/mcp, the official `mcp` client) vs the same recall over REST
-(the public `agentmem.AsyncClient`), against one real `agentmem serve`, in the same run.
+"""Tool surfaces against one real `agentmem serve` (docs/mcp.md, docs/langgraph.md):
 
-    python -m evals.bench_mcp [--n 300] [--lines 5000] [--out evals/out/bench_mcp.json]
+- mcp:   recall through MCP (/mcp, the official `mcp` client) vs the same recall over REST (the
+         public `agentmem.AsyncClient`), in the same run.
+- store: `AgentmemStore.search(query=...)` latency over `--store-items` indexed items (p50/p95).
+
+    python -m evals.bench_mcp [--parts mcp,store] [--n 300] [--lines 5000] [--store-items 10000]
 
 The two are interleaved call by call (which goes first alternates), on one event loop, with the
 same queries, so the noise of this shared box falls on both alike; the figure that matters is the
@@ -99,29 +102,85 @@ async def measure(url: str, key: str, n: int) -> dict[str, Any]:
     }
 
 
+STORE_TOPICS = [
+    "prefers a window seat on long flights",
+    "is allergic to peanuts and shellfish",
+    "plays the cello on Sunday mornings",
+    "walks the dog before work",
+    "is learning Portuguese for a move to Porto",
+    "supports the local football club",
+    "drinks oat milk in coffee",
+    "keeps a vegetable garden on the balcony",
+]
+
+
+def measure_store(url: str, key: str, items: int, n: int) -> dict[str, Any]:
+    """Put `items` indexed items (8 writers), then time `n` semantic searches over all of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import agentmem
+    from agentmem.integrations.langgraph import AgentmemStore
+
+    rng = random.Random(11)
+    texts = [f"{rng.choice(_PEOPLE)} {rng.choice(STORE_TOPICS)} (note {i})" for i in range(items)]
+    with agentmem.Client(api_key=key, base_url=url, timeout=120) as client:
+        store = AgentmemStore(client, index={"fields": ["text"]})
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: store.put(("bench", f"user{i % 10}"), f"m{i}", {"text": texts[i]}),
+                    range(items),
+                )
+            )
+        put_s = time.perf_counter() - t0
+        log(f"put {items} indexed items in {put_s:.0f} s")
+        queries = ["what can't she eat?", "music on weekends", "where does he want to live?"]
+        for q in queries:  # warm
+            store.search(("bench",), query=q, limit=10)
+        searches = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            hits = store.search(("bench",), query=queries[i % len(queries)], limit=10)
+            searches.append(time.perf_counter() - t0)
+            assert len(hits) == 10
+    return {
+        "items": items,
+        "put_per_s": round(items / put_s, 1),
+        "search_query_limit10": latency_summary(searches),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=300, help="measured recalls per transport")
     parser.add_argument("--lines", type=int, default=5000, help="archival lines in the scope")
+    parser.add_argument("--parts", default="mcp,store", help="mcp, store or both")
+    parser.add_argument("--store-items", type=int, default=10_000, help="items for `store`")
     parser.add_argument("--embedding-model", default=None, help="AGENTMEM_EMBEDDING_MODEL")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
     import agentmem
 
+    parts = set(args.parts.split(","))
     settings = {"embedding_model": args.embedding_model} if args.embedding_model else {}
+    result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-mcp-") as tmp:
         server = Server(Path(tmp) / "data", **settings).start()
         try:
-            text = lines(args.lines)
-            log(f"ingesting {len(text)} lines")
-            with agentmem.Client(api_key=server.key, base_url=server.url, timeout=600) as client:
-                for start in range(0, len(text), 1000):
-                    client.memory.append("archival", "\n".join(text[start : start + 1000]))
-            log(f"measuring {args.n} recalls per transport, interleaved")
-            result = asyncio.run(measure(server.url, server.key, args.n))
+            if "mcp" in parts:
+                text = lines(args.lines)
+                log(f"ingesting {len(text)} lines")
+                with agentmem.Client(api_key=server.key, base_url=server.url, timeout=600) as c:
+                    for start in range(0, len(text), 1000):
+                        c.memory.append("archival", "\n".join(text[start : start + 1000]))
+                log(f"measuring {args.n} recalls per transport, interleaved")
+                result.update(asyncio.run(measure(server.url, server.key, args.n)))
+            if "store" in parts:
+                result["store"] = measure_store(server.url, server.key, args.store_items, args.n)
         finally:
             server.stop()
     result["lines"] = args.lines
