@@ -1,6 +1,7 @@
 """The one home of test helpers and fakes, importable from any test (`tests/` is on pythonpath).
 
-    clock        T0, T0_US, T0_ISO: the one fixed instant tests stamp things with
+    clock        T0, T0_US, T0_ISO: the one fixed instant tests stamp things with;
+                 FakeClock, a settable `now` for services
     settings     make_settings, ADMIN_KEY, auth
     processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
     LLM          ScriptedLLM: the one fake OpenAI-compatible endpoint (respx, or real HTTP)
@@ -46,6 +47,18 @@ T0_US = 1_740_830_400_123_456
 """T0 in UTC microseconds, the form stored rows carry."""
 T0_ISO = "2025-03-01T12:00:00.123456Z"
 """T0 as the API writes it."""
+
+
+class FakeClock:
+    """A clock for services that take `now=` (UTC microseconds): it stands still at `now` (T0 by
+    default) until a test moves it (`clock.now += 60_000_000`)."""
+
+    def __init__(self, now: int = T0_US) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
 
 # ---- settings -------------------------------------------------------------------------------
 

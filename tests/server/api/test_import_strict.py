@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from support import auth
+from support import T0_US, auth
 
 NDJSON = {"content-type": "application/x-ndjson"}
 HEADER = {"type": "header", "format": "agentmem-export", "version": 1}
-T0 = 1_767_225_600_000_000  # 2026-01-01 in microseconds
 
 
 def _body(*records: dict[str, Any]) -> bytes:
@@ -45,7 +44,7 @@ def _run(run_id: str, thread_id: str, agent_id: str = "helper") -> dict[str, Any
         "id": run_id,
         "agent_id": agent_id,
         "thread_id": thread_id,
-        "created_at": T0,
+        "created_at": T0_US,
         "replay_of": None,
         "record": record,
     }
@@ -54,7 +53,7 @@ def _run(run_id: str, thread_id: str, agent_id: str = "helper") -> dict[str, Any
 def _conversation(thread_id: str = "thr_1", run_id: str = "run_1") -> list[dict[str, Any]]:
     return [
         {"type": "agent", "id": "helper", "instructions": "Be brief."},
-        {"type": "thread", "id": thread_id, "agent_id": "helper", "created_at": T0},
+        {"type": "thread", "id": thread_id, "agent_id": "helper", "created_at": T0_US},
         {
             "type": "message",
             "id": "msg_1",
@@ -63,7 +62,7 @@ def _conversation(thread_id: str = "thr_1", run_id: str = "run_1") -> list[dict[
             "role": "user",
             "content": "hi",
             "run_id": run_id,
-            "created_at": T0,
+            "created_at": T0_US,
         },
         {
             "type": "message",
@@ -73,7 +72,7 @@ def _conversation(thread_id: str = "thr_1", run_id: str = "run_1") -> list[dict[
             "role": "assistant",
             "content": "hello",
             "run_id": run_id,
-            "created_at": T0 + 1,
+            "created_at": T0_US + 1,
         },
         _run(run_id, thread_id),
     ]
@@ -131,7 +130,7 @@ BAD = [
             "seq": 1,
             "role": "user",
             "content": "x",
-            "created_at": T0,
+            "created_at": T0_US,
         },
         422,
     ),
@@ -190,7 +189,7 @@ def test_messages_cannot_reach_another_tenants_thread(
         "seq": 3,
         "role": "assistant",
         "content": "planted",
-        "created_at": T0,
+        "created_at": T0_US,
     }
     r = _import(http, acme, _body({"type": "agent", "id": "helper"}, intruder))
     assert r.status_code == 422, r.text

@@ -13,15 +13,7 @@ from agentmem_server.services.state import StateService
 from agentmem_server.storage.base import from_micros
 from agentmem_server.storage.sql.store import SqlStore
 
-T0 = 1_750_000_000_000_000  # a fixed "now", in UTC microseconds
-
-
-class Clock:
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from support import T0_US, FakeClock
 
 
 @pytest.fixture
@@ -32,12 +24,12 @@ def store(database_url: str) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def state(store: SqlStore, clock: Clock) -> StateService:
+def state(store: SqlStore, clock: FakeClock) -> StateService:
     return StateService(store, value_max_bytes=1024, clock=clock)
 
 
@@ -63,14 +55,16 @@ async def test_namespaces_and_tenants_are_separate_keyspaces(state: StateService
         await state.get("t3", (), "k")
 
 
-async def test_last_write_wins_and_updated_at_strictly_increases(state: StateService, clock: Clock):
+async def test_last_write_wins_and_updated_at_strictly_increases(
+    state: StateService, clock: FakeClock
+):
     first = await state.set("t1", (), "k", 1)
     second = await state.set("t1", (), "k", 2)  # same microsecond
     clock.now -= 5_000_000  # the clock steps back
     third = await state.set("t1", (), "k", 3)
     assert [e.value for e in (first, second, third)] == [1, 2, 3]
     assert first.updated_at < second.updated_at < third.updated_at
-    assert third.created_at == first.created_at == from_micros(T0)
+    assert third.created_at == first.created_at == from_micros(T0_US)
 
 
 async def test_guarded_writes(state: StateService):
@@ -147,14 +141,14 @@ async def test_lookup_takes_the_first_level_present_for_every_subset(state: Stat
             assert entry.namespace == ([] if expected == "tenant" else [expected, ids[expected]])
 
 
-async def test_expiry_at_the_boundary(state: StateService, clock: Clock):
+async def test_expiry_at_the_boundary(state: StateService, clock: FakeClock):
     await state.set("t1", (), "k", "root")
     entry = await state.set("t1", ("session", "s"), "k", "soon gone", ttl=10)
-    assert entry.expires_at == from_micros(T0 + 10_000_000)
-    clock.now = T0 + 10_000_000 - 1
+    assert entry.expires_at == from_micros(T0_US + 10_000_000)
+    clock.now = T0_US + 10_000_000 - 1
     assert (await state.get("t1", ("session", "s"), "k")).value == "soon gone"
     assert (await state.lookup("t1", "k", session_id="s")).value == "soon gone"
-    clock.now = T0 + 10_000_000
+    clock.now = T0_US + 10_000_000
     with pytest.raises(NotFound):
         await state.get("t1", ("session", "s"), "k")
     assert (await state.list("t1", ("session", "s"))).items == []
@@ -162,7 +156,7 @@ async def test_expiry_at_the_boundary(state: StateService, clock: Clock):
     assert await state.delete("t1", ("session", "s"), "k") is False  # invisible: nothing deleted
 
 
-async def test_a_write_over_an_expired_entry_creates_it_anew(state: StateService, clock: Clock):
+async def test_a_write_over_an_expired_entry_creates_it_anew(state: StateService, clock: FakeClock):
     old = await state.set("t1", (), "k", "old", ttl=1)
     clock.now += 2_000_000
     with pytest.raises(Conflict):  # the old version is gone: a guard on it loses
@@ -177,7 +171,9 @@ async def test_a_write_over_an_expired_entry_creates_it_anew(state: StateService
     assert lww.created_at > again.created_at and lww.expires_at is None
 
 
-async def test_sweep_removes_only_expired_rows(state: StateService, store: SqlStore, clock: Clock):
+async def test_sweep_removes_only_expired_rows(
+    state: StateService, store: SqlStore, clock: FakeClock
+):
     for i in range(5):
         await state.set("t1", (), f"gone{i}", i, ttl=1)
     await state.set("t2", (), "gone", 1, ttl=1)

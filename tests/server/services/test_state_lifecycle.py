@@ -15,15 +15,7 @@ from agentmem_server.storage.base import from_micros
 from agentmem_server.storage.sql import state as state_sql
 from agentmem_server.storage.sql.store import SqlStore
 
-T0 = 1_750_000_000_000_000
-
-
-class Clock:
-    def __init__(self, now: int = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
+from support import T0_US, FakeClock
 
 
 @pytest.fixture
@@ -34,12 +26,12 @@ def store(database_url: str) -> Iterator[SqlStore]:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-def state(store: SqlStore, clock: Clock) -> StateService:
+def state(store: SqlStore, clock: FakeClock) -> StateService:
     return StateService(store, clock=clock)
 
 
@@ -51,7 +43,7 @@ def usage(store: SqlStore, tenant_id: str) -> tuple[tuple[int, int], tuple[int, 
 
 
 async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(
-    state: StateService, clock: Clock
+    state: StateService, clock: FakeClock
 ):
     await state.set("t1", (), "before", 1)
     settings = await state.set_default_ttl("t1", 60)
@@ -59,8 +51,8 @@ async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(
     defaulted = await state.set("t1", (), "k", 1)
     own = await state.set("t1", (), "own", 1, ttl=3600)
     other = await state.set("t2", (), "k", 1)
-    assert defaulted.expires_at == from_micros(T0 + 60_000_000)
-    assert own.expires_at == from_micros(T0 + 3600_000_000)
+    assert defaulted.expires_at == from_micros(T0_US + 60_000_000)
+    assert own.expires_at == from_micros(T0_US + 3600_000_000)
     assert other.expires_at is None
     clock.now += 60_000_000
     with pytest.raises(NotFound):
@@ -71,7 +63,7 @@ async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(
 
 
 async def test_usage_counts_stay_exact_through_every_write_path(
-    state: StateService, store: SqlStore, clock: Clock
+    state: StateService, store: SqlStore, clock: FakeClock
 ):
     rng = random.Random(7)
     namespaces = [(), ("agent", "a"), ("agent", "a", "sub"), ("session", "s")]
@@ -112,7 +104,7 @@ async def test_usage_counts_stay_exact_through_every_write_path(
 
 
 async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(
-    store: SqlStore, clock: Clock
+    store: SqlStore, clock: FakeClock
 ):
     state = StateService(
         store, clock=clock, quotas=Quotas(store, {"state_entries": 3, "state_bytes": 0})
@@ -130,7 +122,7 @@ async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(
 
 
 async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(
-    store: SqlStore, clock: Clock
+    store: SqlStore, clock: FakeClock
 ):
     state = StateService(
         store, clock=clock, quotas=Quotas(store, {"state_entries": 0, "state_bytes": 100})
@@ -147,7 +139,7 @@ async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(
     assert usage(store, "t1")[0] == (2, 60)
 
 
-async def test_expired_rows_count_until_swept(store: SqlStore, clock: Clock):
+async def test_expired_rows_count_until_swept(store: SqlStore, clock: FakeClock):
     state = StateService(store, clock=clock, quotas=Quotas(store, {"state_entries": 2}))
     await state.set("t1", (), "a", 1, ttl=1)
     await state.set("t1", (), "b", 1, ttl=1)
@@ -160,7 +152,9 @@ async def test_expired_rows_count_until_swept(store: SqlStore, clock: Clock):
     assert usage(store, "t1")[0][0] == 2
 
 
-async def test_one_replica_sweeps_at_a_time_and_another_takes_over(store: SqlStore, clock: Clock):
+async def test_one_replica_sweeps_at_a_time_and_another_takes_over(
+    store: SqlStore, clock: FakeClock
+):
     a, b = StateService(store, clock=clock), StateService(store, clock=clock)
     a.lease_us = b.lease_us = 3_600_000_000
     await a.set("t1", (), "k", 1, ttl=1)

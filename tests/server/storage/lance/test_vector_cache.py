@@ -14,7 +14,8 @@ from agentmem_server.storage.lance.arrow import vectors_of
 from agentmem_server.storage.lance.schema import table_name
 from agentmem_server.storage.lance.vector_cache import estimated_bytes
 
-T0 = 1_700_000_000_000_000
+from support import T0_US
+
 USER = BlockRef("t1", "blk_user", "user", None)
 NAME = table_name("t1", ScopeKey("user"))
 WORDS = [
@@ -57,7 +58,7 @@ async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(
     open_index, rows: int, exact_below: int
 ) -> None:
     index = await open_index(ann_index_min_rows=exact_below, chunk_tokens=16)
-    await index.add(USER, await index.prepare(lines(rows)), first_line=1, written_at=T0)
+    await index.add(USER, await index.prepare(lines(rows)), first_line=1, written_at=T0_US)
     await until_copied(index)
     state = await index.store.lance.table(NAME)
     stored = await state.table.query().select(["vector"]).to_arrow()
@@ -79,13 +80,13 @@ async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(
 
 async def test_a_write_is_found_at_once_and_the_copy_catches_up(open_index) -> None:
     index = await open_index(chunk_tokens=16)
-    await index.add(USER, await index.prepare(lines(200)), first_line=1, written_at=T0)
+    await index.add(USER, await index.prepare(lines(200)), first_line=1, written_at=T0_US)
     await until_copied(index)
     await index.add(
         USER,
         await index.prepare(["the zeppelin landed on the lighthouse"]),
         first_line=201,
-        written_at=T0 + 1,
+        written_at=T0_US + 1,
     )
     for _ in range(2):  # before the copy has caught up (LanceDB answers), then from the copy
         hits = await recall(index, "zeppelin lighthouse", mode="vector", limit=1)
@@ -100,10 +101,12 @@ async def test_a_write_is_found_at_once_and_the_copy_catches_up(open_index) -> N
 
 async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
     index = await open_index(chunk_tokens=16)
-    await index.replace(USER, lines(150) + ["the vault code is kept by the walrus"], written_at=T0)
+    await index.replace(
+        USER, lines(150) + ["the vault code is kept by the walrus"], written_at=T0_US
+    )
     await until_copied(index)
     assert "walrus" in (await recall(index, "vault code walrus", mode="vector", limit=1))[0].content
-    await index.replace(USER, lines(150) + ["the vault is empty now"], written_at=T0 + 1)
+    await index.replace(USER, lines(150) + ["the vault is empty now"], written_at=T0_US + 1)
     for _ in range(2):
         for mode in ("vector", "hybrid"):
             assert all(
@@ -113,7 +116,7 @@ async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
         await until_copied(index)
 
     prepared = await index.prepare(["a failed append about the pelican"])
-    await index.add(USER, prepared, first_line=152, written_at=T0 + 2, write_id="w-failed")
+    await index.add(USER, prepared, first_line=152, written_at=T0_US + 2, write_id="w-failed")
     await until_copied(index)
     assert "pelican" in (await recall(index, "pelican", mode="vector", limit=1))[0].content
     await index.discard_write("t1", ScopeKey("user"), "w-failed")
@@ -132,7 +135,7 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
         USER,
         await here.prepare(lines(100) + ["the password is swordfish"]),
         first_line=1,
-        written_at=T0,
+        written_at=T0_US,
     )
     await until_copied(here)
     state = await here.store.lance.table(NAME)
@@ -146,7 +149,7 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
             other,
             await elsewhere.prepare([f"harmless note {line}"]),
             first_line=line,
-            written_at=T0 + line,
+            written_at=T0_US + line,
         )
         line += 1
         if await (await elsewhere.store.lance.table(NAME)).table.version() >= old_version:
@@ -162,7 +165,7 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
 
 async def test_a_table_over_the_budget_is_left_to_lancedb(open_index) -> None:
     index = await open_index(chunk_tokens=16, recall_cache_mb=1)
-    await index.add(USER, await index.prepare(lines(3000)), first_line=1, written_at=T0)
+    await index.add(USER, await index.prepare(lines(3000)), first_line=1, written_at=T0_US)
     rows = await (await index.store.lance.table(NAME)).table.count_rows()
     assert estimated_bytes(rows, index.embedder.dimension) > 2**20
     for _ in range(3):
@@ -186,7 +189,9 @@ async def test_copies_make_room_only_by_dropping_idle_ones(
     names = {}
     for agent in ("a", "b"):
         block = BlockRef("t1", f"blk_{agent}", "agent", agent)
-        await index.add(block, await index.prepare(lines(900, seed=7)), first_line=1, written_at=T0)
+        await index.add(
+            block, await index.prepare(lines(900, seed=7)), first_line=1, written_at=T0_US
+        )
         names[agent] = table_name("t1", ScopeKey("agent", agent))
         rows = await (await index.store.lance.table(names[agent])).table.count_rows()
         assert 2**19 < estimated_bytes(rows, index.embedder.dimension) < 2**20, (
