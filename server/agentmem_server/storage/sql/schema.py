@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -130,6 +131,8 @@ agents = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 
+# `agent_id` is '' for a thread not bound to an agent yet (its first run binds it). Columns added
+# after the first release carry a server default, so migrations.py can add them to older tables.
 threads = Table(
     "threads",
     metadata,
@@ -137,7 +140,12 @@ threads = Table(
     Column("tenant_id", String(40), nullable=False),
     Column("agent_id", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("title", Text, nullable=True),
+    Column("metadata_json", Text, nullable=False, server_default="{}"),
+    # 0 on rows made before the column existed: read as created_at (migrations.py backfills).
+    Column("updated_at", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_threads_agent", "tenant_id", "agent_id"),
+    Index("ix_threads_created", "tenant_id", "created_at", "id"),
 )
 
 # The visible transcript. Hidden model input (reminders, tool calls) lives only in
@@ -153,6 +161,8 @@ messages = Table(
     Column("content", Text, nullable=False),
     Column("run_id", String(40), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # "message", or "summary": the stand-in for turns a compaction moved to archival memory.
+    Column("kind", String(16), nullable=False, server_default="message"),
     UniqueConstraint("thread_id", "seq", name="uq_message_seq"),
 )
 

@@ -11,9 +11,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from .migrations import upgrade
 from .schema import metadata
 from .uow import SQL_THREADS, UnitOfWork
 
@@ -24,7 +25,8 @@ _SCHEMA_LOCK_ID = 0x61676D656D
 
 
 class SqlStore(UnitOfWork):
-    """Owns the engine and the threads SQL runs on. `SqlStore.open(url)` creates missing tables."""
+    """Owns the engine and the threads SQL runs on. `SqlStore.open(url)` creates missing tables
+    and adds missing columns and indexes (migrations.py)."""
 
     @property
     def dialect(self) -> str:
@@ -55,20 +57,8 @@ class SqlStore(UnitOfWork):
                 # Replicas starting together would otherwise race on CREATE TABLE.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_ID})
             metadata.create_all(conn)
-            _add_missing_columns(conn)
-
-
-_ADDED_COLUMNS = {"archival_writes_in_flight": {"owner": "VARCHAR(40)"}}
-"""Nullable columns added to tables after they shipped: `create_all` makes missing tables only."""
-
-
-def _add_missing_columns(conn: Connection) -> None:
-    inspector = inspect(conn)
-    for table, columns in _ADDED_COLUMNS.items():
-        present = {c["name"] for c in inspector.get_columns(table)}
-        for name, sql_type in columns.items():
-            if name not in present:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+            # Columns added after a table shipped (archival_writes_in_flight.owner, threads.title)
+            upgrade(conn)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
