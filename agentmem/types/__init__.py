@@ -32,6 +32,18 @@ from .state import (
     StateListItem,
     StateSetRequest,
 )
+from .threads import (
+    CompactResult,
+    MessageInput,
+    MessageRole,
+    MessagesAddRequest,
+    MessagesDeleted,
+    Thread,
+    ThreadCompactRequest,
+    ThreadCreateRequest,
+    ThreadPage,
+    ThreadUpdateRequest,
+)
 from .transfer import Health, ImportResult
 
 __all__ = [
@@ -44,6 +56,7 @@ __all__ = [
     "BlockType",
     "BlockVersion",
     "ChatMessage",
+    "CompactResult",
     "EVENT_KINDS",
     "ErrorBody",
     "ErrorDetail",
@@ -59,6 +72,10 @@ __all__ = [
     "MemoryRecallResult",
     "MemoryUpdateRequest",
     "Message",
+    "MessageInput",
+    "MessageRole",
+    "MessagesAddRequest",
+    "MessagesDeleted",
     "RecallMode",
     "Run",
     "RunOptions",
@@ -75,5 +92,10 @@ __all__ = [
     "StateVersion",
     "Tenant",
     "TenantCreateRequest",
+    "Thread",
+    "ThreadCompactRequest",
+    "ThreadCreateRequest",
+    "ThreadPage",
+    "ThreadUpdateRequest",
     "Usage",
 ]

@@ -127,11 +127,15 @@ class Message(ResponseModel):
     """The message's id."""
     thread_id: str = Field(examples=[_THREAD_ID])
     """The thread it belongs to."""
-    role: Literal["user", "assistant"] = Field(examples=["user"])
-    """`user` (the message sent to a run) or `assistant` (its final answer)."""
+    role: Literal["user", "assistant", "system"] = Field(examples=["user"])
+    """`user` (the message sent to a run) or `assistant` (its final answer); `threads.add_messages`
+    may also write `system`, and a compaction's summary is `system`."""
     content: str = Field(examples=["Book me a window seat to Lisbon"])
     """The message text."""
     run_id: Optional[str] = Field(default=None, examples=[_RUN_ID])
-    """The run that wrote it."""
+    """The run that wrote it; `None` for messages written by `threads.add_messages`."""
     created_at: datetime = Field(examples=[_AT])
     """When it was written (UTC)."""
+    kind: Literal["message", "summary"] = Field(default="message", examples=["message"])
+    """`summary`: written by `threads.compact` in place of older messages, which moved to the
+    agent's archival memory."""

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     may still be on one), then removes them: replaced and deleted archival text leaves the files
     about this long after the write, with no further writes needed (docs/recall.md)."""
 
+    thread_compact_token_budget: int = Field(default=0, ge=0)
+    """Automatic compaction (0: off): after a run, a thread whose messages pass this many tokens
+    (cl100k) is compacted like `threads.compact(keep_last=THREAD_COMPACT_KEEP_LAST)`: older
+    messages become one summary and move to the agent's archival memory (docs/threads.md)."""
+    thread_compact_keep_last: int = Field(default=20, ge=0, le=1000)
+    """Messages automatic compaction keeps verbatim at the end of the thread."""
+
     idempotency_retention_s: float = Field(default=24 * 3600, ge=1)
     """How long the answer to a write that carried an `Idempotency-Key` is kept: a retry with the
     same key within it gets that answer instead of running again. Kept in SQL (all replicas)."""

@@ -23,7 +23,12 @@ from agentmem import (
     RunOptions,
     RunResult,
 )
-from agentmem.types import ApiKey, ApiKeyCreated, BlockVersion, Tenant
+from agentmem.types import (
+    ApiKey,
+    ApiKeyCreated,
+    BlockVersion,
+    Tenant,
+)
 from agentmem.types.state import StateTenantSettings
 
 T = "2024-05-01T12:00:00.000001Z"
@@ -65,6 +70,7 @@ RUN = {
     "model_input": [{"role": "user", "content": "hi"}],
     "output": "ok",
 }
+THREAD = {"id": "th_1", "created_at": T, "updated_at": T}
 MESSAGE = {"id": "msg_1", "thread_id": "th_1", "role": "user", "content": "hi", "created_at": T}
 TENANT = {"id": "ten_1", "name": "acme", "created_at": T}
 KEY = {"id": "key_1", "tenant_id": "ten_1", "prefix": "am_abc", "created_at": T}

@@ -112,7 +112,14 @@ async def build_services(settings: Settings) -> Services:
         sql, value_max_bytes=settings.state_value_max_bytes, quotas=quotas, events=events
     )
     agents = AgentService(sql, memory, quotas=quotas, state=state, events=events)
-    threads = ThreadService(sql)
+    threads = ThreadService(
+        sql,
+        memory=memory,
+        provider=provider,
+        default_model=settings.llm_model,
+        compact_token_budget=settings.thread_compact_token_budget,
+        compact_keep_last=settings.thread_compact_keep_last,
+    )
     runs = RunService(
         settings=settings,
         sql=sql,

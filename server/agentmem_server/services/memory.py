@@ -543,9 +543,18 @@ class MemoryService:
         raise Conflict("core block kept changing during append; retry", field="text")
 
     async def append_archival_lines(
-        self, tenant_id: str, lines: list[str], agent_id: Optional[str]
+        self,
+        tenant_id: str,
+        lines: list[str],
+        agent_id: Optional[str],
+        *,
+        with_sql: Optional[Callable[[Connection], object]] = None,
     ) -> MemoryBlock:
-        """Append exact lines (import uses this: no newline folding, empty lines kept)."""
+        """Append exact lines (import uses this: no newline folding, empty lines kept).
+
+        `with_sql(conn)` runs first in the same SQL transaction: what it writes commits with the
+        lines or not at all, and an error it raises leaves nothing written (thread compaction
+        moves messages into archival memory this way)."""
         agent_key = agent_key_of(agent_id)
         await self._ensure_room(tenant_id, "archival_lines", len(lines), "text")
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
@@ -554,7 +563,7 @@ class MemoryService:
         # replica appending to the scope meanwhile makes the guarded write below retry.
         async with self._scope_lock(tenant_id, agent_key):
             for _ in range(APPEND_ATTEMPTS):
-                row = await self._append_once(tenant_id, agent_key, lines, prepared)
+                row = await self._append_once(tenant_id, agent_key, lines, prepared, with_sql)
                 if row is not None:
                     first = row.line_count - len(lines) + 1
                     return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
@@ -565,7 +574,12 @@ class MemoryService:
         )
 
     async def _append_once(
-        self, tenant_id: str, agent_key: str, lines: list[str], prepared: PreparedChunks
+        self,
+        tenant_id: str,
+        agent_key: str,
+        lines: list[str],
+        prepared: PreparedChunks,
+        with_sql: Optional[Callable[[Connection], object]] = None,
     ) -> Optional[blocks_sql.BlockRow]:
         """Store the lines after the block's current last line; None (nothing stored) when the
         block changed since it was read.
@@ -606,6 +620,8 @@ class MemoryService:
             )
             async with self._sql.transaction() as tx:
                 tx.on_failure(undo)
+                if with_sql is not None:
+                    await tx.run(with_sql)
                 row = await tx.run(
                     self._commit_append,
                     tenant_id,

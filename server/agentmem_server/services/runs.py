@@ -26,12 +26,13 @@ from agentmem.types import (
     MemoryPolicy,
     MemoryRecallRequest,
     MemoryRecallResult,
+    Message,
     Run,
     RunRequest,
     RunResult,
 )
 
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..ids import RUN, THREAD, new_id
 from ..providers.base import ChatProvider
 from ..storage.base import from_micros, now_micros
@@ -51,6 +52,16 @@ if TYPE_CHECKING:
 
 SAVE_ATTEMPTS = 3
 """Turns racing on one thread collide on the message sequence; the loser saves again."""
+
+
+def _check_thread_agent(thread_id: str, owner: str, agent_id: str) -> None:
+    """A run continues a thread of its own agent, or one no agent has yet (the run binds it)."""
+    if owner not in ("", agent_id):
+        raise InvalidInput(
+            f"thread {thread_id!r} belongs to agent {owner!r}, not {agent_id!r}: run {owner!r} "
+            "to continue it, or leave thread_id out to start a new thread",
+            field="thread_id",
+        )
 
 
 class RunService:
@@ -79,10 +90,14 @@ class RunService:
     async def run(self, tenant_id: str, agent_id: str, request: RunRequest) -> RunResult:
         agent = await self._agents.get(tenant_id, agent_id)
         started_us = now_micros()
+        history: list[Message] = []
         if request.thread_id is None:
-            thread_id, history, new_thread = new_id(THREAD), [], True
+            thread_id, new_thread = new_id(THREAD), True
         else:
-            history = await self._threads.messages(tenant_id, request.thread_id, agent_id=agent_id)
+            thread, history = await self._threads.recent_history(
+                tenant_id, request.thread_id, token_budget=request.options.history_token_budget
+            )
+            _check_thread_agent(thread.id, thread.agent_id, agent_id)
             thread_id, new_thread = request.thread_id, False
 
         policy = request.options.memory_policy
@@ -154,7 +169,11 @@ class RunService:
                 if attempt == SAVE_ATTEMPTS - 1:
                     raise
         if not saved:
-            raise NotFound(f"agent {agent_id!r} or thread {thread_id!r} was deleted during the run")
+            raise NotFound(
+                f"agent {agent_id!r} or thread {thread_id!r} was deleted during the run "
+                "(or the thread was bound to another agent)"
+            )
+        await self._threads.compact_if_over_budget(tenant_id, thread_id)
         return RunResult(
             id=run_id,
             agent_id=agent_id,

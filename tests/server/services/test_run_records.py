@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from agentmem.tools import memory_tools
 from agentmem.types import AgentCreateRequest, MemoryPolicy, RunOptions, RunRequest
-from agentmem_server.errors import Conflict, NotFound, UpstreamError
+from agentmem_server.errors import Conflict, InvalidInput, NotFound, UpstreamError
 from agentmem_server.storage.sql.schema import messages, threads
 from agentmem_server.storage.sql.schema import runs as runs_table
 
@@ -174,7 +174,9 @@ async def test_unknown_agent_foreign_thread_and_foreign_run_are_not_found(thread
     mine = await runs.run(TENANT, "helper", RunRequest(message="hi"))
     with pytest.raises(NotFound, match="agents.create"):
         await runs.run(TENANT, "ghost", RunRequest(message="hi"))
-    with pytest.raises(NotFound):
+    # Another agent's thread in the same tenant is refused by name (threads are a resource the
+    # tenant lists); another tenant's thread is never found (below).
+    with pytest.raises(InvalidInput, match="belongs to agent 'helper'"):
         await runs.run(TENANT, "other", RunRequest(message="hi", thread_id=mine.thread_id))
     with pytest.raises(NotFound):
         await runs.run(TENANT, "helper", RunRequest(message="hi", thread_id="thr_nope"))

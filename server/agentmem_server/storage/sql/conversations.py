@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sqlalchemy import Connection, Row, delete, func, insert, literal, select
+from sqlalchemy import Connection, Row, delete, func, insert, literal, select, update
 
 from agentmem.types import Agent, Message
 
@@ -25,7 +25,23 @@ class ThreadRow:
     id: str
     tenant_id: str
     agent_id: str
+    """'' while no agent is bound (the first run binds one)."""
     created_at: int
+    title: Optional[str] = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    updated_at: int = 0
+
+    @classmethod
+    def of(cls, r: Any) -> ThreadRow:
+        return cls(
+            r.id,
+            r.tenant_id,
+            r.agent_id,
+            r.created_at,
+            r.title,
+            json.loads(r.metadata_json or "{}"),
+            r.updated_at or r.created_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -124,11 +140,14 @@ def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
 # ---- threads and the visible transcript -------------------------------------------------------
 
 
-def get_thread(conn: Connection, tenant_id: str, thread_id: str) -> Optional[ThreadRow]:
-    r = conn.execute(
-        select(threads).where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)
-    ).first()
-    return ThreadRow(r.id, r.tenant_id, r.agent_id, r.created_at) if r else None
+def get_thread(
+    conn: Connection, tenant_id: str, thread_id: str, *, for_update: bool = False
+) -> Optional[ThreadRow]:
+    """The thread; `for_update` locks its row until the transaction ends (PostgreSQL; SQLite has
+    one writer at a time anyway), so writers of one thread's messages take turns."""
+    query = select(threads).where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)
+    r = conn.execute(query.with_for_update() if for_update else query).first()
+    return ThreadRow.of(r) if r else None
 
 
 def list_messages(conn: Connection, tenant_id: str, thread_id: str) -> list[Message]:
@@ -137,17 +156,19 @@ def list_messages(conn: Connection, tenant_id: str, thread_id: str) -> list[Mess
         .where(messages.c.tenant_id == tenant_id, messages.c.thread_id == thread_id)
         .order_by(messages.c.seq)
     )
-    return [
-        Message(
-            id=r.id,
-            thread_id=r.thread_id,
-            role=r.role,
-            content=r.content,
-            run_id=r.run_id,
-            created_at=from_micros(r.created_at),
-        )
-        for r in rows
-    ]
+    return [message_of(r) for r in rows]
+
+
+def message_of(r: Any) -> Message:
+    return Message(
+        id=r.id,
+        thread_id=r.thread_id,
+        role=r.role,
+        content=r.content,
+        run_id=r.run_id,
+        created_at=from_micros(r.created_at),
+        kind=r.kind,
+    )
 
 
 def _append_message(
@@ -222,17 +243,30 @@ def save_turn(
     record: dict[str, Any],
 ) -> bool:
     """Writes one finished turn; False (nothing written) when the agent or thread is gone
-    meanwhile."""
+    meanwhile, or the thread was bound to another agent meanwhile. A thread no agent had yet is
+    bound to this one."""
     if get_agent(conn, tenant_id, agent_id) is None:
         return False
     if new_thread:
         conn.execute(
             insert(threads).values(
-                id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=started_us
+                id=thread_id,
+                tenant_id=tenant_id,
+                agent_id=agent_id,
+                created_at=started_us,
+                updated_at=started_us,
             )
         )
-    elif get_thread(conn, tenant_id, thread_id) is None:
-        return False
+    else:
+        thread = get_thread(conn, tenant_id, thread_id, for_update=True)
+        if thread is None or thread.agent_id not in ("", agent_id):
+            return False
+        if thread.agent_id == "":
+            conn.execute(
+                update(threads)
+                .where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)
+                .values(agent_id=agent_id, updated_at=finished_us)
+            )
     _append_message(conn, tenant_id, thread_id, "user", user_message, run_id, started_us)
     _append_message(conn, tenant_id, thread_id, "assistant", output, run_id, finished_us)
     insert_run(
@@ -286,7 +320,7 @@ def list_threads(conn: Connection, tenant_id: str) -> list[ThreadRow]:
     rows = conn.execute(
         select(threads).where(threads.c.tenant_id == tenant_id).order_by(threads.c.created_at)
     )
-    return [ThreadRow(r.id, r.tenant_id, r.agent_id, r.created_at) for r in rows]
+    return [ThreadRow.of(r) for r in rows]
 
 
 def iter_message_rows(conn: Connection, thread_id: str) -> Iterator[MessageRow]:

@@ -33,7 +33,8 @@ OLD_TABLES = [
     )""",
     "INSERT INTO threads VALUES ('thr_old', 'ten_a', 'helper', 1000)",
     "INSERT INTO messages VALUES ('msg_1', 'ten_a', 'thr_old', 1, 'user', 'Hi', 'run_1', 1000)",
-    "INSERT INTO messages VALUES ('msg_2', 'ten_a', 'thr_old', 2, 'assistant', 'Hello', 'run_1', 2000)",
+    "INSERT INTO messages VALUES "
+    "('msg_2', 'ten_a', 'thr_old', 2, 'assistant', 'Hello', 'run_1', 2000)",
 ]
 
 
@@ -53,20 +54,35 @@ def test_opening_an_old_database_adds_the_new_columns_and_keeps_its_rows(old_dat
         columns = {c["name"] for c in inspect(store.engine).get_columns("threads")}
         assert {"title", "metadata_json", "updated_at"} <= columns
         assert "kind" in {c["name"] for c in inspect(store.engine).get_columns("messages")}
-        assert "ix_threads_created" in {i["name"] for i in inspect(store.engine).get_indexes("threads")}
+        assert "ix_threads_created" in {
+            i["name"] for i in inspect(store.engine).get_indexes("threads")
+        }
         with store.begin() as conn:
             old = threads_sql.get_thread(conn, "ten_a", "thr_old")
             assert old is not None
-            assert (old.agent_id, old.title, old.metadata, old.updated_at) == ("helper", None, {}, 1000)
-            assert [(m.role, m.content, m.kind) for m in list_messages(conn, "ten_a", "thr_old")] == [
+            assert (old.agent_id, old.title, old.metadata, old.updated_at) == (
+                "helper",
+                None,
+                {},
+                1000,
+            )
+            assert [
+                (m.role, m.content, m.kind) for m in list_messages(conn, "ten_a", "thr_old")
+            ] == [
                 ("user", "Hi", "message"),
                 ("assistant", "Hello", "message"),
             ]
             # New writes work on the upgraded tables.
-            threads_sql.update_thread(conn, "ten_a", "thr_old", {"title": "Old", "metadata": {"a": 1}}, 5000)
+            threads_sql.update_thread(
+                conn, "ten_a", "thr_old", {"title": "Old", "metadata": {"a": 1}}, 5000
+            )
             threads_sql.append_messages(conn, "ten_a", "thr_old", [("system", "note")], 6000)
             again = threads_sql.get_thread(conn, "ten_a", "thr_old")
-            assert again is not None and (again.title, again.metadata, again.updated_at) == ("Old", {"a": 1}, 5000)
+            assert again is not None and (again.title, again.metadata, again.updated_at) == (
+                "Old",
+                {"a": 1},
+                5000,
+            )
             assert [m.content for m in list_messages(conn, "ten_a", "thr_old")][-1] == "note"
     finally:
         store.close()
