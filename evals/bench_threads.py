@@ -28,7 +28,9 @@ import agentmem
 from evals._bench import Server, latency_summary, log
 from evals.bench_core import _drop_schema, _pg_schema_url
 
-DEFAULT_PG = os.environ.get("AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEFAULT_PG = os.environ.get(
+    "AGENTMEM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 WORDS = (
     "trip booking seat window aisle hotel Lisbon Porto train dinner museum ticket family budget "
     "flight morning evening weather beach walk coffee market river bridge castle gallery"
@@ -74,14 +76,22 @@ def measure_paging(url: str, key: str, messages: int, n: int) -> dict:
         out = {
             "fill_s": round(fill_s, 1),
             "first_page": timed(lambda: client.threads.messages(thread.id, limit=50), n),
-            "after_middle": timed(lambda: client.threads.messages(thread.id, limit=50, after=middle), n),
-            "before_middle": timed(lambda: client.threads.messages(thread.id, limit=50, before=middle), n),
+            "after_middle": timed(
+                lambda: client.threads.messages(thread.id, limit=50, after=middle), n
+            ),
+            "before_middle": timed(
+                lambda: client.threads.messages(thread.id, limit=50, before=middle), n
+            ),
         }
         small = client.threads.create(agent_id="bench")
         fill(client, small.id, 10, rng)
         runs = 10
-        out["run_on_10"] = timed(lambda: client.agents.run("bench", "Hello", thread_id=small.id), runs)
-        out["run_on_big"] = timed(lambda: client.agents.run("bench", "Hello", thread_id=thread.id), runs)
+        out["run_on_10"] = timed(
+            lambda: client.agents.run("bench", "Hello", thread_id=small.id), runs
+        )
+        out["run_on_big"] = timed(
+            lambda: client.agents.run("bench", "Hello", thread_id=thread.id), runs
+        )
     return out
 
 
@@ -110,7 +120,9 @@ def measure_compaction(url: str, key: str, count: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--n", type=int, default=200, help="measured calls per paging kind")
     parser.add_argument("--compact", type=int, default=1000, help="messages compacted (0: skip)")
@@ -128,7 +140,9 @@ def main(argv: list[str] | None = None) -> dict:
         for name, db_url in backends:
             log(f"{name}: paging")
             with tempfile.TemporaryDirectory() as tmp:
-                settings = {"embedding_model": "hash:384"} | ({"database_url": db_url} if db_url else {})
+                settings = {"embedding_model": "hash:384"} | (
+                    {"database_url": db_url} if db_url else {}
+                )
                 server = Server(Path(tmp), **settings).start()
                 try:
                     results[name] = measure_paging(server.url, server.key, args.messages, args.n)
@@ -140,17 +154,25 @@ def main(argv: list[str] | None = None) -> dict:
                 db_url = pg[0] if pg else None
             r = results[name]
             for kind in ("first_page", "after_middle", "before_middle", "run_on_10", "run_on_big"):
-                log(f"  {kind:14s} p50 {r[kind]['p50_ms']:8.2f} ms  p95 {r[kind]['p95_ms']:8.2f} ms (n={r[kind]['n']})")
+                log(
+                    f"  {kind:14s} p50 {r[kind]['p50_ms']:8.2f} ms  p95 {r[kind]['p95_ms']:8.2f} ms (n={r[kind]['n']})"
+                )
             if args.compact and (db_url or name == "sqlite"):
                 log(f"{name}: compaction of {args.compact} messages (bundled model)")
                 with tempfile.TemporaryDirectory() as tmp:
-                    settings = {"embedding_model": "bundled:all-MiniLM-L6-v2"} | ({"database_url": db_url} if db_url else {})
+                    settings = {"embedding_model": "bundled:all-MiniLM-L6-v2"} | (
+                        {"database_url": db_url} if db_url else {}
+                    )
                     server = Server(Path(tmp), **settings).start()
                     try:
-                        results[name]["compaction"] = c = measure_compaction(server.url, server.key, args.compact)
+                        results[name]["compaction"] = c = measure_compaction(
+                            server.url, server.key, args.compact
+                        )
                     finally:
                         server.stop()
-                log(f"  compact {c['compact_s']} s; append of the same lines {c['append_same_lines_s']} s (ratio {c['ratio']})")
+                log(
+                    f"  compact {c['compact_s']} s; append of the same lines {c['append_same_lines_s']} s (ratio {c['ratio']})"
+                )
     finally:
         if pg:
             _drop_schema(args.postgres_url, pg[1])
