@@ -4,10 +4,11 @@ Each backend runs a real `agentmem serve` process on a loopback port with the of
 the public client talks to it. Both backends are measured in the same run (the machine is shared).
 
     python -m evals.bench_threads [--messages 100000] [--n 200] [--compact 1000]
-                                  [--postgres-url URL] [--no-postgres] [--out evals/out/bench_threads.json]
+        [--postgres-url URL] [--no-postgres] [--out evals/out/bench_threads.json]
 
 - list 50: `threads.messages(limit=50)` first page, `after=` a message in the middle, and
-  `before=` one (the last 50 before it), p50/p95 over `--n` calls each. Target (issue 16): p50 <= 10 ms.
+  `before=` one (the last 50 before it), p50/p95 over `--n` calls each. Target (issue 16):
+  p50 <= 10 ms.
 - run: one offline-provider run continuing the 100k thread, against one on a 10-message thread.
 - compaction: `threads.compact(keep_last=0)` of `--compact` messages (~25 words each) with the
   bundled model, wall time; beside it, `memory.append` of the same lines to another agent (the
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
             r = results[name]
             for kind in ("first_page", "after_middle", "before_middle", "run_on_10", "run_on_big"):
                 log(
-                    f"  {kind:14s} p50 {r[kind]['p50_ms']:8.2f} ms  p95 {r[kind]['p95_ms']:8.2f} ms (n={r[kind]['n']})"
+                    f"  {kind:14s} p50 {r[kind]['p50_ms']:8.2f} ms  "
+                    f"p95 {r[kind]['p95_ms']:8.2f} ms (n={r[kind]['n']})"
                 )
             if args.compact and (db_url or name == "sqlite"):
                 log(f"{name}: compaction of {args.compact} messages (bundled model)")
@@ -171,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
                     finally:
                         server.stop()
                 log(
-                    f"  compact {c['compact_s']} s; append of the same lines {c['append_same_lines_s']} s (ratio {c['ratio']})"
+                    f"  compact {c['compact_s']} s; append of the same lines "
+                    f"{c['append_same_lines_s']} s (ratio {c['ratio']})"
                 )
     finally:
         if pg:
