@@ -10,7 +10,8 @@ same run and interleaved, so the figures compare on a shared machine:
 - lookup: 4 levels given (workflow, session, agent, tenant), the key only at the tenant root,
   so all four namespaces are probed
 - list: a 1,000-key prefix page among the million
-- core get: `memory.get("core")`, the reference a state call is compared with
+- core get and core update: `memory.get("core")` and a guarded `memory.update("core", ...)`,
+  the references a state read and a state write are compared with
 
     python -m evals.bench_state [--entries 1000000] [--n 300] [--postgres-url URL]
         [--out evals/out/bench_state.json]
@@ -108,7 +109,14 @@ def measure(url: str, key: str, entries: int, n: int) -> dict[str, dict[str, flo
     rng = random.Random(0)
     with agentmem.Client(api_key=key, base_url=url) as client:
         bench = client.state.namespace(*NAMESPACE)
-        client.memory.update("core", "reference block", expected_updated_at=None)
+        core = [client.memory.update("core", "reference block", expected_updated_at=None)]
+
+        def core_update() -> object:
+            core[0] = client.memory.update(
+                "core", f"reference {rng.random()}", expected_updated_at=core[0].updated_at
+            )
+            return core[0]
+
         ops: dict[str, Callable[[], object]] = {
             "get": lambda: bench.get(key_of(rng.randrange(entries))),
             "set": lambda: bench.set(key_of(rng.randrange(entries)), {"n": rng.randrange(1000)}),
@@ -119,6 +127,7 @@ def measure(url: str, key: str, entries: int, n: int) -> dict[str, dict[str, flo
                 prefix=key_of(rng.randrange(entries // 1000) * 1000)[:5], limit=1000
             ),
             "core_get": lambda: client.memory.get("core"),
+            "core_update": core_update,
         }
         for _ in range(30):  # warm the connections, the pools and the code paths
             for op in ops.values():
