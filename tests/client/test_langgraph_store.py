@@ -229,52 +229,48 @@ def test_bad_input_is_refused_with_the_field(client: agentmem.Client) -> None:
 
 
 @pytest.mark.slow
-def test_semantic_search_ranks_a_paraphrase_first_with_the_servers_model(tmp_path: Path) -> None:
+def test_semantic_search_ranks_a_paraphrase_first_with_the_servers_model(start_server) -> None:
     from agentmem_server.settings import DEFAULT_EMBEDDING_MODEL
 
-    settings = make_settings(tmp_path, embedding_model=DEFAULT_EMBEDDING_MODEL)
-    with serve_in_thread(create_app(settings)) as url:
-        served = Served(url)
-        with agentmem.Client(api_key=served.key("acme"), base_url=url) as c:
-            store = AgentmemStore(c, index={"fields": ["text"]})
-            facts = {
-                "seat": "Ana always books a window seat when she flies",
-                "food": "Ana is vegetarian and avoids mushrooms",
-                "pet": "Ana's dog is called Pixel and is three years old",
-                "job": "Ana works as a structural engineer in Porto",
-                "music": "Ana plays the cello in an amateur orchestra",
-            }
-            for key, text in facts.items():
-                store.put(("memories", "ana"), key, {"text": text, "kind": "fact"})
-            store.put(("memories", "ana"), "raw", {"text": "not indexed"}, index=False)
-            store.put(
-                ("memories", "ana"),
-                "nested",
-                {"notes": [{"body": "Ana hates early flights"}]},
-                index=["notes[*].body"],
-            )
+    # A server process (ready within 120 s): loading MiniLM can outlast an in-thread start.
+    server = start_server(embedding_model=DEFAULT_EMBEDDING_MODEL, admin_key=ADMIN_KEY)
+    url = server.url
+    served = Served(url)
+    with agentmem.Client(api_key=served.key("acme"), base_url=url) as c:
+        store = AgentmemStore(c, index={"fields": ["text"]})
+        facts = {
+            "seat": "Ana always books a window seat when she flies",
+            "food": "Ana is vegetarian and avoids mushrooms",
+            "pet": "Ana's dog is called Pixel and is three years old",
+            "job": "Ana works as a structural engineer in Porto",
+            "music": "Ana plays the cello in an amateur orchestra",
+        }
+        for key, text in facts.items():
+            store.put(("memories", "ana"), key, {"text": text, "kind": "fact"})
+        store.put(("memories", "ana"), "raw", {"text": "not indexed"}, index=False)
+        store.put(
+            ("memories", "ana"),
+            "nested",
+            {"notes": [{"body": "Ana hates early flights"}]},
+            index=["notes[*].body"],
+        )
 
-            hits = store.search(("memories",), query="what does she eat?", limit=3)
-            assert [h.key for h in hits][0] == "food"
-            assert hits[0].score is not None and hits[0].score > hits[1].score  # type: ignore[operator]
-            assert store.search(("memories",), query="her instrument", limit=1)[0].key == "music"
-            assert (
-                store.search(("memories",), query="which animal does she own", limit=1)[0].key
-                == "pet"
-            )
-            assert (
-                store.search(("memories",), query="morning departures", limit=1)[0].key == "nested"
-            )
-            # A filter applies to the ranking; items without a vector come after, unscored.
-            filtered = store.search(("memories",), query="plane", filter={"kind": "fact"}, limit=2)
-            assert [h.key for h in filtered] == ["seat", filtered[1].key] and filtered[
-                1
-            ].key != "raw"
-            every = store.search(("memories",), query="plane", limit=10)
-            assert [h.key for h in every][-1] == "raw" and every[-1].score is None
-            # Re-putting without an index drops the item's vectors.
-            store.put(("memories", "ana"), "food", {"text": "gone from the index"}, index=False)
-            assert store.search(("memories",), query="what does she eat?", limit=1)[0].key != "food"
+        hits = store.search(("memories",), query="what does she eat?", limit=3)
+        assert [h.key for h in hits][0] == "food"
+        assert hits[0].score is not None and hits[0].score > hits[1].score  # type: ignore[operator]
+        assert store.search(("memories",), query="her instrument", limit=1)[0].key == "music"
+        assert (
+            store.search(("memories",), query="which animal does she own", limit=1)[0].key == "pet"
+        )
+        assert store.search(("memories",), query="morning departures", limit=1)[0].key == "nested"
+        # A filter applies to the ranking; items without a vector come after, unscored.
+        filtered = store.search(("memories",), query="plane", filter={"kind": "fact"}, limit=2)
+        assert [h.key for h in filtered] == ["seat", filtered[1].key] and filtered[1].key != "raw"
+        every = store.search(("memories",), query="plane", limit=10)
+        assert [h.key for h in every][-1] == "raw" and every[-1].score is None
+        # Re-putting without an index drops the item's vectors.
+        store.put(("memories", "ana"), "food", {"text": "gone from the index"}, index=False)
+        assert store.search(("memories",), query="what does she eat?", limit=1)[0].key != "food"
 
-        with agentmem.Client(api_key=served.key("other"), base_url=url) as other:
-            assert AgentmemStore(other).search(("memories",), query="what does she eat?") == []
+    with agentmem.Client(api_key=served.key("other"), base_url=url) as other:
+        assert AgentmemStore(other).search(("memories",), query="what does she eat?") == []
