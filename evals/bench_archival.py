@@ -318,9 +318,9 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
 def bench_table(tenant_id: str) -> str:
     """The LanceDB table of the benchmark's one agent scope."""
     from agentmem_server.storage.base import ScopeKey
-    from agentmem_server.storage.lance.schema import table_name
+    from agentmem_server.storage.lance.schema import block_table_name
 
-    return table_name(tenant_id, ScopeKey("agent", "bench"))
+    return block_table_name(tenant_id, ScopeKey("agent", "bench"), "blk_bench")
 
 
 async def load_scope(
@@ -547,7 +547,7 @@ def bench_fusion(args) -> dict:
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef, ScopeKey
     from agentmem_server.storage.lance.arrow import vectors_of
-    from agentmem_server.storage.lance.schema import table_name
+    from agentmem_server.storage.lance.schema import block_table_name
     from evals.dataset import load_dataset
     from evals.metrics import recall_at_k, reciprocal_rank
 
@@ -576,7 +576,9 @@ def bench_fusion(args) -> dict:
             scores = {name: {"r5": [], "r10": [], "mrr": [], "types": {}} for name in FUSIONS}
             for conv in conversations:
                 agent = re.sub(r"[^A-Za-z0-9_.\-]", "_", conv.conversation_id)
-                state = await index.store.lance.table(table_name("t", ScopeKey("agent", agent)))
+                state = await index.store.lance.table(
+                    block_table_name("t", ScopeKey("agent", agent), f"b_{agent}")
+                )
                 for q in conv.questions:
                     qvec = embedder.embed([q.question])[0]
                     cols = ["chunk_id", "start_line", "end_line", "vector"]

@@ -4,6 +4,7 @@
                  FakeClock, a settable `now` for services
     settings     make_settings, ADMIN_KEY, auth
     processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
+    S3           S3StandIn: an S3-compatible server on loopback (moto) that counts requests
     LLM          ScriptedLLM: the one fake OpenAI-compatible endpoint (respx, or real HTTP)
     memory       FakeMemory, block, match: MemoryService's surface for run tests
     faults       next_commit_fails, dies_before_commit
@@ -175,6 +176,104 @@ class ServerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+# ---- an S3-compatible server ----------------------------------------------------------------
+
+
+class S3StandIn:
+    """moto's S3 in server mode on a loopback port, in a thread of this process, counting the
+    requests it answers by kind (`manifest_gets`, `lists`, ...), so tests and benchmarks can
+    check what a recall costs in object-store requests.
+
+        with S3StandIn() as s3:
+            settings = s3.settings("bucket-1")   # archival_uri + s3_* settings for a server
+    """
+
+    ACCESS_KEY = "testing"
+    SECRET_KEY = "testing"
+    REGION = "us-east-1"
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log(self, type: str, message: str, *args: Any) -> None:
+                pass
+
+        self.requests: list[tuple[str, str, str]] = []
+        """(method, path, query string) of every request, in order."""
+        self._lock = threading.Lock()
+        inner = create_backend_app("s3")
+
+        def app(environ: dict[str, Any], start_response: Any) -> Any:
+            with self._lock:
+                self.requests.append(
+                    (
+                        environ["REQUEST_METHOD"],
+                        environ.get("PATH_INFO", ""),
+                        environ.get("QUERY_STRING", ""),
+                    )
+                )
+            return inner(environ, start_response)
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> S3StandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def create_bucket(self, name: str) -> None:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.REGION,
+            aws_access_key_id=self.ACCESS_KEY,
+            aws_secret_access_key=self.SECRET_KEY,
+        )
+        client.create_bucket(Bucket=name)
+        client.close()
+
+    def settings(self, bucket: str, prefix: str = "lance") -> dict[str, str]:
+        """Server settings (names of `Settings` fields) for an archival store in the bucket."""
+        return {
+            "archival_uri": f"s3://{bucket}/{prefix}",
+            "s3_endpoint": self.endpoint,
+            "s3_region": self.REGION,
+            "s3_access_key_id": self.ACCESS_KEY,
+            "s3_secret_access_key": self.SECRET_KEY,
+            "s3_allow_http": "true",
+        }
+
+    def mark(self) -> int:
+        """A position in the request log, for `since`."""
+        with self._lock:
+            return len(self.requests)
+
+    def since(self, mark: int) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return self.requests[mark:]
+
+    @staticmethod
+    def manifest_gets(requests: list[tuple[str, str, str]]) -> int:
+        """GETs of a LanceDB version manifest (what reading every kept version costs)."""
+        return sum(1 for m, p, _ in requests if m == "GET" and p.endswith(".manifest"))
+
+    @staticmethod
+    def version_requests(requests: list[tuple[str, str, str]]) -> int:
+        """Requests that learn a table's versions: manifest reads and listings of `_versions`
+        (what a staleness check costs; data reads are not counted)."""
+        return sum(1 for _, p, q in requests if "_versions" in p or "_versions" in q)
 
 
 # ---- the fake LLM ---------------------------------------------------------------------------

@@ -242,22 +242,33 @@ def reindex() -> None:
 
 
 @app.command()
-def cleanup() -> None:
+def cleanup(
+    wait_s: float = typer.Option(
+        600.0, "--wait", help="How long to wait for a table a server is maintaining right now."
+    ),
+) -> None:
     """Remove replaced and deleted archival text from the files now, in every table.
 
     A running server does this by itself AGENTMEM_ARCHIVAL_VERSION_GRACE_S after each write; this
-    is for when that cannot wait (or a server stopped before its pass). Run it with the servers
-    stopped: it prunes every old version, and a reader still on one would lose its files.
+    is for when that cannot wait (or a server stopped before its pass). Safe while servers run: it
+    takes each table's maintenance lease in SQL (waiting while a server holds it), and a server
+    whose reader was on a version it pruned reads the table again.
     """
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
+    from .ids import PROCESS, new_id
+    from .storage.lance.maintenance import lease_name, leased
     from .storage.lance.store import PRUNE_NOW, LanceStore, storage_options
+    from .storage.sql.leases import SqlLeases
+    from .storage.sql.store import SqlStore
 
     settings = Settings()
 
     async def run() -> int:
+        sql = await asyncio.to_thread(SqlStore.open, settings.resolved_database_url())
+        leases = SqlLeases(sql, holder=new_id(PROCESS))
         store = await LanceStore.open_as_stored(
             settings.resolved_archival_uri(),
             ann_index_min_rows=settings.ann_index_min_rows,
@@ -270,11 +281,25 @@ def cleanup() -> None:
             ) as bar:
                 task = bar.add_task("pruning archival tables", total=len(names))
                 for name in names:
-                    await store.maintain(name, prune_older_than=PRUNE_NOW, build_ann=False)
+                    deadline = asyncio.get_running_loop().time() + wait_s
+                    while True:
+                        async with leased(leases, lease_name(name)) as held:
+                            if held:
+                                await store.maintain(
+                                    name, prune_older_than=PRUNE_NOW, build_ann=False
+                                )
+                                break
+                        if asyncio.get_running_loop().time() > deadline:
+                            raise RuntimeError(
+                                f"archival table {name} stayed under maintenance by a server "
+                                f"for {wait_s:.0f}s; run cleanup again later"
+                            )
+                        await asyncio.sleep(1.0)
                     bar.advance(task)
             return len(names)
         finally:
             await store.close()
+            await sql.aclose()
 
     typer.echo(f"Pruned the old versions of {asyncio.run(run())} archival tables.")
 

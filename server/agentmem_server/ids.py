@@ -20,6 +20,8 @@ MESSAGE = "msg"
 RUN = "run"
 ARCHIVAL_WRITE = "wr"
 REQUEST = "req"
+PROCESS = "prc"
+"""A server process or CLI run, as the holder of a lease (storage/sql/leases.py)."""
 
 RANDOM_BYTES = 12
 """96 random bits: collisions are out of reach at any scale this server meets."""

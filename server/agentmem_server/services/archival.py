@@ -35,6 +35,7 @@ from ..ids import new_write_id
 from ..storage.base import (
     ArchivalStore,
     BlockRef,
+    Leases,
     Progress,
     ScopeIndex,
     ScopeKey,
@@ -130,9 +131,11 @@ class ArchivalIndex:
         *,
         allow_model_mismatch: bool = False,
         background_maintenance: bool = True,
+        leases: Optional[Leases] = None,
     ) -> ArchivalIndex:
         """Connect to `settings.archival_uri`; raises `EmbeddingModelMismatch` if its vectors came
-        from another model (unless `allow_model_mismatch`, which only `reindex` should use)."""
+        from another model (unless `allow_model_mismatch`, which only `reindex` should use).
+        `leases` (SQL's, shared by every replica) let one replica at a time maintain a table."""
         from ..storage.lance.index import LanceArchivalStore
 
         store = await LanceArchivalStore.open(
@@ -141,6 +144,7 @@ class ArchivalIndex:
             dimension=embedder.dimension,
             allow_model_mismatch=allow_model_mismatch,
             background_maintenance=background_maintenance,
+            leases=leases,
         )
         batcher = EmbeddingBatcher(
             embedder,
@@ -214,13 +218,18 @@ class ArchivalIndex:
                 write_id=write_id or new_write_id(),
             )
 
-    async def discard_write(self, tenant_id: str, scope: ScopeKey, write_id: str) -> None:
-        """Remove the rows one `add` stored in the scope (its SQL side did not commit)."""
-        await self.store.discard_write(tenant_id, scope, write_id)
+    async def discard_write(
+        self, tenant_id: str, scope: ScopeKey, write_id: str, *, block_id: Optional[str] = None
+    ) -> None:
+        """Remove the rows one `add` stored in the scope (its SQL side did not commit); from
+        that block's index when `block_id` is given, else from any the scope has."""
+        await self.store.discard_write(tenant_id, scope, write_id, block_id=block_id)
 
-    async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None:
-        """Remove the scope's index, whatever block it holds."""
-        await self.store.drop_scope(tenant_id, scope)
+    async def drop_scope(
+        self, tenant_id: str, scope: ScopeKey, *, keep: Optional[str] = None
+    ) -> None:
+        """Remove the scope's index, whatever block it holds (but block `keep`'s)."""
+        await self.store.drop_scope(tenant_id, scope, keep=keep)
 
     async def replace(
         self, block_ref: BlockRef, lines: Sequence[str], *, written_at: Timestamp
@@ -266,9 +275,12 @@ class ArchivalIndex:
             old_chunks, lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines
         )
 
-    async def delete_block(self, tenant_id: str, block_id: str) -> None:
-        """Remove the block's chunks and vectors; the store's files lose them at once."""
-        await self.store.delete_block(tenant_id, block_id)
+    async def delete_block(
+        self, tenant_id: str, block_id: str, *, scope: Optional[ScopeKey] = None
+    ) -> None:
+        """Remove the block's chunks and vectors; the store's files lose them at once. Pass the
+        block's scope when known: then no other table is looked at."""
+        await self.store.delete_block(tenant_id, block_id, scope=scope)
 
     async def delete_tenant(self, tenant_id: str) -> None:
         await self.store.delete_tenant(tenant_id)
@@ -280,7 +292,7 @@ class ArchivalIndex:
         tenant_id: str,
         query: str,
         *,
-        scopes: Sequence[ScopeKey],
+        scopes: Sequence[Union[ScopeKey, BlockRef]],
         mode: RecallMode = "hybrid",
         limit: int = 5,
         min_score: float = 0.0,
@@ -291,7 +303,11 @@ class ArchivalIndex:
         """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`.
 
         `hidden_writes()` names writes whose rows must not be returned (they never committed:
-        services/repair.py); it runs while the query is searched."""
+        services/repair.py); it runs while the query is searched.
+
+        Services pass the blocks SQL holds now (`BlockRef` with `updated_at`): only those are
+        searched, at least as new as SQL says. A bare `ScopeKey` searches what this process
+        last knew of the scope (tools and tests without SQL)."""
         if mode not in ("hybrid", "vector", "keyword"):
             raise InvalidInput(
                 f"mode must be 'hybrid', 'vector' or 'keyword', not {mode!r}", field="mode"

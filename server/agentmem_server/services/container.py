@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
+from ..ids import PROCESS, new_id
+from ..storage.sql.leases import SqlLeases
 from ..storage.sql.store import SqlStore
 from .events import EventHub, EventLog
 from .idempotency import IdempotencyService
@@ -84,7 +86,9 @@ async def build_services(settings: Settings) -> Services:
     sql = await asyncio.to_thread(SqlStore.open, settings.resolved_database_url())
     try:
         embedder = await asyncio.to_thread(load_embedder, settings)
-        archival = await ArchivalIndex.open(settings, embedder)
+        # One maintainer per archival table across replicas: leases in the shared SQL store.
+        leases = SqlLeases(sql, holder=new_id(PROCESS))
+        archival = await ArchivalIndex.open(settings, embedder, leases=leases)
     except BaseException:
         await sql.aclose()  # a server that refuses to start leaves no connection open
         raise

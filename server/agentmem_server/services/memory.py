@@ -349,18 +349,25 @@ class MemoryService:
     ) -> list[MemoryRecallResult]:
         if request.scope == "agent" and not request.agent_id:
             raise InvalidInput("scope='agent' needs agent_id", field="agent_id")
-        scopes: list[ScopeKey] = []
+        keys: list[str] = []
         if request.scope in ("user", "all"):
-            scopes.append(ScopeKey("user"))
+            keys.append(USER_SCOPE_KEY)
         if request.scope in ("agent", "all") and request.agent_id:
-            scopes.append(ScopeKey("agent", request.agent_id))
+            keys.append(request.agent_id)
+        # The blocks SQL holds now: a deleted scope is never searched, a re-created one is its
+        # new block's index, and a write committed by any replica is seen (docs/deploy.md).
+        found = await self._sql.run_autocommit(blocks_sql.archival_blocks, tenant_id, keys)
+        by_key = {agent_key: (block_id, stamp) for block_id, agent_key, stamp in found}
+        blocks = [
+            BlockRef.of(tenant_id, by_key[k][0], k, by_key[k][1]) for k in keys if k in by_key
+        ]
         return await self._archival.recall(
             tenant_id,
             request.query,
             hidden_writes=partial(
                 self._sql.run_autocommit, blocks_sql.uncommitted_writes, tenant_id
             ),
-            scopes=scopes,
+            scopes=blocks,
             mode=request.mode,
             limit=request.limit,
             min_score=request.min_score,
@@ -608,7 +615,7 @@ class MemoryService:
             now_micros(),
             self.repair.process_id,
         )
-        undo = partial(self._archival.discard_write, tenant_id, scope, write_id)
+        undo = partial(self._archival.discard_write, tenant_id, scope, write_id, block_id=block_id)
         tx: Optional[Transaction] = None
         try:
             await self._archival.add(
@@ -718,7 +725,8 @@ class MemoryService:
             block_id = await tx.run(blocks_sql.delete_block, tenant_id, block_type, agent_key)
             if block_id:
                 tx.on_failure(partial(self.resync_scope, tenant_id, agent_key))
-                await self._archival.delete_block(tenant_id, block_id)
+                scope = ScopeKey.from_agent_key(agent_key)
+                await self._archival.delete_block(tenant_id, block_id, scope=scope)
                 await tx.run(self._record, tenant_id, block_event("archival", "delete", agent_key))
         if block_id:
             self._committed(tenant_id)

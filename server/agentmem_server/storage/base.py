@@ -63,11 +63,17 @@ class BlockRef:
     block_id: str
     scope: Scope
     agent_id: Optional[str]
+    updated_at: Optional[int] = field(default=None, compare=False)
+    """The block's SQL `updated_at` (UTC microseconds) as the caller read it, if it did: a store
+    whose view of the block is older looks again before searching it (read-your-writes across
+    replicas: SQL commits after the index does)."""
 
     @classmethod
-    def of(cls, tenant_id: str, block_id: str, agent_key: str) -> BlockRef:
+    def of(
+        cls, tenant_id: str, block_id: str, agent_key: str, updated_at: Optional[int] = None
+    ) -> BlockRef:
         scope = ScopeKey.from_agent_key(agent_key)
-        return cls(tenant_id, block_id, scope.scope, scope.agent_id)
+        return cls(tenant_id, block_id, scope.scope, scope.agent_id, updated_at)
 
     @property
     def scope_key(self) -> ScopeKey:
@@ -152,6 +158,20 @@ class ScopeIndex:
 
 
 @runtime_checkable
+class Leases(Protocol):
+    """Named leases shared by every replica (`storage/sql/leases.py`): background work on one
+    thing (an archival table's maintenance) is done by one replica at a time."""
+
+    holder: str
+
+    async def acquire(self, name: str, *, ttl_s: float) -> bool:
+        """Take or renew the lease; False while another holder has it."""
+        ...
+
+    async def release(self, name: str) -> None: ...
+
+
+@runtime_checkable
 class BlockWriter(Protocol):
     """Writes one archival block while holding its scope's write lock (`ArchivalStore.writing`)."""
 
@@ -202,16 +222,35 @@ class ArchivalStore(Protocol):
         per scope in this process. Rows of another block left in the scope are dropped first."""
         ...
 
-    async def discard_write(self, tenant_id: str, scope: ScopeKey, write_id: str) -> None: ...
+    async def discard_write(
+        self, tenant_id: str, scope: ScopeKey, write_id: str, *, block_id: Optional[str] = None
+    ) -> None:
+        """Remove the rows of one write; from the block's index when `block_id` is given, else
+        from every index the scope has."""
+        ...
 
-    async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None: ...
+    async def drop_scope(
+        self, tenant_id: str, scope: ScopeKey, *, keep: Optional[str] = None
+    ) -> None:
+        """Remove every index of the scope except block `keep`'s."""
+        ...
 
-    async def delete_block(self, tenant_id: str, block_id: str) -> None: ...
+    async def delete_block(
+        self, tenant_id: str, block_id: str, *, scope: Optional[ScopeKey] = None
+    ) -> None:
+        """Remove the block's index; `scope` (when known) saves looking through the tenant's."""
+        ...
 
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
-    async def open_scopes(self, tenant_id: str, scopes: Sequence[ScopeKey]) -> list[ScopeIndex]:
-        """The scopes that have an index (others hold nothing to find), in the order given."""
+    async def open_scopes(
+        self, tenant_id: str, scopes: Sequence[ScopeKey | BlockRef]
+    ) -> list[ScopeIndex]:
+        """The scopes that have an index (others hold nothing to find), in the order given.
+
+        A `BlockRef` names the block the scope holds now (services read it from SQL): only its
+        index is searched, at least as new as the ref's `updated_at`. A bare `ScopeKey` (tools
+        and tests without SQL) searches the index this process last knew for the scope."""
         ...
 
     async def vector_search(

@@ -106,7 +106,7 @@ async def test_prefilter_fills_the_limit_even_when_matches_are_a_small_minority(
         ann_index_min_rows=300, chunk_tokens=16
     )  # as a restarted server sees it
     for current in (index, reopened):
-        state = await current.store.lance.table("arc_2_t1_u")
+        state = await current.store.scope_table("t1", ScopeKey("user"))
         assert state is not None and state.ann_rows > 0, "the ANN index was built and is used"
         for mode in ("vector", "keyword", "hybrid"):
             hits = await current.recall(
@@ -149,7 +149,7 @@ async def test_vector_scores_through_the_ann_index_are_exact_cosines_of_the_true
         index, ref("t1"), [" ".join(rng.choices(words, k=4)) + f" {i}" for i in range(600)]
     )
     await index.maintain()
-    state = await index.store.lance.table("arc_2_t1_u")
+    state = await index.store.scope_table("t1", ScopeKey("user"))
     assert state is not None and state.ann_rows > 0
     stored = await state.table.query().select(["start_line", "vector"]).to_arrow()
     vectors = vectors_of(stored.column("vector"), index.embedder.dimension)

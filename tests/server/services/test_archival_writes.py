@@ -13,7 +13,12 @@ from agentmem_server.errors import EmbeddingModelMismatch
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.settings import Settings
 from agentmem_server.storage.base import BlockRef, ScopeKey, to_micros
-from agentmem_server.storage.lance.schema import parse_table_name, table_name
+from agentmem_server.storage.lance.schema import (
+    block_table_name,
+    legacy_table_name,
+    parse_table_name,
+    parse_table_name_full,
+)
 from agentmem_server.storage.lance.store import storage_options
 
 from support import T0_US
@@ -49,10 +54,8 @@ async def test_update_re_embeds_only_the_changed_chunks(
     assert (
         hits[0].line_number <= 61 <= hits[0].end_line and to_micros(hits[0].updated_at) == T0_US + 1
     )
-    assert await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot"))) is not None
-    rows = await (
-        await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
-    ).table.count_rows()
+    assert await index.store.scope_table("t1", ScopeKey("agent", "bot")) is not None
+    rows = await (await index.store.scope_table("t1", ScopeKey("agent", "bot"))).table.count_rows()
     assert rows == second.chunks, "the old rows are gone"
 
 
@@ -105,7 +108,7 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(
         first_line=1,
         written_at=T0_US,
     )
-    bot_table = (await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))).table
+    bot_table = (await index.store.scope_table("t1", ScopeKey("agent", "bot"))).table
     row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
     vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
     await index.maintain()  # indexes and compaction have seen both texts
@@ -205,7 +208,7 @@ async def test_another_model_is_refused_until_reindex(
         "t1", "fact 7 inventory", scopes=[ScopeKey("agent", "bot")], mode="hybrid", limit=3
     )
     assert hits and any(h.line_number <= 8 <= h.end_line for h in hits)
-    state = await after.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
+    state = await after.store.scope_table("t1", ScopeKey("agent", "bot"))
     assert state.table_schema.field("vector").type.list_size == 32
 
 
@@ -239,7 +242,7 @@ async def test_an_interrupted_reindex_resumes(open_index) -> None:
         assert (
             len(hits)
             == await (
-                await after.store.lance.table(table_name("t1", ScopeKey("agent", agent)))
+                await after.store.scope_table("t1", ScopeKey("agent", agent))
             ).table.count_rows()
         )
     assert await after.store.lance.table_names("rx_") == []
@@ -249,7 +252,7 @@ async def test_background_maintenance_indexes_new_rows(open_index) -> None:
     index = await open_index()
     index.store.maintenance.background, index.store.maintenance.delay_s = True, 0.01
     await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0_US)
-    state = await index.store.lance.table(table_name("t1", ScopeKey("agent", "bot")))
+    state = await index.store.scope_table("t1", ScopeKey("agent", "bot"))
     assert (await state.table.index_stats("text_idx")).num_unindexed_rows > 0
     for _ in range(250):
         stats = await state.table.index_stats("text_idx")
@@ -293,13 +296,20 @@ def test_table_names_round_trip_and_stay_per_tenant() -> None:
         ("t_1", ScopeKey("user")),
         ("ten_9", ScopeKey("agent", "a_b.c-d")),
         ("x", ScopeKey("agent", "_u")),
+        ("x", ScopeKey("agent", "7_a")),
     ]:
-        assert parse_table_name(table_name(tenant, scope)) == (tenant, scope)
-    assert not table_name("t1", ScopeKey("user")).startswith(
-        table_name("t", ScopeKey("user"))[:-1] + "1"
+        for block in ("blk_0a1b", "b_u", "_a3_x"):
+            name = block_table_name(tenant, scope, block)
+            assert parse_table_name_full(name) == (tenant, scope, block)
+            assert parse_table_name(name) == (tenant, scope)
+        assert parse_table_name_full(legacy_table_name(tenant, scope)) == (tenant, scope, None)
+    assert not block_table_name("t1", ScopeKey("user"), "b").startswith(
+        block_table_name("t", ScopeKey("user"), "b")[:-1] + "1"
     )
     with pytest.raises(ValueError):
-        table_name("bad tenant/../x", ScopeKey("user"))
+        block_table_name("bad tenant/../x", ScopeKey("user"), "b")
+    with pytest.raises(ValueError):
+        block_table_name("t1", ScopeKey("user"), "../b")
 
 
 def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
@@ -335,7 +345,7 @@ async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction
             written_at=T0_US + start,
         )
     scope = [ScopeKey("agent", "bot")]
-    state = await index.store.lance.table(table_name("t1", scope[0]))
+    state = await index.store.scope_table("t1", scope[0])
     await state.table.delete("start_line < 20")
     await index.maintain()  # compaction rewrites the fragments: row positions change
     for mode in ("hybrid", "vector", "keyword"):

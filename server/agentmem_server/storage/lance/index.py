@@ -6,9 +6,9 @@
     (scope,) = await store.open_scopes(tenant_id, [ScopeKey("user")])
     hits = await store.vector_search(scope, query_vector, limit=5)
 
-One table per (tenant, scope) (`schema.py`), holding that scope's one block; `LanceStore` keeps
-the tables, `Maintenance` folds writes into their indexes off the request path. Filters are built
-by `filters.py`, Arrow read and written by `arrow.py`: nothing of either leaves this package.
+One table per archival block (`schema.py`: named after the block, so never reused); `LanceStore`
+keeps the tables, `Maintenance` folds writes into their indexes off the request path. Filters are
+built by `filters.py`, Arrow read and written by `arrow.py`: nothing of either leaves this package.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import pyarrow as pa
 from ...ids import new_write_id
 from ..base import (
     BlockRef,
+    Leases,
     Progress,
     ScopeIndex,
     ScopeKey,
@@ -37,8 +38,15 @@ from . import filters
 from .arrow import chunk_hits, rows_table, stored_chunks, vectors_of
 from .maintenance import Maintenance
 from .reindex import reindex_store
-from .schema import TABLE_PREFIX, table_name, tenant_prefix
-from .store import PRUNE_NOW, LanceStore, TableState, storage_options
+from .schema import (
+    TABLE_PREFIX,
+    block_table_name,
+    legacy_table_name,
+    parse_table_name_full,
+    scope_prefix,
+    tenant_prefix,
+)
+from .store import PRUNE_NOW, LanceStore, TableState, is_not_found, storage_options
 
 if TYPE_CHECKING:
     from ...chunking import Chunk
@@ -60,6 +68,7 @@ class LanceBlockWriter:
     async def stored_chunks(self) -> list[StoredChunk]:
         if self.state is None:
             return []
+        await self._lance.refresh(self.state, force=True)  # plan with the latest rows
         return stored_chunks(await self._lance.read_plan_rows(self.state, self._block.block_id))
 
     async def stored_vectors(self, chunk_ids: Iterable[str]) -> dict[str, np.ndarray]:
@@ -79,6 +88,7 @@ class LanceBlockWriter:
         state = await self._table()
         rows = self._rows(state, chunks, vectors, text_hashes, written_at, write_id)
         await self._lance.add_rows(state, rows)
+        self._seen(written_at)
 
     async def replace(
         self,
@@ -98,11 +108,17 @@ class LanceBlockWriter:
         await self._lance.delete_rows(
             state, filters.of_block_except_write(self._block.block_id, write_id)
         )
+        self._seen(written_at)
 
     async def _table(self) -> TableState:
         if self.state is None:
             self.state = await self._lance.create_table(self._name, self._block.block_id)
         return self.state
+
+    def _seen(self, written_at: int) -> None:
+        # The handle committed this write itself, so it is at least as new as the write's stamp.
+        if self.state is not None:
+            self.state.synced_to = max(self.state.synced_to, written_at)
 
     def _rows(
         self,
@@ -133,6 +149,8 @@ class LanceArchivalStore:
     def __init__(self, lance: LanceStore, maintenance: Maintenance):
         self.lance = lance
         self.maintenance = maintenance
+        self._scopes: dict[tuple[str, ScopeKey], str] = {}
+        """The table this process last wrote or found for a scope (bare `ScopeKey` searches)."""
 
     @classmethod
     async def open(
@@ -143,6 +161,7 @@ class LanceArchivalStore:
         dimension: int,
         allow_model_mismatch: bool = False,
         background_maintenance: bool = True,
+        leases: Optional[Leases] = None,
     ) -> LanceArchivalStore:
         """Connect to `settings.archival_uri`; raises `EmbeddingModelMismatch` if its vectors came
         from another model (unless `allow_model_mismatch`, which only `reindex` should use)."""
@@ -159,6 +178,7 @@ class LanceArchivalStore:
             lance,
             prune_grace=timedelta(seconds=settings.archival_version_grace_s),
             background=background_maintenance,
+            leases=leases,
         )
         return cls(lance, maintenance)
 
@@ -176,40 +196,102 @@ class LanceArchivalStore:
 
     # ---- writes -------------------------------------------------------------------------------
 
+    async def _name_of(self, block: BlockRef, *, for_write: bool) -> Optional[str]:
+        """The table of the block: its own (block-named) one; or the scope's legacy table if
+        that holds this block. For a write, a legacy table holding another block (left by a
+        delete that did not reach it) is dropped, and the block's own name returned."""
+        cached = self.lance.cached_block_table(block.block_id)
+        if cached is not None:
+            return cached
+        name = block_table_name(block.tenant_id, block.scope_key, block.block_id)
+        if await self.lance.table(name) is not None:
+            return name
+        legacy = legacy_table_name(block.tenant_id, block.scope_key)
+        held = await self.lance.block_of(legacy)
+        if held == block.block_id:
+            return legacy
+        if held is not None and for_write:
+            await self._drop_stale(legacy, held, block.block_id)
+        return name if for_write else None
+
     @asynccontextmanager
     async def writing(self, block: BlockRef) -> AsyncIterator[LanceBlockWriter]:
-        name = table_name(block.tenant_id, block.scope_key)
-        async with self.lance.lock(name):
-            state = await self.lance.table(name)
-            if state is not None and state.block_id != block.block_id:
-                await self._drop_stale(name, state.block_id, block.block_id)
-                state = None
-            writer = LanceBlockWriter(self.lance, name, block, state)
-            yield writer
-        if writer.state is not None:
-            self.maintenance.mark(name)
-
-    async def discard_write(self, tenant_id: str, scope: ScopeKey, write_id: str) -> None:
-        """Remove the rows one `add` stored in the scope (its SQL side did not commit)."""
-        name = table_name(tenant_id, scope)
+        name = await self._name_of(block, for_write=True)
+        assert name is not None
         async with self.lance.lock(name):
             state = await self.lance.table(name)
             if state is not None:
-                await self.lance.delete_rows(state, filters.of_writes([write_id]))
-        self.maintenance.mark(name)
+                # An edit plans with the stored chunks: read them at the latest version.
+                await self.lance.refresh(state, stamp=block.updated_at)
+            writer = LanceBlockWriter(self.lance, name, block, state)
+            yield writer
+        if writer.state is not None:
+            self._scopes[(block.tenant_id, block.scope_key)] = name
+            self.maintenance.mark(name)
 
-    async def drop_scope(self, tenant_id: str, scope: ScopeKey) -> None:
-        """Remove the scope's table, whatever block it holds."""
-        await self._drop_table(table_name(tenant_id, scope))
+    async def _scope_tables(self, tenant_id: str, scope: ScopeKey) -> list[str]:
+        """Every table of the scope, by listing the store (the legacy one included)."""
+        legacy, prefix = legacy_table_name(tenant_id, scope), scope_prefix(tenant_id, scope)
+        return [
+            n
+            for n in await self.lance.table_names(tenant_prefix(tenant_id))
+            if n == legacy or n.startswith(prefix)
+        ]
 
-    async def delete_block(self, tenant_id: str, block_id: str) -> None:
-        """Remove the block's chunks and vectors; its table's files go with it at once."""
+    async def discard_write(
+        self, tenant_id: str, scope: ScopeKey, write_id: str, *, block_id: Optional[str] = None
+    ) -> None:
+        """Remove the rows one `add` stored (its SQL side did not commit): in the block's table
+        when `block_id` is given, else in every table of the scope."""
+        if block_id is not None:
+            found = await self._name_of(
+                BlockRef(tenant_id, block_id, scope.scope, scope.agent_id), for_write=False
+            )
+            names = [found] if found is not None else []
+        else:
+            names = await self._scope_tables(tenant_id, scope)
+        for name in names:
+            async with self.lance.lock(name):
+                state = await self.lance.table(name)
+                if state is not None:
+                    await self.lance.refresh(state, force=True)
+                    await self.lance.delete_rows(state, filters.of_writes([write_id]))
+            self.maintenance.mark(name)
+
+    async def drop_scope(
+        self, tenant_id: str, scope: ScopeKey, *, keep: Optional[str] = None
+    ) -> None:
+        """Remove the scope's tables, but for block `keep`'s."""
+        for name in await self._scope_tables(tenant_id, scope):
+            parsed = parse_table_name_full(name)
+            held = (
+                parsed[2] if parsed is not None and parsed[2] else await self.lance.block_of(name)
+            )
+            if keep is None or held != keep:
+                await self._drop_table(name)
+
+    async def delete_block(
+        self, tenant_id: str, block_id: str, *, scope: Optional[ScopeKey] = None
+    ) -> None:
+        """Remove the block's chunks and vectors; its table's files go with it at once. With
+        the scope given, that is one drop (and one look at the scope's legacy table); without,
+        the tenant's tables are looked through."""
         prefix = tenant_prefix(tenant_id)
+        if scope is not None:
+            found = await self._name_of(
+                BlockRef(tenant_id, block_id, scope.scope, scope.agent_id), for_write=False
+            )
+            await self._drop_table(found or block_table_name(tenant_id, scope, block_id))
+            return
         name = self.lance.cached_block_table(block_id)
         if name is None or not name.startswith(prefix):
             name = None
             for candidate in await self.lance.table_names(prefix):
-                if await self.lance.block_of(candidate) == block_id:
+                parsed = parse_table_name_full(candidate)
+                held = parsed[2] if parsed is not None and parsed[2] else None
+                if held == block_id or (
+                    held is None and await self.lance.block_of(candidate) == block_id
+                ):
                     name = candidate
                     break
         if name is not None:
@@ -223,23 +305,63 @@ class LanceArchivalStore:
         async with self.lance.lock(name):
             self.maintenance.forget(name)
             await self.lance.drop_table(name)
+        for key, known in list(self._scopes.items()):
+            if known == name:
+                del self._scopes[key]
 
     async def _drop_stale(self, name: str, stale: Optional[str], current: str) -> None:
-        # Each scope has one archival block; rows of an older one are left over from a delete
-        # that did not reach this index (a crash), and must not surface in recall.
+        # Each scope has one archival block; a legacy table holding an older one is left over
+        # from a delete that did not reach this index (a crash), and must not surface in recall.
         log.warning(
             "archival table %s held block %s, not %s; dropping the stale rows", name, stale, current
         )
-        await self.lance.drop_table(name)
+        await self._drop_table(name)
+
+    async def scope_table(self, tenant_id: str, scope: ScopeKey | BlockRef) -> Optional[TableState]:
+        """The open table a recall of the scope (or block) would search; None if it has none."""
+        return await self._open_scope(tenant_id, scope)
 
     # ---- searches -----------------------------------------------------------------------------
 
-    async def open_scopes(self, tenant_id: str, scopes: Sequence[ScopeKey]) -> list[ScopeIndex]:
-        names = list(dict.fromkeys(table_name(tenant_id, s) for s in scopes))
-        states = await asyncio.gather(*(self.lance.table(n) for n in names))
-        return [
-            ScopeIndex(s.tenant_id, s.scope, s.block_id, handle=s) for s in states if s is not None
-        ]
+    async def open_scopes(
+        self, tenant_id: str, scopes: Sequence[ScopeKey | BlockRef]
+    ) -> list[ScopeIndex]:
+        states = await asyncio.gather(*(self._open_scope(tenant_id, s) for s in scopes))
+        seen: set[str] = set()
+        found: list[ScopeIndex] = []
+        for state in states:
+            if state is not None and state.name not in seen:
+                seen.add(state.name)
+                found.append(ScopeIndex(state.tenant_id, state.scope, state.block_id, handle=state))
+        return found
+
+    async def _open_scope(self, tenant_id: str, scope: ScopeKey | BlockRef) -> Optional[TableState]:
+        if isinstance(scope, BlockRef):
+            if scope.tenant_id != tenant_id:
+                raise ValueError("a block of another tenant")
+            name = await self._name_of(scope, for_write=False)
+            stamp = scope.updated_at
+        else:
+            name = self._scopes.get((tenant_id, scope))
+            if name is None:
+                names = await self._scope_tables(tenant_id, scope)
+                name = names[0] if names else None
+                if name is not None:
+                    self._scopes[(tenant_id, scope)] = name
+            stamp = None
+        if name is None:
+            return None
+        state = await self.lance.table(name)
+        if state is None:
+            return None
+        try:
+            await self.lance.refresh(state, stamp=stamp)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            self.lance.forget(name)  # dropped by another replica
+            return None
+        return state
 
     async def vector_search(
         self,
@@ -251,7 +373,12 @@ class LanceArchivalStore:
         written_before: Optional[int] = None,
     ) -> VectorHits:
         where = filters.written_between(written_after, written_before)
-        table = await self.lance.vector_search(scope.handle, vector, limit=limit, where=where)
+        table = await self._searching(
+            scope,
+            lambda state: self.lance.vector_search(state, vector, limit=limit, where=where),
+        )
+        if table is None:
+            return VectorHits([], [])
         distances = table.column("_distance").to_pylist()
         return VectorHits(chunk_hits(table), [1.0 - d for d in distances])
 
@@ -265,9 +392,35 @@ class LanceArchivalStore:
         written_before: Optional[int] = None,
     ) -> TextHits:
         where = filters.written_between(written_after, written_before)
-        table = await self.lance.text_search(scope.handle, text, limit=limit, where=where)
+        table = await self._searching(
+            scope, lambda state: self.lance.text_search(state, text, limit=limit, where=where)
+        )
+        if table is None:
+            return TextHits([], [], np.zeros((0, self.dimension), dtype=np.float32))
         vectors = vectors_of(table.column("vector"), self.dimension)
         return TextHits(chunk_hits(table), table.column("_score").to_pylist(), vectors)
+
+    async def _searching(
+        self, scope: ScopeIndex, search: Callable[[TableState], Awaitable[pa.Table]]
+    ) -> Optional[pa.Table]:
+        """Run a search; if its files are gone (pruned under an old version, or the table
+        dropped by another replica), move to the latest version and search once more. None when
+        the table itself is gone: the scope holds nothing now."""
+        state: TableState = scope.handle
+        try:
+            return await search(state)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            log.info("archival table %s changed under a search; looking again: %s", state.name, exc)
+        try:
+            await self.lance.refresh(state, force=True)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            self.lance.forget(state.name)
+            return None
+        return await search(state)
 
     # ---- maintenance --------------------------------------------------------------------------
 

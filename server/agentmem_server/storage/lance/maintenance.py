@@ -4,6 +4,12 @@ Writes mark their table; shortly after a burst of writes one task compacts it, f
 its FTS and ANN indexes, prunes old versions and builds the ANN index when due. Until then
 LanceDB searches the new rows flat, so nothing waits for maintenance to be found.
 
+Across replicas, a table is maintained by one replica at a time: the one holding its lease in SQL
+(`Leases`, `archival:<digest of the table name>`), renewed while the work goes on (an ANN build takes minutes). A
+replica that finds the lease taken keeps the table marked and tries again after its next delay:
+the holder's pass may have started before this replica's writes. LanceDB's retryable commit
+conflicts (an append from another replica beside a compaction) are retried (`store.retrying`).
+
 Old versions are kept for `prune_grace` (readers in other replicas may still be on them), so the
 pass after a write cannot prune the versions that write superseded. A second pass runs once the
 grace has passed since that pass: replaced and deleted rows leave the files then, whether or not
@@ -13,10 +19,15 @@ the table is written again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import hashlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Optional
 
+from ..base import Leases
 from .store import LanceStore
 
 log = logging.getLogger("agentmem.archival")
@@ -25,6 +36,44 @@ MAINTENANCE_DELAY_S = 2.0
 """Wait after a write before maintaining: 1,000 tiny appends then cost one compaction, not 1,000."""
 PRUNE_MARGIN_S = 1.0
 """The pruning pass waits this long past the grace, so the versions it is meant for are older."""
+LEASE_TTL_S = 60.0
+"""A maintenance lease lasts this long unless renewed (every third of it while the work runs):
+the longest a table waits for maintenance after its maintainer died."""
+
+
+def lease_name(table: str) -> str:
+    """`archival:` and a digest of the table name (names are longer than a lease name may be)."""
+    return "archival:" + hashlib.blake2b(table.encode(), digest_size=16).hexdigest()
+
+
+@asynccontextmanager
+async def leased(leases: Optional[Leases], name: str) -> AsyncIterator[bool]:
+    """`async with leased(leases, name) as held:` the lease while the block runs, renewed in
+    the background; `held` is False (and nothing taken) while another holder has it. Without
+    leases (one process) it is always held."""
+    if leases is None:
+        yield True
+        return
+    if not await leases.acquire(name, ttl_s=LEASE_TTL_S):
+        yield False
+        return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_S / 3)
+            if not await leases.acquire(name, ttl_s=LEASE_TTL_S):
+                log.warning("lost the lease %s while holding it", name)
+
+    renewer = asyncio.get_running_loop().create_task(renew(), name=f"agentmem-lease-{name}")
+    try:
+        yield True
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            await leases.release(name)
+        except Exception:  # noqa: BLE001 - it expires by itself
+            log.warning("could not release the lease %s; it expires in %ss", name, LEASE_TTL_S)
 
 
 class Maintenance:
@@ -35,8 +84,12 @@ class Maintenance:
         prune_grace: timedelta,
         background: bool = True,
         delay_s: float = MAINTENANCE_DELAY_S,
+        leases: Optional[Leases] = None,
     ):
         self.store = store
+        self.leases = leases
+        self.skipped = 0
+        """Tables passed over because another replica held their lease (tests, benchmarks)."""
         self.prune_grace = prune_grace
         self.background = background
         self.delay_s = delay_s
@@ -57,8 +110,10 @@ class Maintenance:
             return
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
+            # A context of its own: the write marking the table may be inside a SQL
+            # transaction, whose context variables must not follow the task (leases use SQL).
             self._task = asyncio.get_running_loop().create_task(
-                self._loop(), name="agentmem-archival-maintenance"
+                self._loop(), name="agentmem-archival-maintenance", context=contextvars.Context()
             )
         assert self._wakeup is not None
         self._wakeup.set()
@@ -108,7 +163,16 @@ class Maintenance:
             for name in sorted(names):
                 self._prune_at.pop(name, None)
                 try:
-                    await self.store.maintain(name, prune_older_than=prune_older_than)
+                    async with leased(self.leases, lease_name(name)) as held:
+                        if not held:
+                            # Another replica maintains it now, maybe from before our writes.
+                            self.skipped += 1
+                            if name in written:
+                                self._dirty.add(name)
+                                if self._wakeup is not None:
+                                    self._wakeup.set()
+                            continue
+                        await self.store.maintain(name, prune_older_than=prune_older_than)
                 except Exception:  # noqa: BLE001 - one table's failure must not stop the others
                     log.exception(
                         "maintenance of archival table %s failed; will retry after its next write",

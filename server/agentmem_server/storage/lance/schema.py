@@ -1,9 +1,18 @@
 """Table names, the Arrow schema of archival chunk rows, and the metadata stored with them.
 
-One table per (tenant, scope): `arc_<len>_<tenant>_u` for the user scope and
-`arc_<len>_<tenant>_a_<agent_id>` for an agent. The length prefix makes the name unambiguous
-although tenant and agent ids may both contain `_`, and lets a tenant's tables be listed by prefix.
-See docs/recall.md for why the layout is a table per scope.
+One table per archival block (so per scope, which holds one block at a time), named after the
+block: `arc_<len>_<tenant>_u_<block_id>` for the user scope and
+`arc_<len>_<tenant>_a<len>_<agent_id>_<block_id>` for an agent. The length prefixes make the name
+unambiguous although tenant and agent ids may contain `_`, and let a tenant's or a scope's tables
+be listed by prefix. See docs/recall.md for why the layout is a table per scope.
+
+The block id is in the name because a name must never be reused: a scope deleted and re-created
+(by any replica) gets a new block id, so a new table, and another replica's handle, cached copy or
+version number of the old table can never be taken for the new one (docs/deploy.md).
+
+Stores written before that carry scope-named tables (`arc_<len>_<tenant>_u`,
+`arc_<len>_<tenant>_a_<agent_id>`, "legacy" below): they are still read and written, for the
+block their metadata names, and are never re-created under that name.
 """
 
 from __future__ import annotations
@@ -40,7 +49,23 @@ def tenant_prefix(tenant_id: str) -> str:
     return f"{TABLE_PREFIX}{len(_check_id('tenant id', tenant_id))}_{tenant_id}_"
 
 
-def table_name(tenant_id: str, scope: ScopeKey) -> str:
+def scope_prefix(tenant_id: str, scope: ScopeKey) -> str:
+    """What the names of the scope's block tables start with."""
+    if scope.scope == "agent":
+        if not scope.agent_id:
+            raise ValueError("the agent scope needs an agent_id")
+        agent = _check_id("agent id", scope.agent_id)
+        return f"{tenant_prefix(tenant_id)}a{len(agent)}_{agent}_"
+    return f"{tenant_prefix(tenant_id)}u_"
+
+
+def block_table_name(tenant_id: str, scope: ScopeKey, block_id: str) -> str:
+    """The table of one archival block (never reused by another block)."""
+    return scope_prefix(tenant_id, scope) + _check_id("block id", block_id)
+
+
+def legacy_table_name(tenant_id: str, scope: ScopeKey) -> str:
+    """The scope-named table of stores written before tables were named after their block."""
     if scope.scope == "agent":
         if not scope.agent_id:
             raise ValueError("the agent scope needs an agent_id")
@@ -49,7 +74,14 @@ def table_name(tenant_id: str, scope: ScopeKey) -> str:
 
 
 def parse_table_name(name: str) -> Optional[tuple[str, ScopeKey]]:
-    """`(tenant_id, scope)` for an archival table name, None for any other table."""
+    """`(tenant_id, scope)` for an archival table name (block-named or legacy), None for any
+    other table."""
+    parsed = parse_table_name_full(name)
+    return None if parsed is None else (parsed[0], parsed[1])
+
+
+def parse_table_name_full(name: str) -> Optional[tuple[str, ScopeKey, Optional[str]]]:
+    """`(tenant_id, scope, block_id)`; the block id is None for a legacy (scope-named) table."""
     if not name.startswith(TABLE_PREFIX):
         return None
     rest = name[len(TABLE_PREFIX) :]
@@ -57,10 +89,20 @@ def parse_table_name(name: str) -> Optional[tuple[str, ScopeKey]]:
     if not sep or not length.isdigit():
         return None
     tenant, rest = rest[: int(length)], rest[int(length) :]
+    if not tenant or not rest.startswith("_"):
+        return None
     if rest == "_u":
-        return tenant, ScopeKey("user")
+        return tenant, ScopeKey("user"), None
+    if rest.startswith("_u_") and len(rest) > 3:
+        return tenant, ScopeKey("user"), rest[3:]
     if rest.startswith("_a_") and len(rest) > 3:
-        return tenant, ScopeKey("agent", rest[3:])
+        return tenant, ScopeKey("agent", rest[3:]), None
+    agent_length, sep, rest = rest[2:].partition("_") if rest.startswith("_a") else ("", "", "")
+    if not sep or not agent_length.isdigit():
+        return None
+    agent, rest = rest[: int(agent_length)], rest[int(agent_length) :]
+    if agent and rest.startswith("_") and len(rest) > 1:
+        return tenant, ScopeKey("agent", agent), rest[1:]
     return None
 
 

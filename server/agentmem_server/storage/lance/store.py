@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -57,8 +58,12 @@ ANN_REBUILD_GROWTH = 2.0
 """Rebuild the ANN index once a table holds this many times the rows it was built on."""
 PRUNE_NOW = timedelta(milliseconds=1)
 """`cleanup()` prunes everything but the latest version (0 would trigger LanceDB's warning)."""
-READ_CONSISTENCY = timedelta(seconds=1)
-"""A cached table handle looks for other processes' commits at most this often."""
+REFRESH_S = 10.0
+"""A cached table handle looks for commits of other processes that no SQL stamp announces
+(maintenance, repair) at most this often. Writes are announced: services pass the block's SQL
+`updated_at` with each recall (`BlockRef.updated_at`), and a handle that has not seen that stamp
+moves to the table's latest version first (read-your-writes across replicas, docs/deploy.md).
+Between those, a recall makes no object-store request to learn whether it is current."""
 OPEN_TABLES = 256
 """Table handles kept open (each caches index pages); the least recently used close first."""
 
@@ -96,6 +101,10 @@ class TableState:
     scope: ScopeKey
     ann_rows: int = 0
     """Rows the ANN index was built on; 0 while there is none (search is flat)."""
+    synced_to: int = 0
+    """The newest SQL stamp (UTC microseconds) of the block whose commit this handle has seen."""
+    checked_at: float = 0.0
+    """Loop time this handle last moved to the table's latest version."""
 
 
 class LanceStore:
@@ -245,6 +254,13 @@ class LanceStore:
                 f"archival table {name} holds rows of tenant {rows[0]['tenant_id']!r}"
             )
         state = TableState(name, table, schema, schema_block(schema), tenant_id, scope)
+        state.checked_at = asyncio.get_running_loop().time()
+        await self._read_indices(state)
+        self._remember(name, state)
+        return state
+
+    async def _read_indices(self, state: TableState) -> None:
+        table = state.table
         # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
         by_column = {tuple(i.columns): i for i in await table.list_indices()}
         if ("text",) not in by_column:
@@ -253,8 +269,27 @@ class LanceStore:
         if ("vector",) in by_column:
             stats = await table.index_stats(by_column[("vector",)].name)
             state.ann_rows = max(1, stats.num_indexed_rows if stats else 1)
-        self._remember(name, state)
-        return state
+
+    async def refresh(
+        self, state: TableState, *, stamp: Optional[int] = None, force: bool = False
+    ) -> None:
+        """Move the handle to the table's latest version if `stamp` (the block's SQL
+        `updated_at`) is newer than any it has seen, or `REFRESH_S` passed since it last looked,
+        or `force`. One look is a listing of the table's versions' latest entry, O(1) requests."""
+        now = asyncio.get_running_loop().time()
+        if not (
+            force
+            or (stamp is not None and stamp > state.synced_to)
+            or now - state.checked_at > REFRESH_S
+        ):
+            return
+        before = await state.table.version()
+        await state.table.checkout_latest()
+        state.checked_at = now
+        if stamp is not None:
+            state.synced_to = max(state.synced_to, stamp)
+        if await state.table.version() != before:
+            await self._read_indices(state)  # another replica may have built the ANN index
 
     def _remember(self, name: str, state: TableState) -> None:
         self._open[name] = state
@@ -275,9 +310,19 @@ class LanceStore:
 
     async def create_table(self, name: str, block_id: str) -> TableState:
         schema = chunk_schema(self.dimension, model_id=self.model_id, block_id=block_id)
-        table = await self.db.create_table(name, schema=schema)
-        await table.create_index("text", config=fts_config())
+        try:
+            table = await self.db.create_table(name, schema=schema)
+        except ValueError as exc:
+            # Another replica created it first (a repair beside a write): use theirs.
+            if "already exists" not in str(exc).lower():
+                raise
+            state = await self.table(name)
+            if state is None:
+                raise
+            return state
+        await retrying(lambda: table.create_index("text", config=fts_config()))
         state = TableState(name, table, schema, block_id, *_owner(name))
+        state.checked_at = asyncio.get_running_loop().time()
         self._remember(name, state)
         return state
 
@@ -319,10 +364,10 @@ class LanceStore:
 
     async def add_rows(self, state: TableState, rows: pa.Table) -> None:
         if rows.num_rows:
-            await state.table.add(rows)
+            await retrying(lambda: state.table.add(rows))
 
     async def delete_rows(self, state: TableState, where: str) -> None:
-        await state.table.delete(where)
+        await retrying(lambda: state.table.delete(where))
 
     async def read_plan_rows(self, state: TableState, block_id: str) -> pa.Table:
         """The block's chunks without vectors: enough to decide which ones an edit keeps."""
@@ -422,7 +467,8 @@ class LanceStore:
         if state is None:
             return
         async with self.lock(name):
-            await state.table.optimize(cleanup_older_than=prune_older_than)
+            await self.refresh(state, force=True)
+            await retrying(lambda: state.table.optimize(cleanup_older_than=prune_older_than))
         if not build_ann:
             return
         rows = await state.table.count_rows()
@@ -433,7 +479,9 @@ class LanceStore:
             # Not under the write lock: this takes minutes at 1M rows and appends may go on;
             # rows they add are searched flat until the next optimize folds them in.
             started = asyncio.get_running_loop().time()
-            await state.table.create_index("vector", config=_ann_config(), replace=True)
+            await retrying(
+                lambda: state.table.create_index("vector", config=_ann_config(), replace=True)
+            )
             state.ann_rows = rows
             log.info(
                 "built the ANN index of %s (%d rows) in %.1fs",
@@ -458,9 +506,42 @@ async def _connect(
         path = Path(uri).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         uri = str(path)
+    # No read-consistency interval: handles move to the latest version when `refresh` says so.
     return uri, await lancedb.connect_async(
-        uri, read_consistency_interval=READ_CONSISTENCY, storage_options=storage_options
+        uri, read_consistency_interval=None, storage_options=storage_options
     )
+
+
+COMMIT_RETRIES = 6
+"""Tries of a LanceDB commit that failed with a retryable conflict (another writer committed
+first, e.g. a compaction beside an append from another replica)."""
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """LanceDB's "Retryable commit conflict": the application is to try again."""
+    return "retryable commit conflict" in str(exc).lower()
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """A dropped table, or files of a version that was pruned under a handle still on it."""
+    text = str(exc).lower()
+    return "not found" in text or "no such file" in text or "does not exist" in text
+
+
+T = TypeVar("T")
+
+
+async def retrying(call: Callable[[], Awaitable[T]], *, tries: int = COMMIT_RETRIES) -> T:
+    """`await call()`, again after a jittered pause while it fails with a retryable conflict."""
+    for attempt in range(1, tries + 1):
+        try:
+            return await call()
+        except Exception as exc:
+            if attempt == tries or not is_retryable_conflict(exc):
+                raise
+            log.info("retrying a LanceDB commit after a conflict (try %d): %s", attempt, exc)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _owner(name: str) -> tuple[str, ScopeKey]:

@@ -5,12 +5,12 @@ the search; faiss answers the same search from memory in ~0.5 ms (docs/recall.md
 is a faiss index of its rows' normalised vectors (exact below `exact_below_rows`, HNSW above) with
 the result columns beside it, tagged with the table version it copies.
 
-A recall uses a copy only while the table is at that very version: any write, by this process or
-another replica, moves the version on, and LanceDB answers until the copy has caught up in the
-background (new rows added, removed ones masked, rebuilt once a quarter is masked). Version
-numbers alone do not identify the data: a table dropped and re-created elsewhere counts from 1
-again. So a copy also keeps its version's commit time, and checks it at most once a second, as
-table handles check for other processes' commits.
+A recall uses a copy only while the table's handle is at that very version: any write, by this
+process or another replica, moves the version on (once the handle has seen it:
+`LanceStore.refresh`), and LanceDB answers until the copy has caught up in the background (new rows
+added, removed ones masked, rebuilt once a quarter is masked). A table name is never reused (it
+names the block, `schema.py`), so a version number of a handle identifies the data: checking it is
+no request to the object store at all.
 
 Copies live within a memory budget. A table too large for it is never copied (LanceDB answers
 it). To make room, only copies unused for `IDLE_S` leave, least recently used first; a table that
@@ -25,7 +25,6 @@ import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
@@ -48,8 +47,6 @@ HNSW_EF_SEARCH = 256
 """Recall@10 against exact search on the benchmark's synthetic vectors, efConstruction 40, one
 thread: efSearch 64 0.940 at 10k rows / 0.978 at 100k; 128 0.982 / 0.999; 256 0.998 / 0.999 in
 0.28 / 0.45 ms. A 100k build takes 6-11 s (docs/recall.md)."""
-IDENTITY_CHECK_S = 1.0
-"""How often a copy re-reads its version's commit time (LanceDB's own read-consistency interval)."""
 IDLE_S = 60.0
 """A copy unused this long may leave to make room; a table refused room (or whose copy failed)
 waits this long before it tries again."""
@@ -69,9 +66,6 @@ class _Copy:
     table: AsyncTable
     """The handle it was made through: a re-opened table is checked afresh."""
     version: int
-    committed: datetime
-    verified_at: float
-    """Loop time of the last commit-time check."""
     index: Any
     chunk_ids: list[str]
     start_lines: np.ndarray
@@ -175,11 +169,6 @@ def _new_index(dimension: int, hnsw: bool) -> faiss.Index:
     return index
 
 
-async def _commit_times(table: AsyncTable) -> dict[int, datetime]:
-    """Commit time by version, for the versions the table still keeps (one listing of them)."""
-    return {entry["version"]: entry["timestamp"] for entry in await table.list_versions()}
-
-
 class VectorCache:
     """Copies of tables by name, kept in step with LanceDB in the background."""
 
@@ -218,14 +207,6 @@ class VectorCache:
             self._start_sync(name, table, version)
             return None
         loop = asyncio.get_running_loop()
-        if loop.time() - copy.verified_at > IDENTITY_CHECK_S:
-            if (await _commit_times(table)).get(version) != copy.committed:
-                self.forget(name)  # another replica re-created the table; its numbers came round
-                self._start_sync(name, table, version)
-                return None
-            copy.verified_at = loop.time()
-            if copy.busy or copy.version != await table.version():
-                return None
         self._copies.move_to_end(name)
         copy.last_used = loop.time()
         hits = copy.nearest(vector, limit)
@@ -285,11 +266,7 @@ class VectorCache:
 
     async def _catch_up(self, name: str, table: AsyncTable) -> None:
         version = await table.version()
-        committed_at = await _commit_times(table)
-        committed = committed_at.get(version)
         rows = await table.count_rows()
-        if committed is None:
-            return
         estimate = estimated_bytes(rows, self.dimension)
         if estimate > self.budget_bytes:
             self._too_big[name] = version
@@ -304,12 +281,8 @@ class VectorCache:
         self._too_big.pop(name, None)
         copy = self._copies.get(name)
         loop = asyncio.get_running_loop()
-        if (
-            copy is not None
-            and copy.table is table
-            and committed_at.get(copy.version) == copy.committed
-        ):
-            if await self._add_what_changed(copy, table, version, committed):
+        if copy is not None and copy.table is table:
+            if await self._add_what_changed(copy, table, version):
                 if not self._make_room(name, copy.nbytes, loop.time()):  # it grew past what is free
                     self._copies.pop(name, None)
                     self._retry_after[name] = loop.time() + IDLE_S
@@ -317,9 +290,7 @@ class VectorCache:
         if not self._make_room(name, estimate, loop.time()):
             self._retry_after[name] = loop.time() + IDLE_S
             return
-        fresh = await self._read_all(
-            name, table, version, committed, hnsw=rows >= self.exact_below_rows
-        )
+        fresh = await self._read_all(name, table, version, hnsw=rows >= self.exact_below_rows)
         if fresh is None:
             return
         if not self._make_room(
@@ -330,9 +301,7 @@ class VectorCache:
         fresh.last_used = loop.time()
         self._copies[name] = fresh
 
-    async def _add_what_changed(
-        self, copy: _Copy, table: AsyncTable, version: int, committed: datetime
-    ) -> bool:
+    async def _add_what_changed(self, copy: _Copy, table: AsyncTable, version: int) -> bool:
         """Bring a copy of the same table up to `version`; False if a rebuild is better."""
         ids = (await table.query().select(["chunk_id"]).to_arrow()).column("chunk_id").to_pylist()
         present = set(ids)
@@ -363,18 +332,15 @@ class VectorCache:
             copy.texts[position] = (
                 ""  # the vector stays in the index until a rebuild; the text need not
             )
-        copy.version, copy.committed = version, committed
-        copy.verified_at = asyncio.get_running_loop().time()
+        copy.version = version
         return True
 
     async def _read_all(
-        self, name: str, table: AsyncTable, version: int, committed: datetime, *, hnsw: bool
+        self, name: str, table: AsyncTable, version: int, *, hnsw: bool
     ) -> Optional[_Copy]:
         copy = _Copy(
             table=table,
             version=version,
-            committed=committed,
-            verified_at=asyncio.get_running_loop().time(),
             index=_new_index(self.dimension, hnsw),
             chunk_ids=[],
             texts=[],

@@ -89,6 +89,21 @@ def list_blocks(conn: Connection, tenant_id: str, agent_keys: Sequence[str]) -> 
     return [_row(r) for r in rows]
 
 
+def archival_blocks(
+    conn: Connection, tenant_id: str, agent_keys: Sequence[str]
+) -> list[tuple[str, str, int]]:
+    """`(block_id, agent_key, updated_at)` of the tenant's archival blocks in these scopes: what a
+    recall searches (no content read)."""
+    rows = conn.execute(
+        select(blocks.c.id, blocks.c.agent_id, blocks.c.updated_at).where(
+            blocks.c.tenant_id == tenant_id,
+            blocks.c.block_type == "archival",
+            blocks.c.agent_id.in_(list(agent_keys)),
+        )
+    ).all()
+    return [(r.id, r.agent_id, int(r.updated_at)) for r in rows]
+
+
 def list_tenant_blocks(conn: Connection, tenant_id: str) -> list[BlockRow]:
     """Every block of the tenant, in every scope (export)."""
     rows = conn.execute(

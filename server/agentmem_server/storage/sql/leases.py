@@ -11,7 +11,9 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, or_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..base import now_micros
 from .schema import maintenance_leases as t
+from .uow import UnitOfWork
 
 
 def acquire(conn: Connection, name: str, owner: str, now: int, duration_us: int) -> bool:
@@ -29,3 +31,26 @@ def acquire(conn: Connection, name: str, owner: str, now: int, duration_us: int)
 def release(conn: Connection, name: str, owner: str) -> None:
     """Give the lease up now, if `owner` holds it."""
     conn.execute(delete(t).where(t.c.name == name, t.c.owner == owner))
+
+
+def holder_of(conn: Connection, name: str, now: int) -> str | None:
+    """Who holds the lease `name` at `now`; None when it is free."""
+    row = conn.execute(t.select().where(t.c.name == name, t.c.expires_at > now)).first()
+    return None if row is None else str(row.owner)
+
+
+class SqlLeases:
+    """Leases of one holder (a server process or a CLI run) in the SQL store: the `Leases` of
+    storage/base.py, which archival maintenance takes per table (storage/lance/maintenance.py)."""
+
+    def __init__(self, sql: UnitOfWork, *, holder: str):
+        self.sql = sql
+        self.holder = holder
+
+    async def acquire(self, name: str, *, ttl_s: float) -> bool:
+        return await self.sql.run_in_transaction(
+            acquire, name, self.holder, now_micros(), int(ttl_s * 1_000_000)
+        )
+
+    async def release(self, name: str) -> None:
+        await self.sql.run_in_transaction(release, name, self.holder)

@@ -11,13 +11,13 @@ import pytest
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.storage.base import BlockRef, ScopeKey
 from agentmem_server.storage.lance.arrow import vectors_of
-from agentmem_server.storage.lance.schema import table_name
+from agentmem_server.storage.lance.schema import block_table_name
 from agentmem_server.storage.lance.vector_cache import estimated_bytes
 
 from support import T0_US
 
 USER = BlockRef("t1", "blk_user", "user", None)
-NAME = table_name("t1", ScopeKey("user"))
+NAME = block_table_name("t1", ScopeKey("user"), "blk_user")
 WORDS = [
     "apple",
     "river",
@@ -126,9 +126,11 @@ async def test_replaced_and_discarded_rows_never_come_back(open_index) -> None:
         await until_copied(index)
 
 
-async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_old_copy(
+async def test_a_scope_re_created_by_another_replica_is_never_answered_from_the_old_copy(
     open_index,
 ) -> None:
+    """Tables are named after their block: a scope deleted and re-created elsewhere is another
+    table, whatever its version numbers, and the deleted one answers nothing (not an error)."""
     here = await open_index(chunk_tokens=16)
     elsewhere = await open_index(chunk_tokens=16, recall_cache_mb=0)
     await here.add(
@@ -138,29 +140,30 @@ async def test_a_table_re_created_by_another_replica_is_never_answered_from_the_
         written_at=T0_US,
     )
     await until_copied(here)
-    state = await here.store.lance.table(NAME)
-    old_version = await state.table.version()
-    # The other replica deletes the block and writes afresh until the version number comes round.
-    await elsewhere.delete_block("t1", "blk_user")
+    old_version = await (await here.store.lance.table(NAME)).table.version()
+    await elsewhere.delete_block("t1", "blk_user", scope=ScopeKey("user"))
     other = BlockRef("t1", "blk_user2", "user", None)
-    line = 1
-    while True:
+    for line in range(1, old_version + 2):  # past the old table's version number
         await elsewhere.add(
             other,
             await elsewhere.prepare([f"harmless note {line}"]),
             first_line=line,
             written_at=T0_US + line,
         )
-        line += 1
-        if await (await elsewhere.store.lance.table(NAME)).table.version() >= old_version:
-            break
-    assert await (await elsewhere.store.lance.table(NAME)).table.version() == old_version
-    await asyncio.sleep(1.2)  # table handles look for other processes' commits once a second
-    assert await state.table.version() == old_version, "this replica's handle reads the new table"
+    assert await (await elsewhere.store.scope_table("t1", other)).table.version() >= old_version
+    # What services pass: the block SQL holds now, with its stamp.
+    now = BlockRef("t1", "blk_user2", "user", None, updated_at=T0_US + old_version + 1)
     for _ in range(3):
-        hits = await recall(here, "password swordfish", mode="vector", limit=5)
-        assert all("swordfish" not in h.content for h in hits)
-        await asyncio.sleep(0.3)
+        hits = await here.recall("t1", "password swordfish", scopes=[now], mode="vector", limit=5)
+        assert hits and all(
+            "swordfish" not in h.content and h.block_id == "blk_user2" for h in hits
+        )
+    # A handle of the dropped table that is told to look again finds it gone: nothing, no error.
+    stale = BlockRef("t1", "blk_user", "user", None, updated_at=T0_US + 10**9)
+    for mode in ("vector", "keyword", "hybrid"):
+        assert (
+            await here.recall("t1", "password swordfish", scopes=[stale], mode=mode, limit=5) == []
+        )
 
 
 async def test_a_table_over_the_budget_is_left_to_lancedb(open_index) -> None:
@@ -192,7 +195,7 @@ async def test_copies_make_room_only_by_dropping_idle_ones(
         await index.add(
             block, await index.prepare(lines(900, seed=7)), first_line=1, written_at=T0_US
         )
-        names[agent] = table_name("t1", ScopeKey("agent", agent))
+        names[agent] = block_table_name("t1", ScopeKey("agent", agent), f"blk_{agent}")
         rows = await (await index.store.lance.table(names[agent])).table.count_rows()
         assert 2**19 < estimated_bytes(rows, index.embedder.dimension) < 2**20, (
             "one fits, two do not"
