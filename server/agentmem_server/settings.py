@@ -29,7 +29,14 @@ class Settings(BaseSettings):
     s3_region: Optional[str] = None
     s3_access_key_id: Optional[str] = None
     s3_secret_access_key: Optional[str] = None
+    s3_session_token: Optional[str] = None
+    """Temporary credentials' session token (with the key id and secret above)."""
     s3_allow_http: bool = False
+    s3_virtual_hosted_style: bool = False
+    """Address buckets as `bucket.endpoint` rather than `endpoint/bucket` (some S3-compatible
+    stores need it). Every `AGENTMEM_S3_*` setting applies to `s3://` and to `s3+ddb://` URIs
+    (LanceDB's DynamoDB commit store, for object stores without conditional writes:
+    docs/deploy.md)."""
 
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests

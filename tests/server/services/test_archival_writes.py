@@ -332,6 +332,22 @@ def test_s3_uris_get_storage_options_from_settings(tmp_path: Path) -> None:
         "allow_http": "true",
     }
     assert storage_options(Settings(archival_uri="s3://bucket/p")) == {}
+    every = storage_options(
+        Settings(
+            archival_uri="s3+ddb://bucket/p?ddbTableName=commits",
+            s3_region="eu-west-1",
+            s3_session_token="TOKEN",
+            s3_virtual_hosted_style=True,
+        )
+    )
+    assert every == {
+        "aws_region": "eu-west-1",
+        "aws_session_token": "TOKEN",
+        "aws_virtual_hosted_style_request": "true",
+    }, "s3+ddb:// gets the S3 settings too (it ignored them before)"
+    assert storage_options(Settings(archival_uri=str(tmp_path))) is None
+    with pytest.raises(ValueError, match="gs://"):
+        storage_options(Settings(archival_uri="gs://bucket/p"))
 
 
 async def test_recall_results_carry_their_own_rows_across_deletes_and_compaction(

@@ -76,18 +76,28 @@ its hits by cosine."""
 
 
 def storage_options(settings: Settings) -> Optional[dict[str, str]]:
-    """Object-store options for `s3://` URIs from settings; None for a local folder."""
-    if not settings.resolved_archival_uri().startswith("s3://"):
+    """Object-store options for `s3://` and `s3+ddb://` URIs from settings; None for a local
+    folder. Refuses another URI scheme rather than silently ignoring the S3 settings."""
+    uri = settings.resolved_archival_uri()
+    scheme = uri.partition("://")[0] if "://" in uri else ""
+    if not scheme or scheme == "file":
         return None
+    if scheme not in ("s3", "s3+ddb"):
+        raise ValueError(
+            f"AGENTMEM_ARCHIVAL_URI {uri!r}: only a folder, s3:// and s3+ddb:// URIs are supported"
+        )
     options = {
         "aws_endpoint": settings.s3_endpoint,
         "aws_region": settings.s3_region,
         "aws_access_key_id": settings.s3_access_key_id,
         "aws_secret_access_key": settings.s3_secret_access_key,
+        "aws_session_token": settings.s3_session_token,
     }
     result = {k: v for k, v in options.items() if v}
     if settings.s3_allow_http:
         result["allow_http"] = "true"
+    if settings.s3_virtual_hosted_style:
+        result["aws_virtual_hosted_style_request"] = "true"
     return result
 
 
