@@ -255,6 +255,17 @@ class S3StandIn:
             "s3_allow_http": "true",
         }
 
+    def wait_quiet(self, seconds: float = 3.0, limit: float = 120.0) -> None:
+        """Wait until no request has come for `seconds` (servers' background maintenance done),
+        so what is counted next is what the test's own requests cause."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            mark = self.mark()
+            time.sleep(seconds)
+            if not self.since(mark):
+                return
+        raise AssertionError(f"the object store was still busy after {limit}s")
+
     def mark(self) -> int:
         """A position in the request log, for `since`."""
         with self._lock:
