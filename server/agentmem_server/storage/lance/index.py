@@ -88,7 +88,6 @@ class LanceBlockWriter:
         state = await self._table()
         rows = self._rows(state, chunks, vectors, text_hashes, written_at, write_id)
         await self._lance.add_rows(state, rows)
-        self._seen(written_at)
 
     async def replace(
         self,
@@ -108,17 +107,11 @@ class LanceBlockWriter:
         await self._lance.delete_rows(
             state, filters.of_block_except_write(self._block.block_id, write_id)
         )
-        self._seen(written_at)
 
     async def _table(self) -> TableState:
         if self.state is None:
             self.state = await self._lance.create_table(self._name, self._block.block_id)
         return self.state
-
-    def _seen(self, written_at: int) -> None:
-        # The handle committed this write itself, so it is at least as new as the write's stamp.
-        if self.state is not None:
-            self.state.synced_to = max(self.state.synced_to, written_at)
 
     def _rows(
         self,

@@ -5,10 +5,11 @@ its FTS and ANN indexes, prunes old versions and builds the ANN index when due. 
 LanceDB searches the new rows flat, so nothing waits for maintenance to be found.
 
 Across replicas, a table is maintained by one replica at a time: the one holding its lease in SQL
-(`Leases`, `archival:<digest of the table name>`), renewed while the work goes on (an ANN build takes minutes). A
-replica that finds the lease taken keeps the table marked and tries again after its next delay:
-the holder's pass may have started before this replica's writes. LanceDB's retryable commit
-conflicts (an append from another replica beside a compaction) are retried (`store.retrying`).
+(`Leases`, `archival:<digest of the table name>`), renewed while the work goes on (an ANN build
+takes minutes). A replica that finds the lease taken keeps the table marked and tries again after
+its next delay: the holder's pass may have started before this replica's writes. LanceDB's
+retryable commit conflicts (an append from another replica beside a compaction) are retried
+(`store.retrying`).
 
 Old versions are kept for `prune_grace` (readers in other replicas may still be on them), so the
 pass after a write cannot prune the versions that write superseded. A second pass runs once the
