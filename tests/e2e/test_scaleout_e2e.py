@@ -52,8 +52,9 @@ def archival_s3(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str
 
 @pytest.fixture
 def replicas(
-    start_server: Callable[..., ServerProcess], postgres_url: str, tmp_path: Path
+    postgres_url: str, start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> Replicas:
+    # postgres_url first: set up first, torn down last, after the servers stopped.
     """replicas(n, **settings) -> n ready servers on one PostgreSQL schema and archival store."""
 
     def start(n: int, **settings: str) -> list[ServerProcess]:

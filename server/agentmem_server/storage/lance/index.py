@@ -87,7 +87,17 @@ class LanceBlockWriter:
     ) -> None:
         state = await self._table()
         rows = self._rows(state, chunks, vectors, text_hashes, written_at, write_id)
-        await self._lance.add_rows(state, rows)
+        try:
+            await self._lance.add_rows(state, rows)
+        except Exception as exc:
+            if not is_not_found(exc):
+                raise
+            # Another replica deleted the block and dropped its table under this append: write
+            # into a fresh one; the append's guarded SQL step then finds the block gone, takes
+            # these rows back and retries (services/memory.py).
+            self._lance.forget(self._name)
+            self.state = None
+            await self._lance.add_rows(await self._table(), rows)
 
     async def replace(
         self,
@@ -246,9 +256,15 @@ class LanceArchivalStore:
         for name in names:
             async with self.lance.lock(name):
                 state = await self.lance.table(name)
-                if state is not None:
+                if state is None:
+                    continue
+                try:
                     await self.lance.refresh(state, force=True)
                     await self.lance.delete_rows(state, filters.of_writes([write_id]))
+                except Exception as exc:
+                    if not is_not_found(exc):
+                        raise
+                    self.lance.forget(name)  # dropped meanwhile: its rows went with it
             self.maintenance.mark(name)
 
     async def drop_scope(
