@@ -130,7 +130,7 @@ async def delete_entry(
     return StateDeleteResult(deleted=deleted)
 
 
-@router.get("/history/{key:path}")
+@router.get("/history/{key:path}", responses=error_responses(404))
 async def history(
     key: KeyPath,
     services: ServicesDep,
