@@ -1,5 +1,7 @@
 """Archival lines -> chunks: token-bounded windows of whole lines that know their line range.
 
+`build_units` makes line units instead (one per line, with an index key of its own; see there).
+
 Pure functions, no I/O. Every chunk respects two caps: `max_tokens` cl100k tokens (the chunk size
 in settings) and the embedder's own maximum sequence length counted with its own tokenizer.
 The second cap matters because all-MiniLM-L6-v2 reads 256 wordpieces and silently drops the rest:
@@ -19,8 +21,10 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from typing import Optional
 
+from .dates import date_prefix, line_date, render, resolve_relative
 from .tokens import TokenCounter
 
 
@@ -34,6 +38,14 @@ class Chunk:
     """1-based number of the last line (inclusive)."""
     piece: int = 0
     """0 for whole lines; 1, 2, ... for the consecutive pieces of one line split to fit."""
+    key: Optional[str] = None
+    """A line unit's index key (`build_units`): what is embedded and searched by keyword
+    instead of `text`. None for a chunk, whose text is its key."""
+
+    @property
+    def index_text(self) -> str:
+        """What the index embeds and searches: the key of a unit, the text of a chunk."""
+        return self.text if self.key is None else self.key
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,13 @@ class _Lines:
         self.model_overhead = budget.count_model_tokens("")
         self._tokens = [budget.count_tokens(line) for line in lines]
         self._model = [n - self.model_overhead for n in budget.model_counts(lines)]
+
+    def tokens(self, i: int) -> int:
+        return self._tokens[i]
+
+    def span_tokens(self, lo: int, hi: int) -> int:
+        """Estimated cl100k tokens of lines `[lo, hi)` joined by newlines."""
+        return sum(self._tokens[lo:hi]) + (hi - lo - 1)
 
     def fits_alone(self, i: int) -> bool:
         b = self.budget
@@ -226,6 +245,114 @@ def _split_word(word: str, budget: ChunkBudget) -> tuple[str, str]:
         else:
             hi = mid - 1
     return word[:lo], word[lo:]
+
+
+# ---- line units -----------------------------------------------------------------------------
+
+
+CONTEXT_TOKENS_PER_CHUNK = 2
+"""A unit returns its line with up to one neighbour each side while the whole stays within this
+many times the chunk size (cl100k): about a chunk's tokens per result on chat lines."""
+
+
+def build_units(
+    lines: Sequence[str],
+    budget: ChunkBudget,
+    *,
+    first_line: int = 1,
+    context_lines: int = 1,
+    context_tokens: Optional[int] = None,
+    stop: Optional[Callable[[], bool]] = None,
+) -> list[Chunk]:
+    """One unit per non-blank line, numbered from `first_line`: a `Chunk` whose `key` is what
+    the index embeds and searches, and whose text and line range are what a recall returns.
+
+    - key: the previous non-blank line, then the line itself with relative time phrases resolved
+      against its date (`dates.py`); a repeated date prefix is written once, as `[7 May 2023]`.
+      The previous turn is what makes a short reply ("Yes! Last weekend.") findable.
+    - text: the line with up to `context_lines` lines each side, within `context_tokens` cl100k
+      tokens (default `CONTEXT_TOKENS_PER_CHUNK` x the chunk size).
+
+    Units never reach outside `lines` (one append): the key and the text of its first line hold
+    no line of an earlier append. A line too long for one chunk becomes its pieces, as
+    `chunk_lines` cuts them, each its own unit.
+    """
+    for i, line in enumerate(lines):
+        if "\n" in line:
+            raise ValueError(f"line {first_line + i} contains a newline; pass lines, not text")
+    costs = _Lines(lines, budget)
+    cap = (
+        context_tokens
+        if context_tokens is not None
+        else CONTEXT_TOKENS_PER_CHUNK * budget.max_tokens
+    )
+    planned: list[tuple[Chunk, str, str]] = []
+    """Each unit with its key without the previous line and its line as written, before the
+    model cap is checked (in one batch): a key too long falls back to those (the last fits)."""
+    day = None
+    previous: Optional[int] = None
+    for i, line in enumerate(lines):
+        if stop is not None and stop():
+            raise ChunkingStopped("chunking stopped: the server is shutting down")
+        if _is_blank(line):
+            continue
+        number = first_line + i
+        said_on = line_date(line)
+        if said_on is not None:
+            day = said_on
+        if not costs.fits_alone(i):
+            for k, piece in enumerate(split_line(line, budget), start=1):
+                resolved = resolve_relative(piece, day) if day is not None else piece
+                planned.append((Chunk(piece, number, number, k, resolved), piece, piece))
+            previous = i
+            continue
+        prefix, body = date_prefix(line)
+        if day is not None:
+            body = resolve_relative(body, day)
+        head = f"[{render(said_on)}] " if prefix and said_on is not None else ""
+        own = key = head + body
+        if previous is not None and costs.fits_alone(previous):
+            before_prefix, before = date_prefix(lines[previous])
+            if before_prefix and line_date(lines[previous]) != said_on:
+                before = lines[previous]  # said on another day: keep its own date
+            key = head + before + "\n" + body
+        lo, hi = _context_range(costs, i, context_lines, cap)
+        text = "\n".join(lines[lo:hi])
+        planned.append((Chunk(text, first_line + lo, first_line + hi - 1, 0, key), own, line))
+        previous = i
+    counts = budget.model_counts([unit.index_text for unit, _, _ in planned])
+    units = []
+    for (unit, own, written), n in zip(planned, counts, strict=True):
+        if n > budget.model_max_tokens:
+            fits = budget.count_model_tokens(own) <= budget.model_max_tokens
+            unit = dataclass_replace(unit, key=own if fits else written)
+        units.append(unit)
+    return units
+
+
+def _context_range(costs: _Lines, i: int, context_lines: int, cap: int) -> tuple[int, int]:
+    """`[lo, hi)`: line `i` and the neighbours its unit returns (whole, non-blank lines that fit
+    a chunk alone), widest first, within `cap` tokens."""
+    lines = costs.lines
+
+    def usable(j: int) -> bool:
+        return 0 <= j < len(lines) and not _is_blank(lines[j]) and costs.fits_alone(j)
+
+    before = 0
+    while before < context_lines and usable(i - before - 1):
+        before += 1
+    after = 0
+    while after < context_lines and usable(i + after + 1):
+        after += 1
+    while True:
+        lo, hi = i - before, i + after + 1
+        if costs.span_tokens(lo, hi) <= cap or (before == 0 and after == 0):
+            return lo, hi
+        # Give up the longer side's farthest line first.
+        if after and (not before or costs.tokens(hi - 1) >= costs.tokens(lo)):
+            after -= 1
+        else:
+            before -= 1
 
 
 # ---- re-chunking an edited block -----------------------------------------------------------

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "ids": 0,
     "tokens": 0,
     "chunking": 0,
+    "dates": 0,  # dates of archival lines, relative phrases resolved (pure)
     "settings": 0,
     "memtrim": 0,  # gives freed heap back to the OS; imports nothing of ours
     "storage": 1,
