@@ -861,7 +861,8 @@ NAMES_NUMBERS = [
         slots=dict(n=["85", "120", "40", "150"]),
         say=[
             "The wedding guest list is at {n} people and still growing.",
-            "We've invited {n} people to the wedding, which felt small until we saw the catering prices.",
+            "We've invited {n} people to the wedding, which felt small until we saw the catering "
+            "prices.",
         ],
         ask=[
             "How many guests are invited to {P}'s wedding?",

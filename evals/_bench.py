@@ -1,4 +1,5 @@
-"""What the benchmarks share: latency summaries, timestamped logging, `agentmem serve` in a child."""
+"""What the benchmarks share: latency summaries, timestamped logging, `agentmem serve` in a
+child."""
 
 from __future__ import annotations
 

@@ -123,7 +123,8 @@ CLOSERS = [
 SMALL_TALK = [
     (
         "The weather has been all over the place lately, sunshine one minute and rain the next.",
-        "Tell me about it. I got caught in a downpour on the way home and looked like a drowned cat.",
+        "Tell me about it. I got caught in a downpour on the way home and looked like a drowned "
+        "cat.",
         "Haha, I've started carrying an umbrella everywhere just in case.",
     ),
     (
@@ -380,8 +381,8 @@ CALLBACK_REPLIES = [
 # --- events: something a person did, dated by a relative phrase ----------------------------------
 # say: the owner's turn ({when} always inside); photo: captions, used by some turns; extra: the
 # friend's question and the owner's answer (a second evidence turn for nothing: distractor detail);
-# ask: single-hop questions (question, answer); when_ask: "when" questions; on_ask: questions anchored
-# on the resolved date ({date}); topic: a word for later small callbacks.
+# ask: single-hop questions (question, answer); when_ask: "when" questions; on_ask: questions
+# anchored on the resolved date ({date}); topic: a word for later small callbacks.
 
 EVENTS = [
     dict(
@@ -397,8 +398,10 @@ EVENTS = [
             ]
         },
         say=[
-            "I went to my first pottery workshop {when} and made {thing}! It's not perfect but I'm proud of it.",
-            "Guess who got her hands covered in clay {when}? I did a pottery class and came home with {thing}.",
+            "I went to my first pottery workshop {when} and made {thing}! It's not perfect but I'm "
+            "proud of it.",
+            "Guess who got her hands covered in clay {when}? I did a pottery class and came home "
+            "with {thing}.",
         ],
         photo=["a handmade clay {thing} drying on a wooden shelf"],
         ask=[
@@ -431,7 +434,8 @@ EVENTS = [
         },
         say=[
             "We took the kids camping at {place} {when}. Their favourite part was {detail}.",
-            "{when} we packed up the car and went camping at {place}, and honestly {detail} made the whole trip.",
+            "{when} we packed up the car and went camping at {place}, and honestly {detail} made "
+            "the whole trip.",
         ],
         photo=[
             "a green tent pitched beside a lake at sunset",
@@ -535,8 +539,10 @@ EVENTS = [
             "animal": ["an old greyhound", "three kittens", "a shy rabbit", "a huge fluffy dog"]
         },
         say=[
-            "I volunteered at the animal shelter {when}. I spent most of the shift with {animal}, it broke my heart a bit.",
-            "{when} was my shift at the rescue centre, I looked after {animal} the whole afternoon.",
+            "I volunteered at the animal shelter {when}. I spent most of the shift with {animal}, "
+            "it broke my heart a bit.",
+            "{when} was my shift at the rescue centre, I looked after {animal} the whole "
+            "afternoon.",
         ],
         photo=["a dog with a grey muzzle resting its head on someone's knee"],
         ask=[
@@ -569,8 +575,10 @@ EVENTS = [
             ],
         },
         say=[
-            "I had an interview at {company} {when}. They asked me about {question} and my mind went blank for a second!",
-            "So, the interview at {company} was {when}. The worst bit was when they asked about {question}.",
+            "I had an interview at {company} {when}. They asked me about {question} and my mind "
+            "went blank for a second!",
+            "So, the interview at {company} was {when}. The worst bit was when they asked about "
+            "{question}.",
         ],
         ask=[
             ("Which company interviewed {P}?", "{company}"),
@@ -621,7 +629,8 @@ EVENTS = [
             "hours": ["four", "six", "seven"],
         },
         say=[
-            "I hiked up {mountain} {when}! It took {hours} hours and the view at the top was unreal.",
+            "I hiked up {mountain} {when}! It took {hours} hours and the view at the top was "
+            "unreal.",
             "{when} I climbed {mountain}, {hours} hours there and back, my knees hate me.",
         ],
         photo=["a view over misty green valleys from a rocky summit"],
@@ -701,7 +710,8 @@ EVENTS = [
             ]
         },
         say=[
-            "I showed my painting of {painting} at the community art show {when}. Someone asked to buy it!",
+            "I showed my painting of {painting} at the community art show {when}. Someone asked to "
+            "buy it!",
             "{when} my painting of {painting} was hung in a local exhibition. I was so nervous.",
         ],
         photo=["an oil painting of {painting} hanging on a white wall"],
@@ -777,7 +787,8 @@ EVENTS = [
             "song": ["an old Motown hit", "a tango remix", "a big band classic"],
         },
         say=[
-            "I did my first {dance} performance {when}! We danced to {song} and I didn't fall over once.",
+            "I did my first {dance} performance {when}! We danced to {song} and I didn't fall over "
+            "once.",
             "{when} our {dance} group performed on stage, to {song}. Terrifying and amazing.",
         ],
         photo=["dancers in matching red outfits on a small stage"],
@@ -817,7 +828,8 @@ EVENTS = [
             "raised": ["120", "300", "85"],
         },
         say=[
-            "The school bake sale was {when}. My {bake} sold out in twenty minutes and we raised {raised} pounds!",
+            "The school bake sale was {when}. My {bake} sold out in twenty minutes and we raised "
+            "{raised} pounds!",
             "{when} I baked {bake} for the fundraiser, we made {raised} pounds in total.",
         ],
         photo=["a table covered in cakes with handwritten price labels"],
@@ -966,8 +978,8 @@ EVENTS = [
 ]
 
 # --- states that change: stated early, changed later ----------------------------------------------
-# say1 states the first value; say2 (a later session) the change, with {when}. ask_latest is answered
-# only by say2; ask_when asks when it changed (temporal).
+# say1 states the first value; say2 (a later session) the change, with {when}. ask_latest is
+# answered only by say2; ask_when asks when it changed (temporal).
 CHANGES = [
     dict(
         key="job",
@@ -1218,7 +1230,7 @@ COLLECTIONS = [
     ),
 ]
 
-# --- chains: two facts linked by an entity, in different sessions (multi-hop) ----------------------
+# --- chains: two facts linked by an entity, in different sessions (multi-hop) -------------------
 # say1 introduces the entity, say2 (later) tells a fact about it by name only.
 CHAINS = [
     dict(
@@ -1333,7 +1345,8 @@ INFERENCES = [
     dict(
         key="teacher_at_heart",
         say=[
-            "The moment a kid finally gets a sum they were stuck on is the best feeling in the world.",
+            "The moment a kid finally gets a sum they were stuck on is the best feeling in the "
+            "world.",
             "I've been looking at evening courses in education, just out of curiosity.",
             "Helping my niece with her homework is genuinely my favourite part of the weekend.",
         ],

@@ -1,8 +1,8 @@
 """The recall regression guards: hybrid Recall@5 on fixed CI subsets of our two datasets.
 
-    python -m evals.baseline                # measure and compare with evals/baseline.json (exit 1 if worse)
-    python -m evals.baseline --set long     # the long-conversation set's guard, evals/baseline_long.json
-    python -m evals.baseline --update       # record the measured value (do this deliberately, see README)
+    python -m evals.baseline             # measure, compare with evals/baseline.json (1 if worse)
+    python -m evals.baseline --set long  # the long-conversation guard, evals/baseline_long.json
+    python -m evals.baseline --update    # record the measured value (deliberately, see README)
 
 The test `tests/evals/test_recall_regression.py` runs the same check in CI.
 """
@@ -62,7 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     value = measured_value(baseline, report)
     floor = baseline["value"] - baseline["margin"]
     print(
-        f"{baseline['mode']} {baseline['metric']} = {value:.4f} (recorded {baseline['value']:.4f}, floor {floor:.4f})"
+        f"{baseline['mode']} {baseline['metric']} = {value:.4f} (recorded {baseline['value']:.4f}, "
+        f"floor {floor:.4f})"
     )
     if args.update:
         baseline["value"] = round(value, 4)

@@ -1,4 +1,5 @@
-"""Archival benchmarks against docs/design.md §9: ingestion, recall latency, the 1M-chunk scope, RSS.
+"""Archival benchmarks against docs/design.md §9: ingestion, recall latency, the 1M-chunk scope,
+RSS.
 
     python -m evals.bench_archival                      # everything (the 1M part takes a while)
     python -m evals.bench_archival --parts batcher,ingest,latency --sizes 10000
@@ -207,7 +208,7 @@ def bench_batcher(args) -> dict:
         requests = [lines[i : i + size] for i in range(0, size * args.batcher_requests, size)]
         for merge in (False, True, False, True):
 
-            async def run() -> tuple[float, int]:
+            async def run(merge: bool, requests: list[list[str]]) -> tuple[float, int]:
                 batcher = EmbeddingBatcher(
                     embedder, max_batch=64, merge=merge, workers=embedder.parallel_lanes
                 )
@@ -218,8 +219,9 @@ def bench_batcher(args) -> dict:
                 await batcher.aclose()
                 return elapsed, batches
 
-            elapsed, batches = asyncio.run(run())
-            key = f"{len(requests)} requests of {size} line(s), {'merged' if merge else 'one request per batch'}"
+            elapsed, batches = asyncio.run(run(merge, requests))
+            how = "merged" if merge else "one request per batch"
+            key = f"{len(requests)} requests of {size} line(s), {how}"
             result.setdefault(key, []).append(
                 {"texts_per_s": round(size * len(requests) / elapsed, 1), "batches": batches}
             )
@@ -300,7 +302,8 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
         part = vectors[start : start + batch]
         chunks = [
             Chunk(
-                f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and item {(start + i) % 997}",
+                f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and "
+                f"item {(start + i) % 997}",
                 1 + i,
                 1 + i,
             )
@@ -351,7 +354,8 @@ async def load_scope(
     state = await index.store.lance.table(bench_table(tenant_id))
     facts["ann_index"] = bool(state.ann_rows)
     log(
-        f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): {facts['maintenance_s']}s"
+        f"maintenance (FTS fold-in, compaction{', ANN build' if state.ann_rows else ''}): "
+        f"{facts['maintenance_s']}s"
     )
     return facts, index
 
@@ -570,7 +574,8 @@ def bench_fusion(args) -> dict:
                     )
                     line += len(lines)
             log(
-                f"fusion: ingested {len(conversations)} conversations in {time.perf_counter() - t0:.1f}s"
+                f"fusion: ingested {len(conversations)} conversations in "
+                f"{time.perf_counter() - t0:.1f}s"
             )
             depth = 40
             scores = {name: {"r5": [], "r10": [], "mrr": [], "types": {}} for name in FUSIONS}
@@ -590,11 +595,11 @@ def bench_fusion(args) -> dict:
                     )
                     spans = {}
 
-                    def rows(t):
+                    def rows(t, qvec=qvec, spans=spans):
                         sims = (
                             vectors_of(t.column("vector"), len(qvec)) @ qvec if t.num_rows else []
                         )
-                        for r, s in zip(t.drop_columns(["vector"]).to_pylist(), sims):
+                        for r, s in zip(t.drop_columns(["vector"]).to_pylist(), sims, strict=True):
                             spans[r["chunk_id"]] = (r["start_line"], r["end_line"])
                             yield r, float(s)
 
@@ -620,7 +625,8 @@ def bench_fusion(args) -> dict:
                 },
             }
             log(
-                f"{name:22s} R@5 {table[name]['R@5']:.3f}  R@10 {table[name]['R@10']:.3f}  MRR {table[name]['MRR']:.3f}  {table[name]['R@5 by type']}"
+                f"{name:22s} R@5 {table[name]['R@5']:.3f}  R@10 {table[name]['R@10']:.3f}  MRR "
+                f"{table[name]['MRR']:.3f}  {table[name]['R@5 by type']}"
             )
         return {"questions": len(scores["vector only"]["r5"]), "rules": table}
 

@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
                     server.stop()
             r = results[name]
             print(
-                f"{name:9s} update p50 {r['update']['p50_ms']:6.2f} ms  p95 {r['update']['p95_ms']:6.2f} ms | "
-                f"get p50 {r['get']['p50_ms']:6.2f} ms  p95 {r['get']['p95_ms']:6.2f} ms  (n={args.n})"
+                f"{name:9s} update p50 {r['update']['p50_ms']:6.2f} ms  "
+                f"p95 {r['update']['p95_ms']:6.2f} ms | "
+                f"get p50 {r['get']['p50_ms']:6.2f} ms  p95 {r['get']['p95_ms']:6.2f} ms  "
+                f"(n={args.n})"
             )
     finally:
         if pg:

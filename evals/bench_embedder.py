@@ -1,4 +1,5 @@
-"""MiniLM on CPU, side by side in one run: torch vs ONNX Runtime fp32 vs ONNX Runtime int8 (dynamic).
+"""MiniLM on CPU, side by side in one run: torch vs ONNX Runtime fp32 vs ONNX Runtime int8
+(dynamic).
 
     HF_HUB_OFFLINE=1 python -m evals.bench_embedder                 # ~3-5 minutes on 2 busy cores
     HF_HUB_OFFLINE=1 python -m evals.bench_embedder --no-int8 --rounds 3
@@ -148,7 +149,8 @@ def main() -> int:
         lines, chunks, questions = corpus(args.lines, backends["torch"])
         agree_texts = (lines + chunks)[:1000]
         log(
-            f"{len(lines)} lines, {len(chunks)} chunks, {len(questions)} questions; torch threads {torch.get_num_threads()}"
+            f"{len(lines)} lines, {len(chunks)} chunks, {len(questions)} questions; torch threads "
+            f"{torch.get_num_threads()}"
         )
 
         # Agreement with torch.
@@ -160,7 +162,7 @@ def main() -> int:
         for name in backends:
             cos = np.sum(vectors[name] * vectors["torch"], axis=1)
             top = np.argsort(-(q_vecs[name] @ chunk_vecs[name].T), axis=1)[:, :5]
-            overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top, top_ref)])
+            overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top, top_ref, strict=True)])
             results[name]["cosine_to_torch"] = {
                 "min": float(cos.min()),
                 "mean": float(cos.mean()),
@@ -206,17 +208,22 @@ def main() -> int:
             results[name]["rounds_lanes"] = [round(x, 1) for x in many[name]]
 
         base = results["torch"]
-        header = f"{'backend':<10} {'query p50':>10} {'p95':>8} {'1-lane t/s':>11} {'lanes t/s':>10} {'vs torch':>9} {'cos min':>10} {'cos mean':>10} {'top5 agree':>10}"
+        header = (
+            f"{'backend':<10} {'query p50':>10} {'p95':>8} {'1-lane t/s':>11} {'lanes t/s':>10} "
+            f"{'vs torch':>9} {'cos min':>10} {'cos mean':>10} {'top5 agree':>10}"
+        )
         print()
         print(
-            f"MiniLM-L6 on {os.cpu_count()} CPUs; {len(chunks)} chunks for throughput; {len(agree_texts)} texts for cosine"
+            f"MiniLM-L6 on {os.cpu_count()} CPUs; {len(chunks)} chunks for throughput; "
+            f"{len(agree_texts)} texts for cosine"
         )
         print(header)
         for name, r in results.items():
             speed = r["texts_per_s_lanes"] / base["texts_per_s_lanes"]
             print(
-                f"{name:<10} {r['query']['p50_ms']:>8.2f}ms {r['query']['p95_ms']:>6.2f}ms {r['texts_per_s_1_lane']:>11.1f} "
-                f"{r['texts_per_s_lanes']:>10.1f} {speed:>8.2f}x {r['cosine_to_torch']['min']:>10.7f} "
+                f"{name:<10} {r['query']['p50_ms']:>8.2f}ms {r['query']['p95_ms']:>6.2f}ms "
+                f"{r['texts_per_s_1_lane']:>11.1f} {r['texts_per_s_lanes']:>10.1f} {speed:>8.2f}x "
+                f"{r['cosine_to_torch']['min']:>10.7f} "
                 f"{r['cosine_to_torch']['mean']:>10.7f} {r['top5_agreement']:>10.3f}"
             )
         OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 and the table-version requests a recall makes, on a shared folder and on an S3 stand-in (moto in
 server mode on loopback), every replica on one PostgreSQL.
 
-    python -m evals.bench_scaleout [--before REF] [--appends 60] [--out evals/out/bench_scaleout.json]
+    python -m evals.bench_scaleout [--before REF] [--appends 60] \
+        [--out evals/out/bench_scaleout.json]
 
 `--before REF` measures the code of a git ref (e.g. the commit before the scale-out work) in the
 same run, side by side: its servers run from a temporary worktree of that ref. Figures of one run
@@ -140,7 +141,8 @@ def measure(
                 result[f"appends_per_s_one_scope_{n}_replicas"] = one
                 result[f"appends_per_s_many_scopes_{n}_replicas"] = many
                 log(
-                    f"{store}: {n} replica(s): one scope {one} appends/s, many scopes {many} appends/s"
+                    f"{store}: {n} replica(s): one scope {one} appends/s, many scopes {many} "
+                    "appends/s"
                 )
             with agentmem.Client(api_key=key, base_url=servers[0].url, timeout=120) as c:
                 for _ in range(10):
@@ -160,7 +162,8 @@ def measure(
                 )
                 result["requests_per_recall"] = round(len(done) / RECALLS, 2)
             log(
-                f"{store}: recall {result['recall']} {result.get('version_requests_per_recall', '')}"
+                f"{store}: recall {result['recall']} "
+                f"{result.get('version_requests_per_recall', '')}"
             )
         finally:
             for s in servers:
@@ -188,7 +191,8 @@ async def main():
     refs = [BlockRef("t1", f"blk_{{i}}", "agent", f"a{{i}}") for i in range({scopes})]
     index = await ArchivalIndex.open(settings, emb, background_maintenance=False)
     for r in refs:
-        await index.add(r, await index.prepare([f"line one of {{r.agent_id}}", "two", "three"]), first_line=1, written_at=1)
+        lines = await index.prepare([f"line one of {{r.agent_id}}", "two", "three"])
+        await index.add(r, lines, first_line=1, written_at=1)
     await index.close()
     index = await ArchivalIndex.open(settings, emb, background_maintenance=False)
     await index.recall("t1", "warm", scopes=[refs[0]])
@@ -201,8 +205,9 @@ async def main():
     gc.collect()
     after = psutil.Process().memory_info().rss
     cache = index.store.lance.vector_cache
+    budgeted = cache.nbytes if cache else 0
     print(json.dumps({{"rss_kb_per_scope": round((after - before) / {scopes} / 1024, 1),
-                      "budgeted_kb_per_scope": round((cache.nbytes if cache else 0) / {scopes} / 1024, 1)}}))
+                      "budgeted_kb_per_scope": round(budgeted / {scopes} / 1024, 1)}}))
     await index.close()
 
 asyncio.run(main())

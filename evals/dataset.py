@@ -267,7 +267,8 @@ def load_locomo(path: str | Path, *, include_adversarial: bool = False) -> list[
                 turn_id = ids[0] if ids else f"D{n}:{i}"
                 text = t.get("text", "")
                 if t.get("blip_caption"):
-                    # The shared photo is part of what was said; LoCoMo's own baselines inline it too.
+                    # The shared photo is part of what was said; LoCoMo's own baselines inline
+                    # it too.
                     text = f"{text} [shares a photo of {t['blip_caption']}]"
                 turns.append(Turn(turn_id, t["speaker"], text))
             sessions.append(

@@ -122,7 +122,8 @@ def _ingest(client: Any, conv: Conversation, agent_id: str, *, dated: bool = Tru
         start = getattr(block, "start_line", None)
         if start is not None and start != expected:
             raise RuntimeError(
-                f"{conv.conversation_id}: session {session.session_id} landed at line {start}, expected {expected}"
+                f"{conv.conversation_id}: session {session.session_id} landed at line {start}, "
+                f"expected {expected}"
             )
         expected += len(lines)
     return expected - 1
@@ -368,7 +369,8 @@ _TOP_COLUMNS = [
     ("recall@20", "deep R@20"),
     ("mrr", "deep MRR"),
 ]
-"""With a `top_limit` pass: its figures first (what `recall(limit=5)` returns), then the deep list's."""
+"""With a `top_limit` pass: its figures first (what `recall(limit=5)` returns), then the deep
+list's."""
 
 
 def _columns(report: dict) -> list[tuple[str, str]]:
@@ -390,7 +392,8 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def table_rows(report: dict) -> tuple[list[str], list[list[str]], list[str], list[list[str]]]:
-    """(overall header, overall rows, by-type header, by-type rows): the numbers every output shows."""
+    """(overall header, overall rows, by-type header, by-type rows): the numbers every output
+    shows."""
     results = report["results"]
     modes = list(results)
     columns = _columns(report)
@@ -430,10 +433,13 @@ def render_markdown(report: dict) -> str:
     parts = [
         "# agentmem recall eval",
         "",
-        f"Dataset `{ds.get('path')}` ({ds.get('format')}): {ds.get('conversations')} conversations, "
-        f"{ds.get('turns')} turns, {ds.get('questions')} questions. Recall limit {cfg.get('limit')} (deep list) "
+        f"Dataset `{ds.get('path')}` ({ds.get('format')}): "
+        f"{ds.get('conversations')} conversations, "
+        f"{ds.get('turns')} turns, {ds.get('questions')} questions. "
+        f"Recall limit {cfg.get('limit')} (deep list) "
         f"and {cfg.get('top_limit')} (R@5, Hit@5, MRR@5, tok/q, latency); "
-        f"server {cfg.get('server')}; settings overrides {cfg.get('settings_overrides') or 'none'}.",
+        f"server {cfg.get('server')}; settings overrides "
+        f"{cfg.get('settings_overrides') or 'none'}.",
         "",
         "## Overall",
         "",
@@ -457,7 +463,8 @@ def render_markdown(report: dict) -> str:
         )
         parts += [_markdown_table(["type", "n"] + [label for _, label in columns], mode_rows), ""]
     parts.append(
-        f"Ingest {report.get('timing', {}).get('ingest_s')} s, total {report.get('timing', {}).get('total_s')} s, {report.get('created_at')}."
+        f"Ingest {report.get('timing', {}).get('ingest_s')} s, total "
+        f"{report.get('timing', {}).get('total_s')} s, {report.get('created_at')}."
     )
     return "\n".join(parts) + "\n"
 

@@ -87,7 +87,8 @@ def pick_slots(rng: random.Random, slots: dict[str, list[str]]) -> dict[str, str
     values: dict[str, str] = {}
     used: dict[int, set[str]] = {}
     for name, options in slots.items():
-        # Slots sharing one list (old/new city, old/new car) must differ, or an "update" changes nothing.
+        # Slots sharing one list (old/new city, old/new car) must differ, or an "update" changes
+        # nothing.
         taken = used.setdefault(id(options), set())
         values[name] = rng.choice([o for o in options if o not in taken])
         taken.add(values[name])
@@ -274,7 +275,7 @@ class ConversationBuilder:
             }
             turns: list[tuple[str, str, Optional[str]]] = []
 
-            def add(pairs: list[tuple[str, str]]) -> None:
+            def add(pairs: list[tuple[str, str]], turns: list = turns) -> None:
                 turns.extend((spk, text, None) for spk, text in pairs)
 
             opener = rng.choice(bank.OPENERS)
@@ -331,7 +332,8 @@ def check_paraphrases(conv: Conversation) -> None:
             shared = shared_content_words(q.question, lines[n - 1])
             if shared:
                 raise ValueError(
-                    f"{q.question_id}: paraphrase shares {sorted(shared)} with line {n}: {lines[n - 1]!r}"
+                    f"{q.question_id}: paraphrase shares {sorted(shared)} with line {n}: "
+                    f"{lines[n - 1]!r}"
                 )
 
 
@@ -369,7 +371,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     turns = sum(c.turn_count for c in conversations)
     questions = sum(len(c.questions) for c in conversations)
     print(
-        f"wrote {args.out}: {len(conversations)} conversations, {turns} turns, {questions} questions"
+        f"wrote {args.out}: {len(conversations)} conversations, {turns} turns, {questions} "
+        "questions"
     )
     return 0
 

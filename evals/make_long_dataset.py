@@ -1,8 +1,9 @@
-"""Generate the long-conversation dev set, deterministically, from the hand-written bank in `_longbank.py`.
+"""Generate the long-conversation dev set, deterministically, from the hand-written bank in
+`_longbank.py`.
 
-    python -m evals.make_long_dataset            # rewrites evals/data/long_conversations.jsonl
-    python -m evals.make_long_dataset --check    # exit 1 if the committed file differs
-    python -m evals.make_long_dataset --stats    # sizes, type shares, question/evidence word overlap
+    python -m evals.make_long_dataset          # rewrites evals/data/long_conversations.jsonl
+    python -m evals.make_long_dataset --check  # exit 1 if the committed file differs
+    python -m evals.make_long_dataset --stats  # sizes, type shares, question/evidence word overlap
 
 Each conversation is two friends chatting casually over 15-22 dated sessions (400+ turns): openers,
 small talk, things that happened to them told with relative time phrases ("yesterday", "last
@@ -73,13 +74,17 @@ def render_day(d: date, style: int = 0) -> str:
 
 
 def render_session_date(ts: datetime, style: str) -> str:
-    """The session header each line carries; each conversation keeps one of three chat-export styles."""
+    """The session header each line carries; each conversation keeps one of three chat-export
+    styles."""
     hour12 = ts.hour % 12 or 12
     ampm = "am" if ts.hour < 12 else "pm"
     if style == "time_on":
         return f"{hour12}:{ts.minute:02d} {ampm} on {ts.day} {_MONTHS[ts.month - 1]}, {ts.year}"
     if style == "us":
-        return f"{_WEEKDAYS[ts.weekday()][:3]}, {_MONTHS[ts.month - 1][:3]} {ts.day}, {ts.year} {hour12}:{ts.minute:02d} {ampm.upper()}"
+        return (
+            f"{_WEEKDAYS[ts.weekday()][:3]}, {_MONTHS[ts.month - 1][:3]} {ts.day}, {ts.year} "
+            f"{hour12}:{ts.minute:02d} {ampm.upper()}"
+        )
     return f"{ts.day} {_MONTHS[ts.month - 1]} {ts.year}"
 
 
@@ -312,7 +317,7 @@ class LongConversationBuilder:
         items = rng.sample(template["items"], k)
         tags = []
         says = rng.sample(template["say"], min(k, len(template["say"]))) * 2
-        for session, item, say in zip(self._sessions(k), items, says):
+        for session, item, say in zip(self._sessions(k), items, says, strict=False):
             tag = self._tag()
             tags.append(tag)
             photo = (
@@ -369,7 +374,7 @@ class LongConversationBuilder:
         rng = self.rng
         k = rng.choice([2, 3])
         tags = []
-        for session, say in zip(self._sessions(k), rng.sample(template["say"], k)):
+        for session, say in zip(self._sessions(k), rng.sample(template["say"], k), strict=True):
             tag = self._tag()
             tags.append(tag)
             self.moments.append(Moment(session, owner, self._statement("neutral", say, tag)))
@@ -403,7 +408,7 @@ class LongConversationBuilder:
         pairs = [(t, n) for t in bank.EVENTS for n in self.names]
         if len(kinds) > len(pairs):
             raise RuntimeError(f"{self.cid}: the bank has too few events")
-        for qtype, (t, owner) in zip(kinds, rng.sample(pairs, len(kinds))):
+        for qtype, (t, owner) in zip(kinds, rng.sample(pairs, len(kinds)), strict=True):
             self.add_event(t, owner, qtype)
 
     # -- rendering --
@@ -524,11 +529,14 @@ def describe(conversations: list[Conversation]) -> str:
     )
     stats = overlap_stats(conversations)
     lines = [
-        f"{len(conversations)} conversations, {turns} turns ({min(c.turn_count for c in conversations)}-"
-        f"{max(c.turn_count for c in conversations)} each), {min(len(c.sessions) for c in conversations)}-"
+        f"{len(conversations)} conversations, {turns} turns "
+        f"({min(c.turn_count for c in conversations)}-"
+        f"{max(c.turn_count for c in conversations)} each), "
+        f"{min(len(c.sessions) for c in conversations)}-"
         f"{max(len(c.sessions) for c in conversations)} sessions, {photos} photos, {n} questions",
         "types: " + ", ".join(f"{t} {types[t]} ({types[t] / n:.0%})" for t in QUESTION_TYPES),
-        f"questions sharing any content word with their evidence {stats['share_any_word']:.0%}, a rare one {stats['share_rare_word']:.0%}",
+        f"questions sharing any content word with their evidence {stats['share_any_word']:.0%}, "
+        f"a rare one {stats['share_rare_word']:.0%}",
     ]
     return "\n".join(lines)
 
@@ -550,7 +558,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.check:
         if load_agentmem(args.out) != conversations:
             print(
-                f"{args.out} differs from the generator's output; run python -m evals.make_long_dataset",
+                f"{args.out} differs from the generator's output; "
+                "run python -m evals.make_long_dataset",
                 file=sys.stderr,
             )
             return 1

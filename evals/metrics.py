@@ -51,7 +51,8 @@ def reciprocal_rank(ranked: Sequence[Span], evidence: frozenset[int] | set[int])
 
 
 def ndcg_at_k(ranked: Sequence[Span], evidence: frozenset[int] | set[int], k: int) -> float:
-    """nDCG with each evidence line a relevant item found at the rank of the first chunk covering it.
+    """nDCG with each evidence line a relevant item found at the rank of the first chunk covering
+    it.
 
     The ideal ranking places one evidence line at each of the first `min(|E|, k)` ranks, which is
     what a line-level retriever achieves. A chunk covering several evidence lines can beat that
@@ -109,7 +110,8 @@ def question_metrics(
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's default)."""
+    """The q-th percentile (0-100), interpolating linearly between closest ranks (numpy's
+    default)."""
     if not values:
         raise ValueError("percentile of no values")
     if not 0 <= q <= 100:

@@ -52,7 +52,7 @@ def rrf(rankings: Sequence[Sequence[Span]], weights: Sequence[float], k: int = 6
     """Weighted reciprocal-rank fusion; ties keep the order of the first ranking (vector)."""
     fused: dict[Span, float] = defaultdict(float)
     first_seen: dict[Span, int] = {}
-    for ranking, w in zip(rankings, weights):
+    for ranking, w in zip(rankings, weights, strict=True):
         for rank, span in enumerate(ranking):
             fused[span] += w / (k + rank + 1)
             first_seen.setdefault(span, len(first_seen))
@@ -93,7 +93,7 @@ def run_study(
             agent_id = f"tune-{tag}-{conv.conversation_id}"
             _ingest(client, conv, agent_id)
 
-            def spans(query: str, mode: str, n: int) -> list[Span]:
+            def spans(query: str, mode: str, n: int, agent_id: str = agent_id) -> list[Span]:
                 hits = client.memory.recall(
                     query, agent_id=agent_id, scope="agent", limit=n, mode=mode
                 )
@@ -182,7 +182,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     table = render(summary)
     (out / "tuning.md").write_text(
-        f"Recall@5 by variant ({n} questions, settings {dict(args.settings) or 'default'})\n\n{table}\n"
+        f"Recall@5 by variant ({n} questions, settings "
+        f"{dict(args.settings) or 'default'})\n\n{table}\n"
     )
     print(table)
     return 0
