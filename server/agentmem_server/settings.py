@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     per query; 80 and 112 scored lower); see evals/README.md."""
     chunk_overlap_lines: int = Field(default=1, ge=0)
     """Lines repeated at the start of the next chunk so a fact on a boundary is found in both."""
+    archival_units: Literal["lines", "chunks"] = "chunks"
+    """What a new archival table indexes: `lines`, one row per line whose key is the line with
+    the one before it and its relative dates resolved, returning the line with a neighbour each
+    side; or `chunks` of `chunk_tokens`. A table keeps the format it was created with
+    (`agentmem reindex` rebuilds chunk tables as lines). docs/recall.md, "Line units"."""
     ann_index_min_rows: int = Field(default=10_000, ge=1)
     """A scope's archival table gets an ANN index once it holds this many chunks
     (docs/recall.md)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from agentmem.types import MemoryRecallResult
 
-from ..chunking import Chunk, ChunkBudget, chunk_lines, rechunk
+from ..chunking import Chunk, ChunkBudget, build_units, chunk_lines, rechunk
 from ..embedding import Embedder, EmbeddingBatcher
 from ..errors import InvalidInput
 from ..ids import new_write_id
@@ -71,12 +71,18 @@ def _inline(lines: Sequence[str]) -> bool:
 
 @dataclass(frozen=True)
 class PreparedChunks:
-    """Chunks of some lines and their vectors, made by `prepare` before any state is touched."""
+    """Chunks (or line units) of some lines and their vectors, made by `prepare` before any
+    state is touched."""
 
     chunks: list[Chunk]
     """Line numbers relative to the prepared lines (1 = the first); `add` shifts them."""
     vectors: np.ndarray
     model_id: str
+    units: bool = False
+    """Line units (`build_units`), not chunks."""
+    lines: Optional[Sequence[str]] = None
+    """The lines, kept to prepare them again in the other format if the block's index turns
+    out to be of it (`add`)."""
 
 
 @dataclass(frozen=True)
@@ -165,19 +171,40 @@ class ArchivalIndex:
 
     # ---- writes -------------------------------------------------------------------------------
 
-    async def prepare(self, lines: Sequence[str]) -> PreparedChunks:
-        """Chunk and embed `lines` (no newlines inside); touches no state, so callers may run it
-        before taking locks or opening transactions."""
+    @property
+    def default_units(self) -> bool:
+        """Whether a new block's index holds line units (`archival_units`)."""
+        return self.settings.archival_units == "lines"
+
+    async def prepare(
+        self,
+        lines: Sequence[str],
+        *,
+        units: Optional[bool] = None,
+        scope: Optional[tuple[str, ScopeKey]] = None,
+    ) -> PreparedChunks:
+        """Chunk (or cut into line units) and embed `lines` (no newlines inside); touches no
+        state, so callers may run it before taking locks or opening transactions.
+
+        The format is `units` if given, else what this process knows of the `(tenant_id, scope)`
+        index, else the default for new blocks; `add` prepares again if the index is of the
+        other one."""
+        if units is None and scope is not None:
+            units = self.store.units_of(*scope)
+        if units is None:
+            units = self.default_units
         if _inline(lines):
-            chunks = self._chunk(lines)
+            chunks = self._chunk(lines, units)
         else:
             chunks = await asyncio.get_running_loop().run_in_executor(
-                self._chunker, self._chunk, lines
+                self._chunker, self._chunk, lines, units
             )
-        vectors = await self.batcher.embed([c.text for c in chunks])
-        return PreparedChunks(chunks, vectors, self.model_id)
+        vectors = await self.batcher.embed([c.index_text for c in chunks])
+        return PreparedChunks(chunks, vectors, self.model_id, units, lines)
 
-    def _chunk(self, lines: Sequence[str]) -> list[Chunk]:
+    def _chunk(self, lines: Sequence[str], units: bool) -> list[Chunk]:
+        if units:
+            return build_units(lines, self.budget, stop=self._closing.is_set)
         return chunk_lines(
             lines,
             self.budget,
@@ -204,18 +231,25 @@ class ArchivalIndex:
             return
         if first_line < 1:
             raise ValueError(f"first_line must be >= 1, not {first_line}")
-        shift = first_line - 1
-        chunks = [
-            dataclass_replace(c, start_line=c.start_line + shift, end_line=c.end_line + shift)
-            for c in prepared.chunks
-        ]
         async with self.store.writing(block_ref) as writer:
+            if writer.units is not None and writer.units != prepared.units:
+                # The block's index is of the other format (made before the default changed, or
+                # by another replica): its rows must be of that one.
+                if prepared.lines is None:
+                    raise ValueError("prepared rows of another format, without their lines")
+                prepared = await self.prepare(prepared.lines, units=writer.units)
+            shift = first_line - 1
+            chunks = [
+                dataclass_replace(c, start_line=c.start_line + shift, end_line=c.end_line + shift)
+                for c in prepared.chunks
+            ]
             await writer.add(
                 chunks,
                 prepared.vectors,
-                text_hashes=[text_hash(c.text) for c in chunks],
+                text_hashes=[text_hash(c.index_text) for c in chunks],
                 written_at=_micros(written_at),
                 write_id=write_id or new_write_id(),
+                units=prepared.units,
             )
 
     async def discard_write(
@@ -240,22 +274,34 @@ class ArchivalIndex:
         versions searchable (duplicates, never a loss) until the block's next update.
         """
         async with self.store.writing(block_ref) as writer:
+            units = writer.units if writer.units is not None else self.default_units
             old = await writer.stored_chunks()
             old_chunks, old_ids, by_hash = _plan_inputs(old)
-            if not _inline(lines) or len(old_chunks) > INLINE_CHUNKING_LINES:
+            big = not _inline(lines) or len(old_chunks) > INLINE_CHUNKING_LINES
+            plan: list[tuple[Chunk, Optional[int]]]
+            if units:
+                # Units are cheap to cut again; their vectors are found by the key's hash.
+                if big:
+                    cut = await asyncio.get_running_loop().run_in_executor(
+                        self._chunker, self._chunk, lines, True
+                    )
+                else:
+                    cut = self._chunk(lines, True)
+                plan = [(u, None) for u in cut]
+            elif big:
                 plan = await asyncio.get_running_loop().run_in_executor(
                     self._chunker, self._rechunk, old_chunks, lines
                 )
             else:
                 plan = self._rechunk(old_chunks, lines)
             chunks = [c for c, _ in plan]
-            hashes = [text_hash(c.text) for c in chunks]
+            hashes = [text_hash(c.index_text) for c in chunks]
             sources: list[Optional[str]] = [
                 old_ids[i] if i is not None else by_hash.get(h)
                 for (_, i), h in zip(plan, hashes, strict=True)
             ]
             fresh = [k for k, s in enumerate(sources) if s is None]
-            embedded = await self.batcher.embed([chunks[k].text for k in fresh])
+            embedded = await self.batcher.embed([chunks[k].index_text for k in fresh])
             vectors = np.empty((len(chunks), self.embedder.dimension), dtype=np.float32)
             if fresh:
                 vectors[fresh] = embedded
@@ -264,7 +310,7 @@ class ArchivalIndex:
                 if s is not None:
                     vectors[k] = stored[s]
             await writer.replace(
-                chunks, vectors, text_hashes=hashes, written_at=_micros(written_at)
+                chunks, vectors, text_hashes=hashes, written_at=_micros(written_at), units=units
             )
         return ReplaceResult(len(chunks), len(fresh))
 
@@ -372,6 +418,7 @@ class ArchivalIndex:
             limit=limit,
             min_score=min_score,
             depth=recall.candidate_depth(limit),
+            order=recall.order_for(mode, units=all(s.units for s in indexes)),
         )
         return [_result(tenant_id, indexes[c.scope], c) for c in chosen]
 

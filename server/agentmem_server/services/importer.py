@@ -446,8 +446,10 @@ class Importer:
                     for c in prepared[k].chunks
                 )
                 vectors.append(prepared[k].vectors)
+            # An import writes new blocks, whose index takes the format prepared (so no lines
+            # are needed to prepare them again).
             combined = dataclass_replace(
-                prepared[members[0]], chunks=chunks, vectors=np.concatenate(vectors)
+                prepared[members[0]], chunks=chunks, vectors=np.concatenate(vectors), lines=None
             )
             write = _ArchivalWrite(ScopeKey.from_agent_key(agent_key), new_write_id())
             await self._sql.run_autocommit(

@@ -565,7 +565,9 @@ class MemoryService:
         agent_key = agent_key_of(agent_id)
         await self._ensure_room(tenant_id, "archival_lines", len(lines), "text")
         # Embedding is the slow part and touches no state, so it runs before any lock is taken.
-        prepared = await self._archival.prepare(lines)
+        prepared = await self._archival.prepare(
+            lines, scope=(tenant_id, ScopeKey.from_agent_key(agent_key))
+        )
         # One append per scope at a time in this process (they would number the same lines); a
         # replica appending to the scope meanwhile makes the guarded write below retry.
         async with self._scope_lock(tenant_id, agent_key):

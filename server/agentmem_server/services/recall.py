@@ -37,6 +37,9 @@ HYBRID_VECTOR_WEIGHT = 0.9
 Measured on our eval set (evals/bench_archival.py --parts fusion, 336 questions): R@5 0.780 vs
 0.751 for vector alone, 0.589 for keyword alone and 0.689 for equal-weight RRF (k=60), which
 let weak keyword hits push out good vector hits on paraphrased questions."""
+HYBRID_UNIT_VECTOR_WEIGHT = 0.93
+"""The hybrid weight when every searched index holds line units, whose BM25 reads a key with
+resolved dates: docs/recall.md, "Line units"."""
 SPREAD_HYBRID = True
 """Hybrid results are spread over the block (`spread`): on our long-conversation set hybrid R@5
 0.640 -> 0.658 (multi-hop 0.367 -> 0.395, temporal 0.732 -> 0.750), the short set 0.786 ->
@@ -149,6 +152,14 @@ ORDERS: dict[str, Order] = {
     "keyword": order_by_keyword,
     "hybrid": order_hybrid,
 }
+
+
+def order_for(mode: RecallMode, *, units: bool) -> Order:
+    """The mode's order; hybrid over indexes of line units only weighs BM25 less."""
+    if mode == "hybrid" and units and ORDERS["hybrid"] is order_hybrid:
+        weight = HYBRID_UNIT_VECTOR_WEIGHT
+        return lambda by_vector, by_text: order_hybrid(by_vector, by_text, weight=weight)
+    return ORDERS[mode]
 
 
 def choose(ordered: Sequence[Candidate], *, limit: int, min_score: float) -> list[Candidate]:

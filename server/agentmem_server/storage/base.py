@@ -155,6 +155,8 @@ class ScopeIndex:
     block_id: Optional[str]
     handle: Any = field(repr=False, compare=False)
     """The store's own handle; opaque to services."""
+    units: bool = False
+    """Its rows are line units (`chunking.build_units`), not chunks."""
 
 
 @runtime_checkable
@@ -175,6 +177,12 @@ class Leases(Protocol):
 class BlockWriter(Protocol):
     """Writes one archival block while holding its scope's write lock (`ArchivalStore.writing`)."""
 
+    @property
+    def units(self) -> Optional[bool]:
+        """Whether the block's index holds line units (True) or chunks (False); None while it
+        has no index yet (the first write's `units` decides)."""
+        ...
+
     async def stored_chunks(self) -> list[StoredChunk]: ...
 
     async def stored_vectors(self, chunk_ids: Iterable[str]) -> dict[str, np.ndarray]: ...
@@ -187,8 +195,11 @@ class BlockWriter(Protocol):
         text_hashes: Sequence[str],
         written_at: int,
         write_id: str,
+        units: bool = False,
     ) -> None:
-        """Store chunks as new rows tagged `write_id` (which `discard_write` takes back)."""
+        """Store chunks as new rows tagged `write_id` (which `discard_write` takes back); a
+        block without an index gets one of line units if `units`, else of chunks. `text_hashes`
+        are of each chunk's `index_text`."""
         ...
 
     async def replace(
@@ -198,9 +209,11 @@ class BlockWriter(Protocol):
         *,
         text_hashes: Sequence[str],
         written_at: int,
+        units: bool = False,
     ) -> None:
-        """Make these the block's chunks. The new rows are committed before the old ones go: a
-        crash in between leaves both searchable (duplicates, never a loss)."""
+        """Make these the block's chunks (`units` as in `add`). The new rows are committed
+        before the old ones go: a crash in between leaves both searchable (duplicates, never a
+        loss)."""
         ...
 
 
@@ -216,6 +229,11 @@ class ArchivalStore(Protocol):
 
     @property
     def dimension(self) -> int: ...
+
+    def units_of(self, tenant_id: str, scope: ScopeKey) -> Optional[bool]:
+        """What this process knows of the format of the scope's index (`BlockWriter.units`)
+        without asking the store; None when it knows nothing. A hint: the writer decides."""
+        ...
 
     def writing(self, block: BlockRef) -> AbstractAsyncContextManager[BlockWriter]:
         """`async with store.writing(block) as writer:` the block's writes, one writer at a time

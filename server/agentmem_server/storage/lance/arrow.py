@@ -59,10 +59,12 @@ def rows_table(
     text_hashes: Sequence[str],
     written_at: int,
 ) -> pa.Table:
-    """The rows of one write: chunk ids are `<write_id>-<n>`, so a write's rows are found by id."""
+    """The rows of one write: chunk ids are `<write_id>-<n>`, so a write's rows are found by id.
+    A unit table (one with a `key` column) stores each chunk's `index_text` there."""
     n = len(chunks)
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     list_size = vectors.shape[1] if n else schema.field("vector").type.list_size
+    keys = {"key": [c.index_text for c in chunks]} if "key" in schema.names else {}
     return pa.table(
         {
             "tenant_id": [tenant_id] * n,
@@ -76,6 +78,7 @@ def rows_table(
             "piece": pa.array([c.piece for c in chunks], pa.int32()),
             "text": [c.text for c in chunks],
             "text_hash": list(text_hashes),
+            **keys,
             "vector": pa.FixedSizeListArray.from_arrays(flat, list_size),
             "written_at": pa.array([written_at] * n, pa.int64()),
         },

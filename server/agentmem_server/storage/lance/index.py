@@ -65,6 +65,10 @@ class LanceBlockWriter:
         self.state = state
         """The scope's table; None until the first write creates it."""
 
+    @property
+    def units(self) -> Optional[bool]:
+        return None if self.state is None else self.state.units
+
     async def stored_chunks(self) -> list[StoredChunk]:
         if self.state is None:
             return []
@@ -84,8 +88,9 @@ class LanceBlockWriter:
         text_hashes: Sequence[str],
         written_at: int,
         write_id: str,
+        units: bool = False,
     ) -> None:
-        state = await self._table()
+        state = await self._table(units)
         rows = self._rows(state, chunks, vectors, text_hashes, written_at, write_id)
         try:
             await self._lance.add_rows(state, rows)
@@ -97,7 +102,7 @@ class LanceBlockWriter:
             # these rows back and retries (services/memory.py).
             self._lance.forget(self._name)
             self.state = None
-            await self._lance.add_rows(await self._table(), rows)
+            await self._lance.add_rows(await self._table(units), rows)
 
     async def replace(
         self,
@@ -106,10 +111,11 @@ class LanceBlockWriter:
         *,
         text_hashes: Sequence[str],
         written_at: int,
+        units: bool = False,
     ) -> None:
         if self.state is None and not chunks:
             return
-        state = await self._table()
+        state = await self._table(units)
         write_id = new_write_id()
         await self._lance.add_rows(
             state, self._rows(state, chunks, vectors, text_hashes, written_at, write_id)
@@ -118,9 +124,11 @@ class LanceBlockWriter:
             state, filters.of_block_except_write(self._block.block_id, write_id)
         )
 
-    async def _table(self) -> TableState:
+    async def _table(self, units: bool) -> TableState:
         if self.state is None:
-            self.state = await self._lance.create_table(self._name, self._block.block_id)
+            self.state = await self._lance.create_table(
+                self._name, self._block.block_id, units=units
+            )
         return self.state
 
     def _rows(
@@ -198,6 +206,11 @@ class LanceArchivalStore:
         await self.lance.close()
 
     # ---- writes -------------------------------------------------------------------------------
+
+    def units_of(self, tenant_id: str, scope: ScopeKey) -> Optional[bool]:
+        name = self._scopes.get((tenant_id, scope))
+        state = self.lance.open_state(name) if name is not None else None
+        return None if state is None else state.units
 
     async def _name_of(self, block: BlockRef, *, for_write: bool) -> Optional[str]:
         """The table of the block: its own (block-named) one; or the scope's legacy table if
@@ -341,7 +354,11 @@ class LanceArchivalStore:
         for state in states:
             if state is not None and state.name not in seen:
                 seen.add(state.name)
-                found.append(ScopeIndex(state.tenant_id, state.scope, state.block_id, handle=state))
+                found.append(
+                    ScopeIndex(
+                        state.tenant_id, state.scope, state.block_id, state, units=state.units
+                    )
+                )
         return found
 
     async def _open_scope(self, tenant_id: str, scope: ScopeKey | BlockRef) -> Optional[TableState]:

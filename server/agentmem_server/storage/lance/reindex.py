@@ -15,7 +15,15 @@ import numpy as np
 import pyarrow as pa
 
 from ..base import Progress
-from .schema import REINDEX_PREFIX, TABLE_PREFIX, chunk_schema, schema_block, schema_model
+from .schema import (
+    REINDEX_PREFIX,
+    TABLE_PREFIX,
+    chunk_schema,
+    schema_block,
+    schema_model,
+    schema_units,
+    search_column,
+)
 from .store import LanceStore, fts_config
 
 if TYPE_CHECKING:
@@ -52,11 +60,15 @@ async def reindex_store(
     if progress:
         progress(0, total)
     for name, table in todo:
-        block_id = schema_block(await table.schema()) or ""
-        schema = chunk_schema(dimension, model_id=model_id, block_id=block_id)
+        old = await table.schema()
+        block_id = schema_block(old) or ""
+        schema = chunk_schema(
+            dimension, model_id=model_id, block_id=block_id, units=schema_units(old)
+        )
         side = await store.db.create_table(REINDEX_PREFIX + name, schema=schema, mode="overwrite")
+        embedded = search_column(schema)  # a unit's vector is its key's
         async for batch in store.iter_rows(table, batch_rows=batch_rows):
-            vectors = await embed(batch.column("text").to_pylist())
+            vectors = await embed(batch.column(embedded).to_pylist())
             await side.add(_with_vectors(batch, vectors, schema))
             done += batch.num_rows
             if progress:
@@ -73,7 +85,7 @@ async def _swap_in(store: LanceStore, name: str, side: AsyncTable, schema: pa.Sc
         final = await store.db.create_table(name, schema=schema, mode="overwrite")
         async for batch in store.iter_rows(side, batch_rows=65536):
             await final.add(pa.Table.from_batches([batch], schema=schema))
-        await final.create_index("text", config=fts_config())
+        await final.create_index(search_column(schema), config=fts_config())
         final.close()
         side_name = side.name
         side.close()

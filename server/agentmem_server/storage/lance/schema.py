@@ -30,7 +30,12 @@ STORE_TABLE = "_agentmem_archival"
 REINDEX_PREFIX = "rx_"
 """Tables being rebuilt by `reindex`; the name is the final table's with this prefix."""
 
-FORMAT_VERSION = "1"
+FORMAT_CHUNKS = "1"
+"""Rows are chunks: `text` is embedded, searched and returned."""
+FORMAT_UNITS = "2"
+"""Rows are line units (`chunking.build_units`): `key` is embedded and searched, `text` (the
+line with its neighbours) returned; `text_hash` is the key's hash."""
+FORMAT_VERSION = FORMAT_CHUNKS
 META_MODEL = b"agentmem.model_id"
 META_DIMENSION = b"agentmem.dimension"
 META_BLOCK = b"agentmem.block_id"
@@ -106,7 +111,9 @@ def parse_table_name_full(name: str) -> Optional[tuple[str, ScopeKey, Optional[s
     return None
 
 
-def chunk_schema(dimension: int, *, model_id: str, block_id: str) -> pa.Schema:
+def chunk_schema(dimension: int, *, model_id: str, block_id: str, units: bool = False) -> pa.Schema:
+    """The rows of one block's table: chunks, or line units (`units`: a `key` column more)."""
+    key = [pa.field("key", pa.string(), nullable=False)] if units else []
     return pa.schema(
         [
             pa.field("tenant_id", pa.string(), nullable=False),
@@ -120,6 +127,7 @@ def chunk_schema(dimension: int, *, model_id: str, block_id: str) -> pa.Schema:
             pa.field("piece", pa.int32(), nullable=False),
             pa.field("text", pa.string(), nullable=False),
             pa.field("text_hash", pa.string(), nullable=False),
+            *key,
             pa.field("vector", pa.list_(pa.float32(), dimension), nullable=False),
             pa.field("written_at", pa.int64(), nullable=False),  # UTC microseconds
         ],
@@ -127,9 +135,20 @@ def chunk_schema(dimension: int, *, model_id: str, block_id: str) -> pa.Schema:
             META_MODEL: model_id.encode(),
             META_DIMENSION: str(dimension).encode(),
             META_BLOCK: block_id.encode(),
-            META_FORMAT: FORMAT_VERSION.encode(),
+            META_FORMAT: (FORMAT_UNITS if units else FORMAT_CHUNKS).encode(),
         },
     )
+
+
+def schema_units(schema: pa.Schema) -> bool:
+    """Whether a table holds line units (tables written before formats were named hold chunks)."""
+    value = (schema.metadata or {}).get(META_FORMAT)
+    return value is not None and value.decode() == FORMAT_UNITS
+
+
+def search_column(schema: pa.Schema) -> str:
+    """The column the full-text index reads: the key of a unit, the text of a chunk."""
+    return "key" if schema_units(schema) else "text"
 
 
 def schema_model(schema: pa.Schema) -> Optional[str]:

@@ -35,6 +35,8 @@ from .schema import (
     parse_table_name,
     schema_block,
     schema_model,
+    schema_units,
+    search_column,
 )
 from .vector_cache import VectorCache
 
@@ -115,6 +117,11 @@ class TableState:
     """The newest SQL stamp (UTC microseconds) of the block whose commit this handle has seen."""
     checked_at: float = 0.0
     """Loop time this handle last moved to the table's latest version."""
+
+    @property
+    def units(self) -> bool:
+        """Whether the table holds line units (else chunks): `schema.py`'s formats."""
+        return schema_units(self.table_schema)
 
 
 class LanceStore:
@@ -273,9 +280,10 @@ class LanceStore:
         table = state.table
         # Index types read back as e.g. "IvfHnswSq" or "FTS", so the indexed column identifies them.
         by_column = {tuple(i.columns): i for i in await table.list_indices()}
-        if ("text",) not in by_column:
+        searched = search_column(state.table_schema)
+        if (searched,) not in by_column:
             # Created by a process that stopped before indexing it: keyword search needs the index.
-            await table.create_index("text", config=fts_config(), replace=True)
+            await table.create_index(searched, config=fts_config(), replace=True)
         if ("vector",) in by_column:
             stats = await table.index_stats(by_column[("vector",)].name)
             state.ann_rows = max(1, stats.num_indexed_rows if stats else 1)
@@ -318,8 +326,12 @@ class LanceStore:
                 del self._block_tables[state.block_id]
             state.table.close()
 
-    async def create_table(self, name: str, block_id: str) -> TableState:
-        schema = chunk_schema(self.dimension, model_id=self.model_id, block_id=block_id)
+    async def create_table(self, name: str, block_id: str, *, units: bool = False) -> TableState:
+        """A new table of chunks, or of line units; if another replica created it first, theirs
+        (in whatever format they chose)."""
+        schema = chunk_schema(
+            self.dimension, model_id=self.model_id, block_id=block_id, units=units
+        )
         try:
             table = await self.db.create_table(name, schema=schema)
         except ValueError as exc:
@@ -330,7 +342,7 @@ class LanceStore:
             if state is None:
                 raise
             return state
-        await retrying(lambda: table.create_index("text", config=fts_config()))
+        await retrying(lambda: table.create_index(search_column(schema), config=fts_config()))
         state = TableState(name, table, schema, block_id, *_owner(name))
         state.checked_at = asyncio.get_running_loop().time()
         self._remember(name, state)
@@ -353,6 +365,10 @@ class LanceStore:
             token = page.page_token
             if not token or not page.tables:
                 return names
+
+    def open_state(self, name: str) -> Optional[TableState]:
+        """The table's handle if this process has it open (no I/O)."""
+        return self._open.get(name)
 
     def cached_block_table(self, block_id: str) -> Optional[str]:
         return self._block_tables.get(block_id)
@@ -460,8 +476,8 @@ class LanceStore:
         where: Optional[str],
         columns: Sequence[str] = TEXT_LEG_COLUMNS,
     ) -> pa.Table:
-        """BM25-ranked rows with `_score`."""
-        query = state.table.query().nearest_to_text(text, columns="text")
+        """BM25-ranked rows with `_score` (of the key, for a table of line units)."""
+        query = state.table.query().nearest_to_text(text, columns=search_column(state.table_schema))
         query = query.select([*columns, "_score"]).limit(limit)
         if where:
             query = query.where(where)

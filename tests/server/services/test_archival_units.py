@@ -1,0 +1,140 @@
+"""Archival tables of line units (`archival_units="lines"`): written, searched by their key,
+updated, deleted and re-embedded; tables of chunks made before stay chunks and stay readable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agentmem_server.embedding import HashEmbedder
+from agentmem_server.services import recall
+from agentmem_server.services.archival import ArchivalIndex
+from agentmem_server.storage.base import BlockRef, ScopeKey
+from agentmem_server.storage.lance.arrow import vectors_of
+from agentmem_server.storage.lance.schema import schema_units
+
+from support import T0_US
+
+BOT = BlockRef("t1", "blk_bot", "agent", "bot")
+SCOPE = ScopeKey("agent", "bot")
+CHAT = [
+    "[1:56 pm on 8 May, 2023] Ana: Hey Bo! How was the weekend?",
+    "[1:56 pm on 8 May, 2023] Bo: Lovely. We went kayaking yesterday.",
+    "[1:56 pm on 8 May, 2023] Ana: Oh nice, where did you go?",
+    "[1:56 pm on 8 May, 2023] Bo: Up the river past the old mill.",
+    "[1:56 pm on 8 May, 2023] Ana: I spent the whole weekend painting the fence.",
+]
+
+
+async def units_index(open_index, **overrides) -> ArchivalIndex:
+    return await open_index(archival_units="lines", **overrides)
+
+
+async def rows(index: ArchivalIndex) -> list[dict]:
+    state = await index.store.scope_table("t1", SCOPE)
+    return await state.table.query().to_list()
+
+
+async def test_a_new_block_gets_one_row_per_line_keyed_and_searched_by_its_key(open_index) -> None:
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT), first_line=11, written_at=T0_US)
+    state = await index.store.scope_table("t1", SCOPE)
+    assert schema_units(state.table_schema)
+    stored = sorted(await rows(index), key=lambda r: r["end_line"])
+    assert len(stored) == len(CHAT)
+    # The date a relative phrase means is searchable, though no line says it.
+    hits = await index.recall("t1", "7 May 2023", scopes=[SCOPE], mode="keyword", limit=1)
+    assert hits[0].content == "\n".join(CHAT[0:3])
+    assert (hits[0].line_number, hits[0].end_line) == (11, 13)
+    # A vector is its key's: the previous line and the line, the date written once.
+    row = next(r for r in stored if r["start_line"] == 11 and r["end_line"] == 13)
+    assert row["key"] == (
+        "[8 May 2023] Ana: Hey Bo! How was the weekend?\n"
+        "Bo: Lovely. We went kayaking yesterday (7 May 2023)."
+    )
+    expected = HashEmbedder(64).embed([row["key"]])[0]
+    assert np.allclose(row["vector"], expected, atol=1e-6)
+
+
+async def test_hybrid_returns_the_line_with_its_neighbours_spread_over_the_block(
+    open_index,
+) -> None:
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT), first_line=1, written_at=T0_US)
+    hits = await index.recall("t1", "river old mill", scopes=[SCOPE], mode="hybrid", limit=2)
+    assert (hits[0].line_number, hits[0].end_line) == (3, 5)
+    assert "past the old mill" in hits[0].content
+
+
+async def test_an_update_embeds_only_the_units_whose_key_changed(
+    open_index, hash_embedder: HashEmbedder
+) -> None:
+    index = await units_index(open_index)
+    lines = [f"fact {i}: the {i}th item of the inventory is a widget" for i in range(60)]
+    first = await index.replace(BOT, lines, written_at=T0_US)
+    assert first.chunks == first.embedded == 60
+    edited = list(lines)
+    edited[30] = "fact 30: this one was rewritten by the user"
+    hash_embedder.texts_embedded = 0
+    second = await index.replace(BOT, edited, written_at=T0_US + 1)
+    # The edited line's unit, and the next one's (its key holds the line before it).
+    assert second.embedded == hash_embedder.texts_embedded == 2
+    assert len(await rows(index)) == 60
+    hits = await index.recall("t1", "rewritten by the user", scopes=[SCOPE], mode="keyword")
+    assert hits[0].line_number <= 31 <= hits[0].end_line
+
+
+async def test_appends_and_a_delete_of_a_unit_table(open_index) -> None:
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT[:2]), first_line=1, written_at=T0_US)
+    await index.add(BOT, await index.prepare(CHAT[2:]), first_line=3, written_at=T0_US + 1)
+    stored = await rows(index)
+    # Units stay within their append: line 3's neither returns nor is keyed by line 2.
+    third = next(r for r in stored if r["start_line"] == 3)
+    assert third["end_line"] == 4 and "kayaking" not in third["key"]
+    await index.delete_block("t1", BOT.block_id, scope=SCOPE)
+    assert await index.recall("t1", "kayaking", scopes=[SCOPE]) == []
+
+
+async def test_a_chunk_table_stays_chunks_and_readable_when_the_default_is_lines(
+    open_index,
+) -> None:
+    before = await open_index(archival_units="chunks")
+    await before.add(BOT, await before.prepare(CHAT), first_line=1, written_at=T0_US)
+    await before.close()
+    after = await units_index(open_index)
+    # The append was prepared as units (the default), then again as chunks for this table.
+    more = ["[9 May 2023] Bo: The fence looks great now."]
+    await after.add(BOT, await after.prepare(more), first_line=6, written_at=T0_US + 1)
+    state = await after.store.scope_table("t1", SCOPE)
+    assert not schema_units(state.table_schema) and "key" not in state.table_schema.names
+    hits = await after.recall("t1", "fence looks great", scopes=[SCOPE], mode="hybrid", limit=1)
+    assert hits[0].line_number <= 6 <= hits[0].end_line
+    # Now this process knows the format: the next append is prepared as chunks at once.
+    assert (await after.prepare(more, scope=("t1", SCOPE))).units is False
+    result = await after.replace(BOT, CHAT + more, written_at=T0_US + 2)
+    assert result.embedded == 0  # chunks again, all known
+
+
+async def test_reindex_embeds_each_units_key_with_the_new_model(open_index) -> None:
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT), first_line=1, written_at=T0_US)
+    await index.close()
+    other = HashEmbedder(32)
+    reindexing = await units_index(open_index, embedder=other, allow_model_mismatch=True)
+    assert await reindexing.reindex() == len(CHAT)
+    await reindexing.close()
+    after = await units_index(open_index, embedder=other)
+    state = await after.store.scope_table("t1", SCOPE)
+    assert schema_units(state.table_schema)
+    table = await state.table.query().to_arrow()
+    keys = table.column("key").to_pylist()
+    assert np.allclose(vectors_of(table.column("vector"), 32), other.embed(keys), atol=1e-6)
+    hits = await after.recall("t1", "7 May 2023", scopes=[SCOPE], mode="keyword", limit=1)
+    assert "kayaking" in hits[0].content
+
+
+def test_hybrid_over_unit_tables_weighs_bm25_less() -> None:
+    chunks = recall.order_for("hybrid", units=False)
+    units = recall.order_for("hybrid", units=True)
+    assert chunks is recall.order_hybrid and units is not chunks
+    assert recall.order_for("vector", units=True) is recall.order_by_vector
