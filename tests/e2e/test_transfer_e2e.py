@@ -56,6 +56,16 @@ def _fill(client: agentmem.Client) -> None:
         "archival", "[2026-02-01] Priya: dentist appointment on March 3rd at 9am", agent_id="helper"
     )
     client.memory.append("archival", "I mostly write Rust these days, Python at work")
+    # A thread no run has bound, with a title, metadata and a system message: exports used to
+    # carry none of these in a form the strict import accepted.
+    loose = client.threads.create(title="Lisbon trip", metadata={"user": "u_42"})
+    client.threads.add_messages(
+        loose.id,
+        [
+            {"role": "system", "content": "Answer in German."},
+            {"role": "user", "content": "book a window seat"},
+        ],
+    )
     client.agents.create("helper", instructions="Be helpful.")
     client.agents.run(
         "helper",
@@ -82,7 +92,23 @@ def _snapshot(client: agentmem.Client) -> dict:
         for mode in ("vector", "keyword", "hybrid")
     }
     agents = [(a.id, a.instructions) for a in client.agents.list()]
-    return {"blocks": blocks, "archival": archival, "recalls": recalls, "agents": agents}
+    threads = [
+        (
+            t.agent_id,
+            t.title,
+            t.metadata,
+            t.created_at,
+            [(m.role, m.kind, m.content) for m in client.threads.messages(t.id, limit=1000)],
+        )
+        for t in client.threads.list(limit=100).data
+    ]
+    return {
+        "blocks": blocks,
+        "archival": archival,
+        "recalls": recalls,
+        "agents": agents,
+        "threads": threads,
+    }
 
 
 def test_export_import_round_trip(start_server, tmp_path: Path):
@@ -92,9 +118,9 @@ def test_export_import_round_trip(start_server, tmp_path: Path):
 
     with agentmem.Client(api_key=source_key, base_url=source.url) as client:
         _fill(client)
-        before = _snapshot(client)
         thread = client.runs.get(client.agents.run("helper", "hello").id).thread_id
         transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
+        before = _snapshot(client)
 
     dump = tmp_path / "acme.jsonl"
     exported = _cli(
@@ -124,9 +150,9 @@ def test_export_then_import_into_a_second_tenant_of_the_same_server(start_server
     source_key, target_key = create_key(server.env, "acme"), create_key(server.env, "acme-copy")
     with agentmem.Client(api_key=source_key, base_url=server.url) as client:
         _fill(client)
-        before = _snapshot(client)
         thread = client.runs.get(client.agents.run("helper", "hello").id).thread_id
         transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
+        before = _snapshot(client)
 
     dump = tmp_path / "acme.jsonl"
     exported = _cli(

@@ -34,7 +34,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
-from typing import IO, Annotated, Any, Generic, Literal, Optional, TypeVar
+from typing import IO, Annotated, Any, Generic, Literal, Optional, TypeVar, Union
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -48,6 +48,7 @@ from agentmem.types._constraints import (
     Text,
 )
 from agentmem.types.state import StateKey, StateValue, encode_namespace, namespace_problem
+from agentmem.types.threads import MessageRole, ThreadMetadata, Title
 
 from ..chunking import Chunk
 from ..errors import Conflict, InvalidInput, PayloadTooLarge
@@ -57,6 +58,7 @@ from ..storage.base import BlockRef, ScopeKey, agent_key_of, from_micros, now_mi
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import conversations as conversations_sql
 from ..storage.sql import state as state_sql
+from ..storage.sql import threads as threads_sql
 from ..storage.sql.store import SqlStore
 from .memory import MemoryService, count_lines
 from .run_record import RunRecord
@@ -128,8 +130,13 @@ class ArchivalLinesRecord(Record):
 class ThreadRecord(Record):
     type: Literal["thread"]
     id: Id
-    agent_id: Id
+    agent_id: Optional[Union[Id, Literal[""]]] = None
+    """None (or "", as exports before title and metadata wrote it): no run has bound it yet."""
+    title: Optional[Title] = None
+    metadata: ThreadMetadata = Field(default_factory=dict)
     created_at: Micros
+    updated_at: Optional[Micros] = None
+    """Missing in older exports: the thread's `created_at` then."""
 
 
 class MessageRecord(Record):
@@ -137,7 +144,9 @@ class MessageRecord(Record):
     id: Id
     thread_id: Id
     seq: int = Field(ge=1, le=MAX_LINE_NUMBER)
-    role: Literal["user", "assistant"]
+    role: MessageRole
+    kind: Literal["message", "summary"] = "message"
+    """`summary`: a compaction's stand-in for the turns it moved to archival memory."""
     content: Text
     run_id: Optional[Id] = None
     created_at: Micros
@@ -606,7 +615,7 @@ def _write_archival_lines(state: ImportState, conn: Connection, r: ArchivalLines
 def _check_thread(state: ImportState, r: ThreadRecord, line: int) -> None:
     if r.id in state.threads:
         raise _fail(line, f"thread {r.id!r} appears twice")
-    state.threads[r.id] = r.agent_id
+    state.threads[r.id] = r.agent_id or ""
 
 
 @record_kind("thread", ThreadRecord, check=_check_thread)
@@ -616,8 +625,11 @@ def _write_thread(state: ImportState, conn: Connection, r: ThreadRecord) -> None
         conn,
         thread_id=thread_id,
         tenant_id=state.tenant_id,
-        agent_id=r.agent_id,
+        agent_id=r.agent_id or threads_sql.NO_AGENT,
         created_at=r.created_at,
+        title=r.title,
+        metadata=r.metadata,
+        updated_at=r.updated_at,
     )
     if not created:  # taken since the ids were checked, in this same transaction: a race
         raise Conflict("a thread id was taken while importing; retry the import", field="thread")
@@ -651,6 +663,7 @@ def _write_message(state: ImportState, conn: Connection, r: MessageRecord) -> No
             content=r.content,
             run_id=state.new_id("run", r.run_id) if r.run_id else None,
             created_at=r.created_at,
+            kind=r.kind,
         ),
     )
 

@@ -1,7 +1,8 @@
 """Export a tenant's memory as JSON Lines, and import such a file into another server.
 
 One record per line, each with a `type`: `header`, `agent`, `block` (core text, or the start of
-an archival block), `archival_lines` (one original append batch), `thread`, `message`, `run`,
+an archival block), `archival_lines` (one original append batch), `thread` (agent or none, title,
+metadata, times), `message` (every role and kind, compaction summaries included), `run`,
 `state` (a keyed-state entry with its times and expiry; expired entries are not exported).
 Archival text travels as lines; the importing server re-embeds it with its own model. Batches are
 kept as they were appended so the import chunks, and therefore recalls, exactly like the source.
@@ -65,7 +66,15 @@ def _export_lines(conn: Connection, tenant_id: str) -> Iterator[bytes]:
     yield from _export_blocks(conn, tenant_id)
     for t in conversations_sql.list_threads(conn, tenant_id):
         yield _line(
-            {"type": "thread", "id": t.id, "agent_id": t.agent_id, "created_at": t.created_at}
+            {
+                "type": "thread",
+                "id": t.id,
+                "agent_id": t.agent_id or None,  # None: no run has bound it yet
+                "title": t.title,
+                "metadata": t.metadata,
+                "created_at": t.created_at,
+                "updated_at": t.updated_at,
+            }
         )
         for m in conversations_sql.iter_message_rows(conn, t.id):
             yield _line(
@@ -75,6 +84,7 @@ def _export_lines(conn: Connection, tenant_id: str) -> Iterator[bytes]:
                     "thread_id": m.thread_id,
                     "seq": m.seq,
                     "role": m.role,
+                    "kind": m.kind,
                     "content": m.content,
                     "run_id": m.run_id,
                     "created_at": m.created_at,

@@ -152,12 +152,83 @@ def test_a_bad_record_is_refused_naming_its_line_and_nothing_is_written(
     assert _state(http, acme) == ([], [])
 
 
-def test_a_system_message_is_refused(http: TestClient, acme: dict[str, str]) -> None:
+def test_an_unknown_message_role_is_refused(http: TestClient, acme: dict[str, str]) -> None:
     records = _conversation()
-    records[2]["role"] = "system"
+    records[2]["role"] = "tool"
     r = _import(http, acme, _body(*records))
     assert r.status_code == 422 and "role" in r.json()["error"]["field"], r.text
     assert _state(http, acme) == ([], [])
+
+
+def _threads_of(http: TestClient, h: dict[str, str]) -> list[tuple]:
+    """Every thread of the tenant with its messages, less the ids (compared through `renamed`)."""
+    found = []
+    page = http.get("/v1/threads?limit=1000", headers=h).json()
+    for t in sorted(page["data"], key=lambda t: t["created_at"]):
+        messages = http.get(f"/v1/threads/{t['id']}/messages?limit=1000", headers=h).json()
+        found.append(
+            (
+                t["agent_id"],
+                t["title"],
+                t["metadata"],
+                t["created_at"],
+                t["updated_at"],
+                [(m["role"], m["kind"], m["content"], m["created_at"]) for m in messages],
+            )
+        )
+    return found
+
+
+def test_threads_round_trip_with_agentless_threads_system_messages_and_summaries(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    """Everything `client.threads` can make comes back from export + import into another
+    tenant of the same server: agent-less threads, titles and metadata, `system` messages and
+    compaction summaries (kind). Strict import refused such exports before (agent_id "" and
+    role `system` were out of its rules), and the export dropped title, metadata and kind."""
+    assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=acme).status_code == 201
+    loose = http.post(
+        "/v1/threads",
+        json={"title": "No agent yet", "metadata": {"user": "u_42", "tags": ["a", "b"]}},
+        headers=acme,
+    ).json()
+    bound = http.post(
+        "/v1/threads", json={"agent_id": "helper", "title": "Bound"}, headers=acme
+    ).json()
+    plain = http.post("/v1/threads", json={}, headers=acme).json()
+    written = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "my cat is called Miso"},
+        {"role": "assistant", "content": "noted"},
+    ]
+    for thread in (loose, bound):
+        r = http.post(
+            f"/v1/threads/{thread['id']}/messages", json={"messages": written}, headers=acme
+        )
+        assert r.status_code == 201, r.text
+    more = [{"role": "user", "content": f"turn {i}"} for i in range(4)]
+    http.post(f"/v1/threads/{bound['id']}/messages", json={"messages": more}, headers=acme)
+    r = http.post(f"/v1/threads/{bound['id']}/compact", json={"keep_last": 2}, headers=acme)
+    assert r.status_code == 200 and r.json()["compacted"] > 0, r.text
+    source = _threads_of(http, acme)
+    assert [t[1] for t in source] == ["No agent yet", "Bound", None]
+    assert any(m[1] == "summary" for m in source[1][5])
+
+    exported = http.get("/v1/export", headers=acme).content
+    other = auth(new_key("other"))
+    r = _import(http, other, exported)
+    assert r.status_code == 200, r.text
+    assert _threads_of(http, other) == source
+    # The ids were taken on this server (by acme): the copies got their own, and say which.
+    renamed = r.json()["renamed"]
+    assert set(renamed["thread"]) == {loose["id"], bound["id"], plain["id"]}
+    copy = renamed["thread"][loose["id"]]
+    assert http.get(f"/v1/threads/{copy}", headers=other).json()["title"] == "No agent yet"
+    assert http.get(f"/v1/threads/{copy}", headers=acme).status_code == 404
+    # What the copy exports imports again, unchanged (into a third tenant).
+    third = auth(new_key("third"))
+    assert _import(http, third, http.get("/v1/export", headers=other).content).status_code == 200
+    assert _threads_of(http, third) == source
 
 
 @pytest.mark.parametrize(

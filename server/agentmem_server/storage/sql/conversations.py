@@ -314,6 +314,7 @@ class MessageRow:
     content: str
     run_id: Optional[str]
     created_at: int
+    kind: str = "message"
 
 
 def list_threads(conn: Connection, tenant_id: str) -> list[ThreadRow]:
@@ -328,7 +329,9 @@ def iter_message_rows(conn: Connection, thread_id: str) -> Iterator[MessageRow]:
         select(messages).where(messages.c.thread_id == thread_id).order_by(messages.c.seq)
     )
     for r in rows:
-        yield MessageRow(r.id, r.thread_id, r.seq, r.role, r.content, r.run_id, r.created_at)
+        yield MessageRow(
+            r.id, r.thread_id, r.seq, r.role, r.content, r.run_id, r.created_at, r.kind
+        )
 
 
 def iter_runs(conn: Connection, tenant_id: str) -> Iterator[RunRow]:
@@ -340,14 +343,28 @@ def iter_runs(conn: Connection, tenant_id: str) -> Iterator[RunRow]:
 
 
 def insert_thread_if_missing(
-    conn: Connection, *, thread_id: str, tenant_id: str, agent_id: str, created_at: int
+    conn: Connection,
+    *,
+    thread_id: str,
+    tenant_id: str,
+    agent_id: str,
+    created_at: int,
+    title: Optional[str] = None,
+    metadata: Optional[dict[str, Any]] = None,
+    updated_at: Optional[int] = None,
 ) -> bool:
     """False when a thread with this id exists (in any tenant: ids are global)."""
     if conn.execute(select(threads.c.id).where(threads.c.id == thread_id)).first():
         return False
     conn.execute(
         insert(threads).values(
-            id=thread_id, tenant_id=tenant_id, agent_id=agent_id, created_at=created_at
+            id=thread_id,
+            tenant_id=tenant_id,
+            agent_id=agent_id,
+            created_at=created_at,
+            title=title,
+            metadata_json=json.dumps(metadata or {}, ensure_ascii=False, separators=(",", ":")),
+            updated_at=created_at if updated_at is None else updated_at,
         )
     )
     return True
@@ -364,6 +381,7 @@ def insert_message(conn: Connection, tenant_id: str, message: MessageRow) -> Non
             content=message.content,
             run_id=message.run_id,
             created_at=message.created_at,
+            kind=message.kind,
         )
     )
 
