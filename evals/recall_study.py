@@ -9,11 +9,14 @@ public client with that ranking switched on in the server (rank-time switches ar
 settings of the in-process server, which is why this cannot run against `--base-url`). Reports
 land in `OUT/<keys>-<rank>-<set>/` in the harness's format; `OUT/summary.md` has one row per run.
 
-keys:  raw   chunks embedded as their text (what the server does)
+keys:  raw   the server's defaults
+       chunks  tables of chunks (`archival_units=chunks`: what the server did before issue 18)
+       lines   tables of line units (`archival_units=lines`)
        key   `index_keys.embedding_key`: repeated date prefixes once, relative dates resolved
        collapse  repeated date prefixes once, relative dates left alone
        (key and collapse need the index-key prototype of the recall-quality branch)
 rank:  plain  the fused order as is (before spreading)
+       u90 / u95  spread, line-unit tables fused at 0.9 / 0.95 cosine instead of 0.93
        spread `recall.spread`: candidates sharing lines with a chosen one wait (the default)
        w80 / w70  spread, with a hybrid vector weight of 0.8 / 0.7 instead of 0.9
 """
@@ -60,12 +63,21 @@ def _key_variants() -> dict[str, Callable[[str], str]]:
     return {**variants, "key": index_keys.embedding_key, "collapse": collapse_only}
 
 
+FORMATS: dict[str, dict] = {
+    "chunks": {"archival_units": "chunks"},
+    "lines": {"archival_units": "lines"},
+}
+"""`--keys` variants that are server settings (the table format) rather than embedding keys."""
+
+
 RANKS: dict[str, dict] = {
     "plain": {"SPREAD_HYBRID": False},
     "spread": {"SPREAD_HYBRID": True},
     "w80": {"SPREAD_HYBRID": True, "weight": 0.8},
     "w70": {"SPREAD_HYBRID": True, "weight": 0.7},
     "plain-w80": {"SPREAD_HYBRID": False, "weight": 0.8},
+    "u90": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.9},
+    "u95": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.95},
 }
 
 
@@ -92,8 +104,9 @@ def ranking(variant: dict) -> Iterator[None]:
     weight = variant.get("weight")
     if weight is not None:
         recall.ORDERS["hybrid"] = functools.partial(recall.order_hybrid, weight=weight)
+    switches = {k: v for k, v in variant.items() if k.isupper()}
     try:
-        with patched(recall, {"SPREAD_HYBRID": variant["SPREAD_HYBRID"]}):
+        with patched(recall, switches):
             yield
     finally:
         recall.ORDERS["hybrid"] = order
@@ -133,6 +146,7 @@ def run_study(
     from agentmem import Client
 
     key_fns = _key_variants()
+    key_fns.update({name: key_fns["raw"] for name in FORMATS})
     unknown = [k for k in keys if k not in key_fns] + [r for r in ranks if r not in RANKS]
     if unknown:
         raise ValueError(
@@ -140,7 +154,8 @@ def run_study(
         )
     rows = []
     for key in keys:
-        with _keyed_embedding(key_fns[key]), local_server(settings) as (url, api_key):
+        server_settings = {**(settings or {}), **FORMATS.get(key, {})} or None
+        with _keyed_embedding(key_fns[key]), local_server(server_settings) as (url, api_key):
             with (
                 Client(api_key=api_key, base_url=url, max_retries=2, timeout=120) as client,
                 _progress(False) as bar,

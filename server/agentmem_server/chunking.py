@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,11 @@ class ChunkBudget:
             self.count_tokens(text) <= self.max_tokens
             and self.count_model_tokens(text) <= self.model_max_tokens
         )
+
+
+def text_hash(text: str) -> str:
+    """What an index row's vector is known by: the hash of the text it embeds."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _is_blank(line: str) -> bool:

@@ -204,10 +204,12 @@ def keys_revoke(
 
 @app.command()
 def reindex() -> None:
-    """Re-embed all archival memory with the model in AGENTMEM_EMBEDDING_MODEL.
+    """Re-embed all archival memory with the model in AGENTMEM_EMBEDDING_MODEL, and rebuild
+    tables of chunks as line units (with AGENTMEM_ARCHIVAL_UNITS=lines).
 
-    Run it, with the server stopped, after changing the embedding model: a server refuses to mix
-    vectors from two models. An interrupted run resumes where it stopped.
+    Run it, with the server stopped, after changing the embedding model (a server refuses to mix
+    vectors from two models) or to give blocks written before line units their better recall.
+    An interrupted run resumes where it stopped.
     """
     import asyncio
 

@@ -14,7 +14,6 @@ candidates are ranked is `recall.py`'s.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,7 +27,7 @@ import numpy as np
 
 from agentmem.types import MemoryRecallResult
 
-from ..chunking import Chunk, ChunkBudget, build_units, chunk_lines, rechunk
+from ..chunking import Chunk, ChunkBudget, build_units, chunk_lines, rechunk, text_hash
 from ..embedding import Embedder, EmbeddingBatcher
 from ..errors import InvalidInput
 from ..ids import new_write_id
@@ -91,10 +90,6 @@ class ReplaceResult:
     """Chunks the block holds now."""
     embedded: int
     """Of those, chunks that needed the model; the others kept their stored vectors."""
-
-
-def text_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _micros(ts: Timestamp) -> int:
@@ -433,16 +428,22 @@ class ArchivalIndex:
         it, no file of the store holds text or vectors that were deleted or replaced."""
         await self.store.cleanup(all_tables=all_tables)
 
-    async def reindex(self, progress: Optional[Progress] = None) -> int:
-        """Re-embed every stored chunk with this index's model; returns how many were embedded.
+    async def reindex(
+        self, progress: Optional[Progress] = None, *, as_units: Optional[bool] = None
+    ) -> int:
+        """Re-embed every stored row with this index's model, and rebuild tables of chunks as
+        line units if `as_units` (default: when new tables get units); returns how many rows
+        were read.
 
         Open the index with `allow_model_mismatch=True` to run it (the `agentmem reindex` CLI).
-        An interrupted run resumes: tables already on this model are skipped.
+        An interrupted run resumes: tables already on this model (and format) are skipped.
         """
+        rebuild = self.default_units if as_units is None else as_units
         return await self.store.reindex(
             self.batcher.embed,
             batch_rows=max(256, self.settings.embedding_batch_size * 8),
             progress=progress,
+            to_units=(lambda lines: build_units(lines, self.budget)) if rebuild else None,
         )
 
 

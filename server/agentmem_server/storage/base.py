@@ -303,8 +303,10 @@ class ArchivalStore(Protocol):
         *,
         batch_rows: int,
         progress: Optional[Progress] = None,
+        to_units: Optional[Callable[[Sequence[str]], list[Chunk]]] = None,
     ) -> int:
-        """Re-embed every chunk not made by `model_id`; returns how many were embedded."""
+        """Re-embed every row not made by `model_id`, and with `to_units` rebuild every table
+        of chunks as line units; returns how many rows were read."""
         ...
 
     async def close(self) -> None: ...

@@ -138,3 +138,57 @@ def test_hybrid_over_unit_tables_weighs_bm25_less() -> None:
     units = recall.order_for("hybrid", units=True)
     assert chunks is recall.order_hybrid and units is not chunks
     assert recall.order_for("vector", units=True) is recall.order_by_vector
+
+
+async def test_reindex_rebuilds_a_chunk_table_as_units_keeping_its_writes(open_index) -> None:
+    before = await open_index(archival_units="chunks")
+    await before.add(BOT, await before.prepare(CHAT[:3]), first_line=1, written_at=T0_US)
+    await before.add(BOT, await before.prepare(CHAT[3:]), first_line=4, written_at=T0_US + 7)
+    writes = {r["write_id"]: r["written_at"] for r in await rows(before)}
+    await before.close()
+
+    index = await units_index(open_index)
+    assert await index.reindex() > 0
+    assert await index.reindex() == 0, "nothing left to rebuild"
+    state = await index.store.scope_table("t1", SCOPE)
+    assert schema_units(state.table_schema)
+    stored = await rows(index)
+    assert len(stored) == len(CHAT)
+    assert {r["write_id"]: r["written_at"] for r in stored} == writes
+    assert len({r["chunk_id"] for r in stored}) == len(CHAT)
+    # Units stay within the append they came from: line 4 starts the second one.
+    fourth = next(r for r in stored if r["key"].endswith("Bo: Up the river past the old mill."))
+    assert fourth["start_line"] == 4 and "where did you go" not in fourth["key"]
+    hits = await index.recall("t1", "7 May 2023", scopes=[SCOPE], mode="keyword", limit=1)
+    assert "kayaking" in hits[0].content and hits[0].line_number == 1
+
+
+async def test_an_interrupted_rebuild_leaves_the_chunks_and_starts_over(open_index) -> None:
+    before = await open_index(archival_units="chunks")
+    lines = [f"fact {i}: the {i}th item of the inventory is a widget" for i in range(40)]
+    await before.add(BOT, await before.prepare(lines), first_line=1, written_at=T0_US)
+    chunks = len(await rows(before))
+    await before.close()
+
+    class FailsOnce(HashEmbedder):
+        def embed(self, texts):
+            if self.calls >= 1:
+                raise RuntimeError("power cut")
+            return super().embed(texts)
+
+    broken = await units_index(open_index, embedder=FailsOnce(64), embedding_batch_size=4)
+    try:
+        await broken.reindex()
+    except RuntimeError as exc:
+        assert "power cut" in str(exc)
+    else:
+        raise AssertionError("the rebuild should have failed")
+    assert len(await broken.store.lance.table_names("rx_")) == 1
+    await broken.close()
+
+    index = await units_index(open_index)
+    state = await index.store.scope_table("t1", SCOPE)
+    assert not schema_units(state.table_schema) and len(await rows(index)) == chunks
+    await index.reindex()
+    assert await index.store.lance.table_names("rx_") == []
+    assert len(await rows(index)) == 40

@@ -472,6 +472,7 @@ class LanceArchivalStore:
         *,
         batch_rows: int,
         progress: Optional[Progress] = None,
+        to_units: Optional[Callable[[Sequence[str]], list[Chunk]]] = None,
     ) -> int:
         done = await reindex_store(
             self.lance,
@@ -479,7 +480,11 @@ class LanceArchivalStore:
             dimension=self.dimension,
             batch_rows=batch_rows,
             progress=progress,
+            to_units=to_units,
         )
+        # Handles opened before a rebuild describe the table as it was.
+        for name in list(self.lance.open_names()):
+            self.lance.forget(name)
         for name in await self.lance.table_names(TABLE_PREFIX):
             await self.maintenance.run(prune_older_than=PRUNE_NOW, names={name})
         return done

@@ -366,6 +366,9 @@ class LanceStore:
             if not token or not page.tables:
                 return names
 
+    def open_names(self) -> list[str]:
+        return list(self._open)
+
     def open_state(self, name: str) -> Optional[TableState]:
         """The table's handle if this process has it open (no I/O)."""
         return self._open.get(name)
