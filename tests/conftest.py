@@ -83,6 +83,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings for `start_server`, once for a server on its own SQLite file (the default) and
+    once on a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("postgres_url")}
+
+
 @pytest.fixture
 def start_server(tmp_path: Path):
     """Factory: start_server(**settings) -> ready ServerProcess; all are stopped at teardown."""

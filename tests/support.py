@@ -4,6 +4,7 @@
                  FakeClock, a settable `now` for services
     settings     make_settings, ADMIN_KEY, auth
     processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
+    races        in_threads, count_retries, clients_on: many writers at once through the client
     S3           S3StandIn: an S3-compatible server on loopback (moto) that counts requests
     LLM          ScriptedLLM: the one fake OpenAI-compatible endpoint (respx, or real HTTP)
     memory       FakeMemory, block, match: MemoryService's surface for run tests
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import httpx
 import pytest
 
+import agentmem
 from agentmem.types import MemoryBlock, MemoryRecallRequest, MemoryRecallResult
 
 if TYPE_CHECKING:
@@ -176,6 +178,63 @@ class ServerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+# ---- races ----------------------------------------------------------------------------------
+
+
+def in_threads(n: int, work: Callable[[int], None]) -> None:
+    """`work(0)` ... `work(n - 1)`, each in a thread of its own, all at once; an error any of them
+    hit fails the test here."""
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:  # surfaced in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+
+
+def count_retries(
+    clients: Sequence[agentmem.Client], write_once: Callable[[agentmem.Client], int], rounds: int
+) -> int:
+    """One thread per client, each calling `write_once(client)` `rounds` times; `write_once`
+    returns how many tries its guarded write took. Returns the tries beyond the first, summed:
+    above 0 proves the writers really raced."""
+    retries = 0
+    lock = threading.Lock()
+
+    def writer(i: int) -> None:
+        nonlocal retries
+        for _ in range(rounds):
+            tries = write_once(clients[i])
+            with lock:
+                retries += tries - 1
+
+    in_threads(len(clients), writer)
+    return retries
+
+
+@contextmanager
+def clients_on(
+    servers: Sequence[ServerProcess], api_key: str, n: int
+) -> Iterator[list[agentmem.Client]]:
+    """`n` clients with one key, spread round-robin over `servers`; closed afterwards."""
+    clients = [
+        agentmem.Client(api_key=api_key, base_url=servers[i % len(servers)].url) for i in range(n)
+    ]
+    try:
+        yield clients
+    finally:
+        for c in clients:
+            c.close()
 
 
 # ---- an S3-compatible server ----------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 import agentmem
 
-from support import create_key
+from support import create_key, in_threads
 
 pytestmark = pytest.mark.e2e
 
@@ -21,39 +21,22 @@ CLIENTS = 16
 APPENDS = 5
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_concurrent_appends_to_one_scope_all_land(start_server, request, backend: str):
-    settings = (
-        {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
-    )
-    server = start_server(**settings)
+def test_concurrent_appends_to_one_scope_all_land(start_server, server_database):
+    server = start_server(**server_database)
     key = create_key(server.env, "acme")
     ranges: list[tuple[int, int]] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
     def writer(n: int) -> None:
-        try:
-            with agentmem.Client(
-                api_key=key, base_url=server.url, timeout=20, max_retries=0
-            ) as client:
-                for i in range(APPENDS):
-                    block = client.memory.append(
-                        "archival", f"writer {n} line {i}a\nwriter {n} line {i}b", agent_id="busy"
-                    )
-                    with lock:
-                        ranges.append((block.start_line, block.end_line))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        with agentmem.Client(api_key=key, base_url=server.url, timeout=20, max_retries=0) as client:
+            for i in range(APPENDS):
+                block = client.memory.append(
+                    "archival", f"writer {n} line {i}a\nwriter {n} line {i}b", agent_id="busy"
+                )
+                with lock:
+                    ranges.append((block.start_line, block.end_line))
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
+    in_threads(CLIENTS, writer)
     lines = sorted(line for a, b in ranges for line in range(a, b + 1))
     assert lines == list(range(1, CLIENTS * APPENDS * 2 + 1))
     with agentmem.Client(api_key=key, base_url=server.url) as client:

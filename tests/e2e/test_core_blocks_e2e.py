@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -10,12 +9,13 @@ import pytest
 import agentmem
 from agentmem import ConflictError, NotFoundError
 
-from support import create_key
+from support import clients_on, count_retries, create_key
 
 pytestmark = pytest.mark.e2e
 
 WRITERS = 16
 INCREMENTS = 25
+AGENT = "counter-agent"
 
 
 def test_create_read_conflict_update(start_server):
@@ -44,63 +44,28 @@ def test_create_read_conflict_update(start_server):
         )
 
 
-def _hammer(clients: list[agentmem.Client], agent_id: str) -> int:
-    """16 threads × 25 guarded read-modify-write increments, spread round-robin over `clients`."""
-    conflicts = 0
-    lock = threading.Lock()
-    errors: list[BaseException] = []
+def _increment(client: agentmem.Client) -> int:
+    """One guarded read-modify-write increment of the agent's core block; how many tries it
+    took."""
+    tries = 0
 
-    def writer(client: agentmem.Client) -> None:
-        nonlocal conflicts
-        try:
-            for _ in range(INCREMENTS):
-                attempts = 0
+    def bump(text: str) -> str:
+        nonlocal tries
+        tries += 1
+        return str(int(text or "0") + 1)
 
-                def bump(text: str) -> str:
-                    nonlocal attempts
-                    attempts += 1
-                    return str(int(text or "0") + 1)
-
-                client.memory.modify("core", bump, agent_id=agent_id, max_attempts=10_000)
-                with lock:
-                    conflicts += attempts - 1
-        except BaseException as exc:  # surfaced in the main thread below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=writer, args=(clients[i % len(clients)],)) for i in range(WRITERS)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return conflicts
+    client.memory.modify("core", bump, agent_id=AGENT, max_attempts=10_000)
+    return tries
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_concurrent_guarded_increments_lose_no_update(
-    start_server, request, tmp_path: Path, backend: str
-):
-    settings = (
-        {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
-    )
-    server = start_server(**settings)
-    key = create_key(server.env, "counter")
-    clients = [agentmem.Client(api_key=key, base_url=server.url) for _ in range(WRITERS)]
-    try:
-        conflicts = _hammer(clients, "counter-agent")
-        assert clients[0].memory.get("core", agent_id="counter-agent").content == str(
-            WRITERS * INCREMENTS
-        )
+def test_concurrent_guarded_increments_lose_no_update(start_server, server_database):
+    server = start_server(**server_database)
+    with clients_on([server], create_key(server.env, "counter"), WRITERS) as clients:
+        conflicts = count_retries(clients, _increment, INCREMENTS)
+        assert clients[0].memory.get("core", agent_id=AGENT).content == str(WRITERS * INCREMENTS)
         # Proves the test really raced: with no contention the guard would never have been
         # exercised.
         assert conflicts > 0
-    finally:
-        for c in clients:
-            c.close()
 
 
 @pytest.mark.postgres
@@ -109,18 +74,7 @@ def test_two_server_processes_on_one_postgres_lose_no_update(
 ):
     first = start_server(data_dir=tmp_path / "replica-1", database_url=postgres_url)
     second = start_server(data_dir=tmp_path / "replica-2", database_url=postgres_url)
-    key = create_key(first.env, "shared")
-    clients = [
-        agentmem.Client(api_key=key, base_url=s.url)
-        for s in (first, second)
-        for _ in range(WRITERS // 2)
-    ]
-    try:
-        conflicts = _hammer(clients, "counter-agent")
-        assert clients[-1].memory.get("core", agent_id="counter-agent").content == str(
-            WRITERS * INCREMENTS
-        )
+    with clients_on([first, second], create_key(first.env, "shared"), WRITERS) as clients:
+        conflicts = count_retries(clients, _increment, INCREMENTS)
+        assert clients[-1].memory.get("core", agent_id=AGENT).content == str(WRITERS * INCREMENTS)
         assert conflicts > 0
-    finally:
-        for c in clients:
-            c.close()

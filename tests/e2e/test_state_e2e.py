@@ -12,7 +12,7 @@ import pytest
 import agentmem
 from agentmem import ConflictError, NotFoundError
 
-from support import create_key
+from support import clients_on, count_retries, create_key
 
 pytestmark = pytest.mark.e2e
 
@@ -20,57 +20,25 @@ WRITERS = 16
 INCREMENTS = 25
 
 
-def _hammer(clients: list[agentmem.Client]) -> int:
-    """16 threads x 25 `state.modify` increments of one counter; how many races were lost."""
-    lost = 0
-    lock = threading.Lock()
-    errors: list[BaseException] = []
+def _increment(client: agentmem.Client) -> int:
+    """One `state.modify` increment of the counter; how many tries it took."""
+    tries = 0
 
-    def writer(client: agentmem.Client) -> None:
-        nonlocal lost
-        try:
-            for _ in range(INCREMENTS):
-                calls = 0
+    def bump(n: int) -> int:
+        nonlocal tries
+        tries += 1
+        return n + 1
 
-                def bump(n: int) -> int:
-                    nonlocal calls
-                    calls += 1
-                    return n + 1
-
-                client.state.agent("counter").modify("runs", bump, default=0, max_attempts=10_000)
-                with lock:
-                    lost += calls - 1
-        except BaseException as exc:  # surfaced in the main thread below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=writer, args=(clients[i % len(clients)],)) for i in range(WRITERS)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    return lost
+    client.state.agent("counter").modify("runs", bump, default=0, max_attempts=10_000)
+    return tries
 
 
-@pytest.mark.parametrize(
-    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def test_16_threads_x_25_modify_end_at_exactly_400(start_server, request, backend: str):
-    settings = (
-        {} if backend == "sqlite" else {"database_url": request.getfixturevalue("postgres_url")}
-    )
-    server = start_server(**settings)
-    key = create_key(server.env, "counter")
-    clients = [agentmem.Client(api_key=key, base_url=server.url) for _ in range(WRITERS)]
-    try:
-        lost = _hammer(clients)
+def test_16_threads_x_25_modify_end_at_exactly_400(start_server, server_database):
+    server = start_server(**server_database)
+    with clients_on([server], create_key(server.env, "counter"), WRITERS) as clients:
+        lost = count_retries(clients, _increment, INCREMENTS)
         assert clients[0].state.agent("counter").get_value("runs") == WRITERS * INCREMENTS
         assert lost > 0  # the guard was really exercised
-    finally:
-        for c in clients:
-            c.close()
 
 
 @pytest.mark.postgres
@@ -79,19 +47,10 @@ def test_two_server_processes_on_one_postgres_lose_no_increment(
 ):
     first = start_server(data_dir=tmp_path / "replica-1", database_url=postgres_url)
     second = start_server(data_dir=tmp_path / "replica-2", database_url=postgres_url)
-    key = create_key(first.env, "shared")
-    clients = [
-        agentmem.Client(api_key=key, base_url=s.url)
-        for s in (first, second)
-        for _ in range(WRITERS // 2)
-    ]
-    try:
-        lost = _hammer(clients)
+    with clients_on([first, second], create_key(first.env, "shared"), WRITERS) as clients:
+        lost = count_retries(clients, _increment, INCREMENTS)
         assert clients[-1].state.agent("counter").get_value("runs") == WRITERS * INCREMENTS
         assert lost > 0
-    finally:
-        for c in clients:
-            c.close()
 
 
 def test_last_write_wins_and_guarded_writes(start_server):

@@ -1,6 +1,7 @@
 """Fixtures of the server tests, all lazy (nothing heavy happens unless a test asks for it).
 
 app        app_settings, http (the real app in process), new_key
+sql        sql_store (SQLite and PostgreSQL, by `database_url`), clock (a FakeClock at T0)
 archival   archival_settings, hash_embedder, open_index, index, minilm (the real model)
 runs       llm (the scripted provider, via respx), memory (FakeMemory), store, threads, services
 """
@@ -23,7 +24,7 @@ from agentmem_server.services.runs import RunService
 from agentmem_server.services.threads import ThreadService
 from agentmem_server.storage.sql.store import SqlStore
 
-from support import ADMIN_KEY, LLM_URL, FakeMemory, ScriptedLLM, make_settings
+from support import ADMIN_KEY, LLM_URL, FakeClock, FakeMemory, ScriptedLLM, make_settings
 
 # ---- the app in process ---------------------------------------------------------------------
 
@@ -50,6 +51,22 @@ def new_key(http: TestClient) -> Callable[[str], str]:
         return r.json()["key"]
 
     return create
+
+
+# ---- SQL --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sql_store(database_url: str) -> Iterator[SqlStore]:
+    """A SqlStore, once on SQLite and once on PostgreSQL; closed after the test."""
+    s = SqlStore.open(database_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 # ---- archival -------------------------------------------------------------------------------

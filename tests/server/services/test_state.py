@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,20 +16,8 @@ from support import T0_US, FakeClock
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state(store: SqlStore, clock: FakeClock) -> StateService:
-    return StateService(store, value_max_bytes=1024, clock=clock)
+def state(sql_store: SqlStore, clock: FakeClock) -> StateService:
+    return StateService(sql_store, value_max_bytes=1024, clock=clock)
 
 
 @pytest.mark.parametrize(
@@ -172,7 +159,7 @@ async def test_a_write_over_an_expired_entry_creates_it_anew(state: StateService
 
 
 async def test_sweep_removes_only_expired_rows(
-    state: StateService, store: SqlStore, clock: FakeClock
+    state: StateService, sql_store: SqlStore, clock: FakeClock
 ):
     for i in range(5):
         await state.set("t1", (), f"gone{i}", i, ttl=1)
@@ -184,7 +171,7 @@ async def test_sweep_removes_only_expired_rows(
     assert await state.sweep() == 0
     from agentmem_server.storage.sql import state as state_sql
 
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         assert state_sql.count_entries(conn, "t1")[0] == 2
         assert state_sql.count_entries(conn, "t2")[0] == 0
 

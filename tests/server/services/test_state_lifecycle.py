@@ -4,7 +4,6 @@ lease."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,25 +18,13 @@ from support import T0_US, FakeClock
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
+def state(sql_store: SqlStore, clock: FakeClock) -> StateService:
+    return StateService(sql_store, clock=clock)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state(store: SqlStore, clock: FakeClock) -> StateService:
-    return StateService(store, clock=clock)
-
-
-def usage(store: SqlStore, tenant_id: str) -> tuple[tuple[int, int], tuple[int, int]]:
+def usage(sql_store: SqlStore, tenant_id: str) -> tuple[tuple[int, int], tuple[int, int]]:
     """(what the bookkeeping row says, what the rows hold)."""
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         kept = state_sql.tenant_state(conn, tenant_id)
         return (kept.entries, kept.bytes), state_sql.count_entries(conn, tenant_id)
 
@@ -63,7 +50,7 @@ async def test_the_tenant_default_ttl_applies_to_entries_set_without_one(
 
 
 async def test_usage_counts_stay_exact_through_every_write_path(
-    state: StateService, store: SqlStore, clock: FakeClock
+    state: StateService, sql_store: SqlStore, clock: FakeClock
 ):
     rng = random.Random(7)
     namespaces = [(), ("agent", "a"), ("agent", "a", "sub"), ("session", "s")]
@@ -99,15 +86,15 @@ async def test_usage_counts_stay_exact_through_every_write_path(
             clock.now += 600_000
         else:
             await state.sweep()
-        kept, counted = usage(store, "t1")
+        kept, counted = usage(sql_store, "t1")
         assert kept == counted, step
 
 
 async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(
-    store: SqlStore, clock: FakeClock
+    sql_store: SqlStore, clock: FakeClock
 ):
     state = StateService(
-        store, clock=clock, quotas=Quotas(store, {"state_entries": 3, "state_bytes": 0})
+        sql_store, clock=clock, quotas=Quotas(sql_store, {"state_entries": 3, "state_bytes": 0})
     )
     for key in "abc":
         await state.set("t1", (), key, 1)
@@ -122,10 +109,10 @@ async def test_entry_quota_is_429_naming_the_limit_and_changes_nothing(
 
 
 async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(
-    store: SqlStore, clock: FakeClock
+    sql_store: SqlStore, clock: FakeClock
 ):
     state = StateService(
-        store, clock=clock, quotas=Quotas(store, {"state_entries": 0, "state_bytes": 100})
+        sql_store, clock=clock, quotas=Quotas(sql_store, {"state_entries": 0, "state_bytes": 100})
     )
     await state.set("t1", (), "a", "x" * 58)  # 60 bytes
     with pytest.raises(QuotaExceeded) as full:
@@ -136,11 +123,11 @@ async def test_byte_quota_counts_values_and_413s_a_value_larger_than_it(
     with pytest.raises(PayloadTooLarge) as huge:
         await state.set("t1", (), "c", "x" * 200)
     assert huge.value.field == "value" and huge.value.limit == 100
-    assert usage(store, "t1")[0] == (2, 60)
+    assert usage(sql_store, "t1")[0] == (2, 60)
 
 
-async def test_expired_rows_count_until_swept(store: SqlStore, clock: FakeClock):
-    state = StateService(store, clock=clock, quotas=Quotas(store, {"state_entries": 2}))
+async def test_expired_rows_count_until_swept(sql_store: SqlStore, clock: FakeClock):
+    state = StateService(sql_store, clock=clock, quotas=Quotas(sql_store, {"state_entries": 2}))
     await state.set("t1", (), "a", 1, ttl=1)
     await state.set("t1", (), "b", 1, ttl=1)
     clock.now += 1_000_000
@@ -149,13 +136,13 @@ async def test_expired_rows_count_until_swept(store: SqlStore, clock: FakeClock)
         await state.set("t1", (), "c", 1)
     assert await state.sweep() == 1
     await state.set("t1", (), "c", 1)
-    assert usage(store, "t1")[0][0] == 2
+    assert usage(sql_store, "t1")[0][0] == 2
 
 
 async def test_one_replica_sweeps_at_a_time_and_another_takes_over(
-    store: SqlStore, clock: FakeClock
+    sql_store: SqlStore, clock: FakeClock
 ):
-    a, b = StateService(store, clock=clock), StateService(store, clock=clock)
+    a, b = StateService(sql_store, clock=clock), StateService(sql_store, clock=clock)
     a.lease_us = b.lease_us = 3_600_000_000
     await a.set("t1", (), "k", 1, ttl=1)
     clock.now += 1_000_000
@@ -167,17 +154,17 @@ async def test_one_replica_sweeps_at_a_time_and_another_takes_over(
     await a.close()
 
 
-async def test_sweeper_runs_in_the_background_and_stops_on_close(store: SqlStore):
+async def test_sweeper_runs_in_the_background_and_stops_on_close(sql_store: SqlStore):
     import asyncio
 
-    state = StateService(store)
+    state = StateService(sql_store)
     await state.set("t1", (), "k", 1, ttl=0.001)
     state.start_sweeping(0.01)
     try:
         for _ in range(500):
-            if usage(store, "t1")[1][0] == 0:
+            if usage(sql_store, "t1")[1][0] == 0:
                 break
             await asyncio.sleep(0.01)
-        assert usage(store, "t1") == ((0, 0), (0, 0))
+        assert usage(sql_store, "t1") == ((0, 0), (0, 0))
     finally:
         await state.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from sqlalchemy import select
 
 from agentmem_server.storage.sql import blocks as sql
@@ -13,25 +12,18 @@ from agentmem_server.storage.sql.schema import api_keys
 from agentmem_server.storage.sql.store import SqlStore
 
 
-@pytest.fixture
-def store(database_url: str):
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
-
-
-def test_create_then_second_create_is_refused(store: SqlStore):
-    with store.begin() as conn:
+def test_create_then_second_create_is_refused(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         first = sql.insert_block_if_missing(conn, "t1", "core", "", "a", 1, 1_000)
         second = sql.insert_block_if_missing(conn, "t1", "core", "", "b", 1, 2_000)
     assert first is not None and first.content == "a"
     assert second is None
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         assert sql.get_block(conn, "t1", "core", "").content == "a"
 
 
-def test_guarded_update_applies_only_on_matching_timestamp(store: SqlStore):
-    with store.begin() as conn:
+def test_guarded_update_applies_only_on_matching_timestamp(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         created = sql.insert_block_if_missing(conn, "t1", "core", "", "v1", 1, 1_000)
         stale = sql.guarded_update(
             conn,
@@ -59,8 +51,10 @@ def test_guarded_update_applies_only_on_matching_timestamp(store: SqlStore):
     assert current.content == "v2"
 
 
-def test_updated_at_strictly_increases_within_one_microsecond_and_on_clock_skew(store: SqlStore):
-    with store.begin() as conn:
+def test_updated_at_strictly_increases_within_one_microsecond_and_on_clock_skew(
+    sql_store: SqlStore,
+):
+    with sql_store.begin() as conn:
         row = sql.insert_block_if_missing(conn, "t1", "core", "", "v0", 1, 7_000)
         seen = [row.updated_at]
         for i, clock in enumerate(
@@ -80,8 +74,8 @@ def test_updated_at_strictly_increases_within_one_microsecond_and_on_clock_skew(
     assert seen == [7_000, 7_001, 7_002, 7_003]
 
 
-def test_core_append_respects_limit_and_changes_nothing_when_refused(store: SqlStore):
-    with store.begin() as conn:
+def test_core_append_respects_limit_and_changes_nothing_when_refused(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         sql.insert_block_if_missing(conn, "t1", "core", "a1", "12345", 1, 1_000)
         ok = sql.append_core_text(
             conn, "t1", "core", "a1", text="678", added_lines=1, limit_chars=9, now_us=2_000
@@ -95,8 +89,8 @@ def test_core_append_respects_limit_and_changes_nothing_when_refused(store: SqlS
     assert current.content == "12345\n678" and current.updated_at == 2_000
 
 
-def test_scopes_and_tenants_are_separate_rows(store: SqlStore):
-    with store.begin() as conn:
+def test_scopes_and_tenants_are_separate_rows(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         for tenant, agent in [("t1", ""), ("t1", "a1"), ("t2", "")]:
             sql.insert_block_if_missing(conn, tenant, "core", agent, f"{tenant}/{agent}", 1, 1_000)
         listed = sql.list_blocks(conn, "t1", ["", "a1"])
@@ -105,15 +99,15 @@ def test_scopes_and_tenants_are_separate_rows(store: SqlStore):
     assert [b.content for b in only_user] == ["t1/"]
 
 
-def test_concurrent_archival_reservations_get_disjoint_line_ranges(store: SqlStore):
-    with store.begin() as conn:
+def test_concurrent_archival_reservations_get_disjoint_line_ranges(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         block = sql.insert_block_if_missing(conn, "t1", "archival", "a1", "", 0, 1_000)
     ranges: list[tuple[int, int]] = []
     lock = threading.Lock()
 
     def append(n: int) -> None:
         for _ in range(5):
-            with store.begin() as conn:
+            with sql_store.begin() as conn:
                 row = sql.reserve_archival_lines(conn, block.id, n, 2_000)
                 first = row.line_count - n + 1
                 sql.insert_lines(
@@ -129,13 +123,13 @@ def test_concurrent_archival_reservations_get_disjoint_line_ranges(store: SqlSto
         t.join()
     covered = sorted(line for a, b in ranges for line in range(a, b + 1))
     assert covered == list(range(1, 5 * (1 + 2 + 3 + 4) + 1))
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         lines = sql.read_lines(conn, block.id, 1, None)
     assert lines == [f"line {i}" for i in range(1, 51)]
 
 
-def test_delete_removes_block_and_its_lines(store: SqlStore):
-    with store.begin() as conn:
+def test_delete_removes_block_and_its_lines(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         block = sql.insert_block_if_missing(conn, "t1", "archival", "", "", 2, 1_000)
         sql.insert_lines(conn, block.id, 1, ["x", "y"], 1_000)
         deleted = sql.delete_block(conn, "t1", "archival", "")
@@ -144,13 +138,13 @@ def test_delete_removes_block_and_its_lines(store: SqlStore):
     assert deleted == block.id and again is None and lines == []
 
 
-def test_keys_are_stored_hashed_and_revocation_is_immediate(store: SqlStore):
-    with store.begin() as conn:
+def test_keys_are_stored_hashed_and_revocation_is_immediate(sql_store: SqlStore):
+    with sql_store.begin() as conn:
         tenant, created = tenant_sql.get_or_create_tenant(conn, "acme", 1_000)
         _, created_again = tenant_sql.get_or_create_tenant(conn, "acme", 2_000)
         key, secret = tenant_sql.create_key(conn, tenant.id, 1_000)
     assert created and not created_again
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         stored = [r.key_hash for r in conn.execute(select(api_keys))]
         assert secret not in stored and tenant_sql.hash_key(secret) in stored
         assert tenant_sql.tenant_for_key(conn, secret) == tenant.id

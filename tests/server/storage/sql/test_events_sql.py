@@ -56,23 +56,18 @@ def test_two_replicas_writing_at_once_never_share_or_skip_a_seq(database_url: st
             store.close()
 
 
-def test_a_rolled_back_append_leaves_nothing(database_url: str):
-    store = SqlStore.open(database_url)
-    try:
-        assert _append(store, "t", "a") == 1
-        with pytest.raises(RuntimeError):
-            with store.begin() as conn:
-                events_sql.append_event(
-                    conn, "t", NewEvent("state", "set", "b"), at_us=1, data_cap_bytes=1024
-                )
-                raise RuntimeError("the write failed after its event")
-        assert _append(store, "t", "c") == 2
-        with store.begin() as conn:
-            assert [
-                r.key for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)
-            ] == ["a", "c"]
-    finally:
-        store.close()
+def test_a_rolled_back_append_leaves_nothing(sql_store: SqlStore):
+    assert _append(sql_store, "t", "a") == 1
+    with pytest.raises(RuntimeError):
+        with sql_store.begin() as conn:
+            events_sql.append_event(
+                conn, "t", NewEvent("state", "set", "b"), at_us=1, data_cap_bytes=1024
+            )
+            raise RuntimeError("the write failed after its event")
+    assert _append(sql_store, "t", "c") == 2
+    with sql_store.begin() as conn:
+        kept = events_sql.read_events(conn, "t", after=0, through=99, limit=9)
+        assert [r.key for r in kept] == ["a", "c"]
 
 
 def test_data_past_the_cap_drops_the_value_and_says_so(tmp_path):
@@ -128,19 +123,14 @@ def test_filter_matches_exactly():
     assert not EventFilter(kinds=("core",)).matches(row)
 
 
-def test_prune_removes_a_prefix_and_records_where_it_ends(database_url: str):
-    store = SqlStore.open(database_url)
-    try:
-        for at in (10, 20, 30, 40):
-            _append(store, "t", "k", at_us=at)
-        _append(store, "u", "k", at_us=50)
-        with store.begin() as conn:
-            assert events_sql.prune_before(conn, 35) == 3
-            assert events_sql.log_bounds(conn, "t") == events_sql.LogBounds(4, 3)
-            assert events_sql.log_bounds(conn, "u") == events_sql.LogBounds(1, 0)
-            assert [
-                r.seq for r in events_sql.read_events(conn, "t", after=0, through=99, limit=9)
-            ] == [4]
-        assert _append(store, "t", "k", at_us=60) == 5  # numbers are never reused
-    finally:
-        store.close()
+def test_prune_removes_a_prefix_and_records_where_it_ends(sql_store: SqlStore):
+    for at in (10, 20, 30, 40):
+        _append(sql_store, "t", "k", at_us=at)
+    _append(sql_store, "u", "k", at_us=50)
+    with sql_store.begin() as conn:
+        assert events_sql.prune_before(conn, 35) == 3
+        assert events_sql.log_bounds(conn, "t") == events_sql.LogBounds(4, 3)
+        assert events_sql.log_bounds(conn, "u") == events_sql.LogBounds(1, 0)
+        kept = events_sql.read_events(conn, "t", after=0, through=99, limit=9)
+        assert [r.seq for r in kept] == [4]
+    assert _append(sql_store, "t", "k", at_us=60) == 5  # numbers are never reused

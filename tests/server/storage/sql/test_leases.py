@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from agentmem_server.storage.sql import leases as sql
 from agentmem_server.storage.sql.leases import SqlLeases
@@ -15,15 +12,8 @@ from agentmem_server.storage.sql.store import SqlStore
 SECOND = 1_000_000
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
-
-
-def test_one_holder_at_a_time_until_it_releases_or_expires(store: SqlStore) -> None:
-    with store.begin() as conn:
+def test_one_holder_at_a_time_until_it_releases_or_expires(sql_store: SqlStore) -> None:
+    with sql_store.begin() as conn:
         assert sql.acquire(conn, "archival:t", "a", 0, 10 * SECOND)
         assert not sql.acquire(conn, "archival:t", "b", 5 * SECOND, 10 * SECOND)
         assert sql.acquire(conn, "archival:other", "b", 5 * SECOND, 10 * SECOND)
@@ -41,13 +31,13 @@ def test_one_holder_at_a_time_until_it_releases_or_expires(store: SqlStore) -> N
         assert sql.acquire(conn, "archival:t", "c", 16 * SECOND, 10 * SECOND)
 
 
-def test_concurrent_takers_get_one_lease(store: SqlStore) -> None:
+def test_concurrent_takers_get_one_lease(sql_store: SqlStore) -> None:
     won: list[str] = []
     barrier = threading.Barrier(8)
 
     def take(holder: str) -> None:
         barrier.wait()
-        with store.begin() as conn:
+        with sql_store.begin() as conn:
             if sql.acquire(conn, "archival:race", holder, 0, 60 * SECOND):
                 won.append(holder)
 
@@ -59,8 +49,8 @@ def test_concurrent_takers_get_one_lease(store: SqlStore) -> None:
     assert len(won) == 1, won
 
 
-async def test_sql_leases_object(store: SqlStore) -> None:
-    a, b = SqlLeases(store, holder="a"), SqlLeases(store, holder="b")
+async def test_sql_leases_object(sql_store: SqlStore) -> None:
+    a, b = SqlLeases(sql_store, holder="a"), SqlLeases(sql_store, holder="b")
     assert await a.acquire("archival:x", ttl_s=30)
     assert not await b.acquire("archival:x", ttl_s=30)
     await a.release("archival:x")

@@ -98,10 +98,6 @@ def test_upgrade_is_idempotent(old_database: str):
         store.close()
 
 
-def test_a_fresh_database_needs_no_upgrade(database_url: str):
-    store = SqlStore.open(database_url)
-    try:
-        with store.begin() as conn:
-            assert migrations.upgrade(conn) == []
-    finally:
-        store.close()
+def test_a_fresh_database_needs_no_upgrade(sql_store: SqlStore):
+    with sql_store.begin() as conn:
+        assert migrations.upgrade(conn) == []

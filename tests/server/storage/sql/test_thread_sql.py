@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from agentmem_server.services.prompt import message_tokens, select_history
 from agentmem_server.storage.sql import threads as sql
 from agentmem_server.storage.sql.conversations import insert_agent, list_messages, save_turn
@@ -15,16 +13,9 @@ from agentmem_server.storage.sql.store import SqlStore
 T = "ten_a"
 
 
-@pytest.fixture
-def store(database_url: str):
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
-
-
-def test_read_back_selects_the_same_history_as_the_whole_thread(store: SqlStore):
+def test_read_back_selects_the_same_history_as_the_whole_thread(sql_store: SqlStore):
     rng = random.Random(16)
-    with store.begin() as conn:
+    with sql_store.begin() as conn:
         insert_agent(conn, T, "helper", instructions="", model=None, metadata={}, now_us=1)
         sql.insert_thread(conn, T, "thr_1", agent_id="helper", title=None, metadata={}, now_us=1)
         for i in range(400):
