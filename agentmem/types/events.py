@@ -26,10 +26,11 @@ class MemoryEvent(ResponseModel):
     """`state`, `core`, `archival`, `agent` or `thread` (new kinds may appear)."""
     action: str = Field(examples=["update"])
     """What happened: `set`/`delete`/`expire`/`clear` (state), `update`/`append`/`delete`
-    (blocks), `create`/`delete` (agents, threads)."""
+    (blocks), `create`/`delete` (agents), `create`/`update`/`append`/`delete_messages`/
+    `compact`/`delete` (threads)."""
     namespace: list[str] = Field(default_factory=list, examples=[["agent", "travel"]])
-    """Where: the state entry's namespace; `["agent", id]` for an agent's blocks and the agent
-    itself; `[]` for the user scope."""
+    """Where: the state entry's namespace; `["agent", id]` for an agent's blocks, its threads
+    and the agent itself; `[]` for the user scope and threads without an agent."""
     scope: Optional[Literal["user", "agent"]] = Field(default=None, examples=["agent"])
     """For block events: `user` or `agent`."""
     agent_id: Optional[str] = Field(default=None, examples=["travel"])
@@ -39,7 +40,9 @@ class MemoryEvent(ResponseModel):
     data: Any = Field(default=None, examples=[{"tier": "gold"}])
     """What a subscriber needs without a second read. State: the new value itself (any JSON;
     `None` for deletions). Blocks: an object with `updated_at`, `line_count`, core `content`
-    (the whole text after the write) and, for appends, `start_line` and `end_line`."""
+    (the whole text after the write) and, for appends, `start_line` and `end_line`. Threads:
+    their fields (create/update), the messages added with their range (`append`), see
+    docs/events.md."""
     updated_at: Optional[datetime] = Field(default=None, examples=[_AT])
     """The entry's or block's `updated_at` after the write (pass it as `expected_updated_at`)."""
     truncated: bool = Field(default=False, examples=[False])

@@ -13,6 +13,7 @@ from ..errors import Conflict, NotFound
 from ..storage.base import now_micros
 from ..storage.sql import conversations as conversations_sql
 from ..storage.sql.events import NewEvent
+from .threads import thread_event
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
@@ -101,8 +102,13 @@ class AgentService:
             await self._state.delete_agent_namespace(tenant_id, agent_id)
 
         def delete(conn: Connection) -> bool:
+            threads = conversations_sql.agent_thread_ids(conn, tenant_id, agent_id)
             gone = conversations_sql.delete_agent(conn, tenant_id, agent_id)
             if gone and self._events is not None:
+                # Each thread's deletion too: a subscriber following threads learns of it.
+                for thread_id in threads:
+                    event = thread_event("delete", thread_id, agent_id)
+                    self._events.record(conn, tenant_id, event)
                 self._events.record(conn, tenant_id, agent_event("delete", agent_id))
             return gone
 

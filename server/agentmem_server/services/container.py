@@ -123,6 +123,7 @@ async def build_services(settings: Settings) -> Services:
         default_model=settings.llm_model,
         compact_token_budget=settings.thread_compact_token_budget,
         compact_keep_last=settings.thread_compact_keep_last,
+        events=events,
     )
     runs = RunService(
         settings=settings,

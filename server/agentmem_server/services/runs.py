@@ -146,7 +146,7 @@ class RunService:
         finished_us = now_micros()
 
         def write(conn: Connection) -> bool:
-            return conversations_sql.save_turn(
+            saved = conversations_sql.save_turn(
                 conn,
                 tenant_id=tenant_id,
                 agent_id=agent_id,
@@ -159,6 +159,18 @@ class RunService:
                 finished_us=finished_us,
                 record=record,
             )
+            if saved is None:
+                return False
+            self._threads.record_turn(
+                conn,
+                tenant_id,
+                saved,
+                new_thread=new_thread,
+                run_id=run_id,
+                user_message=request.message,
+                output=result.output,
+            )
+            return True
 
         for attempt in range(SAVE_ATTEMPTS):
             try:
@@ -173,6 +185,7 @@ class RunService:
                 f"agent {agent_id!r} or thread {thread_id!r} was deleted during the run "
                 "(or the thread was bound to another agent)"
             )
+        self._threads.committed(tenant_id)
         await self._threads.compact_if_over_budget(tenant_id, thread_id)
         return RunResult(
             id=run_id,

@@ -16,6 +16,7 @@ import base64
 import binascii
 import builtins
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from sqlalchemy import Connection
@@ -37,12 +38,14 @@ from ..providers.base import ChatProvider
 from ..storage.base import from_micros, now_micros
 from ..storage.sql import conversations as conversations_sql
 from ..storage.sql import threads as threads_sql
-from ..storage.sql.conversations import ThreadRow
+from ..storage.sql.conversations import SavedTurn, ThreadRow
+from ..storage.sql.events import NewEvent
 from .compaction import SUMMARY_HEADER, archival_lines, split_point, summarise
 from .prompt import message_tokens
 
 if TYPE_CHECKING:
     from ..storage.sql.store import SqlStore
+    from .events import EventLog
     from .memory import MemoryService
 
 log = logging.getLogger("agentmem.threads")
@@ -61,6 +64,50 @@ def thread_model(row: ThreadRow) -> Thread:
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
     )
+
+
+def thread_event(
+    action: str, thread_id: str, agent_id: str, data: Optional[dict[str, Any]] = None
+) -> NewEvent:
+    """The change-feed event of a thread write: keyed by the thread id, in its agent's namespace
+    (`("agent", id)`, or `()` while no agent is bound), so `namespace="agent/x"` follows agent x
+    and its threads together."""
+    return NewEvent(
+        kind="thread",
+        action=action,
+        key=thread_id,
+        namespace=("agent", agent_id) if agent_id else (),
+        agent_id=agent_id or None,
+        data=data,
+    )
+
+
+def thread_data(row: ThreadRow) -> dict[str, Any]:
+    """What `create` and `update` events carry: the thread's fields after the write."""
+    return {
+        "agent_id": row.agent_id or None,
+        "title": row.title,
+        "metadata": row.metadata,
+        "updated_at": from_micros(row.updated_at).isoformat(),
+    }
+
+
+def messages_data(
+    items: Sequence[tuple[str, str, str, str]], run_id: Optional[str] = None
+) -> dict[str, Any]:
+    """What an `append` event carries for (id, role, kind, content) items, in order: the range
+    (`first_id`, `last_id`, `count`) always, the messages themselves while they fit the event
+    data cap (`messages` is left out past it, and the event says `truncated`)."""
+    return {
+        "count": len(items),
+        "first_id": items[0][0],
+        "last_id": items[-1][0],
+        "run_id": run_id,
+        "messages": [
+            {"id": i, "role": role, "kind": kind, "content": content}
+            for i, role, kind, content in items
+        ],
+    }
 
 
 def no_thread(thread_id: str) -> NotFound:
@@ -94,6 +141,7 @@ class ThreadService:
         default_model: str = "",
         compact_token_budget: int = 0,
         compact_keep_last: int = 20,
+        events: Optional[EventLog] = None,
     ):
         """`memory` and `provider` are what compaction needs (the archival memory the turns move
         to, the model that summarises them); `compact_token_budget` > 0 turns on compaction after
@@ -104,6 +152,51 @@ class ThreadService:
         self._default_model = default_model
         self.compact_token_budget = compact_token_budget
         self.compact_keep_last = compact_keep_last
+        self._events = events
+
+    # ---- the change feed --------------------------------------------------------------------
+
+    def record(self, conn: Connection, tenant_id: str, event: NewEvent) -> None:
+        """Record a thread event in the write's transaction (its last step)."""
+        if self._events is not None:
+            self._events.record(conn, tenant_id, event)
+
+    def committed(self, tenant_id: str) -> None:
+        if self._events is not None:
+            self._events.committed(tenant_id)
+
+    def record_turn(
+        self,
+        conn: Connection,
+        tenant_id: str,
+        saved: SavedTurn,
+        *,
+        new_thread: bool,
+        run_id: str,
+        user_message: str,
+        output: str,
+    ) -> None:
+        """The events of a run's turn, in its transaction: the thread's creation (a run without
+        `thread_id`) or binding (a thread no agent had), then its two messages."""
+        row = saved.thread
+        if new_thread:
+            self.record(
+                conn, tenant_id, thread_event("create", row.id, row.agent_id, thread_data(row))
+            )
+        elif saved.bound:
+            self.record(
+                conn, tenant_id, thread_event("update", row.id, row.agent_id, thread_data(row))
+            )
+        user_id, answer_id = saved.message_ids
+        items = [
+            (user_id, "user", "message", user_message),
+            (answer_id, "assistant", "message", output),
+        ]
+        self.record(
+            conn,
+            tenant_id,
+            thread_event("append", row.id, row.agent_id, messages_data(items, run_id)),
+        )
 
     # ---- threads ----------------------------------------------------------------------------
 
@@ -114,7 +207,7 @@ class ThreadService:
             if request.agent_id is not None:
                 if conversations_sql.get_agent(conn, tenant_id, request.agent_id) is None:
                     return None
-            return threads_sql.insert_thread(
+            row = threads_sql.insert_thread(
                 conn,
                 tenant_id,
                 thread_id,
@@ -123,10 +216,15 @@ class ThreadService:
                 metadata=request.metadata,
                 now_us=now_micros(),
             )
+            self.record(
+                conn, tenant_id, thread_event("create", row.id, row.agent_id, thread_data(row))
+            )
+            return row
 
         row = await self._sql.run_in_transaction(write)
         if row is None:
             raise NotFound(f"no agent {request.agent_id!r}", field="agent_id")
+        self.committed(tenant_id)
         return thread_model(row)
 
     async def list(
@@ -161,17 +259,33 @@ class ThreadService:
             if request.metadata is None:
                 raise InvalidInput("metadata must be a JSON object", field="metadata")
             values["metadata"] = request.metadata
-        row = await self._sql.run_in_transaction(
-            threads_sql.update_thread, tenant_id, thread_id, values, now_micros()
-        )
+
+        def write(conn: Connection) -> Optional[ThreadRow]:
+            row = threads_sql.update_thread(conn, tenant_id, thread_id, values, now_micros())
+            if row is not None:
+                event = thread_event("update", row.id, row.agent_id, thread_data(row))
+                self.record(conn, tenant_id, event)
+            return row
+
+        row = await self._sql.run_in_transaction(write)
         if row is None:
             raise no_thread(thread_id)
+        self.committed(tenant_id)
         return thread_model(row)
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
         """Deletes the thread with its messages and run records."""
-        if not await self._sql.run_in_transaction(threads_sql.delete_thread, tenant_id, thread_id):
+
+        def write(conn: Connection) -> bool:
+            row = threads_sql.lock_thread(conn, tenant_id, thread_id)
+            if row is None or not threads_sql.delete_thread(conn, tenant_id, thread_id):
+                return False
+            self.record(conn, tenant_id, thread_event("delete", thread_id, row.agent_id))
+            return True
+
+        if not await self._sql.run_in_transaction(write):
             raise no_thread(thread_id)
+        self.committed(tenant_id)
 
     # ---- messages ---------------------------------------------------------------------------
 
@@ -267,13 +381,19 @@ class ThreadService:
         items = [(m.role, m.content) for m in request.messages]
 
         def write(conn: Connection) -> builtins.list[Message]:
-            if threads_sql.lock_thread(conn, tenant_id, thread_id) is None:
+            thread = threads_sql.lock_thread(conn, tenant_id, thread_id)
+            if thread is None:
                 raise no_thread(thread_id)
-            return threads_sql.append_messages(conn, tenant_id, thread_id, items, now_micros())
+            added = threads_sql.append_messages(conn, tenant_id, thread_id, items, now_micros())
+            data = messages_data([(m.id, m.role, m.kind, m.content) for m in added])
+            self.record(conn, tenant_id, thread_event("append", thread_id, thread.agent_id, data))
+            return added
 
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                return await self._sql.run_in_transaction(write)
+                added = await self._sql.run_in_transaction(write)
+                self.committed(tenant_id)
+                return added
             except IntegrityError:
                 # Another writer took our sequence numbers (or deleted the thread); try again.
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -286,7 +406,8 @@ class ThreadService:
         """Deletes the thread's messages, or only those before the message `before`; how many."""
 
         def write(conn: Connection) -> int:
-            if threads_sql.lock_thread(conn, tenant_id, thread_id) is None:
+            thread = threads_sql.lock_thread(conn, tenant_id, thread_id)
+            if thread is None:
                 raise no_thread(thread_id)
             before_seq = None
             if before is not None:
@@ -295,9 +416,17 @@ class ThreadService:
                     raise NotFound(
                         f"thread {thread_id!r} has no message {before!r}", field="before"
                     )
-            return threads_sql.delete_messages(conn, tenant_id, thread_id, before_seq=before_seq)
+            count = threads_sql.delete_messages(conn, tenant_id, thread_id, before_seq=before_seq)
+            if count:
+                data = {"count": count, "before": before}
+                event = thread_event("delete_messages", thread_id, thread.agent_id, data)
+                self.record(conn, tenant_id, event)
+            return count
 
-        return await self._sql.run_in_transaction(write)
+        deleted = await self._sql.run_in_transaction(write)
+        if deleted:
+            self.committed(tenant_id)
+        return deleted
 
     # ---- compaction -------------------------------------------------------------------------
 
@@ -333,6 +462,7 @@ class ThreadService:
         moved = sum(1 for m in older if m.kind != "summary")
         content = SUMMARY_HEADER.format(count=moved) + "\n" + summary_text
         lines = archival_lines(older)
+        agent_id = thread.agent_id
         done: builtins.list[Message] = []
 
         def swap(conn: Connection) -> None:
@@ -352,7 +482,14 @@ class ThreadService:
                     "compact again",
                     field="thread_id",
                 )
-            done.append(summary)
+            done[:] = [summary]  # the last attempt's (an append that retries runs this again)
+            data = {
+                "compacted": len(older),
+                "archived_lines": len(lines),
+                "summary_id": summary.id,
+                "content": summary.content,
+            }
+            self.record(conn, tenant_id, thread_event("compact", thread_id, agent_id, data))
 
         if lines:
             await self._memory.append_archival_lines(
@@ -360,6 +497,7 @@ class ThreadService:
             )
         else:
             await self._sql.run_in_transaction(swap)
+        self.committed(tenant_id)
         return CompactResult(
             thread_id=thread_id, compacted=len(older), archived_lines=len(lines), summary=done[0]
         )

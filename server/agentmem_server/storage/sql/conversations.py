@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from sqlalchemy import Connection, Row, delete, func, insert, literal, select, update
@@ -115,6 +115,16 @@ def list_agents(conn: Connection, tenant_id: str) -> list[Agent]:
     return [_agent(r) for r in rows]
 
 
+def agent_thread_ids(conn: Connection, tenant_id: str, agent_id: str) -> list[str]:
+    """The ids of the agent's threads, in id order."""
+    rows = conn.execute(
+        select(threads.c.id)
+        .where(threads.c.tenant_id == tenant_id, threads.c.agent_id == agent_id)
+        .order_by(threads.c.id)
+    )
+    return list(rows.scalars())
+
+
 def delete_agent(conn: Connection, tenant_id: str, agent_id: str) -> bool:
     """Removes the agent with its threads, messages and runs; False when there was no agent."""
     thread_ids = select(threads.c.id).where(
@@ -179,7 +189,7 @@ def _append_message(
     content: str,
     run_id: str,
     now_us: int,
-) -> None:
+) -> str:
     # seq is computed inside the INSERT so two turns racing on one thread collide on the unique
     # (thread_id, seq) key instead of silently interleaving; the caller retries the transaction.
     next_seq = (
@@ -187,11 +197,12 @@ def _append_message(
         .where(messages.c.thread_id == thread_id)
         .scalar_subquery()
     )
+    message_id = new_id(MESSAGE)
     conn.execute(
         insert(messages).from_select(
             ["id", "tenant_id", "thread_id", "seq", "role", "content", "run_id", "created_at"],
             select(
-                literal(new_id(MESSAGE)),
+                literal(message_id),
                 literal(tenant_id),
                 literal(thread_id),
                 next_seq,
@@ -202,6 +213,7 @@ def _append_message(
             ),
         )
     )
+    return message_id
 
 
 def insert_run(
@@ -228,6 +240,16 @@ def insert_run(
     )
 
 
+@dataclass(frozen=True)
+class SavedTurn:
+    thread: ThreadRow
+    """The thread after the turn (bound to the run's agent)."""
+    bound: bool
+    """The turn bound a thread that had no agent."""
+    message_ids: tuple[str, str]
+    """The user message's and the answer's."""
+
+
 def save_turn(
     conn: Connection,
     *,
@@ -241,12 +263,13 @@ def save_turn(
     started_us: int,
     finished_us: int,
     record: dict[str, Any],
-) -> bool:
-    """Writes one finished turn; False (nothing written) when the agent or thread is gone
+) -> Optional[SavedTurn]:
+    """Writes one finished turn; None (nothing written) when the agent or thread is gone
     meanwhile, or the thread was bound to another agent meanwhile. A thread no agent had yet is
     bound to this one."""
     if get_agent(conn, tenant_id, agent_id) is None:
-        return False
+        return None
+    bound = False
     if new_thread:
         conn.execute(
             insert(threads).values(
@@ -257,18 +280,24 @@ def save_turn(
                 updated_at=started_us,
             )
         )
+        thread = ThreadRow(thread_id, tenant_id, agent_id, started_us, None, {}, started_us)
     else:
-        thread = get_thread(conn, tenant_id, thread_id, for_update=True)
-        if thread is None or thread.agent_id not in ("", agent_id):
-            return False
-        if thread.agent_id == "":
+        found = get_thread(conn, tenant_id, thread_id, for_update=True)
+        if found is None or found.agent_id not in ("", agent_id):
+            return None
+        thread = found
+        if found.agent_id == "":
             conn.execute(
                 update(threads)
                 .where(threads.c.tenant_id == tenant_id, threads.c.id == thread_id)
                 .values(agent_id=agent_id, updated_at=finished_us)
             )
-    _append_message(conn, tenant_id, thread_id, "user", user_message, run_id, started_us)
-    _append_message(conn, tenant_id, thread_id, "assistant", output, run_id, finished_us)
+            bound = True
+            thread = replace(found, agent_id=agent_id, updated_at=finished_us)
+    user_id = _append_message(conn, tenant_id, thread_id, "user", user_message, run_id, started_us)
+    answer_id = _append_message(
+        conn, tenant_id, thread_id, "assistant", output, run_id, finished_us
+    )
     insert_run(
         conn,
         tenant_id=tenant_id,
@@ -279,7 +308,7 @@ def save_turn(
         replay_of=None,
         record=record,
     )
-    return True
+    return SavedTurn(thread, bound, (user_id, answer_id))
 
 
 # ---- runs -----------------------------------------------------------------------------------

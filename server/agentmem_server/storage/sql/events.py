@@ -35,7 +35,7 @@ from .schema import event_counters, memory_events
 NOTIFY_CHANNEL = "agentmem_events"
 """PostgreSQL NOTIFY channel: the payload is the tenant id, sent when its write commits."""
 
-CAPPED_FIELDS = ("value", "content")
+CAPPED_FIELDS = ("value", "content", "messages")
 """The fields of `data` left out (and `truncated` set) when the event would pass the cap."""
 
 
