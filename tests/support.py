@@ -98,6 +98,10 @@ def auth(key: str) -> dict[str, str]:
 
 # ---- server processes -----------------------------------------------------------------------
 
+READY_TIMEOUT_S = 300.0
+"""How long a server (process or thread) or the CLI may take to come up. Generous on purpose:
+on a loaded 2-core box 60-120 s was too little; a server that exits instead fails at once."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -127,7 +131,7 @@ def create_key(env: dict[str, str], tenant: str) -> str:
         capture_output=True,
         text=True,
         check=True,
-        timeout=120,
+        timeout=READY_TIMEOUT_S,
     )
     return out.stdout.strip().splitlines()[-1]
 
@@ -157,7 +161,7 @@ class ServerProcess:
             )
         self._log_path = log_path
 
-    def wait_ready(self, timeout: float = 120.0) -> ServerProcess:
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -621,10 +625,10 @@ def serve_in_thread(app) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while not server.started:
             assert thread.is_alive(), "uvicorn failed to start"
-            assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
+            assert time.monotonic() < deadline, f"uvicorn did not start within {READY_TIMEOUT_S} s"
             time.sleep(0.02)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import types
@@ -31,13 +32,8 @@ def test_all_is_exactly_the_public_names_sorted() -> None:
     """As strict as httpx's test: every public name `import agentmem` defines is exported, in
     sorted order, and nothing private is (but `__version__`). A fresh interpreter, so names
     other tests' imports add to the package (submodules) do not count."""
-    code = "import agentmem, json; print(json.dumps(list(vars(agentmem))))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    )
-    public = [
-        name for name in json.loads(out.stdout) if not name.startswith("_") or name == "__version__"
-    ]
+    out = fresh_python("import agentmem, json; print(json.dumps(list(vars(agentmem))))")
+    public = [name for name in json.loads(out) if not name.startswith("_") or name == "__version__"]
     assert agentmem.__all__ == sorted(public)
 
 
@@ -49,10 +45,7 @@ def test_subpackage_all_is_exactly_its_public_names_sorted(package: str) -> None
         f"import json, types, {package} as p\n"
         "print(json.dumps([n for n, v in vars(p).items() if not isinstance(v, types.ModuleType)]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
-    )
-    public = sorted(name for name in json.loads(out.stdout) if not name.startswith("_"))
+    public = sorted(name for name in json.loads(fresh_python(code)) if not name.startswith("_"))
     assert importlib.import_module(package).__all__ == public
 
 
@@ -69,13 +62,44 @@ def test_policy_and_options_are_importable_from_the_top_level() -> None:
 
 
 def test_import_loads_no_server_or_ml_dependencies() -> None:
-    code = (
-        "import sys, agentmem\n"
-        "client = agentmem.Client(api_key='k')\n"
-        "client.memory, client.agents, client.runs, client.threads, client.admin\n"
-        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
-    )
+    """Each heavy module the client's import pulls in is named with the import chain that
+    brought it, and one already there when the interpreter started (a .pth file) too."""
+    code = f"""
+import json, sys, traceback
+heavy = {HEAVY_MODULES!r}
+found = {{m: "loaded at interpreter start" for m in heavy if m in sys.modules}}
+
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in heavy and name.split(".")[0] not in found:
+            stack = [f for f in traceback.extract_stack()[:-1] if "<frozen" not in f.filename]
+            found[name.split(".")[0]] = "".join(traceback.format_list(stack[-12:]))
+        return None
+
+sys.meta_path.insert(0, Spy())
+import agentmem
+client = agentmem.Client(api_key="k")
+client.memory, client.agents, client.runs, client.threads, client.admin, client.state
+client.close()
+print(json.dumps(found))
+"""
+    found = json.loads(fresh_python(code))
+    assert found == {}, "\n".join(f"{m}:\n{how}" for m, how in found.items())
+
+
+def fresh_python(code: str) -> str:
+    """What `code` prints, run by a new interpreter of this environment: isolated (`-I`: no
+    PYTHON* variable, no current folder on the path) and with a bare environment, so nothing of
+    this test process or of the shell it came from (a PYTHONPATH, a sitecustomize, a
+    PYTHONSTARTUP) is imported alongside. The timeout only stops a hung child."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        timeout=600,
     )
-    assert result.stdout.strip() == "[]", result.stdout + result.stderr
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stderr}"
+    return result.stdout

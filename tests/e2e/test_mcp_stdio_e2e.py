@@ -13,7 +13,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from support import ServerProcess, create_key
+from support import READY_TIMEOUT_S, ServerProcess, create_key
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ def test_without_a_key_the_command_says_what_to_set(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=READY_TIMEOUT_S,
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2

@@ -30,7 +30,7 @@ def test_model_switch_needs_reindex(start_server, tmp_path: Path):
     env = server_env(data, embedding_model="hash:256")
     refused = ServerProcess(env, tmp_path / "refused.log")
     with pytest.raises(RuntimeError) as info:
-        refused.wait_ready(timeout=120)
+        refused.wait_ready()
     assert "agentmem reindex" in str(info.value)
 
     done = subprocess.run(

@@ -12,7 +12,7 @@ import pytest
 
 import agentmem
 
-from support import free_port, server_env
+from support import READY_TIMEOUT_S, free_port, server_env
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def _serve_and_read_banner(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         lines = log.read_text().splitlines()
         url = next((ln.split(": ", 1)[1] for ln in lines if ln.startswith("URL: ")), None)

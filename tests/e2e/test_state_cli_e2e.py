@@ -11,7 +11,7 @@ import pytest
 
 import agentmem
 
-from support import create_key
+from support import READY_TIMEOUT_S, create_key
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=READY_TIMEOUT_S,
     )
 
 

@@ -16,13 +16,15 @@ from fastapi.testclient import TestClient
 
 from agentmem_server import create_app
 
-from support import auth, free_port, make_settings, server_env
+from support import READY_TIMEOUT_S, auth, free_port, make_settings, server_env
 
 CLI = [sys.executable, "-m", "agentmem_server.cli"]
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=READY_TIMEOUT_S
+    )
 
 
 def _env_without_data_dir() -> dict[str, str]:
@@ -84,7 +86,7 @@ def test_the_try_line_of_make_run_works_outside_the_venv(tmp_path: Path) -> None
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + READY_TIMEOUT_S
         try_line = None
         while time.monotonic() < deadline and proc.poll() is None:
             try_line = next(
@@ -107,7 +109,7 @@ def test_the_try_line_of_make_run_works_outside_the_venv(tmp_path: Path) -> None
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=READY_TIMEOUT_S,
         )
         assert result.returncode == 0, f"{shlex.quote(command)}\n{result.stdout}{result.stderr}"
         assert result.stdout.strip() == "[]"  # the new tenant has no memory yet
