@@ -6,7 +6,8 @@
 Starts `agentmem serve` (the bundled MiniLM, SQLite), sends one archival append of `--mib` MiB
 (`--shape lines`: ~60-character lines; `--shape line`: one line) and, while it runs, one
 `GET /healthz` every `--every-ms` from another client, for at most `--window-s` seconds. Reports
-the append's time, the health checks' p50/p99/max, and the server's RSS before, at the end of the
+the append's time, the health checks' p50/p99/max (also for `--idle-s` before it: the box's own
+noise), and the server's RSS before, at the end of the
 append, and `--settle-s` later (the heap given back). The box is shared and noisy: read the
 ratios of runs made together, not one figure alone.
 """
@@ -48,6 +49,30 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def latency(samples: list[float]) -> dict:
+    return {
+        "n": len(samples),
+        "p50_ms": round(statistics.median(samples) * 1000, 1),
+        "p99_ms": round(percentile(samples, 0.99) * 1000, 1),
+        "max_ms": round(max(samples) * 1000, 1),
+    }
+
+
+def probe_healthz(url: str, seconds: float, every_ms: float, done: threading.Event) -> list[float]:
+    """`GET /healthz` every `every_ms` for `seconds` or until `done`: the latencies (s)."""
+    import httpx
+
+    samples: list[float] = []
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=60) as probe:
+        while not done.is_set() and time.monotonic() < deadline:
+            t = time.perf_counter()
+            probe.get("/healthz")
+            samples.append(time.perf_counter() - t)
+            time.sleep(max(0.0, every_ms / 1000 - (time.perf_counter() - t)))
+    return samples
+
+
 def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
     import httpx
 
@@ -61,6 +86,7 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
             ) as warm:  # model warm, lazy imports done
                 warm.post("/v1/memory/archival/append", json={"text": "warm up"}, headers=headers)
             rss_before = server.rss_mb()
+            idle = probe_healthz(server.url, args.idle_s, args.every_ms, threading.Event())
             done = threading.Event()
             result: dict = {}
 
@@ -77,14 +103,7 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
 
             worker = threading.Thread(target=append, daemon=True)
             worker.start()
-            samples: list[float] = []
-            deadline = time.monotonic() + args.window_s
-            with httpx.Client(base_url=server.url, timeout=60) as probe:
-                while not done.is_set() and time.monotonic() < deadline:
-                    t = time.perf_counter()
-                    probe.get("/healthz")
-                    samples.append(time.perf_counter() - t)
-                    time.sleep(max(0.0, args.every_ms / 1000 - (time.perf_counter() - t)))
+            samples = probe_healthz(server.url, args.window_s, args.every_ms, done)
             finished = done.wait(timeout=args.wait_s)
             if finished:
                 time.sleep(args.settle_s)
@@ -92,12 +111,8 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
                 "code": str(code) if code else "this checkout",
                 "append_finished": finished,
                 **result,
-                "healthz": {
-                    "n": len(samples),
-                    "p50_ms": round(statistics.median(samples) * 1000, 1),
-                    "p99_ms": round(percentile(samples, 0.99) * 1000, 1),
-                    "max_ms": round(max(samples) * 1000, 1),
-                },
+                "healthz_idle": latency(idle),
+                "healthz": latency(samples),
                 "rss_before_mb": rss_before,
                 "rss_settled_mb": server.rss_mb() if finished else None,
             }
@@ -130,6 +145,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         "--wait-s", type=float, default=3600.0, help="then wait this long for the append"
     )
     parser.add_argument("--settle-s", type=float, default=3.0)
+    parser.add_argument(
+        "--idle-s",
+        type=float,
+        default=15.0,
+        help="health checks before the append (the box's noise)",
+    )
     parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure first")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

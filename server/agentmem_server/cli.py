@@ -96,6 +96,7 @@ def serve(
     import uvicorn
 
     from .app import create_app, end_streams
+    from .memtrim import freeze_heap
 
     settings = Settings()
     if dev_key:
@@ -114,6 +115,13 @@ def serve(
     application = create_app(settings)
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Optional[list[socket.socket]] = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                # This process is the server's alone: what start-up built lives until it
+                # exits, so the collector need not walk it again (memtrim.freeze_heap).
+                freeze_heap()
+
         async def shutdown(self, sockets: Optional[list[socket.socket]] = None) -> None:
             # Open event streams never finish by themselves, and uvicorn waits for open
             # responses before it runs the lifespan's shutdown: end them first.

@@ -6,20 +6,30 @@
   chunking to end.
 - Checking every chunk in one batch makes the same chunks as checking each as it grows.
 - The import body's line splitter is linear in a long line (before: quadratic).
+- Bulk embedding lanes run at a lower OS priority than the query lane and the event loop, and a
+  query has a tokenizer of its own (before: one lock shared with the bulk lanes).
+- `agentmem serve` freezes its start-up heap, so a full garbage collection no longer walks
+  ~300k objects while no thread may run Python (0.1-1 s pauses on a busy box).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+import sys
 import threading
 import time
+import weakref
 
 import pytest
 
 from agentmem_server import chunking
 from agentmem_server.api.routes.transfer import _lines
 from agentmem_server.chunking import ChunkBudget, ChunkingStopped, _chunk, _Lines, chunk_lines
+from agentmem_server.embedding import EmbeddingBatcher, HashEmbedder
+from agentmem_server.memtrim import freeze_heap
+from agentmem_server.priority import thread_nice
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.tokens import count_tokens
 
@@ -103,3 +113,47 @@ async def test_a_long_import_line_is_split_in_linear_time() -> None:
     assert [len(x) for x in lines] == [len(line), 2]
     # Before: every chunk re-split everything pending (16 MiB in 1024 chunks: ~8 GB scanned).
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have their own priority on Linux")
+async def test_bulk_embedding_lanes_run_at_a_lower_priority_than_queries() -> None:
+    seen: dict[str, int] = {}
+
+    class Recording(HashEmbedder):
+        def embed(self, texts):
+            seen["bulk"] = thread_nice()
+            return super().embed(texts)
+
+        def embed_query(self, texts):
+            seen["query"] = thread_nice()
+            return super().embed(texts)
+
+    base = thread_nice()
+    batcher = EmbeddingBatcher(Recording(16), workers=2, bulk_nice=5)
+    try:
+        await batcher.embed(["a line of a big append"])
+        await batcher.embed(["what is due?"], urgent=True)
+    finally:
+        await batcher.aclose()
+    assert seen == {"bulk": min(19, base + 5), "query": base}
+    assert thread_nice() == base, "the event loop's thread keeps its priority"
+
+
+def test_freeze_heap_collects_garbage_first_then_freezes_the_rest() -> None:
+    class Node:
+        pass
+
+    def cycle() -> weakref.ref[Node]:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # type: ignore[attr-defined]
+        return weakref.ref(a)
+
+    garbage = cycle()
+    alive = [Node()]
+    try:
+        frozen = freeze_heap()
+        assert garbage() is None, "a cycle that was already garbage is collected, not frozen"
+        assert frozen == gc.get_freeze_count() > 0
+        assert not any(o is alive for o in gc.get_objects()), "what lives is out of the walk"
+    finally:
+        gc.unfreeze()

@@ -10,6 +10,10 @@ Model calls run on worker threads ("lanes"): `workers` lanes take any batch, and
 takes only queries (`urgent=True`), so a recall never waits behind a batch of ingestion; it calls
 the embedder's `embed_query` where it has one. The embedder must allow concurrent calls when
 there is more than one lane.
+
+The bulk lanes run at a lower OS priority than the query lane and the event loop
+(`priority.py`): while a big append keeps every core embedding, the scheduler still gives a core
+at once to a small request's thread.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..priority import BULK_NICE, lower_this_thread
 from .base import Embedder
 
 
@@ -53,7 +58,13 @@ class EmbeddingBatcher:
     """
 
     def __init__(
-        self, embedder: Embedder, *, max_batch: int = 64, merge: bool = True, workers: int = 1
+        self,
+        embedder: Embedder,
+        *,
+        max_batch: int = 64,
+        merge: bool = True,
+        workers: int = 1,
+        bulk_nice: int = BULK_NICE,
     ):
         if max_batch < 1 or workers < 1:
             raise ValueError(f"max_batch and workers must be >= 1, not {max_batch} and {workers}")
@@ -63,8 +74,15 @@ class EmbeddingBatcher:
         """False runs each request's texts alone (the baseline the benchmark compares with)."""
         self.workers = workers
         self.batches_run = 0
+        # Two pools, so that a lane's OS priority is fixed when its thread starts.
         self._executor = ThreadPoolExecutor(
-            max_workers=workers + 1, thread_name_prefix="agentmem-embed"
+            max_workers=workers,
+            thread_name_prefix="agentmem-embed",
+            initializer=lower_this_thread,
+            initargs=(bulk_nice,),
+        )
+        self._query_executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="agentmem-embed-query"
         )
         self._urgent: deque[_Request] = deque()
         self._normal: deque[_Request] = deque()
@@ -143,8 +161,11 @@ class EmbeddingBatcher:
             if not batch.parts:
                 return
             try:
-                embed = self._embed_query if query_lane else self.embedder.embed
-                vectors = await loop.run_in_executor(self._executor, embed, batch.texts)
+                if query_lane:
+                    pool, embed = self._query_executor, self._embed_query
+                else:
+                    pool, embed = self._executor, self.embedder.embed
+                vectors = await loop.run_in_executor(pool, embed, batch.texts)
             except Exception as exc:  # noqa: BLE001 - handed to every caller waiting on this batch
                 for r, _, _ in batch.parts:
                     if not r.future.done():
@@ -182,3 +203,4 @@ class EmbeddingBatcher:
                     r.future.set_exception(RuntimeError("the embedding batcher closed"))
             queue.clear()
         self._executor.shutdown(wait=True)
+        self._query_executor.shutdown(wait=True)

@@ -45,6 +45,8 @@ MIN_COSINE = 0.999
 """An export whose vectors differ more than this from torch's on the check texts is refused."""
 MAX_CPU_LANES = 8
 ONNX_FILE = "model.onnx"
+COUNT_SLICE = 512
+"""Texts per tokenizer call when counting (see `count_tokens_batch`)."""
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 CHECK_TEXTS = (
@@ -279,6 +281,12 @@ class OnnxSentenceEmbedder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_seq_length)
         self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+        # Queries get a tokenizer of their own: sharing the bulk lanes' lock made a recall wait
+        # behind a bulk batch's tokenising, and bulk lanes run at a lower OS priority.
+        self._query_tokenizer = Tokenizer.from_str(text)
+        self._query_tokenizer.no_padding()
+        self._query_tokenizer.enable_truncation(self.max_seq_length)
+        self._query_lock = threading.Lock()
         # A private copy for counting (no truncation), used from the chunking thread meanwhile.
         self._counter = Tokenizer.from_str(text)
         self._counter.no_truncation()
@@ -291,34 +299,45 @@ class OnnxSentenceEmbedder:
         )
 
     def count_tokens_batch(self, texts: Sequence[str]) -> list[int]:
-        """`count_tokens` of each text, in one call of the Rust tokenizer."""
+        """`count_tokens` of each text, a slice of texts per call of the Rust tokenizer: one call
+        holds the GIL while it hands back its encodings (20,000 chunks: ~1 s in which no other
+        thread, the event loop included, ran Python)."""
         if self._lower:
             texts = [t.lower() for t in texts]
-        encoded = self._counter.encode_batch(list(texts), add_special_tokens=True)
-        return [len(e.ids) for e in encoded]
+        counts: list[int] = []
+        for start in range(0, len(texts), COUNT_SLICE):
+            part = list(texts[start : start + COUNT_SLICE])
+            counts.extend(
+                len(e.ids) for e in self._counter.encode_batch(part, add_special_tokens=True)
+            )
+        return counts
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self._encode_full(texts)]
 
-    def _encode_full(self, texts: Sequence[str]) -> list[Encoding]:
+    def _encode_full(self, texts: Sequence[str], *, query: bool = False) -> list[Encoding]:
         texts = [t.lower() for t in texts] if self._lower else list(texts)
-        with self._lock:  # the Rust tokenizer is not safe to share between threads
-            return self._tokenizer.encode_batch(texts, add_special_tokens=True)
+        tokenizer, lock = (
+            (self._query_tokenizer, self._query_lock) if query else (self._tokenizer, self._lock)
+        )
+        with lock:  # the Rust tokenizer is not safe to share between threads
+            return tokenizer.encode_batch(texts, add_special_tokens=True)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._run(self._session, texts)
 
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
-        """`embed` for the few texts of a recall, with `query_threads` threads."""
-        return self._run(self._query_session, texts)
+        """`embed` for the few texts of a recall, with `query_threads` threads and a tokenizer
+        of its own (never waiting for a bulk batch's)."""
+        return self._run(self._query_session, texts, query=True)
 
-    def _run(self, session: Any, texts: Sequence[str]) -> np.ndarray:
+    def _run(self, session: Any, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         # Texts of similar length share a batch, so little of each forward pass is padding.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            encodings = self._encode_full([texts[i] for i in rows])
+            encodings = self._encode_full([texts[i] for i in rows], query=query)
             width = max(len(e.ids) for e in encodings)
             ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,36 @@ def test_importing_the_onnx_module_loads_no_runtime() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_a_query_never_waits_for_the_bulk_lanes_tokenizer(onnx_embedder) -> None:
+    # Held as a bulk batch holds it while tokenising 64 texts: a query must not queue behind it.
+    with onnx_embedder._lock:
+        worker = threading.Thread(target=onnx_embedder.embed_query, args=(["where is Ana?"],))
+        worker.start()
+        worker.join(timeout=120)
+        finished = not worker.is_alive()
+    worker.join()
+    assert finished
+
+
+@pytest.mark.slow
+def test_counting_many_texts_calls_the_tokenizer_a_slice_at_a_time(
+    onnx_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmem_server.embedding import onnx
+
+    texts = [f"{i} " + TEXTS[i % len(TEXTS)] for i in range(1_100)]
+    want = [onnx_embedder.count_tokens(t) for t in texts]
+    sizes: list[int] = []
+    real = onnx_embedder._counter.encode_batch
+
+    class Counter:
+        def encode_batch(self, part, **kwargs):
+            sizes.append(len(part))
+            return real(part, **kwargs)
+
+    monkeypatch.setattr(onnx_embedder, "_counter", Counter())
+    assert onnx_embedder.count_tokens_batch(texts) == want
+    assert sizes == [onnx.COUNT_SLICE, onnx.COUNT_SLICE, 1_100 - 2 * onnx.COUNT_SLICE]
