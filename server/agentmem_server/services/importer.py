@@ -12,8 +12,11 @@ Three passes over the records:
 2. **Embed.** Archival lines are chunked and embedded and their rows written to the archival
    index, each write recorded in `archival_writes_in_flight` first (so a process that dies here
    leaves rows the crash repair discards).
-3. **Write.** One SQL transaction applies every record in file order. If it fails (a conflict, a
-   quota), it rolls back and the archival rows of pass 2 are discarded: the tenant is as before.
+3. **Write.** One SQL transaction applies every record in file order and, last, records the
+   change-feed events of what it wrote (those the same REST writes would record: one archival
+   `append` per block and one thread `append` per thread, not one per line or message). If it
+   fails (a conflict, a quota), it rolls back and the archival rows of pass 2 are discarded: the
+   tenant is as before, its event log too.
 
 Every lookup is scoped to the importing tenant. Agents and blocks are the tenant's own keys: one
 that exists already answers 409. Threads, messages and runs have server-wide ids; a record whose
@@ -34,7 +37,17 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
-from typing import IO, Annotated, Any, Generic, Literal, Optional, TypeVar, Union
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Generic,
+    Literal,
+    Optional,
+    TypeVar,
+    Union,
+)
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -59,9 +72,17 @@ from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import conversations as conversations_sql
 from ..storage.sql import state as state_sql
 from ..storage.sql import threads as threads_sql
+from ..storage.sql.conversations import ThreadRow
+from ..storage.sql.events import NewEvent
 from ..storage.sql.store import SqlStore
-from .memory import MemoryService, count_lines
+from .agents import agent_event
+from .memory import MemoryService, block_event, count_lines
 from .run_record import RunRecord
+from .state import state_event
+from .threads import messages_data, thread_data, thread_event
+
+if TYPE_CHECKING:
+    from .events import EventLog
 
 FORMAT = "agentmem-export"
 VERSION = 1
@@ -71,6 +92,9 @@ MAX_MICROS = 253_402_300_799_999_999
 
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 """An import's checked lines stay in memory up to this size, then go to a temporary file."""
+
+EVENT_BUFFER_BYTES = 8 * 1024 * 1024
+"""Change-feed events an import keeps in memory to record at the end of its write pass."""
 
 EMBED_GROUP_LINES = 4096
 """Archival lines embedded together (their batches concurrently) and written as one write."""
@@ -199,6 +223,75 @@ class ImportState:
     """Agent keys whose archival block the write pass created."""
     state_keys: set[tuple[str, str]] = field(default_factory=set)
     """(namespace, key) of the file's keyed-state entries."""
+    event_cap_bytes: int = 64 * 1024
+    """The change feed's data cap: message text kept for a thread's event stops past it."""
+    recorder: Optional[Callable[[Connection, str, NewEvent], object]] = None
+    """Records an event in the write pass's transaction; None: no change feed."""
+    events: list[NewEvent] = field(default_factory=list)
+    """Events of what the write pass wrote (in file order) not recorded yet."""
+    events_bytes: int = 0
+    """About what `events` holds in memory."""
+    recorded: int = 0
+    archival_updated: dict[str, int] = field(default_factory=dict)
+    """agent_key -> the archival block's `updated_at` after the write pass (in write order)."""
+    thread_rows: dict[str, ThreadRow] = field(default_factory=dict)
+    """New thread id -> the thread as written."""
+    thread_messages: Optional[tuple[str, _ThreadMessages]] = None
+    """(new thread id, the messages just written into it): its `append` event, emitted when a
+    record of another thread (or of another kind) comes, so one thread's text at most is held."""
+
+    def emit(self, conn: Connection, event: NewEvent, size: int = 0) -> None:
+        """Keep `event` (about `size` bytes of data) to record when the write pass ends: the
+        tenant's event counter is then locked only from there to the commit. An import whose
+        events pass `EVENT_BUFFER_BYTES` records them as it goes instead (holding the counter
+        longer, never the events' data in memory)."""
+        if self.recorder is None:
+            return
+        self.events.append(event)
+        self.events_bytes += size + 256
+        if self.events_bytes > EVENT_BUFFER_BYTES:
+            self.flush_events(conn)
+
+    def flush_events(self, conn: Connection) -> None:
+        if self.recorder is None:
+            return
+        for event in self.events:
+            self.recorder(conn, self.tenant_id, event)
+        self.recorded += len(self.events)
+        self.events.clear()
+        self.events_bytes = 0
+
+    def messages_into(self, conn: Connection, thread_id: str) -> _ThreadMessages:
+        """The accumulator of the thread's messages (a new one after another thread's)."""
+        if self.thread_messages is None or self.thread_messages[0] != thread_id:
+            self.end_messages(conn)
+            self.thread_messages = (thread_id, _ThreadMessages())
+        return self.thread_messages[1]
+
+    def end_messages(self, conn: Connection) -> None:
+        """Emit the `append` event of the messages written in a row into one thread."""
+        if self.thread_messages is None:
+            return
+        thread_id, added = self.thread_messages
+        self.thread_messages = None
+        row = self.thread_rows[thread_id]
+        data = messages_data(added.items) | {"count": added.count, "last_id": added.last_id}
+        self.emit(conn, thread_event("append", thread_id, row.agent_id, data), added.text_bytes)
+
+    def closing_events(self) -> list[NewEvent]:
+        """The events that sum up a whole archival block, after the file-order ones: one
+        `append` per block."""
+        out = []
+        for agent_key, updated in self.archival_updated.items():
+            count = self.archival_lines[agent_key]
+            data = {
+                "updated_at": from_micros(updated).isoformat(),
+                "line_count": count,
+                "start_line": 1,
+                "end_line": count,
+            }
+            out.append(block_event("archival", "append", agent_key, data))
+        return out
 
     def new_id(self, kind: str, old: str) -> str:
         return self.renamed.get(kind, {}).get(old, old)
@@ -211,6 +304,24 @@ class ImportState:
     def batch_written_at(self, batch: int) -> int:
         """Each imported batch gets its own time, so a later export keeps the batches apart."""
         return self.started_us + batch
+
+
+@dataclass
+class _ThreadMessages:
+    """A thread's imported messages as its `append` event tells them: the range, and the
+    messages themselves until their text passes the event cap (then the cap leaves them out)."""
+
+    count: int = 0
+    last_id: str = ""
+    items: list[tuple[str, str, str, str]] = field(default_factory=list)
+    text_bytes: int = 0
+
+    def add(self, message_id: str, role: str, kind: str, content: str, cap: int) -> None:
+        self.count += 1
+        self.last_id = message_id
+        if self.text_bytes <= cap:
+            self.items.append((message_id, role, kind, content))
+            self.text_bytes += len(content.encode())
 
 
 def _fail(line: int, message: str) -> InvalidInput:
@@ -367,12 +478,22 @@ class _ArchivalWrite:
 
 
 class Importer:
-    def __init__(self, sql: SqlStore, memory: MemoryService, tenant_id: str):
+    def __init__(
+        self,
+        sql: SqlStore,
+        memory: MemoryService,
+        tenant_id: str,
+        events: Optional[EventLog] = None,
+    ):
         self._sql = sql
         self._memory = memory
         self._index = memory.archival_index
         self._quotas = memory.quotas
+        self._events = events
         self.state = ImportState(tenant_id, memory.core_limit_chars, now_micros())
+        if events is not None:
+            self.state.event_cap_bytes = events.data_cap_bytes
+            self.state.recorder = events.record
         self._writes: list[_ArchivalWrite] = []
 
     async def apply(self, lines: AsyncIterator[bytes]) -> dict[str, Any]:
@@ -391,6 +512,8 @@ class Importer:
                 if not tx_owns_undo:
                     await asyncio.shield(self._undo_archival())
                 raise
+            if self._events is not None and self.state.recorded:
+                self._events.committed(self.state.tenant_id)
         finally:
             spool.close()
             if sum(self.state.archival_lines.values()) > 1000:
@@ -502,16 +625,33 @@ class Importer:
         state.archival_lines.clear()
         state.archival_batches = 0
         state.thread_seq.clear()
+        state.events.clear()
+        state.events_bytes = state.recorded = 0
+        state.archival_updated.clear()
+        state.thread_rows.clear()
+        state.thread_messages = None
         for _, kind, record in spool.records():
+            if kind != "message":
+                state.end_messages(conn)
             RECORD_KINDS[kind].write(state, conn, record)
+        state.end_messages(conn)
         blocks_sql.end_archival_writes(conn, [w.write_id for w in self._writes])
+        # Last: recording holds the tenant's event counter locked until the commit.
+        if state.recorder is not None:
+            state.events.extend(state.closing_events())
+            state.flush_events(conn)
 
 
 async def import_records(
-    sql: SqlStore, memory: MemoryService, tenant_id: str, lines: AsyncIterator[bytes]
+    sql: SqlStore,
+    memory: MemoryService,
+    tenant_id: str,
+    lines: AsyncIterator[bytes],
+    events: Optional[EventLog] = None,
 ) -> dict[str, Any]:
-    """Import `lines` (an export) into the tenant, all or nothing: {"counts", "renamed"}."""
-    return await Importer(sql, memory, tenant_id).apply(lines)
+    """Import `lines` (an export) into the tenant, all or nothing: {"counts", "renamed"}. With
+    `events`, the change feed gets what the import wrote, in its transaction."""
+    return await Importer(sql, memory, tenant_id, events).apply(lines)
 
 
 # ---- the record kinds ---------------------------------------------------------------------------
@@ -536,6 +676,8 @@ def _write_agent(state: ImportState, conn: Connection, r: AgentRecord) -> None:
     )
     if agent is None:
         raise Conflict(f"agent {r.id!r} already exists here", field="agent")
+    data = {"instructions": agent.instructions, "model": agent.model}
+    state.emit(conn, agent_event("create", agent.id, data), len(r.instructions))
 
 
 def _check_block(state: ImportState, r: BlockRecord, line: int) -> None:
@@ -570,6 +712,13 @@ def _write_block(state: ImportState, conn: Connection, r: BlockRecord) -> None:
         row = _create_archival_block(state, conn, agent_key)
     if row is None:
         raise _block_conflict(r.block_type, agent_key)
+    if r.block_type == "core":
+        data = {
+            "updated_at": from_micros(row.updated_at).isoformat(),
+            "line_count": row.line_count,
+            "content": row.content,
+        }
+        state.emit(conn, block_event("core", "update", agent_key, data), len(row.content))
 
 
 def _create_archival_block(
@@ -610,6 +759,7 @@ def _write_archival_lines(state: ImportState, conn: Connection, r: ArchivalLines
     state.archival_lines[agent_key] += len(r.lines)
     blocks_sql.insert_lines(conn, block_id, first, r.lines, written_at)
     blocks_sql.set_archival_size(conn, block_id, state.archival_lines[agent_key], written_at)
+    state.archival_updated[agent_key] = written_at
 
 
 def _check_thread(state: ImportState, r: ThreadRecord, line: int) -> None:
@@ -633,6 +783,18 @@ def _write_thread(state: ImportState, conn: Connection, r: ThreadRecord) -> None
     )
     if not created:  # taken since the ids were checked, in this same transaction: a race
         raise Conflict("a thread id was taken while importing; retry the import", field="thread")
+    row = ThreadRow(
+        thread_id,
+        state.tenant_id,
+        r.agent_id or threads_sql.NO_AGENT,
+        r.created_at,
+        r.title,
+        r.metadata,
+        r.created_at if r.updated_at is None else r.updated_at,
+    )
+    state.thread_rows[thread_id] = row
+    event = thread_event("create", thread_id, row.agent_id, thread_data(row))
+    state.emit(conn, event, len(json.dumps(r.metadata)) + len(r.title or ""))
 
 
 def _check_message(state: ImportState, r: MessageRecord, line: int) -> None:
@@ -652,12 +814,16 @@ def _check_message(state: ImportState, r: MessageRecord, line: int) -> None:
 def _write_message(state: ImportState, conn: Connection, r: MessageRecord) -> None:
     seq = state.thread_seq.get(r.thread_id, 0) + 1
     state.thread_seq[r.thread_id] = seq
+    message_id = state.new_id("message", r.id)
+    thread_id = state.new_id("thread", r.thread_id)
+    added = state.messages_into(conn, thread_id)
+    added.add(message_id, r.role, r.kind, r.content, state.event_cap_bytes)
     conversations_sql.insert_message(
         conn,
         state.tenant_id,
         conversations_sql.MessageRow(
-            id=state.new_id("message", r.id),
-            thread_id=state.new_id("thread", r.thread_id),
+            id=message_id,
+            thread_id=thread_id,
             seq=seq,
             role=r.role,
             content=r.content,
@@ -762,6 +928,12 @@ def _write_state(state: ImportState, conn: Connection, r: StateRecord) -> None:
         )
     more_rows, more_bytes = (1, size) if old is None else (0, size - old)
     state_sql.add_usage(conn, state.tenant_id, more_rows, more_bytes)
+    data = {
+        "value": r.value,
+        "updated_at": from_micros(r.updated_at).isoformat(),
+        "expires_at": from_micros(r.expires_at).isoformat() if r.expires_at else None,
+    }
+    state.emit(conn, state_event("set", namespace, r.key, data), size)
 
 
 __all__ = [

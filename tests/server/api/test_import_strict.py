@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from support import T0_US, auth
+from support import T0_US, auth, next_commit_fails
 
 NDJSON = {"content-type": "application/x-ndjson"}
 HEADER = {"type": "header", "format": "agentmem-export", "version": 1}
@@ -371,3 +371,89 @@ def test_an_import_round_trips_and_keeps_append_batches(
         headers=other,
     ).json()
     assert hits and hits[0]["line_number"] >= 4
+
+
+def _events(http: TestClient, h: dict[str, str]) -> list[dict[str, Any]]:
+    r = http.get("/v1/events", params={"limit": 1000}, headers=h)
+    assert r.status_code == 200 and not r.json()["has_more"], r.text
+    return r.json()["events"]
+
+
+def test_an_import_records_the_events_of_what_it_wrote(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    """A subscriber learns that data arrived: the import records, in its one transaction, the
+    events its records would have recorded as REST writes (agent create, core update, one
+    archival append per block, state set, thread create and one append per thread)."""
+    assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=acme).status_code == 201
+    http.put(
+        "/v1/memory/core?agent_id=helper",
+        json={"content": "- tea", "expected_updated_at": None},
+        headers=acme,
+    )
+    for text in ("alpha\nbeta", "gamma"):
+        http.post("/v1/memory/archival/append?agent_id=helper", json={"text": text}, headers=acme)
+    assert http.put("/v1/state/entries/cart", json={"value": {"items": 2}}, headers=acme).is_success
+    thread = http.post("/v1/threads", json={"title": "T"}, headers=acme).json()
+    http.post(
+        f"/v1/threads/{thread['id']}/messages",
+        json={"messages": [{"role": "user", "content": "hi"}, {"role": "system", "content": "s"}]},
+        headers=acme,
+    )
+    other = auth(new_key("other"))
+    r = _import(http, other, http.get("/v1/export", headers=acme).content)
+    assert r.status_code == 200, r.text
+    copy = r.json()["renamed"]["thread"][thread["id"]]
+
+    got = _events(http, other)
+    assert [e["seq"] for e in got] == list(range(1, len(got) + 1))
+    assert [(e["kind"], e["action"], e["key"], e["namespace"]) for e in got] == [
+        ("agent", "create", "helper", ["agent", "helper"]),
+        ("core", "update", "core", ["agent", "helper"]),
+        ("thread", "create", copy, []),
+        ("thread", "append", copy, []),
+        ("state", "set", "cart", []),
+        ("archival", "append", "archival", ["agent", "helper"]),
+    ]
+    agent, core, created, append, state, archival = got
+    assert core["data"]["content"] == "- tea" and core["updated_at"] is not None
+    assert archival["data"]["start_line"] == 1 and archival["data"]["end_line"] == 3
+    block = http.get("/v1/memory/archival?agent_id=helper", headers=other).json()
+    assert archival["updated_at"] == block["updated_at"]
+    assert state["data"] == {"items": 2}
+    assert created["data"]["title"] == "T"
+    messages = http.get(f"/v1/threads/{copy}/messages", headers=other).json()
+    assert append["data"]["count"] == 2 and append["data"]["last_id"] == messages[-1]["id"]
+    assert [m["content"] for m in append["data"]["messages"]] == ["hi", "s"]
+
+
+def test_an_import_that_fails_records_no_event(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    body = _body(*_conversation(), {"type": "block", "block_type": "core", "content": "- tea"})
+    engine = http.app.state.services.sql.engine  # type: ignore[attr-defined]
+    with next_commit_fails(engine):
+        _import(http, acme, body)
+    assert _events(http, acme) == []
+    http.put("/v1/memory/core", json={"content": "mine", "expected_updated_at": None}, headers=acme)
+    assert _import(http, acme, body).status_code == 409
+    assert [e["kind"] for e in _events(http, acme)] == ["core"]
+
+
+def test_imported_message_text_past_the_event_cap_is_left_out_the_range_stays(
+    http: TestClient, acme: dict[str, str]
+) -> None:
+    records = _conversation()
+    long = [dict(records[2], id=f"msg_long{i}", seq=3 + i, content="x" * 30_000) for i in range(3)]
+    for m in long:
+        m["run_id"] = None
+    r = _import(http, acme, _body(*records[:4], *long, records[4]))
+    assert r.status_code == 200, r.text
+    append = [e for e in _events(http, acme) if e["action"] == "append"]
+    assert len(append) == 1 and append[0]["truncated"] is True
+    assert append[0]["data"] == {
+        "count": 5,
+        "first_id": "msg_1",
+        "last_id": "msg_long2",
+        "run_id": None,
+    }

@@ -61,5 +61,7 @@ async def _lines(request: Request) -> AsyncIterator[bytes]:
 async def import_(request: Request, services: ServicesDep, tenant_id: TenantDep) -> ImportResult:
     """Load an export into the caller's tenant, all or nothing; archival text is re-embedded with
     this server's model. Threads, messages and runs whose ids are taken get new ones (`renamed`)."""
-    result = await import_records(services.sql, services.memory, tenant_id, _lines(request))
+    result = await import_records(
+        services.sql, services.memory, tenant_id, _lines(request), services.events
+    )
     return ImportResult.model_validate(result)
