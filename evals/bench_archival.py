@@ -318,6 +318,23 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
     return time.perf_counter() - t0
 
 
+def register_block(settings, tenant_id: str, lines: int) -> None:
+    """The SQL row of the benchmark's archival block: recall searches only the blocks SQL
+    holds (a scope loaded into LanceDB alone is never searched)."""
+    from agentmem_server.storage.base import now_micros
+    from agentmem_server.storage.sql.blocks import insert_block_if_missing
+    from agentmem_server.storage.sql.store import SqlStore
+
+    sql = SqlStore.open(settings.resolved_database_url())
+    try:
+        with sql.begin() as conn:
+            insert_block_if_missing(
+                conn, tenant_id, "archival", "bench", "", lines, now_micros(), block_id="blk_bench"
+            )
+    finally:
+        sql.close()
+
+
 def bench_table(tenant_id: str) -> str:
     """The LanceDB table of the benchmark's one agent scope."""
     from agentmem_server.storage.base import ScopeKey
@@ -345,8 +362,10 @@ async def load_scope(
     state = await index.store.lance.table(bench_table(tenant_id))
     if state is not None and await state.table.count_rows() == len(vectors):
         log(f"reusing the {len(vectors)} chunks stored in {data_dir}")
+        register_block(settings, tenant_id, len(vectors))
         return {"reused_store": True, "ann_index": bool(state.ann_rows)}, index
     facts = {"load_s": round(await load_synthetic(index, block, vectors), 1)}
+    register_block(settings, tenant_id, len(vectors))
     log(f"loaded {len(vectors)} chunks in {facts['load_s']}s")
     t0 = time.perf_counter()
     await index.maintain()

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     off). Past it: 429 with `Retry-After`. Far above any one agent's pace: it stops floods."""
     rate_limit_burst: int = Field(default=1000, ge=1)
     """Requests a tenant may make at once before `rate_limit_per_s` applies."""
+    api_key_cache_s: float = Field(default=1.0, ge=0)
+    """How long a server trusts an API key it found active before asking SQL again (a lookup per
+    request cost ~1 ms of a recall's time here). A key revoked through this server's admin API
+    stops working at once; one revoked by another replica or `agentmem keys revoke` within this
+    time. 0: every request asks SQL."""
     auth_failures_per_min: int = Field(default=30, ge=0)
     """Failed authentications (a wrong API or admin key) one client address may make in a
     minute, per replica; past it the address gets 429 until the minute has passed (0: off).

@@ -292,6 +292,7 @@ class OnnxSentenceEmbedder:
         self._counter.no_truncation()
         self._counter.no_padding()
         self._lock = threading.Lock()
+        self._output_names = [self._session.get_outputs()[0].name]
 
     def count_tokens(self, text: str) -> int:
         return len(
@@ -329,7 +330,23 @@ class OnnxSentenceEmbedder:
     def embed_query(self, texts: Sequence[str]) -> np.ndarray:
         """`embed` for the few texts of a recall, with `query_threads` threads and a tokenizer
         of its own (never waiting for a bulk batch's)."""
-        return self._run(self._query_session, texts, query=True)
+        if len(texts) != 1:
+            return self._run(self._query_session, texts, query=True)
+        # One text: no padding, no sorting, no batch arrays to fill; the graph's output is already
+        # unit length (the model's own Normalize), normalised again only for float rounding.
+        text = texts[0].lower() if self._lower else texts[0]
+        with self._query_lock:
+            encoding = self._query_tokenizer.encode(text, add_special_tokens=True)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        feed = {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        out = self._query_session.run(
+            self._output_names, {k: v for k, v in feed.items() if k in self._input_names}
+        )[0]
+        return normalize_rows(np.asarray(out, dtype=np.float32))
 
     def _run(self, session: Any, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
@@ -339,12 +340,14 @@ class ArchivalIndex:
         min_score: float = 0.0,
         updated_after: Optional[Timestamp] = None,
         updated_before: Optional[Timestamp] = None,
-        hidden_writes: Optional[Callable[[], Awaitable[set[str]]]] = None,
+        hidden_writes: Union[None, AbstractSet[str], Callable[[], Awaitable[set[str]]]] = None,
+        query_vector: Optional[Awaitable[np.ndarray]] = None,
     ) -> list[MemoryRecallResult]:
         """The best `limit` chunks of the tenant's `scopes` scoring at least `min_score`.
 
-        `hidden_writes()` names writes whose rows must not be returned (they never committed:
-        services/repair.py); it runs while the query is searched.
+        `hidden_writes` (or what it returns: it then runs while the query is searched) names
+        writes whose rows must not be returned (they never committed: services/repair.py).
+        `query_vector`: the query's embedding already started (`embed_query`).
 
         Services pass the blocks SQL holds now (`BlockRef` with `updated_at`): only those are
         searched, at least as new as SQL says. A bare `ScopeKey` searches what this process
@@ -368,9 +371,12 @@ class ArchivalIndex:
         # The keyword leg searches while the query is embedded. With the vector leg answered from
         # memory (the vector cache), that overlap is most of what a hybrid recall saves; with
         # LanceDB answering both legs, the order made no difference on 2 cores (docs/recall.md).
-        hidden: Optional[asyncio.Future[set[str]]] = (
-            asyncio.ensure_future(hidden_writes()) if hidden_writes is not None else None
-        )
+        hidden: Optional[asyncio.Future[set[str]]] = None
+        known_hidden: AbstractSet[str] = frozenset()
+        if callable(hidden_writes):
+            hidden = asyncio.ensure_future(hidden_writes())
+        elif hidden_writes is not None:
+            known_hidden = hidden_writes
         text_legs: list[asyncio.Future[TextHits]] = []
         if keywords:
             text_legs = [
@@ -382,7 +388,9 @@ class ArchivalIndex:
                 for s in indexes
             ]
         try:
-            qvec = (await self.batcher.embed([query], urgent=True))[0]
+            if query_vector is None:
+                query_vector = self.batcher.embed([query], urgent=True)
+            qvec = (await query_vector)[0]
             vector_legs: Sequence[VectorHits] = []
             if mode != "keyword":
                 vector_legs = await asyncio.gather(
@@ -398,7 +406,8 @@ class ArchivalIndex:
                     )
                 )
             text_found = await asyncio.gather(*text_legs)
-            if hidden is not None and (skip := await hidden):
+            skip = set(known_hidden) | (await hidden if hidden is not None else set())
+            if skip:
                 vector_legs = [_without_vector_hits(leg, skip) for leg in vector_legs]
                 text_found = [_without_text_hits(leg, skip) for leg in text_found]
         finally:
@@ -416,6 +425,11 @@ class ArchivalIndex:
             order=recall.order_for(mode, units=all(s.units for s in indexes)),
         )
         return [_result(tenant_id, indexes[c.scope], c) for c in chosen]
+
+    def embed_query(self, query: str) -> asyncio.Future[np.ndarray]:
+        """Start embedding a recall's query now, on the query lane, for `recall(query_vector=)`:
+        work that needs no vector (SQL, opening tables, the keyword leg) then overlaps it."""
+        return asyncio.ensure_future(self.batcher.embed([query], urgent=True))
 
     # ---- maintenance --------------------------------------------------------------------------
 

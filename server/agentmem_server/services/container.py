@@ -154,7 +154,7 @@ async def build_services(settings: Settings) -> Services:
     services = Services(
         settings=settings,
         sql=sql,
-        tenants=TenantService(sql),
+        tenants=TenantService(sql, key_cache_s=settings.api_key_cache_s),
         embedder=embedder,
         archival=archival,
         memory=memory,

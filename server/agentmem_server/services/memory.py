@@ -354,26 +354,34 @@ class MemoryService:
             keys.append(USER_SCOPE_KEY)
         if request.scope in ("agent", "all") and request.agent_id:
             keys.append(request.agent_id)
-        # The blocks SQL holds now: a deleted scope is never searched, a re-created one is its
-        # new block's index, and a write committed by any replica is seen (docs/deploy.md).
-        found = await self._sql.run_autocommit(blocks_sql.archival_blocks, tenant_id, keys)
-        by_key = {agent_key: (block_id, stamp) for block_id, agent_key, stamp in found}
-        blocks = [
-            BlockRef.of(tenant_id, by_key[k][0], k, by_key[k][1]) for k in keys if k in by_key
-        ]
-        return await self._archival.recall(
-            tenant_id,
-            request.query,
-            hidden_writes=partial(
-                self._sql.run_autocommit, blocks_sql.uncommitted_writes, tenant_id
-            ),
-            scopes=blocks,
-            mode=request.mode,
-            limit=request.limit,
-            min_score=request.min_score,
-            updated_after=request.updated_after,
-            updated_before=request.updated_before,
-        )
+        # The query is embedded (on its own thread) while SQL is asked, so the SQL round trip
+        # costs a recall nothing on the critical path (docs/recall.md, "Where the time goes").
+        embedding = self._archival.embed_query(request.query)
+        try:
+            # The blocks SQL holds now: a deleted scope is never searched, a re-created one is its
+            # new block's index, and a write committed by any replica is seen (docs/deploy.md).
+            # Read in the same call: the writes whose rows recall hides (services/repair.py).
+            found, hidden = await self._sql.run_autocommit(
+                blocks_sql.recall_targets, tenant_id, keys
+            )
+            by_key = {agent_key: (block_id, stamp) for block_id, agent_key, stamp in found}
+            blocks = [
+                BlockRef.of(tenant_id, by_key[k][0], k, by_key[k][1]) for k in keys if k in by_key
+            ]
+            return await self._archival.recall(
+                tenant_id,
+                request.query,
+                hidden_writes=hidden,
+                query_vector=embedding,
+                scopes=blocks,
+                mode=request.mode,
+                limit=request.limit,
+                min_score=request.min_score,
+                updated_after=request.updated_after,
+                updated_before=request.updated_before,
+            )
+        finally:
+            embedding.cancel()  # unused when nothing was searched; a no-op once done
 
     # ---- writes -----------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ store's unit of work for the routes (async), or on the caller's thread for the C
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -73,12 +76,34 @@ def _revoke_key(conn: Connection, key_id: str) -> None:
         raise NotFound(f"API key {key_id!r} not found")
 
 
+KEY_CACHE_ENTRIES = 10_000
+"""Keys whose tenant is remembered at once (the oldest checked is forgotten first)."""
+
+
 class TenantService:
-    def __init__(self, sql: SqlStore):
+    """`key_cache_s`: how long a key found active is trusted without asking SQL again. A key
+    revoked through this service stops working at once; one revoked by another process (a
+    replica, `agentmem keys revoke`) within `key_cache_s`. 0 asks SQL on every request."""
+
+    def __init__(
+        self,
+        sql: SqlStore,
+        *,
+        key_cache_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._sql = sql
+        self._key_cache_s = key_cache_s
+        self._clock = clock
+        self._keys: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """sha256 of a key -> (its tenant id, when SQL said so). Digests, not keys: a memory dump
+        shows no usable key."""
+        self._revocations = 0
+        """Counts revocations here: a lookup that a revocation overtook is not remembered."""
 
     async def authenticate(self, secret: str) -> str:
-        """The tenant id owning an active key; revocation takes effect on the next request."""
+        """The tenant id owning an active key; a revocation through this service takes effect
+        on the next request (through another process: within `key_cache_s`)."""
         tenant_id = await self.tenant_for_key(secret)
         if tenant_id is None:
             raise unknown_key()
@@ -86,7 +111,22 @@ class TenantService:
 
     async def tenant_for_key(self, secret: str) -> Optional[str]:
         """The tenant id owning an active key, or `None`."""
-        return await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
+        if self._key_cache_s <= 0:
+            return await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
+        digest = tenants_sql.hash_key(secret)
+        known = self._keys.get(digest)
+        if known is not None and self._clock() - known[1] < self._key_cache_s:
+            return known[0]
+        revocations, asked_at = self._revocations, self._clock()
+        tenant_id = await self._sql.run_autocommit(tenants_sql.tenant_for_key, secret)
+        self._keys.pop(digest, None)
+        # Unknown keys are never remembered (a guess must not fill the cache), nor an answer
+        # read before a revocation here committed: it may be the revoked key's.
+        if tenant_id is not None and revocations == self._revocations:
+            self._keys[digest] = (tenant_id, asked_at)
+            while len(self._keys) > KEY_CACHE_ENTRIES:
+                self._keys.popitem(last=False)
+        return tenant_id
 
     async def create_tenant(self, name: str) -> Tenant:
         return await self._sql.run_in_transaction(_create_tenant, name)
@@ -102,7 +142,17 @@ class TenantService:
         return await self._sql.run_in_transaction(_list_keys, tenant_name)
 
     async def revoke_key(self, key_id: str) -> None:
-        await self._sql.run_in_transaction(_revoke_key, key_id)
+        # Forget every key before and after: a lookup running meanwhile may read the key as
+        # active, and the counter keeps it from being remembered.
+        self._forget_keys()
+        try:
+            await self._sql.run_in_transaction(_revoke_key, key_id)
+        finally:
+            self._forget_keys()
+
+    def _forget_keys(self) -> None:
+        self._revocations += 1
+        self._keys.clear()
 
     async def tenant_id(self, tenant_name: str) -> str:
         """The id of the tenant named so; 404 if there is none."""

@@ -165,3 +165,39 @@ def test_minilm_loads_from_a_local_folder(minilm, tmp_path: Path) -> None:
     )
     assert e.model_id == str(Path(folder).resolve())
     np.testing.assert_allclose(e.embed(["same text"]), minilm.embed(["same text"]), atol=1e-5)
+
+
+async def test_queries_on_a_free_lane_keep_one_at_a_time_even_when_cancelled() -> None:
+    """A query finding the query lane free runs at once (no dispatcher); the lane stays taken
+    until the model returns, also when its caller gave up, and queries meanwhile still run."""
+
+    class Counting(SlowEmbedder):
+        def __init__(self) -> None:
+            super().__init__(delay=0.05)
+            self.running = self.most = 0
+            self.guard = threading.Lock()
+
+        def embed_query(self, texts):
+            with self.guard:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                return self.embed(texts)
+            finally:
+                with self.guard:
+                    self.running -= 1
+
+    model = Counting()
+    batcher = EmbeddingBatcher(model, max_batch=8, workers=1)
+    try:
+        first = asyncio.ensure_future(batcher.embed(["first"], urgent=True))
+        await asyncio.sleep(0.01)
+        first.cancel()  # its model call goes on: the lane is still taken
+        queries = [f"q{i}" for i in range(4)]
+        found = await asyncio.gather(*(batcher.embed([q], urgent=True) for q in queries))
+        assert batcher._query_lane_free or model.running
+    finally:
+        await batcher.aclose()
+    assert model.most == 1, "two calls ran on the query lane at once"
+    for q, vector in zip(queries, found, strict=True):
+        np.testing.assert_array_equal(vector, HashEmbedder(16).embed([q]))

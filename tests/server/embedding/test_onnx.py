@@ -156,6 +156,22 @@ def test_query_session_gives_the_batch_sessions_vectors(onnx_root: Path) -> None
     np.testing.assert_allclose(embedder.embed_query(texts), embedder.embed(texts), atol=1e-5)
 
 
+@pytest.mark.slow
+def test_a_single_query_takes_the_lean_path_with_torchs_vectors(onnx_embedder, minilm) -> None:
+    """`embed_query([text])` (no padding, its own tokenizer) gives torch's vectors."""
+    calls = []
+    run = onnx_embedder._run
+    onnx_embedder._run = lambda *a: calls.append(a) or run(*a)
+    try:
+        alone = np.vstack([onnx_embedder.embed_query([t]) for t in TEXTS])
+    finally:
+        del onnx_embedder._run
+    assert not calls, "one text went through the batch path"
+    assert alone.dtype == np.float32 and alone.shape == (len(TEXTS), 384)
+    assert np.sum(alone * minilm.embed(TEXTS), axis=1).min() >= 0.9999
+    np.testing.assert_allclose(alone, onnx_embedder.embed(TEXTS), atol=1e-5)
+
+
 async def test_batcher_sends_queries_to_embed_query() -> None:
     calls = []
 

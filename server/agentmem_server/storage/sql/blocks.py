@@ -415,6 +415,13 @@ def uncommitted_writes(conn: Connection, tenant_id: str) -> set[str]:
     return set(conn.execute(running.union_all(stuck)).scalars())
 
 
+def recall_targets(
+    conn: Connection, tenant_id: str, agent_keys: Sequence[str]
+) -> tuple[list[tuple[str, str, int]], set[str]]:
+    """What a recall needs of SQL, in one call: `archival_blocks` and `uncommitted_writes`."""
+    return archival_blocks(conn, tenant_id, agent_keys), uncommitted_writes(conn, tenant_id)
+
+
 def quarantine_archival_write(
     conn: Connection, write: ArchivalWriteRow, error: str, now_us: int
 ) -> None:
