@@ -23,10 +23,13 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "threads.md"
 WRITERS = 4
 BATCHES = 15
 BATCH = 5
+RUNS = 5
 
 
-def test_paging_forward_while_others_write_sees_every_message_once_in_order(start_server):
-    server = start_server()
+def test_paging_forward_while_others_write_sees_every_message_once_in_order(
+    start_server, server_database
+):
+    server = start_server(**server_database)
     key = create_key(server.env, "acme")
     with Client(api_key=key, base_url=server.url) as client:
         thread = client.threads.create(title="busy")
@@ -45,7 +48,20 @@ def test_paging_forward_while_others_write_sees_every_message_once_in_order(star
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
 
+        client.agents.create("busy")
+        run_ids: list[str] = []
+
+        def run() -> None:
+            # Runs append too (their user message and answer), binding the agent-less thread.
+            try:
+                with Client(api_key=key, base_url=server.url) as own:
+                    for k in range(RUNS):
+                        run_ids.append(own.agents.run("busy", f"run {k}", thread_id=thread.id).id)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+
         writers = [threading.Thread(target=write, args=(w,)) for w in range(WRITERS)]
+        writers.append(threading.Thread(target=run))
         for t in writers:
             t.start()
 
@@ -69,9 +85,13 @@ def test_paging_forward_while_others_write_sees_every_message_once_in_order(star
                 break
 
         assert errors == []
-        total = WRITERS * BATCHES * BATCH
+        total = WRITERS * BATCHES * BATCH + 2 * RUNS
         assert len(seen) == total and len(set(seen)) == total, "no message twice, none missed"
-        assert set(seen) == {i for ids in written for i in ids}
+        added = {i for ids in written for i in ids}
+        assert added <= set(seen)
+        ran = [m for m in client.threads.messages(thread.id, limit=1000) if m.id not in added]
+        assert sorted({m.run_id for m in ran}) == sorted(run_ids)
+        assert [m.content for m in ran if m.role == "user"] == [f"run {k}" for k in range(RUNS)]
         assert seen == [m.id for m in client.threads.messages(thread.id, limit=1000)]
         # A batch is written all at once and each writer's batches in order.
         for w in range(WRITERS):

@@ -243,14 +243,18 @@ def test_another_tenants_thread_is_404_on_every_route(http: TestClient, h, new_k
         ("POST", f"{t}/messages", {}, {"messages": [{"role": "user", "content": "x"}]}),
         ("DELETE", f"{t}/messages", {}, None),
         ("DELETE", f"{t}/messages", {"before": ids[2]}, None),
+        ("GET", f"{t}/messages", {"before": ids[2]}, None),
+        ("POST", f"{t}/compact", {}, {"keep_last": 0}),
         ("POST", "/v1/agents/helper/runs", {}, {"message": "Hi", "thread_id": thread["id"]}),
     ]
     rng.shuffle(attempts)
     before = stored(http)
+    feeds = [http.get("/v1/events", headers=x).json() for x in (h, other)]
     for method, url, params, body in attempts:
         r = http.request(method, url, params=params, json=body, headers=other)
         assert r.status_code == 404, (method, url, r.status_code, r.text)
     assert stored(http) == before
+    assert [http.get("/v1/events", headers=x).json() for x in (h, other)] == feeds
     assert http.get("/v1/threads", headers=other).json() == {"data": [], "next_cursor": None}
     assert http.get(t, headers=h).json()["title"] == "mine"
     assert [m["id"] for m in http.get(f"{t}/messages", headers=h).json()] == ids
@@ -273,10 +277,12 @@ def test_another_tenants_thread_is_404_on_every_route(http: TestClient, h, new_k
 def test_bad_messages_are_4xx_naming_the_field_and_change_nothing(http: TestClient, h, body, field):
     thread = http.post("/v1/threads", json={"agent_id": "helper"}, headers=h).json()
     before = stored(http)
+    feed = http.get("/v1/events", headers=h).json()
     r = http.post(f"/v1/threads/{thread['id']}/messages", json=body, headers=h)
     assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
     assert field in r.text
     assert stored(http) == before
+    assert http.get("/v1/events", headers=h).json() == feed
 
 
 @pytest.mark.parametrize(
