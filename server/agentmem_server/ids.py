@@ -21,7 +21,8 @@ RUN = "run"
 ARCHIVAL_WRITE = "wr"
 REQUEST = "req"
 PROCESS = "prc"
-"""A server process or CLI run, as the holder of a lease (storage/sql/leases.py)."""
+"""A server process or CLI run: the holder of a lease (storage/sql/leases.py) and the owner of
+its archival writes in flight (services/repair.py)."""
 
 RANDOM_BYTES = 12
 """96 random bits: collisions are out of reach at any scale this server meets."""

@@ -26,8 +26,8 @@ from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server
 
 from agentmem import __version__
+from agentmem._constants import DEFAULT_BASE_URL
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8765"
 REQUEST_TIMEOUT_S = 60.0
 """How long one relayed call may take (a recall over millions of lines stays far below it)."""
 

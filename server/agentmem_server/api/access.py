@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..services.limits import RequestLimits, retry_after
 from .errors import error_response
+from .mcp import MCP_PATH
 
 ADMIN_PREFIX = "/v1/admin"
-MCP_PATH = "/mcp"
 
 
 def bearer_token(scope: Scope) -> Optional[str]:

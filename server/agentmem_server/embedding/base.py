@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 
+MAX_CPU_LANES = 8
+"""At most this many `embed` calls of a CPU embedder run at once (one per core below that)."""
+
+
 @runtime_checkable
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors; synchronous and CPU/GPU-bound.

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .base import model_shape, normalize_rows
+from .base import MAX_CPU_LANES, model_shape, normalize_rows
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -43,7 +43,6 @@ EXPORT_FORMAT = 1
 """Bump when the exported graph or the files in an export folder change: old exports are ignored."""
 MIN_COSINE = 0.999
 """An export whose vectors differ more than this from torch's on the check texts is refused."""
-MAX_CPU_LANES = 8
 ONNX_FILE = "model.onnx"
 COUNT_SLICE = 512
 """Texts per tokenizer call when counting (see `count_tokens_batch`)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import model_shape, normalize_rows
+from .base import MAX_CPU_LANES, model_shape, normalize_rows
 
 NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidia0", "/dev/nvidiactl")
 """A CUDA GPU needs the NVIDIA driver, which shows up as one of these on Linux."""
@@ -24,9 +24,6 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-MAX_CPU_LANES = 8
 
 
 class SentenceTransformerEmbedder:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Optional
 
-from ..ids import new_id
+from ..ids import PROCESS, new_id
 from ..storage.base import ScopeKey, now_micros
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import processes as processes_sql
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentmem.repair")
 
-PROCESS = "proc"
 REPAIR_INTERVAL_S = 10.0
 """How often a server beats and looks for writes of dead processes."""
 LIVENESS_S = 60.0

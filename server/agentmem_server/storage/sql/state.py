@@ -30,10 +30,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from agentmem.types.state import NAMESPACE_SEPARATOR
+
 from .schema import state_entries as t
 from .schema import state_tenants as st
-
-NAMESPACE_SEPARATOR = "/"
 
 
 @dataclass(frozen=True)
