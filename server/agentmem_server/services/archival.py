@@ -296,14 +296,16 @@ class ArchivalIndex:
                 old_ids[i] if i is not None else by_hash.get(h)
                 for (_, i), h in zip(plan, hashes, strict=True)
             ]
-            fresh = [k for k, s in enumerate(sources) if s is None]
+            stored = await writer.stored_vectors({s for s in sources if s})
+            # A chunk planned from the stored ones may be gone by now (another replica's
+            # write to the scope removed it): it is embedded anew, like new text.
+            fresh = [k for k, s in enumerate(sources) if s is None or s not in stored]
             embedded = await self.batcher.embed([chunks[k].index_text for k in fresh])
             vectors = np.empty((len(chunks), self.embedder.dimension), dtype=np.float32)
             if fresh:
                 vectors[fresh] = embedded
-            stored = await writer.stored_vectors({s for s in sources if s})
             for k, s in enumerate(sources):
-                if s is not None:
+                if s is not None and s in stored:
                     vectors[k] = stored[s]
             await writer.replace(
                 chunks, vectors, text_hashes=hashes, written_at=_micros(written_at), units=units

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime, timedelta
 from functools import partial
@@ -155,7 +156,12 @@ def _version(block_type: str, agent_key: str, row: EventRow) -> BlockVersion:
     )
 
 
-APPEND_ATTEMPTS = 5
+APPEND_ATTEMPTS = 8
+APPEND_BACKOFF_S = 0.02
+"""An archival append that lost its guarded SQL step to another replica's write retries after a
+random pause of up to `APPEND_BACKOFF_S * 2**attempt` (at most ~2.5 s after the 7th loss). Without
+it, three replicas appending to one scope retried in lockstep: one request lost 5 rounds in a row
+and answered 409 (tests/e2e/test_scaleout_e2e.py)."""
 
 
 class _BlockMoved(Exception):
@@ -579,7 +585,9 @@ class MemoryService:
         # One append per scope at a time in this process (they would number the same lines); a
         # replica appending to the scope meanwhile makes the guarded write below retry.
         async with self._scope_lock(tenant_id, agent_key):
-            for _ in range(APPEND_ATTEMPTS):
+            for attempt in range(APPEND_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(random.uniform(0, APPEND_BACKOFF_S * 2**attempt))
                 row = await self._append_once(tenant_id, agent_key, lines, prepared, with_sql)
                 if row is not None:
                     first = row.line_count - len(lines) + 1
@@ -625,16 +633,25 @@ class MemoryService:
             now_micros(),
             self.repair.process_id,
         )
-        undo = partial(self._archival.discard_write, tenant_id, scope, write_id, block_id=block_id)
+        undo = partial(self._undo_append, tenant_id, scope, write_id, block_id)
         tx: Optional[Transaction] = None
         try:
-            await self._archival.add(
-                BlockRef.of(tenant_id, block_id, agent_key),
-                prepared,
-                first_line=count + 1,
-                written_at=now,
-                write_id=write_id,
-            )
+            try:
+                await self._archival.add(
+                    BlockRef.of(tenant_id, block_id, agent_key),
+                    prepared,
+                    first_line=count + 1,
+                    written_at=now,
+                    write_id=write_id,
+                )
+            except Exception:
+                if not await self._block_moved(tenant_id, agent_key, block_id, seen_at):
+                    raise
+                # Another replica changed the block under this write: a delete dropped its
+                # table mid-write (LanceDB then fails in many ways: files not found, a
+                # half-removed folder). Like a lost SQL race, take the rows back and retry.
+                log.info("archival append %s lost its block to another write; retrying", write_id)
+                raise _BlockMoved() from None
             async with self._sql.transaction() as tx:
                 tx.on_failure(undo)
                 if with_sql is not None:
@@ -655,19 +672,54 @@ class MemoryService:
             self._committed(tenant_id)
             return row
         except _BlockMoved:
-            await self._end_write(write_id, tx)
+            if tx is not None or await self._undo_index_write(undo, write_id):
+                await self._end_write(write_id, tx)
             return None
         except BaseException:
-            undone = True
-            if tx is None:  # the index write failed, or was cancelled: take back what it stored
-                try:
-                    await asyncio.shield(undo())
-                except Exception:  # noqa: BLE001 - left in flight, the repair takes it back
-                    undone = False
-                    log.exception("could not undo a failed archival append %s", write_id)
-            if undone:
+            # With no transaction begun, the index write failed or was cancelled: take back what
+            # it stored (the transaction's own failure ran `undo` already).
+            if tx is not None or await self._undo_index_write(undo, write_id):
                 await self._end_write(write_id, tx)
             raise
+
+    async def _undo_index_write(self, undo: Callable[[], Awaitable[None]], write_id: str) -> bool:
+        try:
+            await asyncio.shield(undo())
+        except Exception:  # noqa: BLE001 - left in flight, the repair takes it back
+            log.exception("could not undo a failed archival append %s", write_id)
+            return False
+        return True
+
+    async def _block_moved(
+        self, tenant_id: str, agent_key: str, block_id: str, seen_at: Optional[int]
+    ) -> bool:
+        """Whether the scope's archival block is no longer the one an append read (`seen_at`
+        its updated_at; None: there was none)."""
+        try:
+            row = await self._sql.run_autocommit(
+                blocks_sql.get_block, tenant_id, "archival", agent_key
+            )
+        except Exception:  # noqa: BLE001 - the append's own error is the one to answer
+            log.exception("could not read the archival block after a failed append")
+            return False
+        if seen_at is None:
+            return row is not None
+        return row is None or row.id != block_id or row.updated_at != seen_at
+
+    async def _undo_append(
+        self, tenant_id: str, scope: ScopeKey, write_id: str, block_id: str
+    ) -> None:
+        """Take back the index rows of an append whose SQL step did not commit. If its block is
+        gone (deleted meanwhile) or was never created (another replica created the scope's
+        block first), its table goes too: left alone, it would stay behind empty, or as a
+        half-removed table a delete raced."""
+        row = await self._sql.run_autocommit(
+            blocks_sql.get_block, tenant_id, "archival", scope.agent_key
+        )
+        if row is None or row.id != block_id:
+            await self._archival.delete_block(tenant_id, block_id, scope=scope)
+        else:
+            await self._archival.discard_write(tenant_id, scope, write_id, block_id=block_id)
 
     def _commit_append(
         self,

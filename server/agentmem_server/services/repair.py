@@ -15,6 +15,12 @@ Whose write is dead: a process that unregistered or was never registered; one on
 pid is gone (or is this process under another identity: a restart reusing the pid); one silent
 for `LIVENESS_S` (another host). Rows of older versions (no owner) after `LEGACY_GRACE`.
 
+Every replica runs the repair, so each write is claimed first: the repairer holds its scope's
+lease in SQL (`repair:<digest of tenant and scope>`, renewed while it works) and checks the write
+is still in flight under it. So a write is repaired by one replica, and one scope's index is never
+rebuilt by two at once (their replaces would delete each other's rows, or keep both). A scope
+whose lease another replica holds is left to that one (or to the next pass).
+
 Each write is repaired on its own. One whose repair fails is retried on the next passes and,
 after `MAX_ATTEMPTS` failures, quarantined: moved to `archival_writes_quarantined` (still hidden
 from recall), logged and counted, so no record can stop the repair of the others.
@@ -23,6 +29,7 @@ from recall), logged and counted, so no record can stop the repair of the others
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -31,9 +38,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Optional
 
 from ..ids import PROCESS, new_id
-from ..storage.base import ScopeKey, now_micros
+from ..storage.base import ScopeKey, leased, now_micros
 from ..storage.sql import blocks as blocks_sql
 from ..storage.sql import processes as processes_sql
+from ..storage.sql.leases import SqlLeases
 from ..storage.sql.processes import ProcessRow
 
 if TYPE_CHECKING:
@@ -65,12 +73,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+REPAIR_LEASE_S = 60.0
+"""A scope's repair lease lasts this long unless renewed (every third of it while the repair
+runs): how long a scope waits after its repairer died."""
+
+
+def repair_lease_name(tenant_id: str, agent_key: str) -> str:
+    """`repair:` and a digest of the scope (ids are longer than a lease name may be)."""
+    digest = hashlib.blake2b(f"{tenant_id}\0{agent_key}".encode(), digest_size=16).hexdigest()
+    return f"repair:{digest}"
+
+
 @dataclass
 class RepairReport:
     repaired: int = 0
     quarantined: int = 0
     failed: int = 0
     """Failed this pass, to be tried again."""
+    skipped: int = 0
+    """Left to another replica: it held the scope's lease, or had repaired the write already."""
 
 
 @dataclass
@@ -152,6 +173,26 @@ class ArchivalRepair:
         return process.heartbeat_at >= silent_cutoff
 
     async def _repair_one(self, write: blocks_sql.ArchivalWriteRow, report: RepairReport) -> None:
+        leases = SqlLeases(self.sql, holder=self.process_id)
+        name = repair_lease_name(write.tenant_id, write.agent_key)
+        try:
+            async with leased(leases, name, ttl_s=REPAIR_LEASE_S) as held:
+                if held and await self.sql.run_autocommit(
+                    blocks_sql.archival_write_in_flight, write.write_id
+                ):
+                    await self._repair_claimed(write, report)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the lease's SQL failed: the next pass retries
+            report.failed += 1
+            log.warning("could not claim interrupted write %s: %r", write.write_id, exc)
+            return
+        report.skipped += 1
+
+    async def _repair_claimed(
+        self, write: blocks_sql.ArchivalWriteRow, report: RepairReport
+    ) -> None:
         try:
             if write.kind == "append":
                 scope = ScopeKey.from_agent_key(write.agent_key)

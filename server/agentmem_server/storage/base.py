@@ -6,8 +6,10 @@ without loading a store. The implementations live beside it: `sql/` and `lance/`
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import (
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..chunking import Chunk
+
+log = logging.getLogger("agentmem.storage")
 
 Scope = Literal["user", "agent"]
 
@@ -171,6 +175,36 @@ class Leases(Protocol):
         ...
 
     async def release(self, name: str) -> None: ...
+
+
+@asynccontextmanager
+async def leased(leases: Optional[Leases], name: str, *, ttl_s: float) -> AsyncIterator[bool]:
+    """`async with leased(leases, name, ttl_s=60) as held:` the lease while the block runs,
+    renewed in the background every third of `ttl_s`; `held` is False (and nothing taken) while
+    another holder has it. Without leases (one process) it is always held."""
+    if leases is None:
+        yield True
+        return
+    if not await leases.acquire(name, ttl_s=ttl_s):
+        yield False
+        return
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(ttl_s / 3)
+            if not await leases.acquire(name, ttl_s=ttl_s):
+                log.warning("lost the lease %s while holding it", name)
+
+    renewer = asyncio.get_running_loop().create_task(renew(), name=f"agentmem-lease-{name}")
+    try:
+        yield True
+    finally:
+        renewer.cancel()
+        await asyncio.gather(renewer, return_exceptions=True)
+        try:
+            await leases.release(name)
+        except Exception:  # noqa: BLE001 - it expires by itself
+            log.warning("could not release the lease %s; it expires in %ss", name, ttl_s)
 
 
 @runtime_checkable

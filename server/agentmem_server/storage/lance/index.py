@@ -300,10 +300,12 @@ class LanceArchivalStore:
         the tenant's tables are looked through."""
         prefix = tenant_prefix(tenant_id)
         if scope is not None:
-            found = await self._name_of(
-                BlockRef(tenant_id, block_id, scope.scope, scope.agent_id), for_write=False
-            )
-            await self._drop_table(found or block_table_name(tenant_id, scope, block_id))
+            # Dropped by name, never opened first: a table another replica was writing while
+            # it was dropped can be left half-removed, and would fail to open.
+            legacy = legacy_table_name(tenant_id, scope)
+            if await self.lance.block_of(legacy) == block_id:
+                await self._drop_table(legacy)
+            await self._drop_table(block_table_name(tenant_id, scope, block_id))
             return
         name = self.lance.cached_block_table(block_id)
         if name is None or not name.startswith(prefix):

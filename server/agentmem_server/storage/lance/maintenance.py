@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Optional
 
 from ..base import Leases
+from ..base import leased as base_leased
 from .store import LanceStore
 
 log = logging.getLogger("agentmem.archival")
@@ -49,32 +50,9 @@ def lease_name(table: str) -> str:
 
 @asynccontextmanager
 async def leased(leases: Optional[Leases], name: str) -> AsyncIterator[bool]:
-    """`async with leased(leases, name) as held:` the lease while the block runs, renewed in
-    the background; `held` is False (and nothing taken) while another holder has it. Without
-    leases (one process) it is always held."""
-    if leases is None:
-        yield True
-        return
-    if not await leases.acquire(name, ttl_s=LEASE_TTL_S):
-        yield False
-        return
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(LEASE_TTL_S / 3)
-            if not await leases.acquire(name, ttl_s=LEASE_TTL_S):
-                log.warning("lost the lease %s while holding it", name)
-
-    renewer = asyncio.get_running_loop().create_task(renew(), name=f"agentmem-lease-{name}")
-    try:
-        yield True
-    finally:
-        renewer.cancel()
-        await asyncio.gather(renewer, return_exceptions=True)
-        try:
-            await leases.release(name)
-        except Exception:  # noqa: BLE001 - it expires by itself
-            log.warning("could not release the lease %s; it expires in %ss", name, LEASE_TTL_S)
+    """`async with leased(leases, name) as held:` a table's maintenance lease (`base.leased`)."""
+    async with base_leased(leases, name, ttl_s=LEASE_TTL_S) as held:
+        yield held
 
 
 class Maintenance:

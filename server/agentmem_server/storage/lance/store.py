@@ -349,12 +349,23 @@ class LanceStore:
         return state
 
     async def drop_table(self, name: str) -> None:
+        """Drop the table and its files; done when it does not exist. On a folder, removing the
+        files fails while another process writes new ones into it ("Directory not empty"): that
+        is retried until the writer is done (an append racing a delete of its block)."""
         self.forget(name)
-        try:
-            await self.db.drop_table(name)
-        except ValueError as exc:
-            if "not found" not in str(exc).lower():
+        for attempt in range(1, DROP_RETRIES + 1):
+            try:
+                await self.db.drop_table(name)
+                return
+            except ValueError as exc:
+                if "not found" in str(exc).lower():
+                    return
                 raise
+            except Exception as exc:
+                if attempt == DROP_RETRIES or not _is_raced_removal(exc):
+                    raise
+                log.info("retrying the drop of %s (written meanwhile): %s", name, exc)
+                await asyncio.sleep(random.uniform(0.02, 0.05) * 2 ** min(attempt, 5))
 
     async def table_names(self, prefix: str = TABLE_PREFIX) -> list[str]:
         names: list[str] = []
@@ -544,6 +555,15 @@ async def _connect(
 COMMIT_RETRIES = 6
 """Tries of a LanceDB commit that failed with a retryable conflict (another writer committed
 first, e.g. a compaction beside an append from another replica)."""
+
+
+DROP_RETRIES = 10
+"""Tries of a table drop that raced a writer (~5 s in all)."""
+
+
+def _is_raced_removal(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "directory not empty" in text or is_not_found(exc)
 
 
 def is_retryable_conflict(exc: BaseException) -> bool:

@@ -365,6 +365,11 @@ def end_archival_write(conn: Connection, write_id: str) -> None:
     conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
 
 
+def archival_write_in_flight(conn: Connection, write_id: str) -> bool:
+    stmt = select(archival_writes.c.write_id).where(archival_writes.c.write_id == write_id)
+    return conn.execute(stmt).first() is not None
+
+
 def end_archival_writes(conn: Connection, write_ids: Sequence[str]) -> None:
     for start in range(0, len(write_ids), 500):
         batch = list(write_ids[start : start + 500])
