@@ -10,7 +10,8 @@ Measured in one run, side by side (the machine is shared and noisy):
 - throughput: events/s one stream receives replaying a backlog from the log, and live while 8
   writers append as fast as they can (there the writers are the bound, printed beside it).
 - cost: core `update` p50 through `MemoryService` with the log and without it (the write's one
-  guarded statement alone), interleaved in rounds on the same database.
+  guarded statement alone), interleaved in rounds on the same database; the same for
+  `threads.add_messages` of 10 messages through `ThreadService` (`--write-cost-only`: just these).
 
 docs/design.md §9 target: a write to a subscriber on another replica p50 <= 50 ms, p99 <= 1 s.
 """
@@ -204,6 +205,48 @@ def write_cost(database_url: str, rounds: int, per_round: int) -> dict[str, Any]
     return asyncio.run(run())
 
 
+def thread_write_cost(database_url: str, rounds: int, per_round: int) -> dict[str, Any]:
+    """`threads.add_messages` of 10 messages p50 through ThreadService with the log (a `thread`
+    `append` event carrying the messages) and without, interleaved."""
+    from agentmem.types import MessagesAddRequest, ThreadCreateRequest
+    from agentmem_server.services.events import EventLog
+    from agentmem_server.services.threads import ThreadService
+    from agentmem_server.storage.sql.store import SqlStore
+
+    request = MessagesAddRequest.model_validate(
+        {"messages": [{"role": "user", "content": f"message {i} " * 10} for i in range(10)]}
+    )
+
+    async def run() -> dict[str, Any]:
+        sql = SqlStore.open(database_url)
+        try:
+            services = {
+                "with_log": ThreadService(sql, events=EventLog(sql)),
+                "without_log": ThreadService(sql),
+            }
+            threads = {
+                name: (await service.create("bench", ThreadCreateRequest())).id
+                for name, service in services.items()
+            }
+            samples: dict[str, list[float]] = {name: [] for name in services}
+            for r in range(rounds):
+                order = list(services.items())
+                if r % 2:
+                    order.reverse()
+                for name, service in order:
+                    for _ in range(per_round):
+                        t0 = time.perf_counter()
+                        await service.add_messages("bench", threads[name], request)
+                        samples[name].append(time.perf_counter() - t0)
+            out: dict[str, Any] = {k: summary(v) for k, v in samples.items()}
+            out["ratio_p50"] = round(out["with_log"]["p50_ms"] / out["without_log"]["p50_ms"], 2)
+            return out
+        finally:
+            await sql.aclose()
+
+    return asyncio.run(run())
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,6 +255,9 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     parser.add_argument("--throughput-n", type=int, default=2000, help="events for throughput")
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
     parser.add_argument("--out", type=Path, default=Path("evals/out/bench_events.json"))
+    parser.add_argument(
+        "--write-cost-only", action="store_true", help="only what the log costs a write"
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {}
@@ -224,10 +270,20 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
             if pg:
                 log("write cost: postgres")
                 results["write_cost_postgres"] = write_cost(pg[0], rounds=10, per_round=50)
-
+            log("thread write cost: sqlite")
+            results["thread_write_cost_sqlite"] = thread_write_cost(
+                sqlite_url, rounds=10, per_round=30
+            )
+            if pg:
+                log("thread write cost: postgres")
+                results["thread_write_cost_postgres"] = thread_write_cost(
+                    pg[0], rounds=10, per_round=30
+                )
         setups: list[tuple[str, Optional[str], dict[str, str]]] = [("sqlite", None, {})]
         if pg:
             setups.append(("postgres", pg[0], {}))
+        if args.write_cost_only:
+            setups = []
         for name, db_url, extra in setups:
             with tempfile.TemporaryDirectory() as tmp:
                 settings = {"embedding_model": "hash:384", "rate_limit_per_s": "0"} | extra
@@ -245,7 +301,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
                     )
                 finally:
                     server.stop()
-        if pg:
+        if pg and not args.write_cost_only:
             for mode, extra in (
                 ("listen", {}),
                 ("poll_only", {"events_listen": "false", "events_poll_s": "0.1"}),
