@@ -2,7 +2,7 @@
 
     clock        T0, T0_US, T0_ISO: the one fixed instant tests stamp things with;
                  FakeClock, a settable `now` for services
-    settings     make_settings, ADMIN_KEY, auth
+    settings     make_settings, ADMIN_KEY, auth, new_tenant_key, HTTP_TIMEOUT_S
     processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
     races        in_threads, count_retries, clients_on: many writers at once through the client
     S3           S3StandIn: an S3-compatible server on loopback (moto) that counts requests
@@ -94,6 +94,21 @@ def scripted_llm_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+HTTP_TIMEOUT_S = 60.0
+"""For a test's own HTTP calls to a server it started: httpx's 5 s default was too little on a
+loaded box (a first request to a new server timed out)."""
+
+
+def new_tenant_key(url: str, tenant: str) -> str:
+    """A new API key of `tenant`, from the admin route of the server at `url` (`make_settings`'s
+    admin key)."""
+    r = httpx.post(
+        f"{url}/v1/admin/tenants/{tenant}/keys", headers=auth(ADMIN_KEY), timeout=HTTP_TIMEOUT_S
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["key"])
 
 
 # ---- server processes -----------------------------------------------------------------------

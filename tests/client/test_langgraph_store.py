@@ -23,7 +23,7 @@ from agentmem.integrations.langgraph import (
 )
 from agentmem_server import create_app
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import ADMIN_KEY, HTTP_TIMEOUT_S, auth, make_settings, new_tenant_key, serve_in_thread
 
 
 class Served:
@@ -31,9 +31,7 @@ class Served:
         self.url = url
 
     def key(self, tenant: str) -> str:
-        r = httpx.post(f"{self.url}/v1/admin/tenants/{tenant}/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
-        return str(r.json()["key"])
+        return new_tenant_key(self.url, tenant)
 
 
 @pytest.fixture
@@ -167,6 +165,7 @@ def test_items_are_keyed_state_of_the_tenant(served: Served, client: agentmem.Cl
         f"{served.url}/v1/state/entries/pref",
         params={"namespace": "langgraph/memories/u1"},
         headers=auth(client.api_key),
+        timeout=HTTP_TIMEOUT_S,
     )
     assert raw.status_code == 200, raw.text
     assert raw.json()["value"] == {"text": "window seat"}
@@ -198,6 +197,7 @@ def _expiry(served: Served, client: agentmem.Client, key: str) -> Any:
         f"{served.url}/v1/state/entries/{key}",
         params={"namespace": "langgraph/t"},
         headers=auth(client.api_key),
+        timeout=HTTP_TIMEOUT_S,
     )
     assert r.status_code == 200, r.text
     return r.json()["expires_at"]

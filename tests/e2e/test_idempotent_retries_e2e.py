@@ -23,10 +23,11 @@ from agentmem_server import create_app
 from agentmem_server.services.memory import MemoryService
 
 from support import (
-    ADMIN_KEY,
+    HTTP_TIMEOUT_S,
     ScriptedLLM,
     auth,
     make_settings,
+    new_tenant_key,
     scripted_llm_settings,
     serve_in_thread,
     tool_call,
@@ -76,9 +77,7 @@ def _settings(tmp_path: Path, database_url: str, **overrides: Any):
 
 
 def _tenant_key(url: str, tenant: str = "acme") -> str:
-    r = httpx.post(f"{url}/v1/admin/tenants/{tenant}/keys", headers=auth(ADMIN_KEY))
-    assert r.status_code == 201, r.text
-    return r.json()["key"]
+    return new_tenant_key(url, tenant)
 
 
 def test_a_late_append_is_stored_once(tmp_path: Path, database_url: str) -> None:
@@ -115,7 +114,9 @@ def test_a_late_run_calls_the_model_once_and_stores_one_append_and_one_run(
             archival = client.memory.get("archival", agent_id="helper")
             transcript = client.threads.messages(result.thread_id)
             first_run = client.runs.get(result.id)
-            exported = httpx.get(f"{url}/v1/export", headers=auth(key)).text.splitlines()
+            exported = httpx.get(
+                f"{url}/v1/export", headers=auth(key), timeout=HTTP_TIMEOUT_S
+            ).text.splitlines()
     assert app.held == 1
     assert len(model.requests) == 2, "the model ran again for a retried run"
     assert archival.line_count == 1 and archival.content == "likes green tea"
@@ -176,7 +177,7 @@ def test_a_retry_while_the_first_runs_waits_then_answers_409_in_progress(
         waited = time.monotonic() - started
         runner.join()
         again = httpx.post(path, json={"text": "once"}, headers=h, timeout=30)
-        stored = httpx.get(f"{url}/v1/memory/archival", headers=h).json()
+        stored = httpx.get(f"{url}/v1/memory/archival", headers=h, timeout=HTTP_TIMEOUT_S).json()
     assert busy.status_code == 409, busy.text
     assert busy.json()["error"]["type"] == "in_progress"
     assert busy.headers["x-should-retry"] == "true" and int(busy.headers["retry-after"]) >= 1

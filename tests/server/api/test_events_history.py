@@ -6,21 +6,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agentmem import Client, ConflictError
 from agentmem_server import create_app
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import make_settings, new_tenant_key, serve_in_thread
 
 
 @pytest.fixture
 def served_url(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     with serve_in_thread(create_app(make_settings(tmp_path, database_url=database_url))) as url:
-        r = httpx.post(f"{url}/v1/admin/tenants/acme/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
-        yield url, r.json()["key"]
+        yield url, new_tenant_key(url, "acme")
 
 
 def test_core_history_keeps_every_version_and_the_documented_revert_works(

@@ -9,7 +9,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from agentmem import AsyncClient, Client, ConflictError
@@ -17,7 +16,7 @@ from agentmem.types import MemoryEvent
 from agentmem_server import create_app
 from agentmem_server.app import end_streams
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import make_settings, new_tenant_key, serve_in_thread
 
 DEADLINE_S = 20.0
 
@@ -26,10 +25,8 @@ DEADLINE_S = 20.0
 def served_url(tmp_path: Path, database_url: str) -> Iterator[tuple[str, str]]:
     app = create_app(make_settings(tmp_path, database_url=database_url))
     with serve_in_thread(app) as url:
-        r = httpx.post(f"{url}/v1/admin/tenants/acme/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
         try:
-            yield url, r.json()["key"]
+            yield url, new_tenant_key(url, "acme")
         finally:
             end_streams(app)
 

@@ -20,7 +20,7 @@ from agentmem_server.services.events import EventFilter, EventHub, EventLog, Ove
 from agentmem_server.storage.sql.events import NewEvent
 from agentmem_server.storage.sql.store import SqlStore
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import auth, make_settings, new_tenant_key, serve_in_thread
 
 DEADLINE_S = 20.0
 
@@ -35,9 +35,7 @@ class Served:
         return self.app.state.services.event_hub  # type: ignore[no-any-return]
 
     def key(self, tenant: str) -> dict[str, str]:
-        r = httpx.post(f"{self.url}/v1/admin/tenants/{tenant}/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
-        return auth(r.json()["key"])
+        return auth(new_tenant_key(self.url, tenant))
 
 
 @pytest.fixture

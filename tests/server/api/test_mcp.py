@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 
 from agentmem_server import create_app
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import HTTP_TIMEOUT_S, auth, make_settings, new_tenant_key, serve_in_thread
 
 TOOL_NAMES = {
     "recall_archival_memory",
@@ -41,12 +41,12 @@ class Served:
         self.url = url
 
     def new_key(self, tenant: str) -> str:
-        r = httpx.post(f"{self.url}/v1/admin/tenants/{tenant}/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
-        return str(r.json()["key"])
+        return new_tenant_key(self.url, tenant)
 
     def rest(self, method: str, path: str, key: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, self.url + path, headers=auth(key), timeout=30, **kwargs)
+        return httpx.request(
+            method, self.url + path, headers=auth(key), timeout=HTTP_TIMEOUT_S, **kwargs
+        )
 
     @asynccontextmanager
     async def mcp(self, key: str) -> AsyncIterator[Client]:
@@ -303,8 +303,13 @@ async def test_bad_arguments_are_tool_errors_naming_the_field_and_nothing_change
 def test_no_key_or_an_unknown_key_is_refused_before_mcp(served: Served) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     headers = {"accept": "application/json, text/event-stream"}
-    missing = httpx.post(served.url + "/mcp", json=body, headers=headers)
-    wrong = httpx.post(served.url + "/mcp", json=body, headers={**headers, **auth("am_not_a_key")})
+    missing = httpx.post(served.url + "/mcp", json=body, headers=headers, timeout=HTTP_TIMEOUT_S)
+    wrong = httpx.post(
+        served.url + "/mcp",
+        json=body,
+        headers={**headers, **auth("am_not_a_key")},
+        timeout=HTTP_TIMEOUT_S,
+    )
     for r in (missing, wrong):
         assert r.status_code == 401, r.text
         assert r.json()["error"]["type"] == "authentication_error"

@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import requests
 import schemathesis
@@ -32,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from agentmem_server import create_app
 
-from support import ADMIN_KEY, auth, make_settings, serve_in_thread
+from support import ADMIN_KEY, auth, make_settings, new_tenant_key, serve_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -104,9 +103,7 @@ def _serve_postgres(request: pytest.FixtureRequest, tmp: Path) -> Iterator[Live]
 def _serve(tmp: Path, database_url: str, backend: str) -> Iterator[Live]:
     app = create_app(make_settings(tmp, database_url=database_url))
     with serve_in_thread(app) as url:
-        r = httpx.post(f"{url}/v1/admin/tenants/fuzz/keys", headers=auth(ADMIN_KEY))
-        assert r.status_code == 201, r.text
-        live = Live(url, r.json()["key"], backend)
+        live = Live(url, new_tenant_key(url, "fuzz"), backend)
         yield live
         live.session.close()
 
