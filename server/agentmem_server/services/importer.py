@@ -212,6 +212,9 @@ class ImportState:
     runs: set[str] = field(default_factory=set)
     pending_refs: list[tuple[int, str, str]] = field(default_factory=list)
     """(line, kind, id) references to runs, resolved once every line was read."""
+    agent_refs: dict[str, int] = field(default_factory=dict)
+    """Agent id -> the first line of a thread or run naming it; those the file does not create
+    must be the tenant's (checked with the database)."""
     archival_lines: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """agent_key -> lines of that scope so far (check) / written (write)."""
     archival_batches: int = 0
@@ -442,6 +445,8 @@ async def _check_pass(state: ImportState, lines: AsyncIterator[bytes], spool: _S
     for number, kind, ref in state.pending_refs:
         if ref not in state.runs:
             raise _fail(number, f"{kind} {ref!r} is not a run of this file")
+    for agent_id in state.agents:
+        state.agent_refs.pop(agent_id, None)
 
 
 def _rename_taken(conn: Connection, state: ImportState) -> None:
@@ -457,10 +462,19 @@ def _rename_taken(conn: Connection, state: ImportState) -> None:
 
 
 def _check_existing(conn: Connection, state: ImportState) -> None:
-    """409 for an agent or block the tenant already has (its own keys: no other tenant's)."""
+    """409 for an agent or block the tenant already has (its own keys: no other tenant's); 422
+    for a thread or run of an agent neither the file nor the tenant has (as the REST routes
+    answer 404 for one)."""
     for agent_id in sorted(state.agents):
         if conversations_sql.get_agent(conn, state.tenant_id, agent_id) is not None:
             raise Conflict(f"agent {agent_id!r} already exists here", field="agent")
+    for agent_id, line in sorted(state.agent_refs.items(), key=lambda ref: ref[1]):
+        if conversations_sql.get_agent(conn, state.tenant_id, agent_id) is None:
+            raise _fail(
+                line,
+                f"agent {agent_id!r} is neither in this file nor an agent here: "
+                "create it first, or add its agent record",
+            )
     for block_type, agent_key in sorted(state.blocks):
         if blocks_sql.get_block(conn, state.tenant_id, block_type, agent_key) is not None:
             raise _block_conflict(block_type, agent_key)
@@ -766,6 +780,8 @@ def _check_thread(state: ImportState, r: ThreadRecord, line: int) -> None:
     if r.id in state.threads:
         raise _fail(line, f"thread {r.id!r} appears twice")
     state.threads[r.id] = r.agent_id or ""
+    if r.agent_id:
+        state.agent_refs.setdefault(r.agent_id, line)
 
 
 @record_kind("thread", ThreadRecord, check=_check_thread)
@@ -852,7 +868,11 @@ def _check_run(state: ImportState, r: RunLineRecord, line: int) -> None:
         ) from None
     if (record.id, record.agent_id, record.thread_id) != (r.id, r.agent_id, r.thread_id):
         raise _fail(line, "the run's record names another run, agent or thread than its line")
+    if state.threads[r.thread_id] != r.agent_id:
+        # Runs refuse another agent's thread, and a thread with runs is bound to their agent.
+        raise _fail(line, f"run {r.id!r} of agent {r.agent_id!r} is in a thread not of that agent")
     state.runs.add(r.id)
+    state.agent_refs.setdefault(r.agent_id, line)
     if r.replay_of is not None:
         state.pending_refs.append((line, "replay_of", r.replay_of))
 

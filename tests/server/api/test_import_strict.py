@@ -457,3 +457,34 @@ def test_imported_message_text_past_the_event_cap_is_left_out_the_range_stays(
         "last_id": "msg_long2",
         "run_id": None,
     }
+
+
+def test_a_thread_or_run_of_an_agent_the_tenant_lacks_is_refused(
+    http: TestClient, acme: dict[str, str], new_key
+) -> None:
+    """As `POST /v1/threads` answers 404 for an unknown agent, an import refuses a thread (or a
+    run) naming an agent that is neither in the file nor the tenant's; the tenant's own agents
+    are fine. Before, such threads were stored bound to no existing agent: no run could use
+    them and no agent deletion removed them."""
+    other = auth(new_key("other"))
+    assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=other).status_code == 201
+    records = _conversation()[1:]  # no agent record
+    r = _import(http, acme, _body(*records))
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"].startswith("line 2"), r.text
+    assert "helper" in r.json()["error"]["message"]
+    assert _state(http, acme) == ([], [])
+    assert http.post("/v1/agents", json={"agent_id": "helper"}, headers=acme).status_code == 201
+    assert _import(http, acme, _body(*records)).status_code == 200
+    assert _import(http, other, _body({"type": "agent", "id": "helper"})).status_code == 409
+
+
+@pytest.mark.parametrize("thread_agent", [None, "other"])
+def test_a_run_in_a_thread_of_another_agent_or_none_is_refused(
+    http: TestClient, acme: dict[str, str], thread_agent
+) -> None:
+    records = _conversation()
+    records[1]["agent_id"] = thread_agent
+    r = _import(http, acme, _body({"type": "agent", "id": "other"}, *records))
+    assert r.status_code == 422 and r.json()["error"]["field"].startswith("line 7"), r.text
+    assert _state(http, acme) == ([], [])
