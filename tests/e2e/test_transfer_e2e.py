@@ -11,7 +11,7 @@ import pytest
 import agentmem
 from agentmem import MemoryPolicy, RunOptions
 
-from support import create_key
+from support import ServerProcess, create_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -111,18 +111,17 @@ def _snapshot(client: agentmem.Client) -> dict:
     }
 
 
-def test_export_import_round_trip(start_server, tmp_path: Path):
-    source = start_server(data_dir=tmp_path / "a", embedding_model="bundled:all-MiniLM-L6-v2")
-    target = start_server(data_dir=tmp_path / "b", embedding_model="bundled:all-MiniLM-L6-v2")
-    source_key, target_key = create_key(source.env, "acme"), create_key(target.env, "acme-moved")
-
+def _fill_and_move(
+    source: ServerProcess, source_key: str, target: ServerProcess, target_key: str, dump: Path
+) -> tuple[dict, str, list[tuple[str, str]], str]:
+    """Fills the source tenant and runs its agent once, then moves the tenant with the CLI
+    (`export` from the source, `import` into the target tenant): (the source's snapshot, the
+    run's thread id, its transcript, what `import` printed)."""
     with agentmem.Client(api_key=source_key, base_url=source.url) as client:
         _fill(client)
         thread = client.runs.get(client.agents.run("helper", "hello").id).thread_id
         transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
         before = _snapshot(client)
-
-    dump = tmp_path / "acme.jsonl"
     exported = _cli(
         source.env, "export", "--out", str(dump), "--base-url", source.url, "--api-key", source_key
     )
@@ -131,7 +130,18 @@ def test_export_import_round_trip(start_server, tmp_path: Path):
         target.env, "import", str(dump), "--base-url", target.url, "--api-key", target_key
     )
     assert imported.returncode == 0, imported.stderr
-    assert "4 archival_lines" in imported.stdout
+    return before, thread, transcript, imported.stdout
+
+
+def test_export_import_round_trip(start_server, tmp_path: Path):
+    source = start_server(data_dir=tmp_path / "a", embedding_model="bundled:all-MiniLM-L6-v2")
+    target = start_server(data_dir=tmp_path / "b", embedding_model="bundled:all-MiniLM-L6-v2")
+    source_key, target_key = create_key(source.env, "acme"), create_key(target.env, "acme-moved")
+    dump = tmp_path / "acme.jsonl"
+    before, thread, transcript, imported = _fill_and_move(
+        source, source_key, target, target_key, dump
+    )
+    assert "4 archival_lines" in imported
 
     with agentmem.Client(api_key=target_key, base_url=target.url) as client:
         after = _snapshot(client)
@@ -148,25 +158,11 @@ def test_export_then_import_into_a_second_tenant_of_the_same_server(start_server
     the strict import this answered 409 (an oracle of the other tenant's ids)."""
     server = start_server(data_dir=tmp_path / "a", embedding_model="bundled:all-MiniLM-L6-v2")
     source_key, target_key = create_key(server.env, "acme"), create_key(server.env, "acme-copy")
-    with agentmem.Client(api_key=source_key, base_url=server.url) as client:
-        _fill(client)
-        thread = client.runs.get(client.agents.run("helper", "hello").id).thread_id
-        transcript = [(m.role, m.content) for m in client.threads.messages(thread)]
-        before = _snapshot(client)
-
-    dump = tmp_path / "acme.jsonl"
-    exported = _cli(
-        server.env, "export", "--out", str(dump), "--base-url", server.url, "--api-key", source_key
+    before, thread, transcript, imported = _fill_and_move(
+        server, source_key, server, target_key, tmp_path / "acme.jsonl"
     )
-    assert exported.returncode == 0, exported.stderr
-    imported = _cli(
-        server.env, "import", str(dump), "--base-url", server.url, "--api-key", target_key
-    )
-    assert imported.returncode == 0, imported.stderr
-    renamed = dict(
-        line.strip().split(" -> ") for line in imported.stdout.splitlines() if " -> " in line
-    )
-    assert thread in renamed, imported.stdout
+    renamed = dict(line.strip().split(" -> ") for line in imported.splitlines() if " -> " in line)
+    assert thread in renamed, imported
 
     with agentmem.Client(api_key=target_key, base_url=server.url) as client:
         assert _snapshot(client) == before

@@ -5,7 +5,6 @@ and a lookup overtaken by a revocation is never remembered."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,13 +19,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SqlStore]:
-    s = SqlStore.open(database_url)
-    yield s
-    s.close()
 
 
 @pytest.fixture
@@ -60,8 +52,8 @@ def service(store: SqlStore, clock: Clock, cache_s: float = 1.0) -> tuple[Tenant
     return TenantService(counting, key_cache_s=cache_s, clock=clock), counting  # type: ignore[arg-type]
 
 
-async def test_a_trusted_key_skips_sql_until_the_cache_time_passes(store, clock):
-    tenants, sql = service(store, clock)
+async def test_a_trusted_key_skips_sql_until_the_cache_time_passes(sql_store, clock):
+    tenants, sql = service(sql_store, clock)
     created = await tenants.create_key("acme")
     tenant_id = await tenants.tenant_id("acme")
     assert await tenants.tenant_for_key(created.key) == tenant_id
@@ -72,15 +64,15 @@ async def test_a_trusted_key_skips_sql_until_the_cache_time_passes(store, clock)
     assert sql.lookups == 2
 
 
-async def test_unknown_keys_are_never_remembered(store, clock):
-    tenants, sql = service(store, clock)
+async def test_unknown_keys_are_never_remembered(sql_store, clock):
+    tenants, sql = service(sql_store, clock)
     for _ in range(3):
         assert await tenants.tenant_for_key("am_not-a-key") is None
     assert sql.lookups == 3
 
 
-async def test_a_revocation_here_ends_the_key_at_once(store, clock):
-    tenants, _ = service(store, clock)
+async def test_a_revocation_here_ends_the_key_at_once(sql_store, clock):
+    tenants, _ = service(sql_store, clock)
     created = await tenants.create_key("acme")
     other = await tenants.create_key("acme")
     assert await tenants.tenant_for_key(created.key) is not None
@@ -90,19 +82,19 @@ async def test_a_revocation_here_ends_the_key_at_once(store, clock):
     assert await tenants.tenant_for_key(other.key) is not None
 
 
-async def test_a_revocation_elsewhere_ends_the_key_within_the_cache_time(store, clock):
-    tenants, _ = service(store, clock)
+async def test_a_revocation_elsewhere_ends_the_key_within_the_cache_time(sql_store, clock):
+    tenants, _ = service(sql_store, clock)
     created = await tenants.create_key("acme")
     assert await tenants.tenant_for_key(created.key) is not None
-    TenantService(store).revoke_key_sync(created.id)  # as `agentmem keys revoke` does
+    TenantService(sql_store).revoke_key_sync(created.id)  # as `agentmem keys revoke` does
     clock.now += 0.5
     assert await tenants.tenant_for_key(created.key) is not None  # trusted for up to 1 s
     clock.now += 0.5
     assert await tenants.tenant_for_key(created.key) is None
 
 
-async def test_a_lookup_overtaken_by_a_revocation_is_not_remembered(store, clock):
-    tenants, sql = service(store, clock)
+async def test_a_lookup_overtaken_by_a_revocation_is_not_remembered(sql_store, clock):
+    tenants, sql = service(sql_store, clock)
     created = await tenants.create_key("acme")
     sql.gate = asyncio.Event()
     lookup = asyncio.ensure_future(tenants.tenant_for_key(created.key))
@@ -117,8 +109,8 @@ async def test_a_lookup_overtaken_by_a_revocation_is_not_remembered(store, clock
     assert sql.lookups == 2
 
 
-async def test_no_cache_asks_sql_every_time(store, clock):
-    tenants, sql = service(store, clock, cache_s=0.0)
+async def test_no_cache_asks_sql_every_time(sql_store, clock):
+    tenants, sql = service(sql_store, clock, cache_s=0.0)
     created = await tenants.create_key("acme")
     await tenants.tenant_for_key(created.key)
     await tenants.tenant_for_key(created.key)
