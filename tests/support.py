@@ -5,6 +5,7 @@
     settings     make_settings, ADMIN_KEY, auth, new_tenant_key, HTTP_TIMEOUT_S
     processes    free_port, server_env, create_key, ServerProcess (`agentmem serve` in a child)
     races        in_threads, count_retries, clients_on: many writers at once through the client
+    interpreter  fresh_python: what code prints in a new, isolated interpreter of this venv
     S3           S3StandIn: an S3-compatible server on loopback (moto) that counts requests
     LLM          ScriptedLLM: the one fake OpenAI-compatible endpoint (respx, or real HTTP)
     memory       FakeMemory, block, match: MemoryService's surface for run tests
@@ -254,6 +255,27 @@ def clients_on(
     finally:
         for c in clients:
             c.close()
+
+
+# ---- a fresh interpreter ----------------------------------------------------------------------
+
+
+def fresh_python(code: str) -> str:
+    """What `code` prints, run by a new interpreter of this environment: isolated (`-I`: no
+    PYTHON* variable, no current folder on the path) and with a bare environment, so nothing of
+    this test process or of the shell it came from (a PYTHONPATH, a sitecustomize, a
+    PYTHONSTARTUP) is imported alongside. The timeout only stops a hung child."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stderr}"
+    return result.stdout
 
 
 # ---- an S3-compatible server ----------------------------------------------------------------

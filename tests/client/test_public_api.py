@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
-import sys
 import types
-from pathlib import Path
 
 import pytest
 
 import agentmem
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from support import fresh_python
+
 HEAVY_MODULES = [
     "fastapi",
     "torch",
@@ -85,21 +82,3 @@ print(json.dumps(found))
 """
     found = json.loads(fresh_python(code))
     assert found == {}, "\n".join(f"{m}:\n{how}" for m, how in found.items())
-
-
-def fresh_python(code: str) -> str:
-    """What `code` prints, run by a new interpreter of this environment: isolated (`-I`: no
-    PYTHON* variable, no current folder on the path) and with a bare environment, so nothing of
-    this test process or of the shell it came from (a PYTHONPATH, a sitecustomize, a
-    PYTHONSTARTUP) is imported alongside. The timeout only stops a hung child."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"exit {result.returncode}:\n{result.stderr}"
-    return result.stdout

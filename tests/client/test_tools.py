@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from agentmem.tools import MEMORY_TOOL_NAMES, memory_tools
+
+from support import fresh_python
 
 
 def test_six_function_tools_in_order():
@@ -63,5 +62,4 @@ def test_importing_the_tools_loads_no_server_code():
         "import sys, agentmem.tools; print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'agentmem_server', 'fastapi', 'tiktoken', 'sqlalchemy'}))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert fresh_python(code).strip() == "[]"
