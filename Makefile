@@ -72,7 +72,7 @@ constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
 	$(call install_torch,.venv-constraints/bin/python)
-	.venv-constraints/bin/pip install -q -e '.[dev]'
+	.venv-constraints/bin/pip install -q -e '.[dev,peers]'
 	{ echo "# Every package CI tested, pinned: make setup installs with -c constraints.txt."; \
 	  echo "# Made by make constraints from pyproject.toml; do not edit by hand. Local version labels"; \
 	  echo "# are dropped (torch==2.13.0 matches the +cpu build too)."; \
