@@ -261,7 +261,8 @@ def cleanup(
         600.0, "--wait", help="How long to wait for a table a server is maintaining right now."
     ),
 ) -> None:
-    """Remove replaced and deleted archival text from the files now, in every table.
+    """Remove replaced and deleted archival text from the files now, in every table, and the
+    tables of blocks that no longer exist (left by a server that died mid-write).
 
     A running server does this by itself AGENTMEM_ARCHIVAL_VERSION_GRACE_S after each write; this
     is for when that cannot wait (or a server stopped before its pass). Safe while servers run: it
@@ -273,7 +274,9 @@ def cleanup(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     from .ids import PROCESS, new_id
-    from .storage.lance.maintenance import lease_name, leased
+    from .services.repair import drop_orphan_tables
+    from .storage.lance.index import LanceArchivalStore
+    from .storage.lance.maintenance import Maintenance, lease_name, leased
     from .storage.lance.store import PRUNE_NOW, LanceStore, storage_options
     from .storage.sql.leases import SqlLeases
     from .storage.sql.store import SqlStore
@@ -289,6 +292,13 @@ def cleanup(
             storage_options=storage_options(settings),
         )
         try:
+            # Tables of blocks SQL no longer holds (a process died in an append or a delete).
+            archival = LanceArchivalStore(
+                store, Maintenance(store, prune_grace=PRUNE_NOW, background=False, leases=leases)
+            )
+            dropped = await drop_orphan_tables(sql, archival)
+            if dropped:
+                typer.echo(f"Dropped {len(dropped)} archival tables of deleted blocks.")
             names = sorted(await store.table_names())
             with Progress(
                 "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn()

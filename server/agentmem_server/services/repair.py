@@ -45,6 +45,7 @@ from ..storage.sql.leases import SqlLeases
 from ..storage.sql.processes import ProcessRow
 
 if TYPE_CHECKING:
+    from ..storage.base import ArchivalStore
     from ..storage.sql.store import SqlStore
     from .memory import MemoryService
 
@@ -58,6 +59,10 @@ LEGACY_GRACE = timedelta(minutes=10)
 """Rows written before writes named their process: repaired once this old."""
 MAX_ATTEMPTS = 3
 """Failed repairs of one write before it is quarantined."""
+ORPHAN_SWEEP_S = 3600.0
+"""How often a server looks for archival tables of blocks SQL no longer holds (one replica at a
+time, under the lease `ORPHAN_SWEEP_LEASE`); `agentmem cleanup` also does."""
+ORPHAN_SWEEP_LEASE = "archival-orphan-tables"
 
 _LIVE_HERE: set[str] = set()
 """Process ids started in this OS process and not stopped (tests run several apps in one)."""
@@ -104,6 +109,8 @@ class ArchivalRepair:
     attempts: dict[str, int] = field(default_factory=dict)
     quarantined_total: int = 0
     """Writes this process quarantined since it started."""
+    swept_at: Optional[float] = None
+    """Loop time of this process's last sweep for orphan tables (`drop_orphan_tables`)."""
 
     # ---- this process ---------------------------------------------------------------------------
 
@@ -122,7 +129,15 @@ class ArchivalRepair:
         await self.sql.run_autocommit(
             processes_sql.forget_stale, now - int(10 * LIVENESS_S * 1_000_000)
         )
-        return await self.repair()
+        report = await self.repair()
+        loop_now = asyncio.get_running_loop().time()
+        if self.swept_at is None or loop_now - self.swept_at >= ORPHAN_SWEEP_S:
+            self.swept_at = loop_now
+            leases = SqlLeases(self.sql, holder=self.process_id)
+            async with leased(leases, ORPHAN_SWEEP_LEASE, ttl_s=REPAIR_LEASE_S) as held:
+                if held:
+                    await drop_orphan_tables(self.sql, self.memory.archival_index.store)
+        return report
 
     async def stop(self) -> None:
         _LIVE_HERE.discard(self.process_id)
@@ -242,3 +257,27 @@ class ArchivalRepair:
             write.kind,
             write.write_id,
         )
+
+
+async def drop_orphan_tables(sql: SqlStore, store: ArchivalStore) -> list[str]:
+    """Drop the archival tables of blocks SQL does not hold (left by a process that died in an
+    append or a delete); returns their names. Safe while servers run: a scope with a write in
+    flight is skipped (an append records itself before it creates its block's table, and ends
+    that record as its block commits), and a table a replica is maintaining is left for later.
+
+    The writes in flight are read before the blocks: an append committing in between is then
+    seen in one or the other (the two reads need not be one snapshot)."""
+    tables = await store.block_tables()
+    if not tables:
+        return []
+    busy = await sql.run_autocommit(blocks_sql.scopes_with_writes_in_flight)
+    known = await sql.run_autocommit(blocks_sql.existing_blocks, [t.block_id for t in tables])
+    dropped = []
+    for t in tables:
+        if t.block_id in known or (t.tenant_id, t.scope.agent_key) in busy:
+            continue
+        if await store.drop_unused_table(t.name):
+            dropped.append(t.name)
+    if dropped:
+        log.warning("dropped %d archival tables of blocks SQL no longer holds", len(dropped))
+    return dropped

@@ -251,6 +251,16 @@ class BlockWriter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BlockTable:
+    """One block's index in the archival store, named after the block."""
+
+    name: str
+    tenant_id: str
+    scope: ScopeKey
+    block_id: str
+
+
 @runtime_checkable
 class ArchivalStore(Protocol):
     """Where archival chunks and their vectors live, by tenant and scope (LanceDB today:
@@ -294,6 +304,15 @@ class ArchivalStore(Protocol):
         ...
 
     async def delete_tenant(self, tenant_id: str) -> None: ...
+
+    async def block_tables(self) -> list[BlockTable]:
+        """Every block's index in the store (a listing of the store)."""
+        ...
+
+    async def drop_unused_table(self, name: str) -> bool:
+        """Drop an index no block uses any more, unless a replica is maintaining it right now
+        (then False: it is left for a later sweep)."""
+        ...
 
     async def open_scopes(
         self, tenant_id: str, scopes: Sequence[ScopeKey | BlockRef]

@@ -19,6 +19,7 @@ from agentmem_server.errors import NotFound
 from agentmem_server.ids import PROCESS, new_id, new_write_id
 from agentmem_server.services.archival import ArchivalIndex
 from agentmem_server.services.memory import MemoryService
+from agentmem_server.services.repair import drop_orphan_tables
 from agentmem_server.settings import Settings
 from agentmem_server.storage.base import BlockRef, ScopeKey, now_micros
 from agentmem_server.storage.lance import store as lance_store
@@ -241,3 +242,28 @@ async def test_interrupted_writes_are_repaired_once_by_one_of_three_replicas(
         for agent in ("bot1", "bot2", "bot3"):
             assert await lines_of(memory, agent) == [f"fact {agent} one", f"fact {agent} two"]
             await assert_matches_sql(memory, agent)
+
+
+async def test_tables_of_blocks_sql_does_not_hold_are_dropped_but_not_a_writes(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table left by a process that died in a delete (or in an append that never committed)
+    is dropped by the sweep (`agentmem cleanup`, and servers hourly); the table an append on
+    another replica is writing for a new scope is not, though SQL holds no block for it yet."""
+    a, b = await replica(), await replica()
+    await a.append(TENANT, "archival", "fact kept", "bot1")
+    left = BlockRef.of(TENANT, "blk_gone", "bot2")
+    index = a.archival_index
+    await index.add(left, await index.prepare(["fact deleted"]), first_line=1, written_at=1)
+    reached, resume = pause(b, monkeypatch, after_write=True)
+    appending = asyncio.ensure_future(b.append(TENANT, "archival", "fact new", "bot3"))
+    await asyncio.wait_for(reached.wait(), 30)
+    dropped = await drop_orphan_tables(a._sql, index.store)
+    assert dropped == [block_table_name(TENANT, left.scope_key, "blk_gone")]
+    assert await drop_orphan_tables(a._sql, index.store) == []
+    resume.set()
+    await appending
+    for memory in (a, b):
+        for agent in ("bot1", "bot2", "bot3"):
+            await assert_matches_sql(memory, agent)
+    assert await lines_of(b, "bot3") == ["fact new"]

@@ -26,6 +26,7 @@ import pyarrow as pa
 from ...ids import new_write_id
 from ..base import (
     BlockRef,
+    BlockTable,
     Leases,
     Progress,
     ScopeIndex,
@@ -36,7 +37,7 @@ from ..base import (
 )
 from . import filters
 from .arrow import chunk_hits, rows_table, stored_chunks, vectors_of
-from .maintenance import Maintenance
+from .maintenance import Maintenance, lease_name, leased
 from .reindex import reindex_store
 from .schema import (
     TABLE_PREFIX,
@@ -324,6 +325,20 @@ class LanceArchivalStore:
     async def delete_tenant(self, tenant_id: str) -> None:
         for name in await self.lance.table_names(tenant_prefix(tenant_id)):
             await self._drop_table(name)
+
+    async def block_tables(self) -> list[BlockTable]:
+        found = []
+        for name in await self.lance.table_names():
+            parsed = parse_table_name_full(name)
+            if parsed is not None and parsed[2]:  # legacy (scope-named) tables are not listed
+                found.append(BlockTable(name, parsed[0], parsed[1], parsed[2]))
+        return found
+
+    async def drop_unused_table(self, name: str) -> bool:
+        async with leased(self.maintenance.leases, lease_name(name)) as held:
+            if held:
+                await self._drop_table(name)
+        return held
 
     async def _drop_table(self, name: str) -> None:
         async with self.lance.lock(name):

@@ -365,6 +365,21 @@ def end_archival_write(conn: Connection, write_id: str) -> None:
     conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
 
 
+def scopes_with_writes_in_flight(conn: Connection) -> set[tuple[str, str]]:
+    """`(tenant_id, agent_key)` of every scope an archival write is in flight in."""
+    stmt = select(archival_writes.c.tenant_id, archival_writes.c.agent_id).distinct()
+    return {(r.tenant_id, r.agent_id) for r in conn.execute(stmt)}
+
+
+def existing_blocks(conn: Connection, block_ids: Sequence[str]) -> set[str]:
+    """Which of these block ids SQL holds."""
+    found: set[str] = set()
+    for start in range(0, len(block_ids), 500):
+        batch = list(block_ids[start : start + 500])
+        found.update(conn.execute(select(blocks.c.id).where(blocks.c.id.in_(batch))).scalars())
+    return found
+
+
 def archival_write_in_flight(conn: Connection, write_id: str) -> bool:
     stmt = select(archival_writes.c.write_id).where(archival_writes.c.write_id == write_id)
     return conn.execute(stmt).first() is not None
