@@ -584,14 +584,27 @@ class MemoryService:
         )
         # One append per scope at a time in this process (they would number the same lines); a
         # replica appending to the scope meanwhile makes the guarded write below retry.
-        async with self._scope_lock(tenant_id, agent_key):
-            for attempt in range(APPEND_ATTEMPTS):
-                if attempt:
-                    await asyncio.sleep(random.uniform(0, APPEND_BACKOFF_S * 2**attempt))
-                row = await self._append_once(tenant_id, agent_key, lines, prepared, with_sql)
-                if row is not None:
-                    first = row.line_count - len(lines) + 1
-                    return _to_model(row, content="\n".join(lines), start=first, end=row.line_count)
+        lost: list[tuple[Callable[[], Awaitable[None]], str]] = []
+        try:
+            async with self._scope_lock(tenant_id, agent_key):
+                for attempt in range(APPEND_ATTEMPTS):
+                    if attempt:
+                        await asyncio.sleep(random.uniform(0, APPEND_BACKOFF_S * 2**attempt))
+                    row = await self._append_once(
+                        tenant_id, agent_key, lines, prepared, with_sql, lost=lost
+                    )
+                    if row is not None:
+                        first = row.line_count - len(lines) + 1
+                        end = row.line_count
+                        return _to_model(row, content="\n".join(lines), start=first, end=end)
+        finally:
+            # The rows of attempts that lost go after the append (hidden from recall until
+            # then: their writes are in flight). Taken back before the retry, they made it start
+            # behind the winner's next append, which could win every round (409 after 5 losses
+            # with 3 replicas appending to one scope).
+            for undo, write_id in lost:
+                if await self._undo_index_write(undo, write_id):
+                    await self._end_write(write_id, None)
         raise Conflict(
             "the archival block kept changing during the append (other servers appending to "
             "it); retry",
@@ -605,9 +618,11 @@ class MemoryService:
         lines: list[str],
         prepared: PreparedChunks,
         with_sql: Optional[Callable[[Connection], object]] = None,
+        *,
+        lost: list[tuple[Callable[[], Awaitable[None]], str]],
     ) -> Optional[blocks_sql.BlockRow]:
-        """Store the lines after the block's current last line; None (nothing stored) when the
-        block changed since it was read.
+        """Store the lines after the block's current last line; None when the block changed
+        since it was read: then what to take back, with the write id, is added to `lost`.
 
         The index rows are written first, numbered from the block as read, and then one short
         SQL transaction checks the block is unchanged, stores the lines and ends the write. So
@@ -634,6 +649,12 @@ class MemoryService:
             self.repair.process_id,
         )
         undo = partial(self._undo_append, tenant_id, scope, write_id, block_id)
+        moved = False
+
+        async def undo_unless_moved() -> None:
+            if not moved:  # a lost race: the caller takes the rows back later
+                await undo()
+
         tx: Optional[Transaction] = None
         try:
             try:
@@ -653,7 +674,7 @@ class MemoryService:
                 log.info("archival append %s lost its block to another write; retrying", write_id)
                 raise _BlockMoved() from None
             async with self._sql.transaction() as tx:
-                tx.on_failure(undo)
+                tx.on_failure(undo_unless_moved)
                 if with_sql is not None:
                     await tx.run(with_sql)
                 row = await tx.run(
@@ -668,12 +689,12 @@ class MemoryService:
                     write_id,
                 )
                 if row is None:
+                    moved = True
                     raise _BlockMoved()
             self._committed(tenant_id)
             return row
         except _BlockMoved:
-            if tx is not None or await self._undo_index_write(undo, write_id):
-                await self._end_write(write_id, tx)
+            lost.append((undo, write_id))
             return None
         except BaseException:
             # With no transaction begun, the index write failed or was cancelled: take back what

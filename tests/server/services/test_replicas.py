@@ -128,6 +128,7 @@ async def test_an_append_racing_a_delete_on_another_replica_lands_in_a_new_block
     for memory in (a, b):
         assert await lines_of(memory, "bot") == ["fact two"]
         await assert_matches_sql(memory, "bot")
+    assert await a._sql.run_autocommit(blocks_sql.archival_writes_in_flight) == [], "undone"
 
 
 async def test_an_append_that_loses_the_creation_of_a_scope_leaves_no_table(
@@ -145,6 +146,7 @@ async def test_an_append_that_loses_the_creation_of_a_scope_leaves_no_table(
     for memory in (a, b):
         assert await lines_of(memory, "bot") == ["fact from a", "fact from b"]
         await assert_matches_sql(memory, "bot")
+    assert await a._sql.run_autocommit(blocks_sql.archival_writes_in_flight) == [], "undone"
 
 
 async def test_an_index_failure_of_a_block_unchanged_in_sql_is_answered(
