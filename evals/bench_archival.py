@@ -76,12 +76,16 @@ def session_batches(limit_lines: int) -> list[tuple[str, list[str]]]:
 
 
 def chunk_texts(batches, settings, embedder) -> list[list[str]]:
-    from agentmem_server.chunking import ChunkBudget, chunk_lines
+    """What the server embeds for each append: its chunks' texts, or its line units' keys
+    (`archival_units`)."""
+    from agentmem_server.chunking import ChunkBudget, build_units, chunk_lines
     from agentmem_server.tokens import count_tokens
 
     budget = ChunkBudget(
         settings.chunk_tokens, count_tokens, embedder.max_seq_length, embedder.count_tokens
     )
+    if settings.archival_units == "lines":
+        return [[u.index_text for u in build_units(lines, budget)] for _, lines in batches]
     return [
         [c.text for c in chunk_lines(lines, budget, overlap_lines=settings.chunk_overlap_lines)]
         for _, lines in batches
@@ -300,18 +304,16 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
     ]
     for start in range(0, len(vectors), batch):
         part = vectors[start : start + batch]
-        chunks = [
-            Chunk(
-                f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and "
-                f"item {(start + i) % 997}",
-                1 + i,
-                1 + i,
-            )
+        texts = [
+            f"synthetic note {start + i}: something about the {words[(start + i) % 10]} and "
+            f"item {(start + i) % 997}"
             for i in range(len(part))
         ]
+        units = index.default_units  # rows in the format of a new table, searched by their key
+        chunks = [Chunk(t, 1 + i, 1 + i, key=t if units else None) for i, t in enumerate(texts)]
         await index.add(
             block_ref,
-            PreparedChunks(chunks, part, index.model_id),
+            PreparedChunks(chunks, part, index.model_id, units=units),
             first_line=start + 1,
             written_at=1_700_000_000_000_000 + start,
         )

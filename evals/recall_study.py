@@ -16,7 +16,11 @@ keys:  raw   the server's defaults
        collapse  repeated date prefixes once, relative dates left alone
        (key and collapse need the index-key prototype of the recall-quality branch)
 rank:  plain  the fused order as is (before spreading)
-       u90 / u95  spread, line-unit tables fused at 0.9 / 0.95 cosine instead of 0.93
+       u85 / u90 / u95  spread, line-unit tables fused at 0.85 / 0.9 / 0.95 cosine, not 0.93
+       u85s2 / u90s2  the same at 0.85 / 0.9, at most 2 results per write before the rest
+       u90q80 / u90q70 / u93q80  0.9 (0.93), and 0.8 / 0.7 for a query naming a date
+       s1 / s2  spread, and at most 1 / 2 results per write (session) before the rest
+       s1d / s2d / d4  the same with the vector leg reading 4 x limit rows (d4: spread only)
        spread `recall.spread`: candidates sharing lines with a chosen one wait (the default)
        w80 / w70  spread, with a hybrid vector weight of 0.8 / 0.7 instead of 0.9
 """
@@ -78,6 +82,25 @@ RANKS: dict[str, dict] = {
     "plain-w80": {"SPREAD_HYBRID": False, "weight": 0.8},
     "u90": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.9},
     "u95": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.95},
+    "u85": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.85},
+    "u85s2": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.85, "SPREAD_PER_WRITE": 2},
+    "u90q80": {
+        "SPREAD_HYBRID": True,
+        "HYBRID_UNIT_VECTOR_WEIGHT": 0.9,
+        "DATED_QUERY_VECTOR_WEIGHT": 0.8,
+    },
+    "u90q70": {
+        "SPREAD_HYBRID": True,
+        "HYBRID_UNIT_VECTOR_WEIGHT": 0.9,
+        "DATED_QUERY_VECTOR_WEIGHT": 0.7,
+    },
+    "u93q80": {"SPREAD_HYBRID": True, "DATED_QUERY_VECTOR_WEIGHT": 0.8},
+    "u90s2": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.9, "SPREAD_PER_WRITE": 2},
+    "s1": {"SPREAD_HYBRID": True, "SPREAD_PER_WRITE": 1},
+    "s2": {"SPREAD_HYBRID": True, "SPREAD_PER_WRITE": 2},
+    "s1d": {"SPREAD_HYBRID": True, "SPREAD_PER_WRITE": 1, "VECTOR_DEPTH": 4},
+    "s2d": {"SPREAD_HYBRID": True, "SPREAD_PER_WRITE": 2, "VECTOR_DEPTH": 4},
+    "d4": {"SPREAD_HYBRID": True, "VECTOR_DEPTH": 4},
 }
 
 

@@ -38,13 +38,14 @@ async def test_a_long_line_is_chunked_off_the_event_loop(
     index: ArchivalIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[threading.Thread] = []
-    real = chunking.chunk_lines
+    for name in ("chunk_lines", "build_units"):  # whichever the table format uses
+        real = getattr(chunking, name)
 
-    def recording(*args, **kwargs):
-        threads.append(threading.current_thread())
-        return real(*args, **kwargs)
+        def recording(*args, real=real, **kwargs):
+            threads.append(threading.current_thread())
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr("agentmem_server.services.archival.chunk_lines", recording)
+        monkeypatch.setattr(f"agentmem_server.services.archival.{name}", recording)
     prepared = await index.prepare(["word " * 20_000])
     assert prepared.chunks and threads and threads[0] is not threading.main_thread()
     await index.prepare(["a short line"])  # small input: inline, microseconds

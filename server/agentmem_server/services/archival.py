@@ -424,7 +424,7 @@ class ArchivalIndex:
             limit=limit,
             min_score=min_score,
             depth=recall.candidate_depth(limit),
-            order=recall.order_for(mode, units=all(s.units for s in indexes)),
+            order=recall.order_for(mode, units=all(s.units for s in indexes), query=query),
         )
         return [_result(tenant_id, indexes[c.scope], c) for c in chosen]
 

@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal, Optional
 
+from ..dates import find_date
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -40,10 +42,20 @@ let weak keyword hits push out good vector hits on paraphrased questions."""
 HYBRID_UNIT_VECTOR_WEIGHT = 0.93
 """The hybrid weight when every searched index holds line units, whose BM25 reads a key with
 resolved dates: docs/recall.md, "Line units"."""
+DATED_QUERY_VECTOR_WEIGHT: Optional[float] = None
+"""With a number, hybrid over line units weighs cosine this much for a query that names a
+calendar date ("what did Ana do on 6 May 2023?"): the keys' resolved dates are matched by BM25
+only. None: off."""
 SPREAD_HYBRID = True
 """Hybrid results are spread over the block (`spread`): on our long-conversation set hybrid R@5
 0.640 -> 0.658 (multi-hop 0.367 -> 0.395, temporal 0.732 -> 0.750), the short set 0.786 ->
 0.784 (docs/recall.md, "Spreading")."""
+
+VECTOR_DEPTH = 1
+"""The vector leg reads `VECTOR_DEPTH x limit` rows (`vector_leg_limit`)."""
+SPREAD_PER_WRITE: Optional[int] = None
+"""With a number n, hybrid results beyond the n-th of one write (one append: a session of a
+chat) wait behind the rest too, like spans sharing a line. None: off."""
 
 _WORD = re.compile(r"\w+")
 
@@ -93,8 +105,8 @@ def vector_leg_limit(limit: int) -> int:
     what each of the `limit` nearer ones scores, and hits of both legs come with the keyword leg.
     Reading 5 rows instead of 20 saved ~2.5 ms at 100k. Spreading can defer one of them; a
     vector-only hit below them could then take its place, but reading 2 x limit moved R@5 by
-    0.001 in an offline replica."""
-    return limit
+    0.001 in an offline replica. `VECTOR_DEPTH` multiplies it (a study switch)."""
+    return limit * VECTOR_DEPTH
 
 
 def vector_candidates(legs: Sequence[VectorHits]) -> list[Candidate]:
@@ -154,10 +166,12 @@ ORDERS: dict[str, Order] = {
 }
 
 
-def order_for(mode: RecallMode, *, units: bool) -> Order:
+def order_for(mode: RecallMode, *, units: bool, query: str = "") -> Order:
     """The mode's order; hybrid over indexes of line units only weighs BM25 less."""
     if mode == "hybrid" and units and ORDERS["hybrid"] is order_hybrid:
         weight = HYBRID_UNIT_VECTOR_WEIGHT
+        if DATED_QUERY_VECTOR_WEIGHT is not None and find_date(query) is not None:
+            weight = DATED_QUERY_VECTOR_WEIGHT
         return lambda by_vector, by_text: order_hybrid(by_vector, by_text, weight=weight)
     return ORDERS[mode]
 
@@ -173,7 +187,12 @@ def choose(ordered: Sequence[Candidate], *, limit: int, min_score: float) -> lis
     return chosen
 
 
-def spread(spans: Sequence[tuple[int, int, int]], limit: int) -> list[int]:
+def spread(
+    spans: Sequence[tuple[int, int, int]],
+    limit: int,
+    groups: Optional[Sequence[object]] = None,
+    per_group: Optional[int] = None,
+) -> list[int]:
     """Indexes into `spans` (`(scope, first line, last line)`, in rank order) of the `limit` to
     return, in order: a span sharing a line with a chosen one of its scope waits behind the rest.
 
@@ -187,11 +206,17 @@ def spread(spans: Sequence[tuple[int, int, int]], limit: int) -> list[int]:
     chosen: list[int] = []
     deferred: list[int] = []
     taken: dict[int, list[tuple[int, int]]] = {}
+    in_group: dict[object, int] = {}
     for i, (scope, first, last) in enumerate(spans):
         ranges = taken.setdefault(scope, [])
         if any(first <= b and a <= last for a, b in ranges):
             deferred.append(i)
             continue
+        if groups is not None and per_group is not None:
+            if in_group.get(groups[i], 0) >= per_group:
+                deferred.append(i)
+                continue
+            in_group[groups[i]] = in_group.get(groups[i], 0) + 1
         ranges.append((first, last))
         chosen.append(i)
         if len(chosen) == limit:
@@ -216,5 +241,10 @@ def rank(
     if mode != "hybrid" or not SPREAD_HYBRID:
         return choose(ordered, limit=limit, min_score=min_score)  # each leg's own order
     passing = [c for c in ordered if c.score >= min_score]
-    picked = spread([(c.scope, c.hit.start_line, c.hit.end_line) for c in passing], limit)
+    picked = spread(
+        [(c.scope, c.hit.start_line, c.hit.end_line) for c in passing],
+        limit,
+        groups=[(c.scope, c.hit.written_at) for c in passing],
+        per_group=SPREAD_PER_WRITE,
+    )
     return [passing[i] for i in picked]

@@ -18,6 +18,7 @@ from agentmem_server.storage.lance.schema import (
     legacy_table_name,
     parse_table_name,
     parse_table_name_full,
+    search_column,
 )
 from agentmem_server.storage.lance.store import storage_options
 
@@ -109,7 +110,10 @@ async def test_deleted_and_replaced_text_leaves_no_bytes_after_cleanup(
         written_at=T0_US,
     )
     bot_table = (await index.store.scope_table("t1", ScopeKey("agent", "bot"))).table
-    row = (await bot_table.query().where("text LIKE '%Zqxjkv%'").select(["vector"]).to_list())[0]
+    # The row whose vector embeds the secret (a unit's neighbours show it in their text only).
+    searched = search_column(await bot_table.schema())
+    where = f"{searched} LIKE '%Zqxjkv%'"
+    row = (await bot_table.query().where(where).select(["vector"]).to_list())[0]
     vector = np.asarray(row["vector"], dtype=np.float32).tobytes()
     await index.maintain()  # indexes and compaction have seen both texts
     before = lance_bytes(archival_settings)
@@ -253,9 +257,10 @@ async def test_background_maintenance_indexes_new_rows(open_index) -> None:
     index.store.maintenance.background, index.store.maintenance.delay_s = True, 0.01
     await index.add(BOT, await index.prepare(facts(5)), first_line=1, written_at=T0_US)
     state = await index.store.scope_table("t1", ScopeKey("agent", "bot"))
-    assert (await state.table.index_stats("text_idx")).num_unindexed_rows > 0
+    fts = f"{search_column(state.table_schema)}_idx"
+    assert (await state.table.index_stats(fts)).num_unindexed_rows > 0
     for _ in range(250):
-        stats = await state.table.index_stats("text_idx")
+        stats = await state.table.index_stats(fts)
         if stats.num_unindexed_rows == 0:
             break
         await asyncio.sleep(0.02)

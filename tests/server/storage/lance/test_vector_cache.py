@@ -187,7 +187,8 @@ async def test_copies_make_room_only_by_dropping_idle_ones(
     from agentmem_server.storage.lance import vector_cache
 
     monkeypatch.setattr(vector_cache, "IDLE_S", 0.5)
-    index = await open_index(chunk_tokens=16, recall_cache_mb=1)
+    # Sized in chunks: line units make other row counts.
+    index = await open_index(chunk_tokens=16, recall_cache_mb=1, archival_units="chunks")
     cache = index.store.lance.vector_cache
     names = {}
     for agent in ("a", "b"):
