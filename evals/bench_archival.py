@@ -158,10 +158,19 @@ async def http_ingest(server: Server, batches, clients: int) -> dict:
 
 
 def bench_ingest(args) -> dict:
+    """Each table format of `--ingest-units` (chunks, line units) in turn, in one run: the
+    server's appends against the bare embedder on the texts that format embeds."""
+    from agentmem_server.settings import Settings
+
+    formats = args.ingest_units.split(",")
+    results = {units: _ingest_one(args, Settings(archival_units=units)) for units in formats}
+    return results if len(formats) > 1 else results[formats[0]]
+
+
+def _ingest_one(args, settings) -> dict:
     from agentmem_server.embedding import load_embedder
     from agentmem_server.settings import Settings
 
-    settings = Settings()
     batches = session_batches(args.ingest_lines)
     lines = sum(len(b) for _, b in batches)
     log(f"ingest: {lines} lines in {len(batches)} appends, {args.clients} concurrent clients")
@@ -172,10 +181,15 @@ def bench_ingest(args) -> dict:
     texts = [t for chunks in per_request for t in chunks]
     on_lines = [line for _, b in batches for line in b]
     embedder.embed(texts[:64])  # warm-up
+    log(f"table format: {settings.archival_units} ({len(texts)} texts to embed)")
     bare_before = bare_throughput(embedder, texts, lines, settings.embedding_batch_size)
     log("bare embedder on the chunks:", bare_before)
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp), embedding_backend=args.embedding_backend).start()
+        server = Server(
+            Path(tmp),
+            embedding_backend=args.embedding_backend,
+            archival_units=settings.archival_units,
+        ).start()
         try:
             http = asyncio.run(http_ingest(server, batches, args.clients))
         finally:
@@ -675,6 +689,11 @@ def main() -> None:
     parser.add_argument("--parts", default="batcher,ingest,latency,big")
     parser.add_argument("--ingest-lines", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4, help="concurrent appending clients")
+    parser.add_argument(
+        "--ingest-units",
+        default="chunks,lines",
+        help="table formats the ingest part measures, in turn (archival_units values)",
+    )
     parser.add_argument("--batcher-requests", type=int, default=64)
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts for the latency part")
     parser.add_argument("--big", type=int, default=1_000_000)

@@ -16,7 +16,9 @@ keys:  raw   the server's defaults
        collapse  repeated date prefixes once, relative dates left alone
        (key and collapse need the index-key prototype of the recall-quality branch)
 rank:  plain  the fused order as is (before spreading)
-       u85 / u90 / u95  spread, line-unit tables fused at 0.85 / 0.9 / 0.95 cosine, not 0.93
+       u85 / u90 / u95  spread, line-unit tables fused at 0.85 / 0.9 / 0.95 cosine, not 0.93,
+                  whatever the query (no dated-query weight)
+       q-off  spread, without the dated-query weight (0.93 for every query)
        u85s2 / u90s2  the same at 0.85 / 0.9, at most 2 results per write before the rest
        u90q80 / u90q70 / u93q80  0.9 (0.93), and 0.8 / 0.7 for a query naming a date
        s1 / s2  spread, and at most 1 / 2 results per write (session) before the rest
@@ -80,9 +82,22 @@ RANKS: dict[str, dict] = {
     "w80": {"SPREAD_HYBRID": True, "weight": 0.8},
     "w70": {"SPREAD_HYBRID": True, "weight": 0.7},
     "plain-w80": {"SPREAD_HYBRID": False, "weight": 0.8},
-    "u90": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.9},
-    "u95": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.95},
-    "u85": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.85},
+    "u90": {
+        "SPREAD_HYBRID": True,
+        "HYBRID_UNIT_VECTOR_WEIGHT": 0.9,
+        "DATED_QUERY_VECTOR_WEIGHT": None,
+    },
+    "u95": {
+        "SPREAD_HYBRID": True,
+        "HYBRID_UNIT_VECTOR_WEIGHT": 0.95,
+        "DATED_QUERY_VECTOR_WEIGHT": None,
+    },
+    "u85": {
+        "SPREAD_HYBRID": True,
+        "HYBRID_UNIT_VECTOR_WEIGHT": 0.85,
+        "DATED_QUERY_VECTOR_WEIGHT": None,
+    },
+    "q-off": {"SPREAD_HYBRID": True, "DATED_QUERY_VECTOR_WEIGHT": None},
     "u85s2": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.85, "SPREAD_PER_WRITE": 2},
     "u90q80": {
         "SPREAD_HYBRID": True,

@@ -252,7 +252,7 @@ def reindex() -> None:
             await index.close()
 
     done = asyncio.run(run())
-    typer.echo(f"Re-embedded {done} chunks with {settings.embedding_model}.")
+    typer.echo(f"Re-embedded {done} index rows with {settings.embedding_model}.")
 
 
 @app.command()

@@ -41,7 +41,7 @@ def test_model_switch_needs_reindex(start_server, tmp_path: Path):
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "Re-embedded 1 chunks" in done.stdout
+    assert "Re-embedded 2 index rows" in done.stdout  # one line unit per line
 
     second = start_server(data_dir=data, embedding_model="hash:256")
     with agentmem.Client(api_key=key, base_url=second.url) as client:

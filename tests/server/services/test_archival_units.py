@@ -140,6 +140,20 @@ def test_hybrid_over_unit_tables_weighs_bm25_less() -> None:
     assert recall.order_for("vector", units=True) is recall.order_by_vector
 
 
+def test_a_query_naming_a_date_leans_on_the_keys_resolved_dates() -> None:
+    from agentmem_server.storage.base import ChunkHit
+
+    def cand(name: str, cosine: float, bm25: float | None) -> recall.Candidate:
+        return recall.Candidate(0, ChunkHit(name, 1, 1, name, 0), cosine, bm25)
+
+    chatty, dated = cand("chatty", 0.60, None), cand("dated", 0.50, 9.0)
+    plain = recall.order_for("hybrid", units=True, query="What did Ana do at the lake?")
+    on_a_day = recall.order_for("hybrid", units=True, query="What did Ana do on 6 May 2023?")
+    # 0.93 x 0.60 > 0.93 x 0.50 + 0.07; 0.8 x 0.60 < 0.8 x 0.50 + 0.2
+    assert [c.hit.chunk_id for c in plain([chatty], [dated])] == ["chatty", "dated"]
+    assert [c.hit.chunk_id for c in on_a_day([chatty], [dated])] == ["dated", "chatty"]
+
+
 async def test_reindex_rebuilds_a_chunk_table_as_units_keeping_its_writes(open_index) -> None:
     before = await open_index(archival_units="chunks")
     await before.add(BOT, await before.prepare(CHAT[:3]), first_line=1, written_at=T0_US)
