@@ -117,7 +117,7 @@ class EmbeddingBatcher:
         """A query with the query lane free runs on it at once: no trip through the dispatcher
         (each of its hops is a turn of the event loop, ~0.1-0.3 ms on a busy box)."""
         self._query_lane_free = False
-        done = loop.run_in_executor(self._executor, self._embed_query, texts)
+        done = loop.run_in_executor(self._query_executor, self._embed_query, texts)
 
         def free_lane(_: object) -> None:
             # When the thread is done, not when the caller is: a cancelled caller's query still

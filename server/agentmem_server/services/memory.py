@@ -388,6 +388,8 @@ class MemoryService:
             )
         finally:
             embedding.cancel()  # unused when nothing was searched; a no-op once done
+            if embedding.done() and not embedding.cancelled():
+                embedding.exception()  # seen: a failure nobody awaited is not logged as lost
 
     # ---- writes -----------------------------------------------------------------------------
 

@@ -175,9 +175,11 @@ async def test_queries_on_a_free_lane_keep_one_at_a_time_even_when_cancelled() -
         def __init__(self) -> None:
             super().__init__(delay=0.05)
             self.running = self.most = 0
+            self.query_threads: set[str] = set()
             self.guard = threading.Lock()
 
         def embed_query(self, texts):
+            self.query_threads.add(threading.current_thread().name)
             with self.guard:
                 self.running += 1
                 self.most = max(self.most, self.running)
@@ -199,5 +201,9 @@ async def test_queries_on_a_free_lane_keep_one_at_a_time_even_when_cancelled() -
     finally:
         await batcher.aclose()
     assert model.most == 1, "two calls ran on the query lane at once"
+    # On the query lane's own thread, never on a bulk lane's (those run at a lower priority).
+    assert model.query_threads and all(
+        t.startswith("agentmem-embed-query") for t in model.query_threads
+    ), model.query_threads
     for q, vector in zip(queries, found, strict=True):
         np.testing.assert_array_equal(vector, HashEmbedder(16).embed([q]))
