@@ -131,6 +131,7 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
 def one_run(db: str, code: Optional[Path], args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         settings = {"embedding_model": "bundled:all-MiniLM-L6-v2", "rate_limit_per_s": "0"}
+        settings.update(kv.split("=", 1) for kv in args.setting)
         if db == "postgres":
             settings["database_url"] = _fresh_postgres_schema(args.postgres_url)
         server = Server(Path(tmp), code=code, **settings).start()
@@ -173,6 +174,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     )
     parser.add_argument(
         "--old", type=Path, default=None, help="an older checkout, run before this one"
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting for every run, e.g. recall_cache_mb=0 (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

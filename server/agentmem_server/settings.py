@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     (LanceDB's DynamoDB commit store, for object stores without conditional writes:
     docs/deploy.md)."""
 
+    lance_index_cache_mb: int = Field(default=128, ge=1)
+    """LanceDB's cache of index pages (ANN, full-text), for all tables together. LanceDB's own
+    default, 6 GiB, let a busy server's memory grow for as long as it ran: every maintenance pass
+    makes new index versions, and the superseded ones left the cache only at its cap."""
+    lance_metadata_cache_mb: int = Field(default=32, ge=1)
+    """LanceDB's cache of table metadata (manifests, fragments): every append makes a version of
+    its table, and each version read stayed cached up to LanceDB's default cap of 1 GiB."""
+
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     """`bundled:all-MiniLM-L6-v2`, a local sentence-transformers folder, or `hash:DIM` (tests
     only)."""

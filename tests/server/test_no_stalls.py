@@ -31,6 +31,7 @@ from agentmem_server.embedding import EmbeddingBatcher, HashEmbedder
 from agentmem_server.memtrim import freeze_heap
 from agentmem_server.priority import thread_nice
 from agentmem_server.services.archival import ArchivalIndex
+from agentmem_server.storage.base import BlockRef, ScopeKey
 from agentmem_server.tokens import count_tokens
 
 
@@ -158,3 +159,29 @@ def test_freeze_heap_collects_garbage_first_then_freezes_the_rest() -> None:
         assert not any(o is alive for o in gc.get_objects()), "what lives is out of the walk"
     finally:
         gc.unfreeze()
+
+
+async def test_lancedb_caches_are_bounded_by_the_settings(
+    open_index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LanceDB's defaults (6 GiB of index pages, 1 GiB of metadata) let a busy server grow toward
+    # them: every append makes a table version, and each version read was cached.
+    import lancedb
+
+    sizes: list[tuple[int, int]] = []
+    real = lancedb.Session
+
+    def recording(*, index_cache_size_bytes: int, metadata_cache_size_bytes: int):
+        sizes.append((index_cache_size_bytes, metadata_cache_size_bytes))
+        return real(
+            index_cache_size_bytes=index_cache_size_bytes,
+            metadata_cache_size_bytes=metadata_cache_size_bytes,
+        )
+
+    monkeypatch.setattr(lancedb, "Session", recording)
+    index = await open_index(lance_index_cache_mb=3, lance_metadata_cache_mb=2)
+    assert sizes == [(3 * 2**20, 2 * 2**20)]
+    prepared = await index.prepare(["the session serves the searches"])
+    await index.add(BlockRef.of("t1", "b1", "", 0), prepared, first_line=1, written_at=1)
+    hits = await index.recall("t1", "session", scopes=[ScopeKey("user")])
+    assert [h.content for h in hits] == ["the session serves the searches"]

@@ -185,6 +185,10 @@ class LanceArchivalStore:
             storage_options=storage_options(settings),
             allow_model_mismatch=allow_model_mismatch,
             cache_bytes=settings.recall_cache_mb * 2**20,
+            lance_cache_bytes=(
+                settings.lance_index_cache_mb * 2**20,
+                settings.lance_metadata_cache_mb * 2**20,
+            ),
         )
         maintenance = Maintenance(
             lance,

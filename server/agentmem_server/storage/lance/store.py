@@ -164,10 +164,12 @@ class LanceStore:
         storage_options: Optional[dict[str, str]] = None,
         allow_model_mismatch: bool = False,
         cache_bytes: int = 0,
+        lance_cache_bytes: Optional[tuple[int, int]] = None,
     ) -> LanceStore:
         """`cache_bytes` > 0 keeps in-memory copies of recalled tables for the vector leg
-        (`VectorCache`)."""
-        uri, db = await _connect(uri, storage_options)
+        (`VectorCache`). `lance_cache_bytes`: LanceDB's (index, metadata) cache sizes; None
+        leaves LanceDB's defaults (6 GiB, 1 GiB)."""
+        uri, db = await _connect(uri, storage_options, lance_cache_bytes)
         store = cls(
             db,
             uri,
@@ -538,7 +540,9 @@ class LanceStore:
 
 
 async def _connect(
-    uri: str, storage_options: Optional[dict[str, str]]
+    uri: str,
+    storage_options: Optional[dict[str, str]],
+    cache_bytes: Optional[tuple[int, int]] = None,
 ) -> tuple[str, AsyncConnection]:
     import lancedb
 
@@ -546,9 +550,14 @@ async def _connect(
         path = Path(uri).expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         uri = str(path)
+    session = None
+    if cache_bytes is not None:
+        session = lancedb.Session(
+            index_cache_size_bytes=cache_bytes[0], metadata_cache_size_bytes=cache_bytes[1]
+        )
     # No read-consistency interval: handles move to the latest version when `refresh` says so.
     return uri, await lancedb.connect_async(
-        uri, read_consistency_interval=None, storage_options=storage_options
+        uri, read_consistency_interval=None, storage_options=storage_options, session=session
     )
 
 

@@ -187,3 +187,26 @@ async def test_close_waits_for_work_in_flight_so_no_connection_is_left_open(tmp_
     assert pool.checkedout() == 0
     with pytest.raises(RuntimeError, match="closed"):
         await store.run_autocommit(count)
+
+
+async def test_sqlite_keeps_a_pooled_connection_per_sql_thread(tmp_path: Path):
+    # With fewer (8 for 16 threads), busy threads opened and closed connections all the time.
+    opened: list[object] = []
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'pool.db'}", threads=12)
+    try:
+        event.listen(store.engine, "connect", lambda conn, record: opened.append(conn))
+        store.engine.dispose()
+        release = threading.Event()
+
+        def hold(conn: Connection) -> None:
+            release.wait(10)
+
+        for _ in range(3):
+            release.clear()
+            busy = [asyncio.ensure_future(store.run_autocommit(hold)) for _ in range(12)]
+            await asyncio.sleep(0.2)
+            release.set()
+            await asyncio.gather(*busy)
+        assert len(opened) <= 12, "connections are reused, not opened again for each burst"
+    finally:
+        await store.aclose()
