@@ -305,9 +305,13 @@ def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
             for q in QUESTIONS:
                 fn(q)  # warm up
         samples: dict[str, list[float]] = {name: [] for name in systems}
+        order = list(systems.items())
         for i in range(args.queries):
             q = f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
-            for name, fn in systems.items():
+            # Each round starts with the next system: whoever goes first (or follows Chroma's
+            # torch threads, which spin on after a query) changes from query to query.
+            k = i % len(order)
+            for name, fn in order[k:] + order[:k]:
                 s = time.perf_counter()
                 fn(q)
                 samples[name].append(time.perf_counter() - s)
