@@ -225,6 +225,20 @@ def spread(
     return chosen + deferred[: limit - len(chosen)]
 
 
+def distinct(ordered: Sequence[Candidate]) -> list[Candidate]:
+    """`ordered` without a candidate that repeats an earlier one's text at the same lines of the
+    same scope. Line units show a line with its neighbours, so two units can return the same
+    lines: in a two-line append both show lines 1-2. A caller should never get one text twice."""
+    seen: set[tuple[int, int, int, str]] = set()
+    kept = []
+    for c in ordered:
+        shown = (c.scope, c.hit.start_line, c.hit.end_line, c.hit.text)
+        if shown not in seen:
+            seen.add(shown)
+            kept.append(c)
+    return kept
+
+
 def rank(
     by_vector: Sequence[Candidate],
     by_text: Sequence[Candidate],
@@ -238,7 +252,7 @@ def rank(
     """The candidates to return, in order: each leg's best `depth`, ordered by the mode."""
     vector_best = sorted(by_vector, key=lambda c: -c.cosine)[:depth]
     text_best = sorted(by_text, key=lambda c: -(c.bm25 or 0.0))[:depth]
-    ordered = (order or ORDERS[mode])(vector_best, text_best)
+    ordered = distinct((order or ORDERS[mode])(vector_best, text_best))
     if mode != "hybrid" or not SPREAD_HYBRID:
         return choose(ordered, limit=limit, min_score=min_score)  # each leg's own order
     passing = [c for c in ordered if c.score >= min_score]

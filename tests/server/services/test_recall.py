@@ -148,3 +148,29 @@ def test_hybrid_spreads_its_results_while_vector_mode_keeps_cosine_order(monkeyp
     assert ids(rank(by_vector, [], mode="hybrid", limit=3, min_score=0.85, depth=20)) == ["a", "b"]
     monkeypatch.setattr(recall, "SPREAD_HYBRID", False)
     assert ids(rank(by_vector, [], mode="hybrid", limit=2, min_score=0.0, depth=20)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_two_units_showing_the_same_lines_come_back_once(mode):
+    # A two-line append makes two line units, each shown with its neighbour: lines 1-2 twice.
+    shown = "one\ntwo"
+    first, second = ChunkHit("u1", 1, 2, shown, 0), ChunkHit("u2", 1, 2, shown, 0)
+    other_scope = ChunkHit("u1", 1, 2, shown, 0)
+    by_vector = [
+        Candidate(0, first, 0.9),
+        Candidate(0, second, 0.8),
+        Candidate(1, other_scope, 0.7),
+    ]
+    by_text = [Candidate(c.scope, c.hit, c.cosine, 1.0) for c in by_vector]
+    chosen = rank(by_vector, by_text, mode=mode, limit=5, min_score=0, depth=20)
+    assert [c.key for c in chosen] == [(0, "u1"), (1, "u1")]
+
+
+def test_the_same_lines_with_other_text_are_both_kept():
+    # While an update's old rows are still searchable, lines 1-2 may hold two versions.
+    by_vector = [
+        Candidate(0, ChunkHit("new", 1, 2, "one\nTWO", 0), 0.9),
+        Candidate(0, ChunkHit("old", 1, 2, "one\ntwo", 0), 0.8),
+    ]
+    chosen = rank(by_vector, [], mode="vector", limit=5, min_score=0, depth=20)
+    assert ids(chosen) == ["new", "old"]
