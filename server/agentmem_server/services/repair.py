@@ -35,7 +35,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from ..ids import PROCESS, new_id
 from ..storage.base import ScopeKey, leased, now_micros
@@ -47,7 +47,7 @@ from ..storage.sql.processes import ProcessRow
 if TYPE_CHECKING:
     from ..storage.base import ArchivalStore
     from ..storage.sql.store import SqlStore
-    from .memory import MemoryService
+    from .archival import ArchivalIndex
 
 log = logging.getLogger("agentmem.repair")
 
@@ -99,10 +99,20 @@ class RepairReport:
     """Left to another replica: it held the scope's lease, or had repaired the write already."""
 
 
+class Resyncable(Protocol):
+    """What the repair needs of the memory service (services/memory.py), which owns the repair:
+    named here so that this module does not import the one above it."""
+
+    @property
+    def archival_index(self) -> ArchivalIndex: ...
+
+    async def resync_scope(self, tenant_id: str, agent_key: str) -> None: ...
+
+
 @dataclass
 class ArchivalRepair:
     sql: SqlStore
-    memory: MemoryService
+    memory: Resyncable
     process_id: str = field(default_factory=lambda: new_id(PROCESS))
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
