@@ -42,6 +42,9 @@ class Chunk:
     key: Optional[str] = None
     """A line unit's index key (`build_units`): what is embedded and searched by keyword
     instead of `text`. None for a chunk, whose text is its key."""
+    scaffold: Optional[float] = None
+    """A line unit's cosine to its key's `[date] Speaker:` scaffold (`scaffold.with_scaffolds`,
+    once embedded); None for a chunk, or a key without one."""
 
     @property
     def index_text(self) -> str:

@@ -5,7 +5,7 @@ and no two modules import each other (directly or around a loop).
     api            routes, dependencies, middleware: HTTP only
     services       use cases; transport-agnostic
     adapters       storage (SQL, LanceDB), embedding, providers
-    foundation     errors, ids, tokens, chunking, settings, memtrim, priority
+    foundation     errors, ids, tokens, chunking, scaffold, settings, memtrim, priority
 
 Read from the source with `ast`, so imports inside functions and under `TYPE_CHECKING` count too:
 a lazy import of a higher layer is still a dependency on it. For cycles, imports under
@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "tokens": 0,
     "chunking": 0,
     "dates": 0,  # dates of archival lines, relative phrases resolved (pure)
+    "scaffold": 0,  # a unit's `[date] Speaker:` scaffold; embeds through a callable it is given
     "settings": 0,
     "memtrim": 0,  # gives freed heap back to the OS; imports nothing of ours
     "priority": 0,  # lowers bulk threads' OS priority; imports nothing of ours

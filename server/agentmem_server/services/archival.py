@@ -32,6 +32,7 @@ from ..chunking import Chunk, ChunkBudget, build_units, chunk_lines, rechunk, te
 from ..embedding import Embedder, EmbeddingBatcher
 from ..errors import InvalidInput
 from ..ids import new_write_id
+from ..scaffold import with_scaffolds
 from ..storage.base import (
     ArchivalStore,
     BlockRef,
@@ -196,6 +197,8 @@ class ArchivalIndex:
                 self._chunker, self._chunk, lines, units
             )
         vectors = await self.batcher.embed([c.index_text for c in chunks])
+        if units:
+            chunks = await with_scaffolds(chunks, vectors, self.batcher.embed)
         return PreparedChunks(chunks, vectors, self.model_id, units, lines)
 
     def _chunk(self, lines: Sequence[str], units: bool) -> list[Chunk]:
@@ -307,6 +310,8 @@ class ArchivalIndex:
             for k, s in enumerate(sources):
                 if s is not None and s in stored:
                     vectors[k] = stored[s]
+            if units:
+                chunks = await with_scaffolds(chunks, vectors, self.batcher.embed)
             await writer.replace(
                 chunks, vectors, text_hashes=hashes, written_at=_micros(written_at), units=units
             )

@@ -47,6 +47,13 @@ DATED_QUERY_VECTOR_WEIGHT: Optional[float] = 0.8
 did Ana do on 6 May 2023?"): the keys' resolved dates are matched by BM25 only. On our long set
 temporal R@5 0.759 -> 0.815 (overall 0.693 -> 0.704), the short set unchanged (its questions
 name no dates); 0.7 scored within 0.002 of it. None: off."""
+SCAFFOLD_PENALTY = 0.2
+"""Hybrid orders a line unit by its cosine minus this share of its cosine to its own `[date]
+Speaker:` scaffold (`ChunkHit.scaffold`; 0 for chunks): a unit whose line says little beyond
+who spoke when sits near every question naming that person. Measured offline over the server's
+tables (`evals/unit_replay.py`): long set R@5 0.704 -> 0.738 (temporal 0.815 -> 0.880,
+multi-hop 0.449 -> 0.457), short set 0.769 -> 0.787; 0.1 and 0.3 scored less on the long set.
+The score (and `min_score`) stays the plain cosine."""
 SPREAD_HYBRID = True
 """Hybrid results are spread over the block (`spread`): on our long-conversation set hybrid R@5
 0.640 -> 0.658 (multi-hop 0.367 -> 0.395, temporal 0.732 -> 0.750), the short set 0.786 ->
@@ -102,11 +109,13 @@ def text_leg_limit(mode: RecallMode, limit: int) -> int:
 
 
 def vector_leg_limit(limit: int) -> int:
-    """Only the `limit` nearest can win: a vector-only hit scores 0.9 x cosine in hybrid, at most
-    what each of the `limit` nearer ones scores, and hits of both legs come with the keyword leg.
-    Reading 5 rows instead of 20 saved ~2.5 ms at 100k. Spreading can defer one of them; a
-    vector-only hit below them could then take its place, but reading 2 x limit moved R@5 by
-    0.001 in an offline replica. `VECTOR_DEPTH` multiplies it (a study switch)."""
+    """Mostly only the `limit` nearest can win: a vector-only hit scores 0.9 x cosine in hybrid,
+    at most what each of the `limit` nearer ones scores, and hits of both legs come with the
+    keyword leg. Reading 5 rows instead of 20 saved ~2.5 ms at 100k. Spreading can defer one of
+    them, and the scaffold penalty can sink one, so a vector-only hit below them could then take
+    its place: reading 2 x limit moved R@5 by 0.001 in an offline replica, and by +0.002 (long
+    set) with the penalty (`evals/unit_replay.py`). `VECTOR_DEPTH` multiplies it (a study
+    switch)."""
     return limit * VECTOR_DEPTH
 
 
@@ -144,7 +153,8 @@ def order_by_keyword(by_vector: list[Candidate], by_text: list[Candidate]) -> li
 def order_hybrid(
     by_vector: list[Candidate], by_text: list[Candidate], *, weight: float = HYBRID_VECTOR_WEIGHT
 ) -> list[Candidate]:
-    """Both legs' candidates by `weight` x cosine + (1 - weight) x BM25 / the best BM25.
+    """Both legs' candidates by `weight` x cosine + (1 - weight) x BM25 / the best BM25, the
+    cosine lowered by `SCAFFOLD_PENALTY` x the candidate's scaffold cosine.
 
     A chunk both legs found counts once, with the vector leg's cosine and the keyword leg's BM25.
     """
@@ -155,7 +165,8 @@ def order_hybrid(
         merged[c.key] = c if seen is None else replace(seen, bm25=c.bm25)
 
     def fused(c: Candidate) -> float:
-        return weight * c.cosine + (1 - weight) * ((c.bm25 or 0.0) / best)
+        cosine = c.cosine - SCAFFOLD_PENALTY * c.hit.scaffold
+        return weight * cosine + (1 - weight) * ((c.bm25 or 0.0) / best)
 
     return sorted(merged.values(), key=lambda c: -fused(c))
 

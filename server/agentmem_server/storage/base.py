@@ -129,6 +129,9 @@ class ChunkHit:
     text: str
     written_at: int
     """UTC microseconds of the write that stored it."""
+    scaffold: float = 0.0
+    """A line unit's cosine to its `[date] Speaker:` scaffold (`agentmem_server.scaffold`); 0 for
+    a chunk."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@ updated, deleted and re-embedded; tables of chunks made before stay chunks and s
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
+import pytest
 
 from agentmem_server.embedding import HashEmbedder
 from agentmem_server.services import recall
@@ -206,3 +209,57 @@ async def test_an_interrupted_rebuild_leaves_the_chunks_and_starts_over(open_ind
     await index.reindex()
     assert await index.store.lance.table_names("rx_") == []
     assert len(await rows(index)) == 40
+
+
+async def test_each_unit_stores_its_scaffold_cosine_and_both_vector_paths_return_it(
+    open_index,
+) -> None:
+    from agentmem_server.scaffold import scaffold_of
+    from agentmem_server.storage.lance.arrow import chunk_hits
+    from agentmem_server.storage.lance.schema import block_table_name
+
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT), first_line=1, written_at=T0_US)
+    stored = {r["chunk_id"]: r for r in await rows(index)}
+    model = HashEmbedder(64)
+    for r in stored.values():
+        expected = float(np.dot(r["vector"], model.embed([scaffold_of(r["key"])])[0]))
+        assert abs(r["scaffold"] - expected) < 1e-5
+    name = block_table_name("t1", SCOPE, "blk_bot")
+    state = await index.store.lance.table(name)
+    query = model.embed(["kayaking on the river"])[0]
+    from_lance = await index.store.lance.vector_search(state, query, limit=3, where=None)
+    cache = index.store.lance.vector_cache
+    await cache.nearest(name, state.table, query, 3)  # starts the copy
+    for _ in range(500):
+        from_copy = await cache.nearest(name, state.table, query, 3)
+        if from_copy is not None:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the table was not copied into memory")
+    for found in (from_lance, from_copy):
+        hits = chunk_hits(found)
+        assert hits and all(abs(h.scaffold - stored[h.chunk_id]["scaffold"]) < 1e-5 for h in hits)
+    text = await index.store.lance.text_search(state, "kayaking", limit=3, where=None)
+    assert chunk_hits(text)[0].scaffold == pytest.approx(
+        stored[chunk_hits(text)[0].chunk_id]["scaffold"], abs=1e-5
+    )
+
+
+async def test_a_unit_table_without_the_scaffold_column_is_still_searched_and_written(
+    open_index,
+) -> None:
+    from agentmem_server.storage.lance.schema import block_table_name
+
+    index = await units_index(open_index)
+    await index.add(BOT, await index.prepare(CHAT[:3]), first_line=1, written_at=T0_US)
+    name = block_table_name("t1", SCOPE, "blk_bot")
+    state = await index.store.lance.table(name)
+    await state.table.drop_columns(["scaffold"])  # as units were stored before the column
+    await index.close()
+    older = await units_index(open_index)
+    await older.add(BOT, await older.prepare(CHAT[3:]), first_line=4, written_at=T0_US + 1)
+    for mode in ("hybrid", "vector", "keyword"):
+        hits = await older.recall("t1", "painting the fence", scopes=[SCOPE], mode=mode, limit=2)
+        assert any("fence" in h.content for h in hits), mode

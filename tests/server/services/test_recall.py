@@ -174,3 +174,14 @@ def test_the_same_lines_with_other_text_are_both_kept():
     ]
     chosen = rank(by_vector, [], mode="vector", limit=5, min_score=0, depth=20)
     assert ids(chosen) == ["new", "old"]
+
+
+def test_hybrid_orders_a_unit_close_to_its_own_scaffold_behind_one_that_says_more():
+    hub = Candidate(0, ChunkHit("hub", 1, 1, "Ana: any news?", 0, scaffold=0.9), 0.62)
+    fact = Candidate(0, ChunkHit("fact", 9, 9, "Ana: I got the job", 0, scaffold=0.3), 0.55)
+    # 0.62 - 0.2 x 0.9 = 0.44 < 0.55 - 0.2 x 0.3 = 0.49
+    chosen = rank([hub, fact], [], mode="hybrid", limit=2, min_score=0.0, depth=20)
+    assert ids(chosen) == ["fact", "hub"]
+    assert [c.score for c in chosen] == [0.55, 0.62], "the score is still the plain cosine"
+    vector = rank([hub, fact], [], mode="vector", limit=2, min_score=0.0, depth=20)
+    assert ids(vector) == ["hub", "fact"], "vector mode keeps the nearest first"

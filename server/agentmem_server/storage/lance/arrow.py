@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..base import ChunkHit, StoredChunk
+from .schema import SCAFFOLD
 
 if TYPE_CHECKING:
     from ...chunking import Chunk
@@ -34,9 +35,16 @@ def vectors_of(column: pa.Array | pa.ChunkedArray, dimension: int) -> np.ndarray
     return flat.reshape(len(column), dimension).astype(np.float32, copy=False)
 
 
+def result_columns(schema: pa.Schema) -> list[str]:
+    """`RESULT_COLUMNS`, and a unit table's `scaffold` where it has one."""
+    return [*RESULT_COLUMNS, SCAFFOLD] if SCAFFOLD in schema.names else RESULT_COLUMNS
+
+
 def chunk_hits(table: pa.Table) -> list[ChunkHit]:
-    """The `RESULT_COLUMNS` of each row, in row order."""
+    """The `RESULT_COLUMNS` of each row (and `scaffold`, null as 0), in row order."""
     columns = [table.column(name).to_pylist() for name in RESULT_COLUMNS]
+    if SCAFFOLD in table.column_names:
+        columns.append([s or 0.0 for s in table.column(SCAFFOLD).to_pylist()])
     return [ChunkHit(*row) for row in zip(*columns, strict=True)]
 
 
@@ -65,6 +73,8 @@ def rows_table(
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     list_size = vectors.shape[1] if n else schema.field("vector").type.list_size
     keys = {"key": [c.index_text for c in chunks]} if "key" in schema.names else {}
+    if SCAFFOLD in schema.names:
+        keys[SCAFFOLD] = pa.array([c.scaffold for c in chunks], pa.float32())
     return pa.table(
         {
             "tenant_id": [tenant_id] * n,

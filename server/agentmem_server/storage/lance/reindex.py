@@ -14,16 +14,19 @@ same write id and time, so recall, in-flight checks and exports see the same wri
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pyarrow as pa
 
 from ...chunking import Chunk, lines_from_chunks, text_hash
+from ...scaffold import scaffold_cosines, with_scaffolds
 from ..base import Progress
 from .arrow import rows_table
 from .schema import (
     REINDEX_PREFIX,
+    SCAFFOLD,
     TABLE_PREFIX,
     chunk_schema,
     schema_block,
@@ -82,6 +85,7 @@ async def reindex_store(
             rows = await table.query().select(REBUILD_COLUMNS).to_arrow()
             for units, first in _units_by_write(rows, to_units, schema, batch_rows):
                 vectors = await embed([u.index_text for u in units.chunks])
+                units.chunks = await with_scaffolds(units.chunks, vectors, embed)
                 await side.add(units.table(vectors, first))
             done += rows.num_rows
             if progress:
@@ -91,8 +95,13 @@ async def reindex_store(
             continue
         embedded = search_column(schema)  # a unit's vector is its key's
         async for batch in store.iter_rows(table, batch_rows=batch_rows):
-            vectors = await embed(batch.column(embedded).to_pylist())
-            await side.add(_with_vectors(batch, vectors, schema))
+            texts = batch.column(embedded).to_pylist()
+            vectors = await embed(texts)
+            # A new model moves the scaffolds' cosines too.
+            scaffolds = (
+                await scaffold_cosines(texts, vectors, embed) if SCAFFOLD in schema.names else None
+            )
+            await side.add(_with_vectors(batch, vectors, schema, scaffolds))
             done += batch.num_rows
             if progress:
                 progress(done, total)
@@ -151,11 +160,18 @@ async def _recover(store: LanceStore, name: str, side_name: str, names: list[str
     await store.drop_table(side_name)
 
 
-def _with_vectors(batch: pa.RecordBatch, vectors: np.ndarray, schema: pa.Schema) -> pa.Table:
+def _with_vectors(
+    batch: pa.RecordBatch,
+    vectors: np.ndarray,
+    schema: pa.Schema,
+    scaffolds: Optional[Sequence[Optional[float]]] = None,
+) -> pa.Table:
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     arrays = [
         pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])
         if f.name == "vector"
+        else pa.array(scaffolds or [None] * batch.num_rows, pa.float32())
+        if f.name == SCAFFOLD
         else batch.column(f.name)
         for f in schema
     ]
@@ -184,7 +200,7 @@ class _Units:
 
     def table(self, vectors: np.ndarray, first: int) -> pa.Table:
         shifted = [
-            Chunk(c.text, c.start_line + first - 1, c.end_line + first - 1, c.piece, c.key)
+            replace(c, start_line=c.start_line + first - 1, end_line=c.end_line + first - 1)
             for c in self.chunks
         ]
         rows = rows_table(

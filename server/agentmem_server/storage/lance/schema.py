@@ -112,8 +112,13 @@ def parse_table_name_full(name: str) -> Optional[tuple[str, ScopeKey, Optional[s
 
 
 def chunk_schema(dimension: int, *, model_id: str, block_id: str, units: bool = False) -> pa.Schema:
-    """The rows of one block's table: chunks, or line units (`units`: a `key` column more)."""
-    key = [pa.field("key", pa.string(), nullable=False)] if units else []
+    """The rows of one block's table: chunks, or line units (`units`: `key` and `scaffold`
+    columns more; unit tables written before `scaffold` existed lack it, and read as 0)."""
+    key = (
+        [pa.field("key", pa.string(), nullable=False), pa.field(SCAFFOLD, pa.float32())]
+        if units
+        else []
+    )
     return pa.schema(
         [
             pa.field("tenant_id", pa.string(), nullable=False),
@@ -138,6 +143,10 @@ def chunk_schema(dimension: int, *, model_id: str, block_id: str, units: bool = 
             META_FORMAT: (FORMAT_UNITS if units else FORMAT_CHUNKS).encode(),
         },
     )
+
+
+SCAFFOLD = "scaffold"
+"""A unit's cosine to its `[date] Speaker:` scaffold (`agentmem_server.scaffold`)."""
 
 
 def schema_units(schema: pa.Schema) -> bool:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from ...errors import EmbeddingModelMismatch
 from ..base import ScopeKey
-from .arrow import PLAN_COLUMNS, RESULT_COLUMNS, vectors_of
+from .arrow import PLAN_COLUMNS, result_columns, vectors_of
 from .filters import of_block
 from .schema import (
     STORE_SCHEMA,
@@ -69,12 +69,10 @@ Between those, a recall makes no object-store request to learn whether it is cur
 OPEN_TABLES = 256
 """Table handles kept open (each caches index pages); the least recently used close first."""
 
-VECTOR_LEG_COLUMNS = RESULT_COLUMNS
-TEXT_LEG_COLUMNS = [*RESULT_COLUMNS, "vector"]
-"""Both legs read the result columns of their candidates: at 100k rows, reading them for 20
-candidates in the search cost ~1.5 ms less than a second query taking the 5 chosen rows by row
-id (a LanceDB query has ~3 ms of fixed cost here). The keyword leg needs the vector to score
-its hits by cosine."""
+# Both legs read the result columns of their candidates (`result_columns`): at 100k rows, reading
+# them for 20 candidates in the search cost ~1.5 ms less than a second query taking the 5 chosen
+# rows by row id (a LanceDB query has ~3 ms of fixed cost here). The keyword leg needs the vector
+# to score its hits by cosine.
 
 
 def storage_options(settings: Settings) -> Optional[dict[str, str]]:
@@ -454,10 +452,12 @@ class LanceStore:
         *,
         limit: int,
         where: Optional[str],
-        columns: Sequence[str] = VECTOR_LEG_COLUMNS,
+        columns: Optional[Sequence[str]] = None,
     ) -> pa.Table:
         """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN
-        index."""
+        index; `columns` default to the table's `result_columns`."""
+        if columns is None:
+            columns = result_columns(state.table_schema)
         if where is None and self.vector_cache is not None:
             cached = await self.vector_cache.nearest(state.name, state.table, vector, limit)
             if cached is not None:
@@ -490,9 +490,12 @@ class LanceStore:
         *,
         limit: int,
         where: Optional[str],
-        columns: Sequence[str] = TEXT_LEG_COLUMNS,
+        columns: Optional[Sequence[str]] = None,
     ) -> pa.Table:
-        """BM25-ranked rows with `_score` (of the key, for a table of line units)."""
+        """BM25-ranked rows with `_score` (of the key, for a table of line units), with the
+        table's `result_columns` and the vector unless `columns` are given."""
+        if columns is None:
+            columns = [*result_columns(state.table_schema), "vector"]
         query = state.table.query().nearest_to_text(text, columns=search_column(state.table_schema))
         query = query.select([*columns, "_score"]).limit(limit)
         if where:

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from .arrow import vectors_of, write_id_of
 from .filters import of_writes
+from .schema import SCAFFOLD
 
 if TYPE_CHECKING:
     import faiss
@@ -80,6 +81,8 @@ class _Copy:
     texts: list[str]
     written_at: np.ndarray
     alive: np.ndarray
+    scaffolds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    """Each row's `scaffold` (0 for a chunk table's, or a unit table's written before it)."""
     positions: dict[str, int] = field(default_factory=dict)
     last_used: float = 0.0
     """Loop time of the last search: idle copies may leave to make room."""
@@ -139,6 +142,12 @@ class _Copy:
             setattr(
                 self, name, np.concatenate([getattr(self, name), rows.column(column).to_numpy()])
             )
+        scaffolds = (
+            pc.fill_null(rows.column(SCAFFOLD), 0.0).to_numpy()
+            if SCAFFOLD in rows.column_names
+            else np.zeros(rows.num_rows)
+        )
+        self.scaffolds = np.concatenate([self.scaffolds, scaffolds.astype(np.float32)])
         self.alive = np.concatenate([self.alive, np.ones(rows.num_rows, dtype=bool)])
         self.positions.update((chunk_id, start + k) for k, chunk_id in enumerate(chunk_ids))
         added = estimated_bytes(rows.num_rows, dimension, sum(len(t) for t in texts))
@@ -154,9 +163,16 @@ def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa
             "end_line": pa.array(copy.end_lines[positions], pa.int32()),
             "text": pa.array([copy.texts[i] for i in positions], pa.string()),
             "written_at": pa.array(copy.written_at[positions], pa.int64()),
+            SCAFFOLD: pa.array(copy.scaffolds[positions], pa.float32()),
             "_distance": pa.array(distances, pa.float32()),
         }
     )
+
+
+async def _copied(table: AsyncTable) -> list[str]:
+    """`COPIED_COLUMNS`, and `scaffold` where the table has it."""
+    names = (await table.schema()).names
+    return [*COPIED_COLUMNS, SCAFFOLD] if SCAFFOLD in names else COPIED_COLUMNS
 
 
 def _unit_rows(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
@@ -324,7 +340,7 @@ class VectorCache:
         if new:
             # Rows come in whole writes (an append or an update is one write id).
             where = of_writes(sorted({write_id_of(c) for c in new}))
-            added = await table.query().where(where).select(COPIED_COLUMNS).to_arrow()
+            added = await table.query().where(where).select(await _copied(table)).to_arrow()
             added = added.filter(pc.is_in(added.column("chunk_id"), pa.array(new, pa.string())))
         if await table.version() != version:
             return True  # moved on while reading: the next recall starts another round
@@ -360,7 +376,7 @@ class VectorCache:
         )
         started = asyncio.get_running_loop().time()
         # In batches: a whole 100k-row table read at once would briefly double the copy's memory.
-        reader = await table.query().select(COPIED_COLUMNS).to_batches(max_batch_length=16384)
+        reader = await table.query().select(await _copied(table)).to_batches(max_batch_length=16384)
         async for batch in reader:
             rows = pa.Table.from_batches([batch])
             await asyncio.get_running_loop().run_in_executor(
