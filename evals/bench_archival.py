@@ -300,7 +300,7 @@ class VectorTableEmbedder:
 
 
 async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100_000) -> float:
-    from agentmem_server.chunking import Chunk
+    from agentmem_server.chunking import Chunk, text_hash
     from agentmem_server.services.archival import PreparedChunks
 
     t0 = time.perf_counter()
@@ -327,7 +327,9 @@ async def load_synthetic(index, block_ref, vectors: np.ndarray, batch: int = 100
         chunks = [Chunk(t, 1 + i, 1 + i, key=t if units else None) for i, t in enumerate(texts)]
         await index.add(
             block_ref,
-            PreparedChunks(chunks, part, index.model_id, units=units),
+            PreparedChunks(
+                chunks, part, index.model_id, [text_hash(c.index_text) for c in chunks], units
+            ),
             first_line=start + 1,
             written_at=1_700_000_000_000_000 + start,
         )

@@ -2,6 +2,7 @@
 
     python -m evals.bench_stall --mib 8                      # this checkout
     python -m evals.bench_stall --mib 8 --old /tmp/old9611   # and an older checkout, side by side
+    python -m evals.bench_stall --mib 0.25,0.5,1 --ratio     # growing sizes, vs the bare model
 
 Starts `agentmem serve` (the bundled MiniLM, SQLite), sends one archival append of `--mib` MiB
 (`--shape lines`: ~60-character lines; `--shape line`: one line) and, while it runs, one
@@ -10,6 +11,11 @@ the append's time, the health checks' p50/p99/max (also for `--idle-s` before it
 noise), and the server's RSS before, at the end of the
 append, and `--settle-s` later (the heap given back). The box is shared and noisy: read the
 ratios of runs made together, not one figure alone.
+
+`--ratio`: after each size's runs, the bare embedder embeds the texts that append embedded (its
+line units' keys) in this process, with the server's batcher, while no server runs; each run's
+`ratio` is its lines/s over the bare embedder's (DESIGN §9: >= 0.85). Chunking is in the
+server's time, not the bare one's.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
     import httpx
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = {"embedding_model": "bundled:all-MiniLM-L6-v2", "rate_limit_per_s": "0"}
+        settings = {"embedding_model": args.model, "rate_limit_per_s": "0"}
         server = Server(Path(tmp), code=code, **settings).start()
         try:
             headers = {"Authorization": f"Bearer {server.key}"}
@@ -129,14 +135,38 @@ def measure(code: Optional[Path], text: str, args: argparse.Namespace) -> dict:
             server.stop()
 
 
+def bare_embedder(text: str, model: str) -> dict:
+    """The model alone on what the server embeds for `text` (one append, the default table
+    format), the way `bench_archival --parts ingest` measures it."""
+    from agentmem_server.embedding import load_embedder
+    from agentmem_server.settings import Settings
+    from evals.bench_archival import bare_throughput, chunk_texts
+
+    settings = Settings(embedding_model=model, embedding_device="cpu")
+    embedder = load_embedder(settings)
+    lines = text.split("\n")
+    (texts,) = chunk_texts([("bench", lines)], settings, embedder)
+    embedder.embed(texts[:64])  # warm-up
+    return bare_throughput(embedder, texts, len(lines), settings.embedding_batch_size)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--mib", type=float, default=8.0, help="append size (the request limit is 8 MiB with JSON)"
+        "--mib",
+        default="8",
+        help="append size in MiB, or sizes separated by commas (the request limit is 8 MiB "
+        "with JSON)",
     )
     parser.add_argument("--shape", choices=["lines", "line"], default="lines")
+    parser.add_argument(
+        "--model",
+        default="bundled:all-MiniLM-L6-v2",
+        help="the server's embedding model; `hash:384` leaves out the model's time, so a stall "
+        "from anything else shows in seconds",
+    )
     parser.add_argument("--every-ms", type=float, default=20.0)
     parser.add_argument(
         "--window-s", type=float, default=120.0, help="health checks for at most this long"
@@ -153,15 +183,30 @@ def main(argv: Optional[list[str]] = None) -> None:
     )
     parser.add_argument("--old", type=Path, default=None, help="an older checkout to measure first")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--ratio", action="store_true", help="and the bare embedder on the same texts, per size"
+    )
     args = parser.parse_args(argv)
-    text = make_text(args.mib * 0.97, args.shape)  # JSON quoting and the body's envelope fit
-    log(f"append of {len(text) / 2**20:.2f} MiB, {text.count(chr(10)) + 1} lines")
-    runs = []
-    for code in ([args.old] if args.old else []) + [None]:
-        log("measuring", code or "this checkout")
-        runs.append(measure(code, text, args))
-        log(json.dumps(runs[-1]))
-    report = {"mib": args.mib, "shape": args.shape, "runs": runs}
+    sizes = []
+    for mib in (float(m) for m in args.mib.split(",")):
+        text = make_text(mib * 0.97, args.shape)  # JSON quoting and the body's envelope fit
+        lines = text.count("\n") + 1
+        log(f"append of {len(text) / 2**20:.2f} MiB, {lines} lines")
+        runs = []
+        for code in ([args.old] if args.old else []) + [None]:
+            log("measuring", code or "this checkout")
+            runs.append(measure(code, text, args))
+            log(json.dumps(runs[-1]))
+        size: dict = {"mib": mib, "lines": lines, "runs": runs}
+        if args.ratio:
+            size["bare_embedder"] = bare = bare_embedder(text, args.model)
+            log("bare embedder:", json.dumps(bare))
+            for run in runs:
+                if run.get("append_s"):
+                    run["lines_per_s"] = round(lines / run["append_s"], 1)
+                    run["ratio"] = round(run["lines_per_s"] / bare["lines_per_s"], 3)
+        sizes.append(size)
+    report = {"shape": args.shape, "model": args.model, "sizes": sizes}
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

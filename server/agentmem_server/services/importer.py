@@ -583,6 +583,7 @@ class Importer:
             first = group[members[0]][1]
             chunks: list[Chunk] = []
             vectors: list[np.ndarray] = []
+            hashes: list[str] = []
             for k in members:
                 shift = group[k][1] - first
                 chunks.extend(
@@ -592,10 +593,15 @@ class Importer:
                     for c in prepared[k].chunks
                 )
                 vectors.append(prepared[k].vectors)
+                hashes.extend(prepared[k].text_hashes)
             # An import writes new blocks, whose index takes the format prepared (so no lines
             # are needed to prepare them again).
             combined = dataclass_replace(
-                prepared[members[0]], chunks=chunks, vectors=np.concatenate(vectors), lines=None
+                prepared[members[0]],
+                chunks=chunks,
+                vectors=np.concatenate(vectors),
+                text_hashes=hashes,
+                lines=None,
             )
             write = _ArchivalWrite(ScopeKey.from_agent_key(agent_key), new_write_id())
             await self._sql.run_autocommit(

@@ -233,10 +233,11 @@ class BlockWriter(Protocol):
         written_at: int,
         write_id: str,
         units: bool = False,
+        line_offset: int = 0,
     ) -> None:
         """Store chunks as new rows tagged `write_id` (which `discard_write` takes back); a
         block without an index gets one of line units if `units`, else of chunks. `text_hashes`
-        are of each chunk's `index_text`."""
+        are of each chunk's `index_text`; `line_offset` is added to each chunk's line numbers."""
         ...
 
     async def replace(

@@ -66,9 +66,11 @@ def rows_table(
     vectors: np.ndarray,
     text_hashes: Sequence[str],
     written_at: int,
+    line_offset: int = 0,
 ) -> pa.Table:
     """The rows of one write: chunk ids are `<write_id>-<n>`, so a write's rows are found by id.
-    A unit table (one with a `key` column) stores each chunk's `index_text` there."""
+    A unit table (one with a `key` column) stores each chunk's `index_text` there. Each chunk's
+    line numbers are stored plus `line_offset`."""
     n = len(chunks)
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     list_size = vectors.shape[1] if n else schema.field("vector").type.list_size
@@ -83,8 +85,8 @@ def rows_table(
             "block_id": [block_id] * n,
             "chunk_id": [f"{write_id}-{i}" for i in range(n)],
             "write_id": [write_id] * n,
-            "start_line": pa.array([c.start_line for c in chunks], pa.int32()),
-            "end_line": pa.array([c.end_line for c in chunks], pa.int32()),
+            "start_line": pa.array([c.start_line + line_offset for c in chunks], pa.int32()),
+            "end_line": pa.array([c.end_line + line_offset for c in chunks], pa.int32()),
             "piece": pa.array([c.piece for c in chunks], pa.int32()),
             "text": [c.text for c in chunks],
             "text_hash": list(text_hashes),
