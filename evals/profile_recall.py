@@ -314,7 +314,11 @@ def profile_side_by_side(
             health: dict[str, list[float]] = {s.name: [] for s in servers}
             for i in range(queries):
                 query = f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
-                for server, client in zip(servers, clients, strict=True):
+                # Each query starts with the next server: going first (right after the client's
+                # own work, or after the other server's threads) is not always the same one's.
+                pairs = list(zip(servers, clients, strict=True))
+                k = i % len(pairs)
+                for server, client in pairs[k:] + pairs[:k]:
                     t0 = time.perf_counter()
                     client.memory.recall(query, **kwargs)
                     times[server.name].append(time.perf_counter() - t0)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -466,7 +466,7 @@ class LanceStore:
         if where:
             query = query.where(where)  # LanceDB filters before the search unless told postfilter()
         if not state.ann_rows:  # flat search: its distances are exact already
-            return await query.select([*columns, "_distance"]).limit(limit).to_arrow()
+            return await search_rows(query.select([*columns, "_distance"]).limit(limit), limit)
         # LanceDB's refine_factor would re-rank the hits too, but with a second read of the rows:
         # reading the vectors with the result columns and ranking here was 0.6-0.9 ms faster at
         # 100k-1M rows, with the same recall.
@@ -475,7 +475,7 @@ class LanceStore:
         # on every query (it still adds the column, but says it will stop doing so).
         read = list(dict.fromkeys([*columns, "vector", "_distance"]))
         query = query.select(read).limit(candidates).ef(max(ANN_EF, candidates))
-        hits = await query.to_arrow()
+        hits = await search_rows(query, candidates)
         cosine = vectors_of(hits.column("vector"), self.dimension) @ (
             vector / (np.linalg.norm(vector) or 1.0)
         )
@@ -500,7 +500,7 @@ class LanceStore:
         query = query.select([*columns, "_score"]).limit(limit)
         if where:
             query = query.where(where)
-        return await query.to_arrow()
+        return await search_rows(query, limit)
 
     # ---- maintenance --------------------------------------------------------------------------
 
@@ -603,6 +603,35 @@ async def retrying(call: Callable[[], Awaitable[T]], *, tries: int = COMMIT_RETR
             log.info("retrying a LanceDB commit after a conflict (try %d): %s", attempt, exc)
             await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
     raise AssertionError("unreachable")
+
+
+async def search_rows(query: Any, limit: int) -> pa.Table:
+    """The rows of a LanceDB search of at most `limit` rows: what its `to_arrow()` returns, with
+    two fewer round trips to LanceDB's threads.
+
+    `to_arrow()` first reads the table's schema to look for blob columns (our tables have none;
+    `schema.py`), then reads the result stream until it ends. Each of those is a hop to LanceDB's
+    runtime and back through the event loop, and on a busy 2-core box a hop waits for a core:
+    the schema read alone took ~6% of a hybrid recall's samples (docs/recall.md, "Where the time
+    of a recall goes"). Here the query runs at once, and the stream is left once it has given
+    `limit` rows, as it has nothing more to give then. The same rows in the same order
+    (tests/server/storage/lance/test_search_rows.py); lancedb is pinned below 0.41, and a query
+    object without the inner handle this uses falls back to `to_arrow()`."""
+    execute = getattr(getattr(query, "_inner", None), "execute", None)
+    if execute is None or getattr(query, "_reranker", None) is not None:
+        rows: pa.Table = await query.to_arrow()
+        return rows
+    from lancedb.arrow import AsyncRecordBatchReader
+
+    stream = AsyncRecordBatchReader(await execute(max_batch_length=None, timeout=None))
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    async for batch in stream:
+        batches.append(batch)
+        count += batch.num_rows
+        if count >= limit:
+            break
+    return pa.Table.from_batches(batches, schema=stream.schema)
 
 
 def _owner(name: str) -> tuple[str, ScopeKey]:
