@@ -5,11 +5,12 @@
     python -m evals.bench_stall --mib 0.25,0.5,1 --ratio     # growing sizes, vs the bare model
 
 Starts `agentmem serve` (the bundled MiniLM, SQLite), sends one archival append of `--mib` MiB
-(`--shape lines`: ~60-character lines; `--shape line`: one line) and, while it runs, one
-`GET /healthz` every `--every-ms` from another client, for at most `--window-s` seconds. Reports
-the append's time, the health checks' p50/p99/max (also for `--idle-s` before it: the box's own
-noise), and the server's RSS before, at the end of the
-append, and `--settle-s` later (the heap given back). The box is shared and noisy: read the
+(`--shape lines`: ~60-character lines of random words; `--shape chat`: our eval dataset's
+conversation lines, `[date] Speaker: text`, repeated; `--shape line`: one line) and, while it
+runs, one `GET /healthz` every `--every-ms` from another client, for at most `--window-s`
+seconds. Reports the append's time, the health checks' p50/p99/max (also for `--idle-s` before
+it: the box's own noise), and the server's RSS before, at the end of the append, and
+`--settle-s` later (the heap given back). The box is shared and noisy: read the
 ratios of runs made together, not one figure alone.
 
 `--ratio`: after each size's runs, the bare embedder embeds the texts that append embedded (its
@@ -34,6 +35,8 @@ from evals._bench import Server, log
 
 
 def make_text(mib: float, shape: str, seed: int = 7) -> str:
+    if shape == "chat":
+        return chat_text(mib)
     rng = random.Random(seed)
     words = [
         "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
@@ -48,6 +51,21 @@ def make_text(mib: float, shape: str, seed: int = 7) -> str:
         parts.append(line)
         size += len(line) + 1
     return sep.join(parts)[:target]
+
+
+def chat_text(mib: float) -> str:
+    """The eval dataset's conversations (`[date] Speaker: text` lines, 0.18 MiB), over and over."""
+    from evals.bench_archival import session_batches
+
+    lines = [line for _, session in session_batches(10**9) for line in session]
+    target = int(mib * 2**20)
+    parts: list[str] = []
+    size = 0
+    while size < target:
+        line = lines[len(parts) % len(lines)]
+        parts.append(line)
+        size += len(line) + 1
+    return "\n".join(parts)[:target]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -160,7 +178,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         help="append size in MiB, or sizes separated by commas (the request limit is 8 MiB "
         "with JSON)",
     )
-    parser.add_argument("--shape", choices=["lines", "line"], default="lines")
+    parser.add_argument("--shape", choices=["lines", "line", "chat"], default="lines")
     parser.add_argument(
         "--model",
         default="bundled:all-MiniLM-L6-v2",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 import numpy as np
 
@@ -38,19 +38,49 @@ def scaffold_of(key: str) -> Optional[str]:
 
 
 Embed = Callable[[Sequence[str]], Awaitable[np.ndarray]]
+T = TypeVar("T")
+RunSync = Callable[..., Awaitable[Any]]
+"""`run(fn, *args)`: `fn(*args)` somewhere else than the event loop (a worker thread)."""
+
+
+async def _call(run: Optional[RunSync], fn: Callable[..., T], *args: Any) -> T:
+    if run is None:
+        return fn(*args)
+    result: T = await run(fn, *args)
+    return result
 
 
 async def scaffold_cosines(
-    keys: Sequence[Optional[str]], vectors: np.ndarray, embed: Embed
+    keys: Sequence[Optional[str]],
+    vectors: np.ndarray,
+    embed: Embed,
+    *,
+    run: Optional[RunSync] = None,
 ) -> list[Optional[float]]:
     """For each key (None: a chunk), the cosine of its vector (a row of `vectors`, unit length)
     and its scaffold's embedding; None without a scaffold. An append has a few distinct
-    scaffolds (one per day and pair of speakers), each embedded once."""
-    scaffolds = [scaffold_of(k) if k is not None else None for k in keys]
+    scaffolds (one per day and pair of speakers), each embedded once.
+
+    `run`: where the per-key Python work runs (~1.5 s for an 8 MiB append's 130k keys, which
+    on the event loop stalled every other request); here when None."""
+    scaffolds = await _call(run, _scaffolds_of, keys)
     distinct = sorted({s for s in scaffolds if s is not None})
     if not distinct:
         return [None] * len(keys)
     embedded = await embed(distinct)
+    return await _call(run, _cosines, scaffolds, vectors, distinct, embedded)
+
+
+def _scaffolds_of(keys: Sequence[Optional[str]]) -> list[Optional[str]]:
+    return [scaffold_of(k) if k is not None else None for k in keys]
+
+
+def _cosines(
+    scaffolds: Sequence[Optional[str]],
+    vectors: np.ndarray,
+    distinct: Sequence[str],
+    embedded: np.ndarray,
+) -> list[Optional[float]]:
     row = {s: i for i, s in enumerate(distinct)}
     return [
         None if s is None else float(np.dot(vectors[k], embedded[row[s]]))
@@ -58,9 +88,19 @@ async def scaffold_cosines(
     ]
 
 
-async def with_scaffolds(chunks: Sequence[Chunk], vectors: np.ndarray, embed: Embed) -> list[Chunk]:
-    """`chunks` with `scaffold` set on each unit (`scaffold_cosines`)."""
-    cosines = await scaffold_cosines([c.key for c in chunks], vectors, embed)
+async def with_scaffolds(
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    embed: Embed,
+    *,
+    run: Optional[RunSync] = None,
+) -> list[Chunk]:
+    """`chunks` with `scaffold` set on each unit (`scaffold_cosines`; `run` as there)."""
+    cosines = await scaffold_cosines([c.key for c in chunks], vectors, embed, run=run)
+    return await _call(run, _set_scaffolds, chunks, cosines)
+
+
+def _set_scaffolds(chunks: Sequence[Chunk], cosines: Sequence[Optional[float]]) -> list[Chunk]:
     return [
         c if s is None else replace(c, scaffold=s) for c, s in zip(chunks, cosines, strict=True)
     ]

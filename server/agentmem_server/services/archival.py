@@ -21,7 +21,7 @@ from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agentmem.archival")
 
+T = TypeVar("T")
 Timestamp = Union[datetime, int]
 """A timezone-aware datetime or UTC microseconds."""
 
@@ -191,16 +192,19 @@ class ArchivalIndex:
             units = self.store.units_of(*scope)
         if units is None:
             units = self.default_units
-        if _inline(lines):
+        run = None if _inline(lines) else self._off_loop
+        if run is None:
             chunks, hashes = self._chunk_and_hash(lines, units)
         else:
-            chunks, hashes = await asyncio.get_running_loop().run_in_executor(
-                self._chunker, self._chunk_and_hash, lines, units
-            )
+            chunks, hashes = await run(self._chunk_and_hash, lines, units)
         vectors = await self.batcher.embed([c.index_text for c in chunks])
         if units:
-            chunks = await with_scaffolds(chunks, vectors, self.batcher.embed)
+            chunks = await with_scaffolds(chunks, vectors, self.batcher.embed, run=run)
         return PreparedChunks(chunks, vectors, self.model_id, hashes, units, lines)
+
+    def _off_loop(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`fn(*args)` in the chunking thread: per-line Python work of a big input."""
+        return asyncio.get_running_loop().run_in_executor(self._chunker, fn, *args)
 
     def _chunk_and_hash(self, lines: Sequence[str], units: bool) -> tuple[list[Chunk], list[str]]:
         chunks = self._chunk(lines, units)
@@ -319,7 +323,9 @@ class ArchivalIndex:
                 if s is not None and s in stored:
                     vectors[k] = stored[s]
             if units:
-                chunks = await with_scaffolds(chunks, vectors, self.batcher.embed)
+                chunks = await with_scaffolds(
+                    chunks, vectors, self.batcher.embed, run=self._off_loop if big else None
+                )
             await writer.replace(
                 chunks, vectors, text_hashes=hashes, written_at=_micros(written_at), units=units
             )
