@@ -20,6 +20,8 @@ rank:  plain  the fused order as is (before spreading)
                   whatever the query (no dated-query weight)
        q-off  spread, without the dated-query weight (0.93 for every query)
        scaffold-off / scaffold-0.3  spread, hybrid's scaffold penalty at 0 / 0.3 (not 0.2)
+       div-off  without `recall.DIVERSITY`, the vector leg at 1 x limit (the order before them)
+       div-off-d2 / div-0.1  without diversity at 2 x limit; diversity 0.1 (not 0.3)
        u85s2 / u90s2  the same at 0.85 / 0.9, at most 2 results per write before the rest
        u90q80 / u90q70 / u93q80  0.9 (0.93), and 0.8 / 0.7 for a query naming a date
        s1 / s2  spread, and at most 1 / 2 results per write (session) before the rest
@@ -101,6 +103,9 @@ RANKS: dict[str, dict] = {
     "q-off": {"SPREAD_HYBRID": True, "DATED_QUERY_VECTOR_WEIGHT": None},
     "scaffold-off": {"SPREAD_HYBRID": True, "SCAFFOLD_PENALTY": 0.0},
     "scaffold-0.3": {"SPREAD_HYBRID": True, "SCAFFOLD_PENALTY": 0.3},
+    "div-off": {"SPREAD_HYBRID": True, "DIVERSITY": 0.0, "VECTOR_DEPTH": 1},
+    "div-off-d2": {"SPREAD_HYBRID": True, "DIVERSITY": 0.0},
+    "div-0.1": {"SPREAD_HYBRID": True, "DIVERSITY": 0.1},
     "u85s2": {"SPREAD_HYBRID": True, "HYBRID_UNIT_VECTOR_WEIGHT": 0.85, "SPREAD_PER_WRITE": 2},
     "u90q80": {
         "SPREAD_HYBRID": True,

@@ -498,7 +498,8 @@ def _without_vector_hits(leg: VectorHits, writes: set[str]) -> VectorHits:
     keep = [k for k, h in enumerate(leg.hits) if write_of(h.chunk_id) not in writes]
     if len(keep) == len(leg.hits):
         return leg
-    return VectorHits([leg.hits[k] for k in keep], [leg.cosines[k] for k in keep])
+    vectors = leg.vectors[keep] if leg.vectors is not None else None
+    return VectorHits([leg.hits[k] for k in keep], [leg.cosines[k] for k in keep], vectors)
 
 
 def _without_text_hits(leg: TextHits, writes: set[str]) -> TextHits:

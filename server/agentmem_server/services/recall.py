@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, Optional
+
+import numpy as np
 
 from ..dates import find_date
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ..storage.base import ChunkHit, TextHits, VectorHits
 
 RecallMode = Literal["hybrid", "vector", "keyword"]
@@ -59,8 +59,18 @@ SPREAD_HYBRID = True
 0.640 -> 0.658 (multi-hop 0.367 -> 0.395, temporal 0.732 -> 0.750), the short set 0.786 ->
 0.784 (docs/recall.md, "Spreading")."""
 
-VECTOR_DEPTH = 1
-"""The vector leg reads `VECTOR_DEPTH x limit` rows (`vector_leg_limit`)."""
+VECTOR_DEPTH = 2
+"""The vector leg reads `VECTOR_DEPTH x limit` rows (`vector_leg_limit`): 2 since `DIVERSITY`,
+which can pass over a near hit for one further down (replayed on the long set: with the
+diversity below, 1 -> 2 rows per result took multi-hop 0.465 -> 0.502)."""
+DIVERSITY = 0.3
+"""Hybrid picks its results one at a time by fused value minus this much of the candidate's
+highest cosine to a result already picked (maximal marginal relevance, `diverse`): a question
+whose evidence is several different turns (multi-hop: "which cities has Elena been to") gets
+them, rather than one turn's near-copies. Replayed over the server's tables
+(`evals/unit_replay.py`, with the vector leg at 2 x limit): long set multi-hop 0.468 -> 0.502,
+overall 0.740 -> 0.739, single-hop 0.816 -> 0.802; short set 0.790 -> 0.795; 0.1 / 0.25 / 0.4 /
+0.5 gave multi-hop 0.475 / 0.491 / 0.491 / 0.468. 0: off (`spread` alone)."""
 SPREAD_PER_WRITE: Optional[int] = None
 """With a number n, hybrid results beyond the n-th of one write (one append: a session of a
 chat) wait behind the rest too, like spans sharing a line. None: off."""
@@ -78,6 +88,10 @@ class Candidate:
     """Query-chunk cosine similarity: what the result's score is made of."""
     bm25: Optional[float] = None
     """The keyword leg's BM25 score; None when only the vector leg found it."""
+    vector: Optional[np.ndarray] = field(default=None, compare=False)
+    """The chunk's stored vector (unit length) when its leg read it."""
+    fused: Optional[float] = None
+    """Its value in the hybrid order (`order_hybrid`); None in other orders."""
 
     @property
     def key(self) -> tuple[int, str]:
@@ -122,9 +136,9 @@ def vector_leg_limit(limit: int) -> int:
 def vector_candidates(legs: Sequence[VectorHits]) -> list[Candidate]:
     """The vector legs' hits (leg i searched scope i), in leg order."""
     return [
-        Candidate(scope, hit, cosine)
+        Candidate(scope, hit, cosine, vector=None if leg.vectors is None else leg.vectors[k])
         for scope, leg in enumerate(legs)
-        for hit, cosine in zip(leg.hits, leg.cosines, strict=True)
+        for k, (hit, cosine) in enumerate(zip(leg.hits, leg.cosines, strict=True))
     ]
 
 
@@ -136,8 +150,8 @@ def text_candidates(legs: Sequence[TextHits], query_vector: np.ndarray) -> list[
             continue
         cosines = (leg.vectors @ query_vector).tolist()
         found.extend(
-            Candidate(scope, hit, cosine, bm25)
-            for hit, bm25, cosine in zip(leg.hits, leg.bm25, cosines, strict=True)
+            Candidate(scope, hit, cosine, bm25, vector=leg.vectors[k])
+            for k, (hit, bm25, cosine) in enumerate(zip(leg.hits, leg.bm25, cosines, strict=True))
         )
     return found
 
@@ -162,13 +176,19 @@ def order_hybrid(
     merged = {c.key: c for c in by_vector}
     for c in by_text:
         seen = merged.get(c.key)
-        merged[c.key] = c if seen is None else replace(seen, bm25=c.bm25)
+        merged[c.key] = (
+            c if seen is None else replace(seen, bm25=c.bm25, vector=_either(seen.vector, c.vector))
+        )
 
-    def fused(c: Candidate) -> float:
+    def fused(c: Candidate) -> Candidate:
         cosine = c.cosine - SCAFFOLD_PENALTY * c.hit.scaffold
-        return weight * cosine + (1 - weight) * ((c.bm25 or 0.0) / best)
+        return replace(c, fused=weight * cosine + (1 - weight) * ((c.bm25 or 0.0) / best))
 
-    return sorted(merged.values(), key=lambda c: -fused(c))
+    return sorted((fused(c) for c in merged.values()), key=lambda c: -(c.fused or 0.0))
+
+
+def _either(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    return a if a is not None else b
 
 
 ORDERS: dict[str, Order] = {
@@ -236,6 +256,41 @@ def spread(
     return chosen + deferred[: limit - len(chosen)]
 
 
+def diverse(ordered: Sequence[Candidate], limit: int, weight: float) -> list[int]:
+    """Indexes into `ordered` (hybrid candidates with `fused` and `vector`, best first) of the
+    `limit` to return: each next one has the highest `fused - weight x` its highest cosine to
+    those already picked. A candidate sharing a line with a picked one of its scope waits behind
+    the rest, as in `spread`."""
+    if not ordered:
+        return []
+    vectors = np.stack([c.vector for c in ordered if c.vector is not None])
+    if len(vectors) != len(ordered):
+        raise ValueError("diverse() needs every candidate's vector")
+    similarity = (vectors @ vectors.T).tolist()  # one product for the pool (~30 x 384)
+    fused = [c.fused or 0.0 for c in ordered]
+    chosen: list[int] = []
+    deferred: list[int] = []
+    nearest: list[Optional[float]] = [None] * len(ordered)
+    rest = list(range(len(ordered)))
+    while rest and len(chosen) < limit:
+        best = max(rest, key=lambda i: fused[i] - weight * (nearest[i] or 0.0))
+        rest.remove(best)
+        c = ordered[best]
+        if any(
+            ordered[j].scope == c.scope
+            and c.hit.start_line <= ordered[j].hit.end_line
+            and ordered[j].hit.start_line <= c.hit.end_line
+            for j in chosen
+        ):
+            deferred.append(best)
+            continue
+        chosen.append(best)
+        for i in rest:
+            seen, now = nearest[i], similarity[i][best]
+            nearest[i] = now if seen is None else max(seen, now)
+    return chosen + sorted(deferred)[: limit - len(chosen)]
+
+
 def distinct(ordered: Sequence[Candidate]) -> list[Candidate]:
     """`ordered` without a candidate that repeats an earlier one's text at the same lines of the
     same scope. Line units show a line with its neighbours, so two units can return the same
@@ -267,6 +322,14 @@ def rank(
     if mode != "hybrid" or not SPREAD_HYBRID:
         return choose(ordered, limit=limit, min_score=min_score)  # each leg's own order
     passing = [c for c in ordered if c.score >= min_score]
+    if (
+        DIVERSITY
+        and SPREAD_PER_WRITE is None
+        and all(c.vector is not None and c.fused is not None for c in passing)
+    ):
+        pool = passing[:depth]
+        picked = diverse(pool, limit, DIVERSITY)
+        return [pool[i] for i in picked] + passing[depth : depth + limit - len(picked)]
     picked = spread(
         [(c.scope, c.hit.start_line, c.hit.end_line) for c in passing],
         limit,

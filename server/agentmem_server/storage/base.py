@@ -141,6 +141,9 @@ class VectorHits:
     hits: list[ChunkHit]
     cosines: list[float]
     """Cosine similarity of the query and each hit (exact, also through an ANN index)."""
+    vectors: Optional[np.ndarray] = None
+    """Shape `(len(hits), dimension)`, unit rows, when the store read them (hybrid recall keeps
+    its top results apart by them: `services.recall.diverse`)."""
 
 
 @dataclass(frozen=True)

@@ -241,6 +241,11 @@ async def test_each_unit_stores_its_scaffold_cosine_and_both_vector_paths_return
     for found in (from_lance, from_copy):
         hits = chunk_hits(found)
         assert hits and all(abs(h.scaffold - stored[h.chunk_id]["scaffold"]) < 1e-5 for h in hits)
+        # The vector leg reads the vectors too (hybrid keeps its results apart by them).
+        vectors = vectors_of(found.column("vector"), 64)
+        for h, v in zip(hits, vectors, strict=True):
+            expected = np.asarray(stored[h.chunk_id]["vector"])
+            assert np.allclose(v, expected / np.linalg.norm(expected), atol=1e-5)
     text = await index.store.lance.text_search(state, "kayaking", limit=3, where=None)
     assert chunk_hits(text)[0].scaffold == pytest.approx(
         stored[chunk_hits(text)[0].chunk_id]["scaffold"], abs=1e-5

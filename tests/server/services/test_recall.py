@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,41 @@ def test_hybrid_orders_a_unit_close_to_its_own_scaffold_behind_one_that_says_mor
     assert [c.score for c in chosen] == [0.55, 0.62], "the score is still the plain cosine"
     vector = rank([hub, fact], [], mode="vector", limit=2, min_score=0.0, depth=20)
     assert ids(vector) == ["hub", "fact"], "vector mode keeps the nearest first"
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_hybrid_passes_over_a_near_copy_of_a_picked_result_for_another_turn():
+    first = Candidate(0, hit("first", 1), 0.80, vector=unit(1, 0, 0))
+    copy = Candidate(0, hit("copy", 10), 0.78, vector=unit(1, 0.05, 0))
+    other = Candidate(0, hit("other", 20), 0.70, vector=unit(0, 1, 0))
+    chosen = rank([first, copy, other], [], mode="hybrid", limit=2, min_score=0.0, depth=20)
+    # copy: 0.9 x 0.78 - 0.3 x ~1.0 < other: 0.9 x 0.70 - 0.3 x 0.0
+    assert ids(chosen) == ["first", "other"]
+    assert ids(rank([first, copy, other], [], mode="hybrid", limit=3, min_score=0.0, depth=20)) == [
+        "first",
+        "other",
+        "copy",
+    ]
+
+
+def test_diversity_still_defers_a_result_sharing_lines_with_a_picked_one():
+    a = Candidate(0, ChunkHit("a", 1, 3, "a", 0), 0.9, vector=unit(1, 0, 0))
+    b = Candidate(0, ChunkHit("b", 3, 5, "b", 0), 0.85, vector=unit(0, 1, 0))
+    c = Candidate(0, ChunkHit("c", 9, 11, "c", 0), 0.5, vector=unit(0, 0, 1))
+    chosen = rank([a, b, c], [], mode="hybrid", limit=3, min_score=0.0, depth=20)
+    assert ids(chosen) == ["a", "c", "b"]
+
+
+def test_without_vectors_hybrid_falls_back_to_spreading(monkeypatch):
+    a, b = Candidate(0, hit("a", 1), 0.9), Candidate(0, hit("b", 5), 0.8)
+    assert ids(rank([a, b], [], mode="hybrid", limit=2, min_score=0.0, depth=20)) == ["a", "b"]
+    monkeypatch.setattr(recall, "DIVERSITY", 0.0)
+    with_vectors = [replace(a, vector=unit(1, 0)), replace(b, vector=unit(1, 0))]
+    assert ids(rank(with_vectors, [], mode="hybrid", limit=2, min_score=0.0, depth=20)) == [
+        "a",
+        "b",
+    ]

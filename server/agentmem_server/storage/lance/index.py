@@ -441,7 +441,12 @@ class LanceArchivalStore:
         if table is None:
             return VectorHits([], [])
         distances = table.column("_distance").to_pylist()
-        return VectorHits(chunk_hits(table), [1.0 - d for d in distances])
+        vectors = (
+            vectors_of(table.column("vector"), self.dimension)
+            if "vector" in table.column_names
+            else None
+        )
+        return VectorHits(chunk_hits(table), [1.0 - d for d in distances], vectors)
 
     async def text_search(
         self,

@@ -455,9 +455,9 @@ class LanceStore:
         columns: Optional[Sequence[str]] = None,
     ) -> pa.Table:
         """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN
-        index; `columns` default to the table's `result_columns`."""
+        index; `columns` default to the table's `result_columns` and the vector."""
         if columns is None:
-            columns = result_columns(state.table_schema)
+            columns = [*result_columns(state.table_schema), "vector"]
         if where is None and self.vector_cache is not None:
             cached = await self.vector_cache.nearest(state.name, state.table, vector, limit)
             if cached is not None:

@@ -164,9 +164,21 @@ def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa
             "text": pa.array([copy.texts[i] for i in positions], pa.string()),
             "written_at": pa.array(copy.written_at[positions], pa.int64()),
             SCAFFOLD: pa.array(copy.scaffolds[positions], pa.float32()),
+            "vector": _vector_column(copy, positions),
             "_distance": pa.array(distances, pa.float32()),
         }
     )
+
+
+def _vector_column(copy: _Copy, positions: list[int]) -> pa.FixedSizeListArray:
+    """The rows' vectors as the copy holds them (unit length), read back from its index."""
+    dimension = int(copy.index.d)
+    if positions:
+        vectors = copy.index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+    else:
+        vectors = np.zeros((0, dimension), np.float32)
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, dimension)
 
 
 async def _copied(table: AsyncTable) -> list[str]:
