@@ -14,7 +14,8 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -115,6 +116,12 @@ class TableState:
     """The newest SQL stamp (UTC microseconds) of the block whose commit this handle has seen."""
     checked_at: float = 0.0
     """Loop time this handle last moved to the table's latest version."""
+    changes: int = 0
+    """Bumped before and after every change made through this handle (a write, maintenance,
+    moving to the latest version): the handle's version can only move within such a change."""
+    known_version: Optional[tuple[int, int]] = None
+    """`(changes, version)`: the last version read, under the count of changes when the read
+    began (`LanceStore.version`)."""
 
     @property
     def units(self) -> bool:
@@ -301,13 +308,28 @@ class LanceStore:
             or now - state.checked_at > REFRESH_S
         ):
             return
-        before = await state.table.version()
-        await state.table.checkout_latest()
-        state.checked_at = now
-        if stamp is not None:
-            state.synced_to = max(state.synced_to, stamp)
-        if await state.table.version() != before:
-            await self._read_indices(state)  # another replica may have built the ANN index
+        with changing(state):
+            before = await state.table.version()
+            await state.table.checkout_latest()
+            state.checked_at = now
+            if stamp is not None:
+                state.synced_to = max(state.synced_to, stamp)
+            if await state.table.version() != before:
+                await self._read_indices(state)  # another replica may have built the ANN index
+
+    async def version(self, state: TableState) -> int:
+        """The handle's version. Only a change through the handle moves it (no read-consistency
+        interval: `_connect`), so it is read once after each change, not per recall: the read
+        is a round trip to LanceDB's threads, ~0.2 ms of the vector leg's 1.4-1.7 ms on a busy
+        2-core box (docs/recall.md). A read is remembered under the count of changes when it
+        began, so one that a change overlapped is never used."""
+        known = state.known_version
+        if known is not None and known[0] == state.changes:
+            return known[1]
+        changes = state.changes
+        version: int = await state.table.version()
+        state.known_version = (changes, version)
+        return version
 
     def _remember(self, name: str, state: TableState) -> None:
         self._open[name] = state
@@ -404,10 +426,12 @@ class LanceStore:
 
     async def add_rows(self, state: TableState, rows: pa.Table) -> None:
         if rows.num_rows:
-            await retrying(lambda: state.table.add(rows))
+            with changing(state):
+                await retrying(lambda: state.table.add(rows))
 
     async def delete_rows(self, state: TableState, where: str) -> None:
-        await retrying(lambda: state.table.delete(where))
+        with changing(state):
+            await retrying(lambda: state.table.delete(where))
 
     async def read_plan_rows(self, state: TableState, block_id: str) -> pa.Table:
         """The block's chunks without vectors: enough to decide which ones an edit keeps."""
@@ -459,7 +483,9 @@ class LanceStore:
         if columns is None:
             columns = [*result_columns(state.table_schema), "vector"]
         if where is None and self.vector_cache is not None:
-            cached = await self.vector_cache.nearest(state.name, state.table, vector, limit)
+            cached = await self.vector_cache.nearest(
+                state.name, state.table, vector, limit, version=await self.version(state)
+            )
             if cached is not None:
                 return cached.select([*columns, "_distance"])
         query = state.table.query().nearest_to(vector).distance_type("cosine")
@@ -513,7 +539,8 @@ class LanceStore:
             return
         async with self.lock(name):
             await self.refresh(state, force=True)
-            await retrying(lambda: state.table.optimize(cleanup_older_than=prune_older_than))
+            with changing(state):
+                await retrying(lambda: state.table.optimize(cleanup_older_than=prune_older_than))
         if not build_ann:
             return
         rows = await state.table.count_rows()
@@ -524,9 +551,10 @@ class LanceStore:
             # Not under the write lock: this takes minutes at 1M rows and appends may go on;
             # rows they add are searched flat until the next optimize folds them in.
             started = asyncio.get_running_loop().time()
-            await retrying(
-                lambda: state.table.create_index("vector", config=_ann_config(), replace=True)
-            )
+            with changing(state):
+                await retrying(
+                    lambda: state.table.create_index("vector", config=_ann_config(), replace=True)
+                )
             state.ann_rows = rows
             log.info(
                 "built the ANN index of %s (%d rows) in %.1fs",
@@ -603,6 +631,16 @@ async def retrying(call: Callable[[], Awaitable[T]], *, tries: int = COMMIT_RETR
             log.info("retrying a LanceDB commit after a conflict (try %d): %s", attempt, exc)
             await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
     raise AssertionError("unreachable")
+
+
+@contextmanager
+def changing(state: TableState) -> Iterator[None]:
+    """Around every call that may move the handle's version (`LanceStore.version`)."""
+    state.changes += 1
+    try:
+        yield
+    finally:
+        state.changes += 1
 
 
 async def search_rows(query: Any, limit: int) -> pa.Table:

@@ -234,11 +234,19 @@ class VectorCache:
         return sum(c.nbytes for c in self._copies.values())
 
     async def nearest(
-        self, name: str, table: AsyncTable, vector: np.ndarray, limit: int
+        self,
+        name: str,
+        table: AsyncTable,
+        vector: np.ndarray,
+        limit: int,
+        *,
+        version: Optional[int] = None,
     ) -> Optional[pa.Table]:
         """The vector leg from the table's copy, or None when it has no current copy (and a sync
-        is then started, unless the table is too large to copy)."""
-        version = await table.version()
+        is then started, unless the table is too large to copy). `version`: the handle's, if
+        the caller knows it (`LanceStore.version`); read here otherwise."""
+        if version is None:
+            version = await table.version()
         copy = self._copies.get(name)
         if copy is None or copy.table is not table or copy.version != version or copy.busy:
             self._start_sync(name, table, version)

@@ -223,3 +223,44 @@ async def test_copies_make_room_only_by_dropping_idle_ones(
     await recall_until("b", True)
     assert not await current("a")
     assert cache.nbytes <= 2**20
+
+
+async def test_the_table_version_is_read_once_per_change_and_never_kept_stale(
+    open_index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recall compares the copy with the handle's version, which only a change through the
+    handle moves: it is read once after each change, and a read that a change overtook is not
+    remembered (the copy would answer as of before the write)."""
+    index = await open_index(chunk_tokens=16)
+    await index.add(USER, await index.prepare(lines(60)), first_line=1, written_at=T0_US)
+    lance = index.store.lance
+    state = await lance.table(NAME)
+    real = state.table.version
+    reads: list[int] = []
+    gate = asyncio.Event()
+    gate.set()
+
+    async def version() -> int:
+        found = await real()
+        reads.append(found)
+        await gate.wait()
+        return found
+
+    monkeypatch.setattr(state.table, "version", version)
+    first = await lance.version(state)
+    assert [await lance.version(state) for _ in range(3)] == [first] * 3
+    assert len(reads) == 1, "read once while nothing changed"
+
+    await lance.delete_rows(state, "start_line <= 5")
+    gate.clear()
+    overtaken = asyncio.ensure_future(lance.version(state))
+    await asyncio.sleep(0.05)  # it has read the version after the delete, and not returned yet
+    assert len(reads) == 2 and not overtaken.done()
+    second = reads[-1]
+    assert second > first
+    await lance.delete_rows(state, "start_line <= 10")
+    gate.set()
+    assert await overtaken == second
+    assert await lance.version(state) == await real() > second
+    assert [await lance.version(state) for _ in range(3)] == [await real()] * 3
+    assert len(reads) == 3
