@@ -323,7 +323,8 @@ class ThreadService:
             )
             return thread, found
 
-        result = await self._sql.run_autocommit(read)
+        # A transaction: the page is read along the thread's index (`read_in_seq_order`).
+        result = await self._sql.run_in_transaction(read)
         if result is None:
             raise no_thread(thread_id)
         return result

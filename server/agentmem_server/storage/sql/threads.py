@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, text, update
 
 from agentmem.types import Message
 
@@ -133,6 +133,18 @@ def message_seq(conn: Connection, tenant_id: str, thread_id: str, message_id: st
     ).scalar_one_or_none()
 
 
+def read_in_seq_order(conn: Connection) -> None:
+    """Make the rest of this transaction read a thread's messages along (thread_id, seq).
+
+    PostgreSQL plans a page of one thread from the column statistics. Until ANALYZE has seen a
+    thread grow (a thread imported or filled in bulk, or one long thread among many), it takes
+    the thread for a few hundred rows and plans a bitmap scan of all of them plus a sort: 27-35
+    ms for a page of 50 from a 100k-message thread, against 1 ms along the index. Without bitmap
+    scans the ordered index scan wins at any estimate. `SET LOCAL` ends with the transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+
+
 def page_messages(
     conn: Connection,
     tenant_id: str,
@@ -143,7 +155,9 @@ def page_messages(
     after_seq: Optional[int] = None,
 ) -> list[Message]:
     """Messages in order. With `before_seq` only: the last `limit` before it; otherwise the first
-    `limit` after `after_seq` (from the start without it), stopping short of `before_seq`."""
+    `limit` after `after_seq` (from the start without it), stopping short of `before_seq`. Call
+    it in a transaction (`read_in_seq_order`)."""
+    read_in_seq_order(conn)
     query = select(messages).where(
         messages.c.tenant_id == tenant_id, messages.c.thread_id == thread_id
     )
@@ -168,7 +182,8 @@ def read_back(
 ) -> list[Message]:
     """The newest messages, in order, read back from the end until their `cost` passes `budget`
     (the first one past it included): all a run's history selection can use, without reading
-    a long thread whole."""
+    a long thread whole. Call it in a transaction (`read_in_seq_order`)."""
+    read_in_seq_order(conn)
     newest_first: list[Message] = []
     used = 0
     before: Optional[int] = None
