@@ -12,6 +12,9 @@ same run and interleaved, so the figures compare on a shared machine:
 - list: a 1,000-key prefix page among the million
 - core get and core update: `memory.get("core")` and a guarded `memory.update("core", ...)`,
   the references a state read and a state write are compared with
+- set_raw_key and set_raw_no_key: the same PUT as `set` from plain httpx, with and without an
+  `Idempotency-Key` (the client always sends one; the server records a keyed write's answer in
+  SQL), so the pair shows what the idempotency record costs a write
 
     python -m evals.bench_state [--entries 1000000] [--n 300] [--postgres-url URL]
         [--out evals/out/bench_state.json]
@@ -29,10 +32,14 @@ import random
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 import agentmem
+from agentmem.types.state import encode_namespace
 from evals._bench import Server, latency_summary, log
 from evals.bench_core import _drop_schema, _pg_schema_url
 
@@ -107,7 +114,20 @@ def load(database_url: str, tenant_id: str, entries: int) -> float:
 
 def measure(url: str, key: str, entries: int, n: int) -> dict[str, dict[str, float]]:
     rng = random.Random(0)
-    with agentmem.Client(api_key=key, base_url=url) as client:
+    raw = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
+
+    def raw_set(idempotent: bool) -> object:
+        headers = {"Idempotency-Key": uuid.uuid4().hex} if idempotent else {}
+        answer = raw.put(
+            f"/v1/state/entries/{key_of(rng.randrange(entries))}",
+            params={"namespace": encode_namespace(NAMESPACE)},
+            json={"value": {"n": rng.randrange(1000)}},
+            headers=headers,
+        )
+        answer.raise_for_status()
+        return answer
+
+    with raw, agentmem.Client(api_key=key, base_url=url) as client:
         bench = client.state.namespace(*NAMESPACE)
         core = [client.memory.update("core", "reference block", expected_updated_at=None)]
 
@@ -128,6 +148,8 @@ def measure(url: str, key: str, entries: int, n: int) -> dict[str, dict[str, flo
             ),
             "core_get": lambda: client.memory.get("core"),
             "core_update": core_update,
+            "set_raw_key": lambda: raw_set(True),
+            "set_raw_no_key": lambda: raw_set(False),
         }
         for _ in range(30):  # warm the connections, the pools and the code paths
             for op in ops.values():
