@@ -301,12 +301,7 @@ class ArchivalIndex:
             else:
                 plan = self._rechunk(old_chunks, lines)
             chunks = [c for c, _ in plan]
-            if big:
-                hashes = await asyncio.get_running_loop().run_in_executor(
-                    self._chunker, _hashes, chunks
-                )
-            else:
-                hashes = _hashes(chunks)
+            hashes = await self._off_loop(_hashes, chunks) if big else _hashes(chunks)
             sources: list[Optional[str]] = [
                 old_ids[i] if i is not None else by_hash.get(h)
                 for (_, i), h in zip(plan, hashes, strict=True)

@@ -219,8 +219,17 @@ def choose(ordered: Sequence[Candidate], *, limit: int, min_score: float) -> lis
     return chosen
 
 
+Span = tuple[int, int, int]
+"""`(scope, first line, last line)` of a candidate."""
+
+
+def share_a_line(a: Span, b: Span) -> bool:
+    """Two spans of one scope that hold a common line."""
+    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
+
+
 def spread(
-    spans: Sequence[tuple[int, int, int]],
+    spans: Sequence[Span],
     limit: int,
     groups: Optional[Sequence[object]] = None,
     per_group: Optional[int] = None,
@@ -237,11 +246,9 @@ def spread(
     """
     chosen: list[int] = []
     deferred: list[int] = []
-    taken: dict[int, list[tuple[int, int]]] = {}
     in_group: dict[object, int] = {}
-    for i, (scope, first, last) in enumerate(spans):
-        ranges = taken.setdefault(scope, [])
-        if any(first <= b and a <= last for a, b in ranges):
+    for i, span in enumerate(spans):
+        if any(share_a_line(span, spans[j]) for j in chosen):
             deferred.append(i)
             continue
         if groups is not None and per_group is not None:
@@ -249,7 +256,6 @@ def spread(
                 deferred.append(i)
                 continue
             in_group[groups[i]] = in_group.get(groups[i], 0) + 1
-        ranges.append((first, last))
         chosen.append(i)
         if len(chosen) == limit:
             return chosen
@@ -268,6 +274,7 @@ def diverse(ordered: Sequence[Candidate], limit: int, weight: float) -> list[int
         raise ValueError("diverse() needs every candidate's vector")
     similarity = (vectors @ vectors.T).tolist()  # one product for the pool (~30 x 384)
     fused = [c.fused or 0.0 for c in ordered]
+    spans = [(c.scope, c.hit.start_line, c.hit.end_line) for c in ordered]
     chosen: list[int] = []
     deferred: list[int] = []
     nearest: list[Optional[float]] = [None] * len(ordered)
@@ -275,13 +282,7 @@ def diverse(ordered: Sequence[Candidate], limit: int, weight: float) -> list[int
     while rest and len(chosen) < limit:
         best = max(rest, key=lambda i: fused[i] - weight * (nearest[i] or 0.0))
         rest.remove(best)
-        c = ordered[best]
-        if any(
-            ordered[j].scope == c.scope
-            and c.hit.start_line <= ordered[j].hit.end_line
-            and ordered[j].hit.start_line <= c.hit.end_line
-            for j in chosen
-        ):
+        if any(share_a_line(spans[best], spans[j]) for j in chosen):
             deferred.append(best)
             continue
         chosen.append(best)

@@ -128,6 +128,12 @@ class TableState:
         """Whether the table holds line units (else chunks): `schema.py`'s formats."""
         return schema_units(self.table_schema)
 
+    @property
+    def leg_columns(self) -> list[str]:
+        """What both legs of a search read of each candidate: its result columns and its vector
+        (the keyword leg scores by cosine, hybrid diversity compares candidates' vectors)."""
+        return [*result_columns(self.table_schema), "vector"]
+
 
 class LanceStore:
     """The LanceDB side of the archival index: tables, rows, searches and maintenance."""
@@ -481,7 +487,7 @@ class LanceStore:
         """The `limit` nearest rows with `_distance` = 1 - cosine, exact also through the ANN
         index; `columns` default to the table's `result_columns` and the vector."""
         if columns is None:
-            columns = [*result_columns(state.table_schema), "vector"]
+            columns = state.leg_columns
         if where is None and self.vector_cache is not None:
             cached = await self.vector_cache.nearest(
                 state.name, state.table, vector, limit, version=await self.version(state)
@@ -521,7 +527,7 @@ class LanceStore:
         """BM25-ranked rows with `_score` (of the key, for a table of line units), with the
         table's `result_columns` and the vector unless `columns` are given."""
         if columns is None:
-            columns = [*result_columns(state.table_schema), "vector"]
+            columns = state.leg_columns
         query = state.table.query().nearest_to_text(text, columns=search_column(state.table_schema))
         query = query.select([*columns, "_score"]).limit(limit)
         if where:
