@@ -327,7 +327,10 @@ async def test_official_client_cannot_connect_with_a_wrong_key(served: Served) -
     with pytest.raises(BaseException) as failed:  # noqa: B017 - the SDK wraps it in groups
         async with served.mcp("am_wrong"):
             pass
-    assert [type(e) for e in _leaves(failed.value)] == [MCPError]
+    leaves = _leaves(failed.value)
+    # Failed once in a full run (3 Dec 2026) and never in 40 reruns, alone or under load: the
+    # message shows which other leaf the SDK's task group held then.
+    assert [type(e) for e in leaves] == [MCPError], [repr(e) for e in leaves]
 
 
 def _words(rng: random.Random, n: int) -> str:
