@@ -77,6 +77,7 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
             "archival", "\n".join(_sentence(seed) for _ in range(args.seed_lines))
         )
     rss_start = server.rss_mb()
+    log(f"load: seeded, {args.clients} clients for {args.seconds:g} s")
     stop_at = time.monotonic() + args.seconds
 
     async def client_loop(c: int) -> None:
