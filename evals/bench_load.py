@@ -8,9 +8,12 @@ scope and the shared user scope), `append` (one archival line to its agent scope
 (get the agent's core block, then a guarded update of it: read-modify-write, retried on 409).
 Clients use `max_retries=0`, so every failure is counted. Before the clock starts each agent
 holds `--seed-lines` archival lines. Per run: requests/s, p50/p95/p99 (ms) overall and per
-operation, errors by kind, and the server's RSS at the start and the end (`agentmem serve` in its
-own process, the bundled MiniLM, `AGENTMEM_RATE_LIMIT_PER_S=0`). With `--old`, each database
-runs old then new, back to back, on the same box: compare the ratios, the box is shared.
+operation, errors by kind, and the server's RSS at the start and the end and every twentieth of
+the run (`rss_trace_mb`; `agentmem serve` in its own process, the bundled MiniLM,
+`AGENTMEM_RATE_LIMIT_PER_S=0`). `--warmup-s` runs the load that long first, uncounted, and reads
+the start RSS after it: the RSS target (flat within 5%) is about a server past its warm-up.
+With `--old`, each database runs old then new, back to back, on the same box: compare the
+ratios, the box is shared.
 """
 
 from __future__ import annotations
@@ -76,9 +79,19 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
         await setup.memory.append(
             "archival", "\n".join(_sentence(seed) for _ in range(args.seed_lines))
         )
-    rss_start = server.rss_mb()
-    log(f"load: seeded, {args.clients} clients for {args.seconds:g} s")
-    stop_at = time.monotonic() + args.seconds
+    log(f"load: seeded, {args.clients} clients for {args.warmup_s:g} + {args.seconds:g} s")
+    # Requests of the warm-up are not counted, and RSS is read when it ends: the first minutes
+    # of load fill caches and copies that then stay (docs: evals/README.md, bench_load).
+    measure_from = time.monotonic() + args.warmup_s
+    stop_at = measure_from + args.seconds
+    rss_trace: list[tuple[float, float]] = []
+
+    async def sample_rss() -> None:
+        await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        every = max(5.0, args.seconds / 20)
+        while time.monotonic() < stop_at:
+            rss_trace.append((round(time.monotonic() - measure_from, 1), server.rss_mb()))
+            await asyncio.sleep(every)
 
     async def client_loop(c: int) -> None:
         rng = random.Random(100 + c)
@@ -111,11 +124,13 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
                 except Exception as exc:  # noqa: BLE001 - counted, the load goes on
                     errors[f"{op}: {type(exc).__name__}"] += 1
                     continue
-                latencies[op].append(time.perf_counter() - started)
+                if time.monotonic() >= measure_from:
+                    latencies[op].append(time.perf_counter() - started)
 
-    started = time.perf_counter()
+    sampler = asyncio.ensure_future(sample_rss())
     await asyncio.gather(*(client_loop(c) for c in range(args.clients)))
-    elapsed = time.perf_counter() - started
+    elapsed = time.monotonic() - measure_from
+    await sampler
     everything = [x for xs in latencies.values() for x in xs]
     return {
         "seconds": round(elapsed, 1),
@@ -124,8 +139,9 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
         "latency": summary(everything),
         "by_op": {op: summary(xs) for op, xs in sorted(latencies.items())},
         "errors": dict(errors),
-        "rss_start_mb": rss_start,
+        "rss_start_mb": rss_trace[0][1] if rss_trace else server.rss_mb(),
         "rss_end_mb": server.rss_mb(),
+        "rss_trace_mb": rss_trace,
     }
 
 
@@ -163,6 +179,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument(
+        "--warmup-s", type=float, default=0.0, help="load first, not counted; RSS read after it"
+    )
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--mix", default="recall=5,append=2,core=3")
     parser.add_argument("--seed-lines", type=int, default=200)
