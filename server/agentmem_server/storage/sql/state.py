@@ -5,7 +5,9 @@ not the sweeper (`delete_expired`) has removed its row yet: reads filter it out,
 over it creates the entry anew. `now` is always the caller's (an injectable clock).
 
 A write is a few statements in one transaction (services/state.py): `lock_tenant`, the entry's
-`stored_size`, the write itself, `add_usage`.
+`stored_size`, the write itself, `add_usage`. Those and `get_entry` are built once, with named
+parameters (`p_*`), so SQLAlchemy takes them from its compiled cache without building a statement
+tree per call (storage/sql/blocks.py says what that saves).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Row,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -98,13 +102,93 @@ def successor(prefix: str) -> Optional[str]:
     return None
 
 
+# ---- statements built once (see the module doc) ------------------------------------------
+# A bind parameter may not share a column's name in an UPDATE (SQLAlchemy keeps those for SET).
+
+_P_NOW = bindparam("p_now", type_=BigInteger)
+_P_ENTRY = and_(
+    t.c.tenant_id == bindparam("p_tenant"),
+    t.c.namespace == bindparam("p_namespace"),
+    t.c.key == bindparam("p_key"),
+)
+_P_VISIBLE = or_(t.c.expires_at.is_(None), t.c.expires_at > _P_NOW)
+_P_EXPIRED = and_(t.c.expires_at.is_not(None), t.c.expires_at <= _P_NOW)
+_P_NEXT_UPDATED_AT = case((_P_NOW > t.c.updated_at, _P_NOW), else_=t.c.updated_at + 1)
+
+_GET_ENTRY = select(t).where(_P_ENTRY, _P_VISIBLE)
+_STORED_SIZE = select(t.c.value_bytes).where(_P_ENTRY)
+_REPLACE_ENTRY = (
+    update(t)
+    .where(_P_ENTRY, t.c.updated_at == bindparam("p_expected", type_=BigInteger), _P_VISIBLE)
+    .values(
+        value=bindparam("p_value"),
+        value_bytes=bindparam("p_value_bytes"),
+        expires_at=bindparam("p_expires_at"),
+        updated_at=_P_NEXT_UPDATED_AT,
+    )
+    .returning(*t.c)
+)
+_ADD_USAGE = (
+    update(st)
+    .where(st.c.tenant_id == bindparam("p_tenant"))
+    .values(
+        entries=st.c.entries + bindparam("p_entries", type_=BigInteger),
+        bytes=st.c.bytes + bindparam("p_bytes", type_=BigInteger),
+    )
+)
+
+
+def _dialect_name(conn: Connection) -> str:
+    return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+
+
+def _build_writes(dialect: Any) -> dict[str, Any]:
+    """A dialect's upserts; the row's values come as the execution's parameters, with `p_now`."""
+    insert = dialect.insert(t)
+    conflict = [t.c.tenant_id, t.c.namespace, t.c.key]
+    return {
+        "upsert": insert.on_conflict_do_update(
+            index_elements=conflict,
+            set_={
+                "value": insert.excluded.value,
+                "value_bytes": insert.excluded.value_bytes,
+                "expires_at": insert.excluded.expires_at,
+                # An expired entry is gone as far as anyone can tell: this write creates it anew.
+                "created_at": case((_P_EXPIRED, _P_NOW), else_=t.c.created_at),
+                "updated_at": _P_NEXT_UPDATED_AT,
+            },
+        ).returning(*t.c),
+        "create": insert.on_conflict_do_update(
+            index_elements=conflict,
+            set_={
+                "value": insert.excluded.value,
+                "value_bytes": insert.excluded.value_bytes,
+                "expires_at": insert.excluded.expires_at,
+                "created_at": _P_NOW,
+                "updated_at": _P_NEXT_UPDATED_AT,
+            },
+            where=_P_EXPIRED,
+        ).returning(*t.c),
+        "lock_tenant": dialect.insert(st)
+        .on_conflict_do_update(index_elements=[st.c.tenant_id], set_={"entries": st.c.entries})
+        .returning(st.c.entries, st.c.bytes, st.c.default_ttl_us),
+    }
+
+
+_WRITES = {"postgresql": _build_writes(postgresql), "sqlite": _build_writes(sqlite)}
+
+
+def _entry_params(tenant_id: str, namespace: str, key: str) -> dict[str, Any]:
+    return {"p_tenant": tenant_id, "p_namespace": namespace, "p_key": key}
+
+
 # ---- reads ----------------------------------------------------------------------------------
 
 
 def get_entry(
     conn: Connection, tenant_id: str, namespace: str, key: str, now: int
 ) -> Optional[StateRow]:
-    r = conn.execute(select(t).where(_entry(tenant_id, namespace, key), _visible(now))).first()
+    r = conn.execute(_GET_ENTRY, {**_entry_params(tenant_id, namespace, key), "p_now": now}).first()
     return _row(r) if r else None
 
 
@@ -222,19 +306,9 @@ def upsert_entry(
     now: int,
 ) -> StateRow:
     """Last write wins: insert, or replace whatever is there, in one statement."""
-    stmt = _insert(conn, _values(tenant_id, namespace, key, value, value_bytes, expires_at, now))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[t.c.tenant_id, t.c.namespace, t.c.key],
-        set_={
-            "value": stmt.excluded.value,
-            "value_bytes": stmt.excluded.value_bytes,
-            "expires_at": stmt.excluded.expires_at,
-            # An expired entry is gone as far as anyone can tell: this write creates it anew.
-            "created_at": case((_expired(now), literal(now)), else_=t.c.created_at),
-            "updated_at": _next_updated_at(now),
-        },
-    ).returning(*t.c)
-    return _row(conn.execute(stmt).one())
+    params = _values(tenant_id, namespace, key, value, value_bytes, expires_at, now)
+    params["p_now"] = now
+    return _row(conn.execute(_WRITES[_dialect_name(conn)]["upsert"], params).one())
 
 
 def create_entry(
@@ -248,20 +322,10 @@ def create_entry(
     now: int,
 ) -> Optional[StateRow]:
     """Create only: None when a visible entry exists (an expired one is replaced)."""
-    stmt = _insert(conn, _values(tenant_id, namespace, key, value, value_bytes, expires_at, now))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[t.c.tenant_id, t.c.namespace, t.c.key],
-        set_={
-            "value": stmt.excluded.value,
-            "value_bytes": stmt.excluded.value_bytes,
-            "expires_at": stmt.excluded.expires_at,
-            "created_at": literal(now),
-            "updated_at": _next_updated_at(now),
-        },
-        where=_expired(now),
-    ).returning(*t.c)
+    params = _values(tenant_id, namespace, key, value, value_bytes, expires_at, now)
+    params["p_now"] = now
     # RETURNING rather than rowcount: psycopg reports rowcount -1 for an upsert.
-    r = conn.execute(stmt).first()
+    r = conn.execute(_WRITES[_dialect_name(conn)]["create"], params).first()
     return _row(r) if r else None
 
 
@@ -305,22 +369,15 @@ def replace_entry(
     now: int,
 ) -> Optional[StateRow]:
     """Compare-and-set on `updated_at`: None when it differs or the entry is gone or expired."""
-    stmt = (
-        update(t)
-        .where(
-            _entry(tenant_id, namespace, key),
-            t.c.updated_at == expected_updated_at,
-            _visible(now),
-        )
-        .values(
-            value=value,
-            value_bytes=value_bytes,
-            expires_at=expires_at,
-            updated_at=_next_updated_at(now),
-        )
-        .returning(*t.c)
-    )
-    r = conn.execute(stmt).first()
+    params = {
+        **_entry_params(tenant_id, namespace, key),
+        "p_expected": expected_updated_at,
+        "p_now": now,
+        "p_value": value,
+        "p_value_bytes": value_bytes,
+        "p_expires_at": expires_at,
+    }
+    r = conn.execute(_REPLACE_ENTRY, params).first()
     return _row(r) if r else None
 
 
@@ -415,8 +472,7 @@ def count_entries(conn: Connection, tenant_id: str) -> tuple[int, int]:
 
 def stored_size(conn: Connection, tenant_id: str, namespace: str, key: str) -> Optional[int]:
     """The value bytes of the entry's row, expired or not; None when there is no row."""
-    stmt = select(t.c.value_bytes).where(_entry(tenant_id, namespace, key))
-    size = conn.execute(stmt).scalar()
+    size = conn.execute(_STORED_SIZE, _entry_params(tenant_id, namespace, key)).scalar()
     return None if size is None else int(size)
 
 
@@ -438,12 +494,8 @@ def lock_tenant(conn: Connection, tenant_id: str) -> TenantState:
 
     Every state write takes this lock first: writes of one tenant run one after another through
     their bookkeeping, always in the same lock order (this row, then entries)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(st).values(tenant_id=tenant_id, entries=0, bytes=0)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[st.c.tenant_id], set_={"entries": st.c.entries}
-    ).returning(st.c.entries, st.c.bytes, st.c.default_ttl_us)
-    r = conn.execute(stmt).one()
+    stmt = _WRITES[_dialect_name(conn)]["lock_tenant"]
+    r = conn.execute(stmt, {"tenant_id": tenant_id, "entries": 0, "bytes": 0}).one()
     return TenantState(int(r.entries), int(r.bytes), r.default_ttl_us)
 
 
@@ -458,11 +510,7 @@ def tenant_state(conn: Connection, tenant_id: str) -> TenantState:
 def add_usage(conn: Connection, tenant_id: str, entries: int, size: int) -> None:
     """Count `entries` more rows and `size` more bytes (negative: fewer); the row is locked."""
     if entries or size:
-        conn.execute(
-            update(st)
-            .where(st.c.tenant_id == tenant_id)
-            .values(entries=st.c.entries + entries, bytes=st.c.bytes + size)
-        )
+        conn.execute(_ADD_USAGE, {"p_tenant": tenant_id, "p_entries": entries, "p_bytes": size})
 
 
 def set_default_ttl(conn: Connection, tenant_id: str, default_ttl_us: Optional[int]) -> TenantState:
