@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from agentmem_server.storage.sql.schema import tenants
 from agentmem_server.storage.sql.store import SqlStore
@@ -210,3 +211,33 @@ async def test_sqlite_keeps_a_pooled_connection_per_sql_thread(tmp_path: Path):
         assert len(opened) <= 12, "connections are reused, not opened again for each burst"
     finally:
         await store.aclose()
+
+
+async def test_autocommit_work_keeps_what_ran_before_a_failed_statement(database_url: str):
+    # Each statement stands alone: the first insert stays when the second fails, on SQLite (the
+    # driver's own transaction, committed anyway) as on PostgreSQL (AUTOCOMMIT).
+    store = SqlStore.open(database_url)
+
+    def two_inserts(conn: Connection) -> None:
+        add_tenant(conn, "first")
+        add_tenant(conn, "first")  # the same id again
+
+    try:
+        with pytest.raises(IntegrityError):
+            await store.run_autocommit(two_inserts)
+        assert await store.run_autocommit(count) == 1
+        # And the connection went back to the pool usable: a write through it commits.
+        await store.run_autocommit(add_tenant, "second")
+        assert await store.run_in_transaction(count) == 2
+    finally:
+        await store.aclose()
+
+
+async def test_autocommit_writes_are_committed_when_the_work_returns(sql: SqlStore):
+    # Another connection sees the write at once: nothing was left in an open transaction (which
+    # on SQLite would also hold the write lock and block every other writer).
+    await sql.run_autocommit(add_tenant, "a")
+    with sql.engine.connect() as other:
+        assert count(other) == 1
+    await sql.run_in_transaction(add_tenant, "b")
+    assert await sql.run_autocommit(count) == 2
