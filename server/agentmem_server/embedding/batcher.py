@@ -19,6 +19,8 @@ at once to a small request's thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -103,6 +105,23 @@ class EmbeddingBatcher:
         loop = asyncio.get_running_loop()
         if urgent and self._query_lane_free and not self._urgent and len(texts) <= self.max_batch:
             return await self._run_query_now(loop, texts)
+        return await self._queued(loop, texts, urgent)
+
+    def start_query(self, texts: Sequence[str]) -> asyncio.Future[np.ndarray]:
+        """`embed(texts, urgent=True)` started now, as a future. With the query lane free the
+        future is the lane's own answer, set by one callback on the loop when the model returns:
+        a caller awaiting it wakes one turn of the loop after the model call, where a task
+        around `embed` takes three more (docs/recall.md, "Fewer turns of the loop")."""
+        if self._closed:
+            raise RuntimeError("the embedding batcher is closed")
+        loop = asyncio.get_running_loop()
+        if texts and self._query_lane_free and not self._urgent and len(texts) <= self.max_batch:
+            return self._run_query_now(loop, texts)
+        return asyncio.ensure_future(self.embed(texts, urgent=True))
+
+    async def _queued(
+        self, loop: asyncio.AbstractEventLoop, texts: Sequence[str], urgent: bool
+    ) -> np.ndarray:
         request = _Request(texts, loop.create_future())
         (self._urgent if urgent else self._normal).append(request)
         if self._dispatcher is None or self._dispatcher.done():
@@ -111,25 +130,38 @@ class EmbeddingBatcher:
         self._poke()
         return await request.future
 
-    async def _run_query_now(
+    def _run_query_now(
         self, loop: asyncio.AbstractEventLoop, texts: Sequence[str]
-    ) -> np.ndarray:
+    ) -> asyncio.Future[np.ndarray]:
         """A query with the query lane free runs on it at once: no trip through the dispatcher
-        (each of its hops is a turn of the event loop, ~0.1-0.3 ms on a busy box)."""
+        (each of its hops is a turn of the event loop, ~0.1-0.3 ms on a busy box). The lane's
+        thread hands its result back with one `call_soon_threadsafe`, where `run_in_executor`
+        and a shield took a turn each."""
         self._query_lane_free = False
-        done = loop.run_in_executor(self._query_executor, self._embed_query, texts)
+        answer: asyncio.Future[np.ndarray] = loop.create_future()
 
-        def free_lane(_: object) -> None:
-            # When the thread is done, not when the caller is: a cancelled caller's query still
-            # holds the lane until the model returns.
+        def finish(model_call: concurrent.futures.Future[np.ndarray]) -> None:
+            # On the loop, when the thread is done, not when the caller is: a cancelled caller's
+            # query still holds the lane until the model returns.
             self._query_lane_free = True
             if self._urgent:  # queries that came meanwhile went to the dispatcher
                 self._poke()
+            if answer.done():  # the caller gave up
+                return
+            error = model_call.exception()
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                self.batches_run += 1
+                answer.set_result(model_call.result())
 
-        done.add_done_callback(free_lane)
-        vectors: np.ndarray = await asyncio.shield(done)
-        self.batches_run += 1
-        return vectors
+        def returned(model_call: concurrent.futures.Future[np.ndarray]) -> None:
+            # On the lane's thread. A closed loop means the server is gone and nobody waits.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(finish, model_call)
+
+        self._query_executor.submit(self._embed_query, texts).add_done_callback(returned)
+        return answer
 
     def _poke(self) -> None:
         if self._wakeup is not None:

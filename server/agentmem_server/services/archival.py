@@ -409,19 +409,25 @@ class ArchivalIndex:
             qvec = (await query_vector)[0]
             vector_legs: Sequence[VectorHits] = []
             if mode != "keyword":
-                vector_legs = await asyncio.gather(
-                    *(
-                        self.store.vector_search(
-                            s,
-                            qvec,
-                            limit=recall.vector_leg_limit(limit),
-                            written_after=after,
-                            written_before=before,
-                        )
-                        for s in indexes
+                searches = [
+                    self.store.vector_search(
+                        s,
+                        qvec,
+                        limit=recall.vector_leg_limit(limit),
+                        written_after=after,
+                        written_before=before,
                     )
-                )
-            text_found = await asyncio.gather(*text_legs)
+                    for s in indexes
+                ]
+                # One scope's search is awaited in this task: gather would wrap it in a task of
+                # its own, two more turns of the loop on the critical path (an in-memory copy
+                # answers without ever suspending).
+                if len(searches) == 1:
+                    vector_legs = [await searches[0]]
+                else:
+                    vector_legs = await asyncio.gather(*searches)
+            # Awaiting a finished leg does not suspend; gather would take a turn of the loop.
+            text_found = [await leg for leg in text_legs]
             skip = set(known_hidden) | (await hidden if hidden is not None else set())
             if skip:
                 vector_legs = [_without_vector_hits(leg, skip) for leg in vector_legs]
@@ -445,7 +451,7 @@ class ArchivalIndex:
     def embed_query(self, query: str) -> asyncio.Future[np.ndarray]:
         """Start embedding a recall's query now, on the query lane, for `recall(query_vector=)`:
         work that needs no vector (SQL, opening tables, the keyword leg) then overlaps it."""
-        return asyncio.ensure_future(self.batcher.embed([query], urgent=True))
+        return self.batcher.start_query([query])
 
     # ---- maintenance --------------------------------------------------------------------------
 

@@ -207,3 +207,47 @@ async def test_queries_on_a_free_lane_keep_one_at_a_time_even_when_cancelled() -
     ), model.query_threads
     for q, vector in zip(queries, found, strict=True):
         np.testing.assert_array_equal(vector, HashEmbedder(16).embed([q]))
+
+
+async def test_start_query_answers_like_embed_and_holds_the_lane_until_the_model_returns() -> None:
+    """`start_query` (a recall's query, started before SQL is asked) gives the vectors `embed`
+    gives, a model failure to its caller, and keeps one call at a time on the query lane even
+    when its caller gave up."""
+
+    class Failing(SlowEmbedder):
+        def __init__(self) -> None:
+            super().__init__(delay=0.05)
+            self.running = self.most = 0
+            self.guard = threading.Lock()
+
+        def embed_query(self, texts):
+            with self.guard:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                if texts == ["boom"]:
+                    raise ValueError("model failed")
+                return self.embed(texts)
+            finally:
+                with self.guard:
+                    self.running -= 1
+
+    model = Failing()
+    batcher = EmbeddingBatcher(model, max_batch=8, workers=1)
+    try:
+        np.testing.assert_array_equal(
+            await batcher.start_query(["alone"]), HashEmbedder(16).embed(["alone"])
+        )
+        with pytest.raises(ValueError, match="model failed"):
+            await batcher.start_query(["boom"])
+        first = batcher.start_query(["first"])
+        await asyncio.sleep(0.01)
+        first.cancel()  # its model call goes on: the lane is still taken
+        assert not batcher._query_lane_free
+        queries = [f"q{i}" for i in range(4)]
+        found = await asyncio.gather(*(batcher.start_query([q]) for q in queries))
+    finally:
+        await batcher.aclose()
+    assert model.most == 1, "two calls ran on the query lane at once"
+    for q, vector in zip(queries, found, strict=True):
+        np.testing.assert_array_equal(vector, HashEmbedder(16).embed([q]))
