@@ -40,7 +40,9 @@ OUT = ROOT / "evals" / "out"
 # for a request between its first byte read by the app and its last byte handed to uvicorn.
 STAGES = [
     ("agentmem_server.api.middleware", "RequestIdMiddleware.__call__", "request (ASGI app)"),
+    ("agentmem_server.api.middleware", "EdgeMiddleware.__call__", "request (ASGI app)"),
     ("agentmem_server.api.access", "AccessMiddleware._identify", "auth (key -> tenant)"),
+    ("agentmem_server.api.access", "identify", "auth (key -> tenant)"),
     ("fastapi.routing", "solve_dependencies", "parse + validate body, deps"),
     ("fastapi.routing", "serialize_response", "serialise answer"),
     ("agentmem_server.services.memory", "MemoryService.recall", "service recall"),

@@ -12,12 +12,11 @@ from starlette.routing import Route
 
 from agentmem import __version__
 
-from .api.access import AccessMiddleware
 from .api.docs import install_docs
 from .api.errors import install_error_handlers
 from .api.idempotency import IdempotencyMiddleware
 from .api.mcp import MCP_PATH, McpEndpoint
-from .api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from .api.middleware import EdgeMiddleware
 from .api.routes import admin, agents, events, health, memory, runs, state, store, threads, transfer
 from .settings import Settings
 
@@ -48,16 +47,14 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     install_docs(app)
-    # Outermost last. Request id first (every answer carries it), then the size check, then who
-    # calls (api/access.py), then idempotency keys, which need the caller and see a bounded body.
+    # Outermost last. The edge first: request id (every answer carries it), the size check, who
+    # calls (api/access.py); then idempotency keys, which need the caller and see a bounded body.
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(AccessMiddleware)
     app.add_middleware(
-        BodySizeLimitMiddleware,
+        EdgeMiddleware,
         max_bytes=settings.max_request_bytes,
         overrides={"/v1/import": settings.max_import_bytes},
     )
-    app.add_middleware(RequestIdMiddleware)
     for module in (health, admin, memory, state, store, agents, runs, threads, transfer, events):
         app.include_router(module.router)
     # The Model Context Protocol endpoint (api/mcp.py): the memory tools for MCP hosts.
