@@ -431,9 +431,19 @@ class LanceStore:
     # ---- rows ---------------------------------------------------------------------------------
 
     async def add_rows(self, state: TableState, rows: pa.Table) -> None:
-        if rows.num_rows:
-            with changing(state):
-                await retrying(lambda: state.table.add(rows))
+        if not rows.num_rows:
+            return
+        cache = self.vector_cache
+        before = (
+            await self.version(state)
+            if cache is not None and cache.can_write_through(state.name, state.table, rows.num_rows)
+            else None
+        )
+        with changing(state):
+            added = await retrying(lambda: state.table.add(rows))
+        if cache is not None and before is not None:
+            # Nothing awaited since the commit: no recall has seen the new version yet.
+            cache.wrote(state.name, state.table, rows, before=before, after=added.version)
 
     async def delete_rows(self, state: TableState, where: str) -> None:
         with changing(state):

@@ -48,6 +48,9 @@ HNSW_EF_SEARCH = 256
 """Recall@10 against exact search on the benchmark's synthetic vectors, efConstruction 40, one
 thread: efSearch 64 0.940 at 10k rows / 0.978 at 100k; 128 0.982 / 0.999; 256 0.998 / 0.999 in
 0.28 / 0.45 ms. A 100k build takes 6-11 s (docs/recall.md)."""
+WRITE_THROUGH_ROWS = 32
+"""Appends of at most this many rows are added to the table's copy as they are written (`wrote`),
+on the event loop; larger ones leave the copy to the background catch-up."""
 IDLE_S = 60.0
 """A copy unused this long may leave to make room; a table refused room (or whose copy failed)
 waits this long before it tries again."""
@@ -183,8 +186,11 @@ def _vector_column(copy: _Copy, positions: list[int]) -> pa.FixedSizeListArray:
 
 async def _copied(table: AsyncTable) -> list[str]:
     """`COPIED_COLUMNS`, and `scaffold` where the table has it."""
-    names = (await table.schema()).names
-    return [*COPIED_COLUMNS, SCAFFOLD] if SCAFFOLD in names else COPIED_COLUMNS
+    return COPIED_COLUMNS + _scaffold((await table.schema()).names)
+
+
+def _scaffold(names: list[str]) -> list[str]:
+    return [SCAFFOLD] if SCAFFOLD in names else []
 
 
 def _unit_rows(column: pa.ChunkedArray | pa.Array, dimension: int) -> np.ndarray:
@@ -228,6 +234,8 @@ class VectorCache:
         )
         self.served = 0
         """Vector legs answered from a copy (for tests and benchmarks)."""
+        self.written_through = 0
+        """Appends added to a copy as they were written (`wrote`; tests and benchmarks)."""
 
     @property
     def nbytes(self) -> int:
@@ -267,6 +275,53 @@ class VectorCache:
             and not copy.busy
             and copy.version == await table.version()
         )
+
+    def can_write_through(self, name: str, table: AsyncTable, rows: int) -> bool:
+        """Whether an append of `rows` rows through `table` might be added to the table's copy
+        (`wrote`): it has one, made through this handle, idle, and the rows are few."""
+        copy = self._copies.get(name)
+        return (
+            rows <= WRITE_THROUGH_ROWS
+            and copy is not None
+            and copy.table is table
+            and not copy.busy
+            and name not in self._syncs
+        )
+
+    def wrote(
+        self, name: str, table: AsyncTable, rows: pa.Table, *, before: int, after: int
+    ) -> bool:
+        """After this process appended `rows` through `table`, moving it from version `before`
+        to `after`: add them to the copy if it is at `before` and the append is the only commit
+        in between (`after == before + 1`; a commit of another replica, which the copy has not
+        seen, makes the gap larger). Otherwise the copy stays where it is, and the next recall
+        finds it behind and catches it up. Returns whether the copy moved to `after`.
+
+        A recall after a one-line append used to find the copy behind: LanceDB answered it, and
+        the catch-up read every chunk id of the table to find the new row."""
+        copy = self._copies.get(name)
+        if (
+            after != before + 1
+            or not self.can_write_through(name, table, rows.num_rows)
+            or copy is None
+            or copy.version != before
+        ):
+            return False
+        loop = asyncio.get_running_loop()
+        text_bytes = sum(len(t) for t in rows.column("text").to_pylist())
+        grown = (
+            copy.nbytes
+            + estimated_bytes(rows.num_rows, self.dimension, text_bytes)
+            - BYTES_PER_COPY
+        )
+        if not self._make_room(name, grown, loop.time()):
+            return False
+        # On the event loop, not the builder thread: the copy must be at `after` before any
+        # recall sees the handle there, and a few rows take well under a millisecond to add.
+        copy.add_rows(rows.select(COPIED_COLUMNS + _scaffold(rows.column_names)), self.dimension)
+        copy.version = after
+        self.written_through += 1
+        return True
 
     def forget(self, name: str) -> None:
         self._copies.pop(name, None)
@@ -311,6 +366,9 @@ class VectorCache:
 
     async def _catch_up(self, name: str, table: AsyncTable) -> None:
         version = await table.version()
+        copy = self._copies.get(name)
+        if copy is not None and copy.table is table and copy.version == version:
+            return  # a write-through (`wrote`) got there first
         rows = await table.count_rows()
         estimate = estimated_bytes(rows, self.dimension)
         if estimate > self.budget_bytes:

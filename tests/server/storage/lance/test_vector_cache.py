@@ -264,3 +264,68 @@ async def test_the_table_version_is_read_once_per_change_and_never_kept_stale(
     assert await lance.version(state) == await real() > second
     assert [await lance.version(state) for _ in range(3)] == [await real()] * 3
     assert len(reads) == 3
+
+
+async def test_an_append_is_added_to_the_copy_as_it_is_written(open_index) -> None:
+    """This process's own small append moves the copy with it: the next recall is answered from
+    the copy, with the new row, and no catch-up runs."""
+    index = await open_index(chunk_tokens=16)
+    await index.add(USER, await index.prepare(lines(200)), first_line=1, written_at=T0_US)
+    await until_copied(index)
+    cache = index.store.lance.vector_cache
+    state = await index.store.lance.table(NAME)
+    before = await state.table.version()
+    await index.add(
+        USER,
+        await index.prepare(["the zeppelin landed on the lighthouse"]),
+        first_line=201,
+        written_at=T0_US + 1,
+    )
+    assert await state.table.version() == before + 1
+    assert cache.written_through == 1 and await cache.current(NAME, state.table)
+    served = cache.served
+    hits = await recall(index, "zeppelin lighthouse", mode="vector", limit=3)
+    assert hits[0].line_number == 201 and "zeppelin" in hits[0].content
+    assert cache.served == served + 1 and NAME not in cache._syncs, "from the copy, no catch-up"
+    # The same hits and scores as LanceDB's exact search over the table.
+    lance_hits = await index.store.lance.vector_search(
+        state, index.embedder.embed(["zeppelin lighthouse"])[0], limit=3, where="true"
+    )
+    assert [h.score for h in hits] == pytest.approx(
+        [1.0 - d for d in lance_hits.column("_distance").to_pylist()], abs=1e-5
+    )
+
+
+async def test_an_append_after_another_replicas_write_leaves_the_copy_to_catch_up(
+    open_index,
+) -> None:
+    """A commit of another replica that this handle has not seen lies between the copy's version
+    and this process's append: the copy must not claim the append's version without that row."""
+    here = await open_index(chunk_tokens=16)
+    elsewhere = await open_index(chunk_tokens=16, recall_cache_mb=0)
+    await here.add(USER, await here.prepare(lines(100)), first_line=1, written_at=T0_US)
+    await until_copied(here)
+    cache = here.store.lance.vector_cache
+    state = await here.store.lance.table(NAME)
+    copied = cache._copies[NAME].version
+    await elsewhere.add(
+        USER,
+        await elsewhere.prepare(["the walrus guards the vault"]),
+        first_line=101,
+        written_at=T0_US + 1,
+    )
+    assert await state.table.version() == copied, "this handle has not looked since"
+    await here.add(
+        USER,
+        await here.prepare(["the zeppelin landed on the lighthouse"]),
+        first_line=102,
+        written_at=T0_US + 2,
+    )
+    assert await state.table.version() == copied + 2
+    assert cache.written_through == 0 and cache._copies[NAME].version == copied
+    assert not await cache.current(NAME, state.table)
+    for _ in range(2):  # LanceDB answers, then the caught-up copy: both rows either way
+        for query, line in (("walrus vault", 101), ("zeppelin lighthouse", 102)):
+            assert (await recall(here, query, mode="vector", limit=1))[0].line_number == line
+        await until_copied(here)
+    assert NAME in cache._copies and cache._copies[NAME].version == copied + 2
