@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -98,6 +99,28 @@ _INSERT_IF_MISSING = {
     for dialect in (postgresql, sqlite)
 }
 """By dialect name; the row's values come as the execution's parameters."""
+_COMMIT_APPEND = (
+    update(blocks)
+    .where(
+        blocks.c.id == bindparam("p_block"),
+        blocks.c.updated_at == bindparam("p_seen_at", type_=BigInteger),
+        blocks.c.line_count == bindparam("p_count"),
+    )
+    .values(line_count=bindparam("p_line_count"), updated_at=_P_NOW)
+    .returning(*blocks.c)
+)
+_INSERT_LINES = insert(archival_lines)
+_BEGIN_WRITE = insert(archival_writes)
+_END_WRITE = delete(archival_writes).where(archival_writes.c.write_id == bindparam("p_write"))
+_ARCHIVAL_BLOCKS = select(blocks.c.id, blocks.c.agent_id, blocks.c.updated_at).where(
+    blocks.c.tenant_id == bindparam("p_tenant"),
+    blocks.c.block_type == "archival",
+    blocks.c.agent_id.in_(bindparam("p_agents", expanding=True)),
+)
+_UNCOMMITTED_WRITES = union_all(
+    select(archival_writes.c.write_id).where(archival_writes.c.tenant_id == bindparam("p_tenant")),
+    select(quarantined.c.write_id).where(quarantined.c.tenant_id == bindparam("p_tenant")),
+)
 
 
 def _key_params(tenant_id: str, block_type: str, agent_key: str) -> dict[str, Any]:
@@ -138,13 +161,8 @@ def archival_blocks(
 ) -> list[tuple[str, str, int]]:
     """`(block_id, agent_key, updated_at)` of the tenant's archival blocks in these scopes: what a
     recall searches (no content read)."""
-    rows = conn.execute(
-        select(blocks.c.id, blocks.c.agent_id, blocks.c.updated_at).where(
-            blocks.c.tenant_id == tenant_id,
-            blocks.c.block_type == "archival",
-            blocks.c.agent_id.in_(list(agent_keys)),
-        )
-    ).all()
+    params = {"p_tenant": tenant_id, "p_agents": list(agent_keys)}
+    rows = conn.execute(_ARCHIVAL_BLOCKS, params).all()
     return [(r.id, r.agent_id, int(r.updated_at)) for r in rows]
 
 
@@ -280,16 +298,14 @@ def commit_append(
             conn, tenant_id, "archival", agent_key, "", len(lines), now_us, block_id=block_id
         )
     else:
-        r = conn.execute(
-            update(blocks)
-            .where(
-                blocks.c.id == block_id,
-                blocks.c.updated_at == seen_at,
-                blocks.c.line_count == count,
-            )
-            .values(line_count=count + len(lines), updated_at=now_us)
-            .returning(*blocks.c)
-        ).first()
+        params = {
+            "p_block": block_id,
+            "p_seen_at": seen_at,
+            "p_count": count,
+            "p_line_count": count + len(lines),
+            "p_now": now_us,
+        }
+        r = conn.execute(_COMMIT_APPEND, params).first()
         row = _row(r) if r else None
     if row is None:
         return None
@@ -304,7 +320,7 @@ def insert_lines(
     if not lines:
         return
     conn.execute(
-        insert(archival_lines),
+        _INSERT_LINES,
         [
             {
                 "block_id": block_id,
@@ -388,20 +404,19 @@ def begin_archival_write(
     now_us: int,
     owner: Optional[str] = None,
 ) -> None:
-    conn.execute(
-        insert(archival_writes).values(
-            write_id=write_id,
-            tenant_id=tenant_id,
-            agent_id=agent_key,
-            kind=kind,
-            started_at=now_us,
-            owner=owner,
-        )
-    )
+    values = {
+        "write_id": write_id,
+        "tenant_id": tenant_id,
+        "agent_id": agent_key,
+        "kind": kind,
+        "started_at": now_us,
+        "owner": owner,
+    }
+    conn.execute(_BEGIN_WRITE, values)
 
 
 def end_archival_write(conn: Connection, write_id: str) -> None:
-    conn.execute(delete(archival_writes).where(archival_writes.c.write_id == write_id))
+    conn.execute(_END_WRITE, {"p_write": write_id})
 
 
 def scopes_with_writes_in_flight(conn: Connection) -> set[tuple[str, str]]:
@@ -469,9 +484,7 @@ def archival_writes_in_flight(conn: Connection) -> list[ArchivalWriteRow]:
 def uncommitted_writes(conn: Connection, tenant_id: str) -> set[str]:
     """Ids of the tenant's archival writes that have not committed: in flight or quarantined.
     Recall hides their rows (they may still be in the index)."""
-    running = select(archival_writes.c.write_id).where(archival_writes.c.tenant_id == tenant_id)
-    stuck = select(quarantined.c.write_id).where(quarantined.c.tenant_id == tenant_id)
-    return set(conn.execute(running.union_all(stuck)).scalars())
+    return set(conn.execute(_UNCOMMITTED_WRITES, {"p_tenant": tenant_id}).scalars())
 
 
 def recall_targets(
