@@ -146,27 +146,24 @@ def _build_writes(dialect: Any) -> dict[str, Any]:
     """A dialect's upserts; the row's values come as the execution's parameters, with `p_now`."""
     insert = dialect.insert(t)
     conflict = [t.c.tenant_id, t.c.namespace, t.c.key]
+    written = {
+        "value": insert.excluded.value,
+        "value_bytes": insert.excluded.value_bytes,
+        "expires_at": insert.excluded.expires_at,
+        "updated_at": _P_NEXT_UPDATED_AT,
+    }
     return {
         "upsert": insert.on_conflict_do_update(
             index_elements=conflict,
             set_={
-                "value": insert.excluded.value,
-                "value_bytes": insert.excluded.value_bytes,
-                "expires_at": insert.excluded.expires_at,
+                **written,
                 # An expired entry is gone as far as anyone can tell: this write creates it anew.
                 "created_at": case((_P_EXPIRED, _P_NOW), else_=t.c.created_at),
-                "updated_at": _P_NEXT_UPDATED_AT,
             },
         ).returning(*t.c),
         "create": insert.on_conflict_do_update(
             index_elements=conflict,
-            set_={
-                "value": insert.excluded.value,
-                "value_bytes": insert.excluded.value_bytes,
-                "expires_at": insert.excluded.expires_at,
-                "created_at": _P_NOW,
-                "updated_at": _P_NEXT_UPDATED_AT,
-            },
+            set_={**written, "created_at": _P_NOW},
             where=_P_EXPIRED,
         ).returning(*t.c),
         "lock_tenant": dialect.insert(st)
