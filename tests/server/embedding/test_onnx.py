@@ -76,6 +76,26 @@ def test_onnx_vectors_match_torch(onnx_embedder, minilm) -> None:
     assert np.sum(alone * got, axis=1).min() >= 0.9999
 
 
+def test_a_batch_of_mixed_lengths_pads_little(onnx_embedder) -> None:
+    """An append's long keys and short scaffolds share a call: each forward pass holds texts of
+    like token counts, so padding is not paid for (it was: every row as wide as the longest)."""
+    short, long = "[8 May 2023] Ana:\nBo:", "The quick brown fox jumps over the lazy dog. " * 5
+    texts = [short, long] * 8
+    passes: list[tuple[int, int]] = []
+    session = onnx_embedder._session
+
+    class Spy:
+        def run(self, names, feed):
+            passes.append(feed["input_ids"].shape)
+            return session.run(names, feed)
+
+    tokens = [onnx_embedder.count_tokens(t) for t in texts]
+    got = onnx_embedder._run(Spy(), texts)
+    assert sum(rows * width for rows, width in passes) == sum(tokens), passes
+    alone = np.vstack([onnx_embedder.embed([t]) for t in texts])
+    assert np.sum(alone * got, axis=1).min() >= 0.99999
+
+
 @pytest.mark.slow
 def test_onnx_counts_tokens_like_torch(onnx_embedder, minilm) -> None:
     assert (onnx_embedder.max_seq_length, onnx_embedder.dimension) == (
