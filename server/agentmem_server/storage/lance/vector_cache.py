@@ -120,7 +120,7 @@ class _Copy:
         if live < len(self.alive):
             bitmap = np.packbits(self.alive, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
-        if isinstance(self.index, faiss.IndexHNSW):
+        if self.hnsw:
             # faiss's Python layer accepts the fields as keywords; its SWIG signatures do not say
             # so (and omit SearchParametersHNSW).
             params = faiss.SearchParametersHNSW(  # type: ignore[attr-defined]
