@@ -14,6 +14,10 @@ keys:  raw   the server's defaults
        lines   tables of line units (`archival_units=lines`)
        key   `index_keys.embedding_key`: repeated date prefixes once, relative dates resolved
        collapse  repeated date prefixes once, relative dates left alone
+       tail4 / tail8 / tail12 / tail16  the previous line of a unit key cut to its speaker label
+                  and last 4 / 8 / 12 / 16 words (shorter keys, cheaper ingestion)
+       short4 / short6 / short8 / short10  the previous line kept only when the unit's own line
+                  has at most 4 / 6 / 8 / 10 words (speaker label aside)
        (key and collapse need the index-key prototype of the recall-quality branch)
 rank:  plain  the fused order as is (before spreading)
        u85 / u90 / u95  spread, line-unit tables fused at 0.85 / 0.9 / 0.95 cosine, not 0.93,
@@ -54,8 +58,51 @@ from .harness import (
 SETS = ("short", "long")
 
 
+def _date_head(line: str) -> str:
+    """`"[7 May 2023] "` of a key's first line, or ""."""
+    return line[: line.index("]") + 2] if line.startswith("[") and "]" in line else ""
+
+
+def _previous_tail(words: int) -> Callable[[str], str]:
+    """A two-line unit key with its previous line cut to its speaker label and last `words`
+    words: what a shorter key (fewer model tokens per line at ingestion) would cost in recall."""
+    from agentmem_server.scaffold import _LABEL
+
+    def key(text: str) -> str:
+        before, sep, body = text.partition("\n")
+        if not sep or "\n" in body:
+            return text
+        m = _LABEL.match(before)
+        label = m.group(0) if m else ""
+        rest = before[len(label) :].split()
+        if len(rest) <= words:
+            return text
+        return (label + " " if label else "") + " ".join(rest[-words:]) + "\n" + body
+
+    return key
+
+
+def _previous_if_short(words: int) -> Callable[[str], str]:
+    """A two-line unit key keeps its previous line only when its own line (speaker label aside)
+    has at most `words` words; a longer line is embedded alone, after the key's date."""
+    from agentmem_server.scaffold import _LABEL
+
+    def key(text: str) -> str:
+        before, sep, body = text.partition("\n")
+        if not sep or "\n" in body:
+            return text
+        m = _LABEL.match(body)
+        if len(body[m.end() if m else 0 :].split()) <= words:
+            return text
+        return _date_head(before) + body
+
+    return key
+
+
 def _key_variants() -> dict[str, Callable[[str], str]]:
     variants: dict[str, Callable[[str], str]] = {"raw": lambda t: t}
+    variants.update({f"tail{n}": _previous_tail(n) for n in (4, 8, 12, 16)})
+    variants.update({f"short{n}": _previous_if_short(n) for n in (4, 6, 8, 10)})
     try:  # the index-key prototype lives on the recall-quality branch, not on main
         from agentmem_server import index_keys  # type: ignore[attr-defined]
     except ImportError:
@@ -177,6 +224,95 @@ def _keyed_embedding(key: Callable[[str], str]) -> Iterator[None]:
         EmbeddingBatcher.embed = original
 
 
+MIXES: dict[str, Optional[float]] = {"mixtok": None, "mix50": 0.5, "mix35": 0.35}
+"""`--keys` variants that embed a two-line unit key's lines apart and mix the two vectors: the
+previous line's share (None: its share of the key's model tokens, what mean pooling over the
+whole key would give it). Each distinct line then needs the model once, as in Chroma."""
+
+
+@contextlib.contextmanager
+def _mixed_embedding(share: Optional[float]) -> Iterator[None]:
+    """Two-line keys (`[date] previous\nline`) embedded as `[date] previous` and `[date] line`,
+    their unit vectors mixed by `share` and normalised; other texts as they are."""
+    import numpy as np
+
+    from agentmem_server.embedding import EmbeddingBatcher
+
+    original = EmbeddingBatcher.embed
+
+    async def embed(self, texts, *args, urgent: bool = False, **kwargs):
+        if urgent:
+            return await original(self, texts, *args, urgent=urgent, **kwargs)
+        parts: list[str] = []
+        plan: list[tuple[int, int]] = []
+        for text in texts:
+            before, sep, body = text.partition("\n")
+            if not sep or "\n" in body:
+                plan.append((len(parts), -1))
+                parts.append(text)
+                continue
+            head = _date_head(before)
+            plan.append((len(parts), len(parts) + 1))
+            parts += [before, head + body]
+        vectors = await original(self, parts, *args, urgent=urgent, **kwargs)
+        out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        for row, (a, b) in enumerate(plan):
+            if b < 0:
+                out[row] = vectors[a]
+                continue
+            if share is None:
+                na, nb = (self.embedder.count_tokens(parts[i]) for i in (a, b))
+                w = na / (na + nb)
+            else:
+                w = share
+            v = w * vectors[a] + (1 - w) * vectors[b]
+            out[row] = v / np.linalg.norm(v)
+        return out
+
+    EmbeddingBatcher.embed = embed
+    try:
+        yield
+    finally:
+        EmbeddingBatcher.embed = original
+
+
+@contextlib.contextmanager
+def _int8_bulk() -> Iterator[None]:
+    """Stored texts (the ONNX embedder's bulk lanes) embedded by an int8 copy of the model
+    (`quantize_dynamic`, per-channel QInt8 weights of the MatMuls); queries stay fp32."""
+    import tempfile
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from agentmem_server.embedding import onnx as onnx_mod
+
+    original = onnx_mod.OnnxSentenceEmbedder.__init__
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def init(self, export_dir, *args, **kwargs):
+            original(self, export_dir, *args, **kwargs)
+            target = Path(tmp) / "model.int8.onnx"
+            if not target.exists():
+                quantize_dynamic(
+                    Path(export_dir) / onnx_mod.ONNX_FILE,
+                    target,
+                    per_channel=True,
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["MatMul"],
+                )
+            fp32 = self._session
+            self._session = onnx_mod._session(ort, target, threads=1)
+            if self._query_session is fp32:
+                self._query_session = fp32
+
+        onnx_mod.OnnxSentenceEmbedder.__init__ = init
+        try:
+            yield
+        finally:
+            onnx_mod.OnnxSentenceEmbedder.__init__ = original
+
+
 def run_study(
     keys: Sequence[str],
     ranks: Sequence[str],
@@ -192,7 +328,7 @@ def run_study(
     from agentmem import Client
 
     key_fns = _key_variants()
-    key_fns.update({name: key_fns["raw"] for name in FORMATS})
+    key_fns.update({name: key_fns["raw"] for name in (*FORMATS, *MIXES, "int8")})
     unknown = [k for k in keys if k not in key_fns] + [r for r in ranks if r not in RANKS]
     if unknown:
         raise ValueError(
@@ -201,7 +337,18 @@ def run_study(
     rows = []
     for key in keys:
         server_settings = {**(settings or {}), **FORMATS.get(key, {})} or None
-        with _keyed_embedding(key_fns[key]), local_server(server_settings) as (url, api_key):
+        mixing = (
+            _mixed_embedding(MIXES[key])
+            if key in MIXES
+            else _int8_bulk()
+            if key == "int8"
+            else contextlib.nullcontext()
+        )
+        with (
+            mixing,
+            _keyed_embedding(key_fns[key]),
+            local_server(server_settings) as (url, api_key),
+        ):
             with (
                 Client(api_key=api_key, base_url=url, max_retries=2, timeout=120) as client,
                 _progress(False) as bar,
