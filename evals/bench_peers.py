@@ -13,7 +13,10 @@
   bundled model folder. In turns, query by query: agentmem vector and hybrid (k=5) over HTTP,
   Chroma `query` (k=5), agentmem's own query embedding alone (`embed_query` in this process),
   a lean ONNX Runtime session of the same export, and that lean embedding plus an in-process
-  faiss HNSW search (the limit: no server, no storage).
+  faiss HNSW search (the limit: no server, no storage). Two more rows give the floor under
+  "beyond the embedding": an empty `GET /healthz` over the same kind of connection (httpx,
+  kept alive) and the faiss search alone with the query's vector already made; no recall over
+  HTTP with this index can add less than their sum to its embedding.
 
 Nothing is downloaded: Chroma's telemetry is off and its default embedding function (which
 fetches a model) is never used. Figures: evals/out/bench_peers.json.
@@ -35,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
+import httpx
 import numpy as np
 
 from evals._bench import Server, latency_summary, log
@@ -245,6 +249,11 @@ def lean_index(vectors: np.ndarray) -> Any:
     return index
 
 
+def _query(i: int) -> str:
+    """The i-th question asked: each once, so no system answers from a cache."""
+    return f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
+
+
 def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     import agentmem
     from agentmem_server.embedding.onnx import OnnxSentenceEmbedder
@@ -294,12 +303,19 @@ def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 systems[f"agentmem{name} HTTP {mode}"] = functools.partial(
                     client.memory.recall, mode=mode, **kw
                 )
+        # The floor under "beyond the embedding": an empty request over the same kind of
+        # connection, and the HNSW search alone (the query's vector already made).
+        bare = stack.enter_context(httpx.Client(base_url=servers[0][1].base.url))
+        asked = [*QUESTIONS, *(_query(i) for i in range(args.queries))]
+        query_vectors = {q: lean(q)[None, :] for q in asked}
         systems.update(
             {
                 "chroma in-process": lambda q: collection.query(query_texts=[q], n_results=5),
                 "agentmem query embedding (embed_query)": lambda q: ours.embed_query([q]),
                 "lean ONNX session embedding": lean,
                 "lean embedding + faiss HNSW": lambda q: index.search(lean(q)[None, :], 5),
+                "HTTP round trip, GET /healthz": lambda q: bare.get("/healthz").raise_for_status(),
+                "faiss HNSW search alone": lambda q: index.search(query_vectors[q], 5),
             }
         )
         for fn in systems.values():
@@ -309,7 +325,7 @@ def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         order = list(systems.items())
         shuffle = random.Random(0)
         for i in range(args.queries):
-            q = f"{QUESTIONS[i % len(QUESTIONS)]} ({i})"
+            q = _query(i)
             # Each round in another order: which system goes first, and which one it follows,
             # change from query to query. A rotation kept every system behind the same one: the
             # vector recall right behind the in-process faiss search measured ~1 ms slower than
@@ -327,6 +343,9 @@ def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         mode: round(lat[f"agentmem HTTP {mode}"]["p50_ms"] - own, 2)
         for mode in ("vector", "hybrid")
     }
+    result["floor_beyond_embedding_ms"] = round(
+        lat["HTTP round trip, GET /healthz"]["p50_ms"] + lat["faiss HNSW search alone"]["p50_ms"], 2
+    )
     chroma = lat["chroma in-process"]["p50_ms"]
     result["ratio_to_chroma_p50"] = {
         name: round(v["p50_ms"] / chroma, 3) for name, v in lat.items()
@@ -334,6 +353,10 @@ def bench_recall_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     for name, v in lat.items():
         log(f"{n} chunks: {name}: {v}")
     log(f"{n} chunks: beyond agentmem's own query embedding: {result['beyond_own_embedding_ms']}")
+    log(
+        f"{n} chunks: the floor (an empty HTTP round trip + the HNSW search alone): "
+        f"{result['floor_beyond_embedding_ms']} ms"
+    )
     return result
 
 
