@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentmem.archival")
 
 COPIED_COLUMNS = ["chunk_id", "start_line", "end_line", "text", "written_at", "vector"]
+COPIED_RESULT_COLUMNS = (*COPIED_COLUMNS, SCAFFOLD)
+"""What `VectorCache.rows` answers with (`scaffold` 0 where a table has none)."""
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 256
@@ -168,6 +170,12 @@ class _Copy:
 
 
 def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa.Table:
+    rows = _rows_table(positions, copy)
+    return rows.append_column("_distance", pa.array(distances, pa.float32()))
+
+
+def _rows_table(positions: list[int], copy: _Copy) -> pa.Table:
+    """The copied columns of the rows at `positions`, in that order."""
     return pa.table(
         {
             "chunk_id": pa.array([copy.chunk_ids[i] for i in positions], pa.string()),
@@ -177,7 +185,6 @@ def _hits_table(positions: list[int], distances: list[float], copy: _Copy) -> pa
             "written_at": pa.array(copy.written_at[positions], pa.int64()),
             SCAFFOLD: pa.array(copy.scaffolds[positions], pa.float32()),
             "vector": _vector_column(copy, positions),
-            "_distance": pa.array(distances, pa.float32()),
         }
     )
 
@@ -243,6 +250,8 @@ class VectorCache:
         )
         self.served = 0
         """Vector legs answered from a copy (for tests and benchmarks)."""
+        self.rows_served = 0
+        """Keyword legs whose rows came from a copy (`rows`; the same)."""
         self.written_through = 0
         """Appends added to a copy as they were written (`wrote`; tests and benchmarks)."""
 
@@ -274,6 +283,30 @@ class VectorCache:
         hits = copy.nearest(vector, limit)
         self.served += hits is not None
         return hits
+
+    def rows(
+        self, name: str, table: AsyncTable, chunk_ids: list[str], *, version: int
+    ) -> Optional[pa.Table]:
+        """The copied columns of `chunk_ids`, in that order, from the table's copy at `version`
+        (the handle's); None when there is no such copy or it lacks one of them (a row written
+        since: the caller reads LanceDB instead). Starts no sync: `nearest` does."""
+        copy = self._copies.get(name)
+        if copy is None or copy.table is not table or copy.version != version or copy.busy:
+            return None
+        positions = [copy.positions.get(chunk_id) for chunk_id in chunk_ids]
+        found = [p for p in positions if p is not None and copy.alive[p]]
+        if len(found) < len(positions):
+            return None
+        copy.last_used = asyncio.get_running_loop().time()
+        self.rows_served += 1
+        return _rows_table(found, copy)
+
+    def has_current(self, name: str, table: AsyncTable, version: int) -> bool:
+        """Whether the table's copy is at `version` and idle, without reading the version."""
+        copy = self._copies.get(name)
+        return (
+            copy is not None and copy.table is table and copy.version == version and not copy.busy
+        )
 
     async def current(self, name: str, table: AsyncTable) -> bool:
         """Whether the table's copy is at the table's version (the next recall uses it)."""

@@ -354,3 +354,61 @@ async def test_an_hnsw_copy_takes_only_the_smallest_appends_on_the_event_loop(op
             hit = (await recall(index, text, mode="vector", limit=1))[0]
             assert hit.line_number >= 902 and text in hit.content
         await until_copied(index)
+
+
+async def test_the_keyword_leg_takes_its_rows_from_the_copy_and_finds_the_same(
+    open_index, monkeypatch
+) -> None:
+    """With a current copy, LanceDB's BM25 query reads only ids and scores; text, lines and
+    vectors come from the copy. The answers are those of LanceDB reading the rows itself (a
+    replica without copies for the keyword mode; the same index with `rows` refused for hybrid,
+    whose vector leg, from the copy, may order equal cosines otherwise than LanceDB), and a row
+    written since the copy is found through LanceDB as before."""
+    here = await open_index(chunk_tokens=16)
+    without = await open_index(chunk_tokens=16, recall_cache_mb=0)
+    await here.add(USER, await here.prepare(lines(300)), first_line=1, written_at=T0_US)
+    await until_copied(here)
+    cache = here.store.lance.vector_cache
+    served = cache.rows_served
+    queries = ("apple river", "violin lantern harbor 17", "copper meadow", "planet 5", "nothing")
+
+    def seen(hits):
+        return [(h.line_number, h.end_line, h.content, round(h.score, 5)) for h in hits]
+
+    answers = {}
+    for query in queries:
+        for limit in (1, 5, 20):
+            got = await recall(here, query, mode="keyword", limit=limit)
+            assert seen(got) == seen(await recall(without, query, mode="keyword", limit=limit))
+            answers[query, limit] = seen(await recall(here, query, mode="hybrid", limit=limit))
+    assert cache.rows_served == served + 2 * 3 * len(queries), "every keyword leg used the copy"
+    with monkeypatch.context() as m:
+        m.setattr(cache, "rows", lambda *args, **kwargs: None)
+        for query, limit in answers:
+            want = seen(await recall(here, query, mode="hybrid", limit=limit))
+            assert answers[query, limit] == want, (query, limit)
+
+    await here.add(
+        USER, await here.prepare(["the zeppelin landed"]), first_line=301, written_at=T0_US + 1
+    )
+    hits = await recall(here, "zeppelin", mode="keyword", limit=1)
+    assert hits[0].line_number == 301, "a row the copy lacks is read from LanceDB"
+
+
+async def test_rows_of_a_copy_are_refused_for_an_id_it_lacks_or_a_row_it_masked(
+    open_index,
+) -> None:
+    index = await open_index(chunk_tokens=16)
+    await index.add(USER, await index.prepare(lines(50)), first_line=1, written_at=T0_US)
+    await until_copied(index)
+    cache = index.store.lance.vector_cache
+    state = await index.store.lance.table(NAME)
+    version = await state.table.version()
+    ids = (await state.table.query().select(["chunk_id"]).to_arrow()).column("chunk_id")
+    first, second = ids[0].as_py(), ids[1].as_py()
+    rows = cache.rows(NAME, state.table, [second, first], version=version)
+    assert rows is not None and rows.column("chunk_id").to_pylist() == [second, first]
+    assert cache.rows(NAME, state.table, [first, "w-unknown-0"], version=version) is None
+    assert cache.rows(NAME, state.table, [first], version=version + 1) is None
+    cache._copies[NAME].alive[cache._copies[NAME].positions[first]] = False
+    assert cache.rows(NAME, state.table, [first], version=version) is None
