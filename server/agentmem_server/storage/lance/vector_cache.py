@@ -290,9 +290,9 @@ class VectorCache:
         """The copied columns of `chunk_ids`, in that order, from the table's copy at `version`
         (the handle's); None when there is no such copy or it lacks one of them (a row written
         since: the caller reads LanceDB instead). Starts no sync: `nearest` does."""
-        copy = self._copies.get(name)
-        if copy is None or copy.table is not table or copy.version != version or copy.busy:
+        if not self.has_current(name, table, version):
             return None
+        copy = self._copies[name]
         positions = [copy.positions.get(chunk_id) for chunk_id in chunk_ids]
         found = [p for p in positions if p is not None and copy.alive[p]]
         if len(found) < len(positions):
@@ -311,12 +311,7 @@ class VectorCache:
     async def current(self, name: str, table: AsyncTable) -> bool:
         """Whether the table's copy is at the table's version (the next recall uses it)."""
         copy = self._copies.get(name)
-        return (
-            copy is not None
-            and copy.table is table
-            and not copy.busy
-            and copy.version == await table.version()
-        )
+        return copy is not None and self.has_current(name, table, await table.version())
 
     def can_write_through(self, name: str, table: AsyncTable, rows: int) -> bool:
         """Whether an append of `rows` rows through `table` might be added to the table's copy
