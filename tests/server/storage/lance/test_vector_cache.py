@@ -53,6 +53,14 @@ async def until_copied(index: ArchivalIndex, seconds: float = 30.0) -> None:
     raise AssertionError("the table was not copied into memory")
 
 
+async def copied(open_index, n: int):
+    """An index holding `n` lines of the user scope, copied into memory: (index, cache, state)."""
+    index = await open_index(chunk_tokens=16)
+    await index.add(USER, await index.prepare(lines(n)), first_line=1, written_at=T0_US)
+    await until_copied(index)
+    return index, index.store.lance.vector_cache, await index.store.lance.table(NAME)
+
+
 @pytest.mark.parametrize("rows, exact_below", [(400, 10_000), (900, 300)], ids=["flat", "hnsw"])
 async def test_copy_answers_with_the_exact_nearest_chunks_and_scores(
     open_index, rows: int, exact_below: int
@@ -269,11 +277,7 @@ async def test_the_table_version_is_read_once_per_change_and_never_kept_stale(
 async def test_an_append_is_added_to_the_copy_as_it_is_written(open_index) -> None:
     """This process's own small append moves the copy with it: the next recall is answered from
     the copy, with the new row, and no catch-up runs."""
-    index = await open_index(chunk_tokens=16)
-    await index.add(USER, await index.prepare(lines(200)), first_line=1, written_at=T0_US)
-    await until_copied(index)
-    cache = index.store.lance.vector_cache
-    state = await index.store.lance.table(NAME)
+    index, cache, state = await copied(open_index, 200)
     before = await state.table.version()
     await index.add(
         USER,
@@ -398,11 +402,7 @@ async def test_the_keyword_leg_takes_its_rows_from_the_copy_and_finds_the_same(
 async def test_rows_of_a_copy_are_refused_for_an_id_it_lacks_or_a_row_it_masked(
     open_index,
 ) -> None:
-    index = await open_index(chunk_tokens=16)
-    await index.add(USER, await index.prepare(lines(50)), first_line=1, written_at=T0_US)
-    await until_copied(index)
-    cache = index.store.lance.vector_cache
-    state = await index.store.lance.table(NAME)
+    _, cache, state = await copied(open_index, 50)
     version = await state.table.version()
     ids = (await state.table.query().select(["chunk_id"]).to_arrow()).column("chunk_id")
     first, second = ids[0].as_py(), ids[1].as_py()
