@@ -538,20 +538,18 @@ class LanceStore:
         table's `result_columns` and the vector unless `columns` are given."""
         if columns is None:
             columns = state.leg_columns
-        column = search_column(state.table_schema)
         if where is None and self.vector_cache is not None:
-            query = state.table.query().nearest_to_text(text, columns=column)
-            copied = await self._text_search_copied(state, query, limit, columns)
+            copied = await self._text_search_copied(state, text, limit, columns)
             if copied is not None:
                 return copied
-        query = state.table.query().nearest_to_text(text, columns=column)
+        query = state.table.query().nearest_to_text(text, columns=search_column(state.table_schema))
         query = query.select([*columns, "_score"]).limit(limit)
         if where:
             query = query.where(where)
         return await search_rows(query, limit)
 
     async def _text_search_copied(
-        self, state: TableState, query: Any, limit: int, columns: Sequence[str]
+        self, state: TableState, text: str, limit: int, columns: Sequence[str]
     ) -> Optional[pa.Table]:
         """The keyword leg with only ids and scores read from LanceDB and the rest (text, lines,
         vectors) from the table's in-memory copy, when it has a current one: reading the other
@@ -563,6 +561,7 @@ class LanceStore:
             columns
         ) <= set(COPIED_RESULT_COLUMNS):
             return None
+        query = state.table.query().nearest_to_text(text, columns=search_column(state.table_schema))
         scored = await search_rows(query.select(["chunk_id", "_score"]).limit(limit), limit)
         rows = self.vector_cache.rows(
             state.name, state.table, scored.column("chunk_id").to_pylist(), version=version

@@ -273,10 +273,10 @@ class VectorCache:
         the caller knows it (`LanceStore.version`); read here otherwise."""
         if version is None:
             version = await table.version()
-        copy = self._copies.get(name)
-        if copy is None or copy.table is not table or copy.version != version or copy.busy:
+        if not self.has_current(name, table, version):
             self._start_sync(name, table, version)
             return None
+        copy = self._copies[name]
         loop = asyncio.get_running_loop()
         self._copies.move_to_end(name)
         copy.last_used = loop.time()
