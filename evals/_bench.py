@@ -86,6 +86,13 @@ class Server:
 
         return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
 
+    def cpu_s(self) -> float:
+        """The server process's CPU time so far (user + system, all its threads), in seconds."""
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

@@ -33,6 +33,7 @@ async def measure(rows: int, args: argparse.Namespace) -> dict:
     from agentmem_server.services.archival import ArchivalIndex
     from agentmem_server.settings import Settings
     from agentmem_server.storage.base import BlockRef, ScopeKey
+    from agentmem_server.storage.lance.schema import block_table_name
 
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,13 +49,15 @@ async def measure(rows: int, args: argparse.Namespace) -> dict:
             scopes = [ScopeKey("user")]
             cache = index.store.lance.vector_cache
             assert cache is not None
+            name = block_table_name("t1", scopes[0], ref.block_id)
             for _ in range(500):  # the first recall starts the copy
                 await index.recall("t1", "alpha", scopes=scopes, mode="vector", limit=5)
-                if cache._copies:
-                    state = await index.store.lance.table(next(iter(cache._copies)))
-                    if state is not None and await cache.current(state.name, state.table):
-                        break
+                state = await index.store.lance.table(name)
+                if state is not None and await cache.current(name, state.table):
+                    break
                 await asyncio.sleep(0.05)
+            else:
+                raise RuntimeError("the scope was not copied into memory")
             queries = [_sentence(rng, 4) for _ in range(args.queries)]
             rows_of = cache.rows
             cpu: dict[str, list[float]] = {"copy": [], "lancedb": []}

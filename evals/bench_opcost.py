@@ -37,14 +37,8 @@ MIX = {"recall": 5, "append": 2, "core get+update": 3}
 """bench_load's default mix."""
 
 
-def _server_cpu_s(proc) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
-
-
 def measure(db: str, args: argparse.Namespace) -> dict:
     import httpx
-    import psutil
 
     import agentmem
 
@@ -55,9 +49,6 @@ def measure(db: str, args: argparse.Namespace) -> dict:
             settings["database_url"] = _fresh_postgres_schema(args.postgres_url)
         server = Server(Path(tmp), code=args.code, **settings).start()
         try:
-            proc = psutil.Process(server.proc.pid)
-            children = proc.children(recursive=True)
-            proc = children[0] if children else proc
             with (
                 agentmem.Client(
                     api_key=server.key, base_url=server.url, timeout=120, max_retries=0
@@ -107,11 +98,11 @@ def measure(db: str, args: argparse.Namespace) -> dict:
                 wall: dict[str, list[float]] = {k: [] for k in kinds}
                 for r in range(args.rounds):
                     for name, fn in kinds.items():
-                        c0, t0 = _server_cpu_s(proc), time.perf_counter()
+                        c0, t0 = server.cpu_s(), time.perf_counter()
                         for _ in range(args.n):
                             fn()
                         wall[name].append((time.perf_counter() - t0) / args.n * 1000)
-                        cpu[name].append((_server_cpu_s(proc) - c0) / args.n * 1000)
+                        cpu[name].append((server.cpu_s() - c0) / args.n * 1000)
                     log(f"opcost {db}: round {r + 1} of {args.rounds}")
                     time.sleep(args.pause_s)
         finally:

@@ -18,6 +18,9 @@ keys:  raw   the server's defaults
                   and last 4 / 8 / 12 / 16 words (shorter keys, cheaper ingestion)
        short4 / short6 / short8 / short10  the previous line kept only when the unit's own line
                   has at most 4 / 6 / 8 / 10 words (speaker label aside)
+       mixtok / mix50 / mix35  each line of a unit key embedded alone and the two vectors mixed
+                  (by token share, half and half, 35% previous line)
+       int8  keys embedded by an int8 copy of the model, queries in fp32
        (key and collapse need the index-key prototype of the recall-quality branch)
 rank:  plain  the fused order as is (before spreading)
        u85 / u90 / u95  spread, line-unit tables fused at 0.85 / 0.9 / 0.95 cosine, not 0.93,
@@ -58,6 +61,13 @@ from .harness import (
 SETS = ("short", "long")
 
 
+def _two_lines(key: str) -> Optional[tuple[str, str]]:
+    """A unit key's previous line and own line, or None for a one-line key (or a scaffold of
+    more lines)."""
+    before, sep, body = key.partition("\n")
+    return (before, body) if sep and "\n" not in body else None
+
+
 def _date_head(line: str) -> str:
     """`"[7 May 2023] "` of a key's first line, or ""."""
     return line[: line.index("]") + 2] if line.startswith("[") and "]" in line else ""
@@ -69,9 +79,10 @@ def _previous_tail(words: int) -> Callable[[str], str]:
     from agentmem_server.scaffold import _LABEL
 
     def key(text: str) -> str:
-        before, sep, body = text.partition("\n")
-        if not sep or "\n" in body:
+        lines = _two_lines(text)
+        if lines is None:
             return text
+        before, body = lines
         m = _LABEL.match(before)
         label = m.group(0) if m else ""
         rest = before[len(label) :].split()
@@ -88,9 +99,10 @@ def _previous_if_short(words: int) -> Callable[[str], str]:
     from agentmem_server.scaffold import _LABEL
 
     def key(text: str) -> str:
-        before, sep, body = text.partition("\n")
-        if not sep or "\n" in body:
+        lines = _two_lines(text)
+        if lines is None:
             return text
+        before, body = lines
         m = _LABEL.match(body)
         if len(body[m.end() if m else 0 :].split()) <= words:
             return text
@@ -246,14 +258,14 @@ def _mixed_embedding(share: Optional[float]) -> Iterator[None]:
         parts: list[str] = []
         plan: list[tuple[int, int]] = []
         for text in texts:
-            before, sep, body = text.partition("\n")
-            if not sep or "\n" in body:
+            lines = _two_lines(text)
+            if lines is None:
                 plan.append((len(parts), -1))
                 parts.append(text)
                 continue
-            head = _date_head(before)
+            before, body = lines
             plan.append((len(parts), len(parts) + 1))
-            parts += [before, head + body]
+            parts += [before, _date_head(before) + body]
         vectors = await original(self, parts, *args, urgent=urgent, **kwargs)
         out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
         for row, (a, b) in enumerate(plan):
@@ -301,16 +313,24 @@ def _int8_bulk() -> Iterator[None]:
                     weight_type=QuantType.QInt8,
                     op_types_to_quantize=["MatMul"],
                 )
-            fp32 = self._session
+            # Only the bulk session is swapped: `_query_session` keeps the fp32 one (the same
+            # object when queries run on one thread).
             self._session = onnx_mod._session(ort, target, threads=1)
-            if self._query_session is fp32:
-                self._query_session = fp32
 
         onnx_mod.OnnxSentenceEmbedder.__init__ = init
         try:
             yield
         finally:
             onnx_mod.OnnxSentenceEmbedder.__init__ = original
+
+
+def _vector_variant(key: str) -> contextlib.AbstractContextManager[None]:
+    """What `--keys` changes below the texts: mixed vectors, int8 keys, or nothing."""
+    if key in MIXES:
+        return _mixed_embedding(MIXES[key])
+    if key == "int8":
+        return _int8_bulk()
+    return contextlib.nullcontext()
 
 
 def run_study(
@@ -337,15 +357,8 @@ def run_study(
     rows = []
     for key in keys:
         server_settings = {**(settings or {}), **FORMATS.get(key, {})} or None
-        mixing = (
-            _mixed_embedding(MIXES[key])
-            if key in MIXES
-            else _int8_bulk()
-            if key == "int8"
-            else contextlib.nullcontext()
-        )
         with (
-            mixing,
+            _vector_variant(key),
             _keyed_embedding(key_fns[key]),
             local_server(server_settings) as (url, api_key),
         ):
