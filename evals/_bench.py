@@ -93,6 +93,25 @@ class Server:
         times = psutil.Process(self.proc.pid).cpu_times()
         return float(times.user + times.system)
 
+    def thread_cpu_s(self) -> dict[str, float]:
+        """The server's CPU seconds so far by thread name (`/proc/PID/task/*/stat`; Python 3.11
+        names no OS thread, so its threads are `python` and LanceDB's have their own names), the
+        event loop's (the main thread) apart. Threads that ended are missing: read it twice and
+        subtract, over a window in which the pools stay up."""
+        tick = os.sysconf("SC_CLK_TCK")
+        pid = self.proc.pid
+        groups: dict[str, float] = {}
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:  # the thread ended meanwhile
+                continue
+            comm_end = stat.rindex(")")
+            name = "event loop" if task.name == str(pid) else stat[stat.index("(") + 1 : comm_end]
+            fields = stat[comm_end + 2 :].split()
+            groups[name] = groups.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        return groups
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

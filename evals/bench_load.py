@@ -5,7 +5,10 @@
 
 Each client loops for `--seconds` over a mix (weights `--mix`): `recall` (hybrid, k=5, its agent
 scope and the shared user scope), `append` (one archival line to its agent scope), and `core`
-(get the agent's core block, then a guarded update of it: read-modify-write, retried on 409).
+(get the agent's core block, then a guarded update of it: read-modify-write, retried on 409),
+and, outside the default mix, `get` (the core block's get alone: authentication, one SQL read,
+a JSON answer) and `ping` (`GET /healthz` over the same client's connections, answered before
+authentication): the floors under any request, `--mix get=1`.
 Clients use `max_retries=0`, so every failure is counted. Before the clock starts each agent
 holds `--seed-lines` archival lines. Per run: requests/s, p50/p95/p99 (ms) overall and per
 operation, errors by kind, and the server's RSS at the start and the end and every twentieth of
@@ -85,9 +88,11 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
     measure_from = time.monotonic() + args.warmup_s
     stop_at = measure_from + args.seconds
     rss_trace: list[tuple[float, float]] = []
+    cpu_at_start: dict = {}
 
     async def sample_rss() -> None:
         await asyncio.sleep(max(0.0, measure_from - time.monotonic()))
+        cpu_at_start.update(_cpu_now(server))
         every = max(5.0, args.seconds / 20)
         while time.monotonic() < stop_at:
             rss_trace.append((round(time.monotonic() - measure_from, 1), server.rss_mb()))
@@ -103,7 +108,11 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
                 op = rng.choices(ops, weights)[0]
                 started = time.perf_counter()
                 try:
-                    if op == "recall":
+                    if op == "ping":  # the floor: an empty request, same connection pool
+                        (await client._http.get(server.url + "/healthz")).raise_for_status()
+                    elif op == "get":  # the least an API request does: auth, one SQL read
+                        await client.memory.get("core", agent_id=agent)
+                    elif op == "recall":
                         await client.memory.recall(_sentence(rng, 4), agent_id=agent, limit=5)
                     elif op == "append":
                         await client.memory.append("archival", _sentence(rng), agent_id=agent)
@@ -131,6 +140,7 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
     await asyncio.gather(*(client_loop(c) for c in range(args.clients)))
     elapsed = time.monotonic() - measure_from
     await sampler
+    cpu_at_end = _cpu_now(server)
     everything = [x for xs in latencies.values() for x in xs]
     return {
         "seconds": round(elapsed, 1),
@@ -139,9 +149,36 @@ async def run_load(server: Server, args: argparse.Namespace) -> dict:
         "latency": summary(everything),
         "by_op": {op: summary(xs) for op, xs in sorted(latencies.items())},
         "errors": dict(errors),
+        "cpu": _cpu_report(cpu_at_start, cpu_at_end, elapsed, len(everything)),
         "rss_start_mb": rss_trace[0][1] if rss_trace else server.rss_mb(),
         "rss_end_mb": server.rss_mb(),
         "rss_trace_mb": rss_trace,
+    }
+
+
+def _cpu_now(server: Server) -> dict:
+    return {
+        "client": time.process_time(),
+        "server": server.cpu_s(),
+        "threads": server.thread_cpu_s(),
+    }
+
+
+def _cpu_report(start: dict, end: dict, elapsed: float, requests: int) -> dict:
+    """Cores used over the timed window, and CPU ms per request, of the server (by thread name)
+    and of this process's 16 clients: on a shared box these move less than req/s does, and the
+    clients' share is CPU the server could not have had."""
+    per = 1000 / max(1, requests)
+    threads = {
+        name: round((seconds - start["threads"].get(name, 0.0)) * per, 2)
+        for name, seconds in end["threads"].items()
+    }
+    return {
+        "server_cores": round((end["server"] - start["server"]) / elapsed, 2),
+        "client_cores": round((end["client"] - start["client"]) / elapsed, 2),
+        "server_ms_per_request": round((end["server"] - start["server"]) * per, 2),
+        "client_ms_per_request": round((end["client"] - start["client"]) * per, 2),
+        "server_ms_per_request_by_thread": dict(sorted(threads.items(), key=lambda kv: -kv[1])),
     }
 
 
