@@ -1,6 +1,6 @@
 """The least CPU each operation of bench_load's mix can cost here, from the parts it cannot skip.
 
-    python -m evals.bench_floor --rounds 5
+    python -m evals.bench_floor --baseline <git worktree of 965d01c> --rounds 3
 
 Issue 12 item 9 asks 3x the baseline's throughput under bench_load. On two cores that is a CPU
 budget per operation: 2,000 ms / (3 x the baseline's req/s), the clients included (they run on
@@ -16,10 +16,11 @@ can reach:
 - `LanceDB BM25`: one full-text query (ids and scores only, limit 20) of a 200-row table with its
   FTS index current (no unindexed rows: the cheapest case), as a hybrid recall makes per scope.
 
-The HTTP floors (one authenticated request's server and client CPU) come from bench_load
-(`--mix get=1`); pass them as `--request-server-ms` and `--request-client-ms`. CPU is the
-process's (`time.process_time`: all threads, LanceDB's and ONNX Runtime's included); medians over
-`--rounds`.
+The HTTP floor (one authenticated request's server and client CPU: bench_load `--mix get=1`) and,
+with `--baseline`, the baseline's throughput under the default mix are measured in every round
+beside the parts, and each round's floor is set against that round's budget. CPU is the
+process's (`time.process_time`: all threads, LanceDB's and ONNX Runtime's included) or, for the
+loads, the server's and the clients' (bench_load's `cpu`); medians over `--rounds`.
 """
 
 from __future__ import annotations
@@ -157,26 +158,63 @@ def model_parts(rng: random.Random, n: int, batch: int, folder: Path) -> dict[st
     }
 
 
-def floor(parts: dict[str, float], args: argparse.Namespace) -> dict[str, Any]:
-    query = parts[f"query embedding, in a batch of {args.batch}"]
-    line = parts[f"line embedding, in a batch of {args.batch}"]
+def floor(parts: dict[str, float], batch: int) -> dict[str, float]:
+    """The mix's floor per operation from one round's `parts`, and, where the round ran the
+    baseline, the CPU per operation 3x its throughput allows on two cores."""
+    query = parts[f"query embedding, in a batch of {batch}"]
+    line = parts[f"line embedding, in a batch of {batch}"]
     per_op = {
         "recall": query + SCOPES_PER_RECALL * parts["LanceDB BM25 (one scope)"],
         "append": line + parts["LanceDB add (one row)"],
         "core": 0.0,
     }
-    http = {op: REQUESTS[op] * (args.request_server_ms + args.request_client_ms) for op in MIX}
+    request = parts["request: server"] + parts["request: client"]
+    http = {op: REQUESTS[op] * request for op in MIX}
     total = sum(MIX[op] * (per_op[op] + http[op]) for op in MIX)
-    out: dict[str, Any] = {
-        "floor_ms_per_op": round(total, 2),
-        "of_which_http_ms": round(sum(MIX[op] * http[op] for op in MIX), 2),
-        "ceiling_rps_on_2_cores": round(2000 / total, 1),
+    out = {
+        "floor_ms_per_op": total,
+        "of_which_http_ms": sum(MIX[op] * http[op] for op in MIX),
+        "ceiling_rps_on_2_cores": 2000 / total,
     }
-    if args.baseline_rps:
-        budget = 2000 / (3 * args.baseline_rps)
-        out["budget_ms_per_op_at_3x"] = round(budget, 2)
-        out["floor_over_budget"] = round(total / budget, 2)
+    if parts.get("baseline req/s"):
+        budget = 2000 / (3 * parts["baseline req/s"])
+        out["budget_ms_per_op_at_3x"] = budget
+        out["floor_over_budget"] = total / budget
     return out
+
+
+def load_parts(args: argparse.Namespace) -> dict[str, float]:
+    """One authenticated request's CPU (bench_load `--mix get=1`, the hash model: no embedding)
+    and, with `--baseline`, the baseline's throughput under the default mix, now."""
+    from evals.bench_load import one_run
+
+    def load(mix: str, code: Optional[Path], setting: list[str]) -> dict[str, Any]:
+        return one_run(
+            "sqlite",
+            code,
+            argparse.Namespace(
+                seconds=args.load_seconds,
+                warmup_s=10.0,
+                clients=16,
+                mix=mix,
+                seed_lines=10 if mix == "get=1" else 200,
+                setting=setting,
+                postgres_url="",
+            ),
+        )
+
+    got = load("get=1", None, ["embedding_model=hash:384"])
+    parts = {
+        "request: server": got["cpu"]["server_ms_per_request"],
+        "request: client": got["cpu"]["client_ms_per_request"],
+    }
+    if args.baseline is not None:
+        base = load("recall=5,append=2,core=3", args.baseline, [])
+        parts["baseline req/s"] = base["throughput_rps"]
+        parts["baseline CPU ms/op, server + clients"] = (
+            base["cpu"]["server_ms_per_request"] + base["cpu"]["client_ms_per_request"]
+        )
+    return parts
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -184,26 +222,34 @@ def main(argv: Optional[list[str]] = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=200, help="calls per part and round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--request-server-ms", type=float, default=0.0)
-    parser.add_argument("--request-client-ms", type=float, default=0.0)
     parser.add_argument(
-        "--baseline-rps", type=float, default=0.0, help="the baseline's bench_load req/s"
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a checkout of the baseline (965d01c), run under the mix in every round",
     )
+    parser.add_argument("--load-seconds", type=float, default=30.0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     rng = random.Random(3)
     samples: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            parts = model_parts(rng, args.n, args.batch, Path(tmp) / "model")
+            parts = load_parts(args)
+            parts.update(model_parts(rng, args.n, args.batch, Path(tmp) / "model"))
             parts.update(asyncio.run(lance_parts(rng, args.n, Path(tmp) / f"lance{r}")))
+            # Each round's floor against that round's baseline: the box's speed moves by 2x
+            # within an hour, so parts measured apart do not compare.
+            parts.update(floor(parts, args.batch))
             for name, value in parts.items():
                 samples.setdefault(name, []).append(value)
             log(f"floor: round {r + 1}/{args.rounds}", json.dumps(parts))
-    medians = {name: round(statistics.median(xs), 3) for name, xs in samples.items()}
-    report = {"cpu_ms_median": medians, **floor(medians, args)}
+    report = {
+        "median_of_rounds": {k: round(statistics.median(xs), 3) for k, xs in samples.items()},
+        "rounds": {k: [round(x, 3) for x in xs] for k, xs in samples.items()},
+    }
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

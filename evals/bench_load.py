@@ -13,8 +13,11 @@ Clients use `max_retries=0`, so every failure is counted. Before the clock start
 holds `--seed-lines` archival lines. Per run: requests/s, p50/p95/p99 (ms) overall and per
 operation, errors by kind, and the server's RSS at the start and the end and every twentieth of
 the run (`rss_trace_mb`; `agentmem serve` in its own process, the bundled MiniLM,
-`AGENTMEM_RATE_LIMIT_PER_S=0`). `--warmup-s` runs the load that long first, uncounted, and reads
-the start RSS after it: the RSS target (flat within 5%) is about a server past its warm-up.
+`AGENTMEM_RATE_LIMIT_PER_S=0`), and CPU over the timed window (`cpu`): the cores the server
+and this process's clients used, and their CPU ms per request, the server's by thread name (its
+event loop apart; Python's own threads all read `python`). `--warmup-s` runs the load that
+long first, uncounted, and reads the start RSS after it: the RSS target (flat within 5%) is about
+a server past its warm-up.
 With `--old`, each database runs old then new, back to back, on the same box: compare the
 ratios, the box is shared.
 """
