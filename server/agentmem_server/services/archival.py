@@ -333,6 +333,11 @@ class ArchivalIndex:
             old_chunks, lines, self.budget, overlap_lines=self.settings.chunk_overlap_lines
         )
 
+    def vanished(self, error: BaseException) -> bool:
+        """Whether `error` from a write says the index's files went away under it: another
+        replica dropping the block's index (`ArchivalStore.vanished`)."""
+        return self.store.vanished(error)
+
     async def delete_block(
         self, tenant_id: str, block_id: str, *, scope: Optional[ScopeKey] = None
     ) -> None:

@@ -156,6 +156,9 @@ def _version(block_type: str, agent_key: str, row: EventRow) -> BlockVersion:
     )
 
 
+VANISHED_WAIT_S = 10.0
+"""How long an archival write whose index vanished under it waits for the delete that dropped
+it to commit (a drop retries for up to ~5 s while writers race it: storage/lance/store.py)."""
 APPEND_ATTEMPTS = 8
 APPEND_BACKOFF_S = 0.02
 """An archival append that lost its guarded SQL step to another replica's write retries after a
@@ -667,8 +670,8 @@ class MemoryService:
                     written_at=now,
                     write_id=write_id,
                 )
-            except Exception:
-                if not await self._block_moved(tenant_id, agent_key, block_id, seen_at):
+            except Exception as exc:
+                if not await self._lost_block(tenant_id, agent_key, block_id, seen_at, exc):
                     raise
                 # Another replica changed the block under this write: a delete dropped its
                 # table mid-write (LanceDB then fails in many ways: files not found, a
@@ -712,6 +715,34 @@ class MemoryService:
             log.exception("could not undo a failed archival append %s", write_id)
             return False
         return True
+
+    async def _lost_block(
+        self,
+        tenant_id: str,
+        agent_key: str,
+        block_id: str,
+        seen_at: Optional[int],
+        error: BaseException,
+    ) -> bool:
+        """Whether an index write failed because another replica changed the block under it.
+
+        A delete drops the block's index inside its SQL transaction and commits after the drop:
+        a write that met the index's files vanishing can read the block unchanged until then.
+        Such a failure waits for the block to move, up to `VANISHED_WAIT_S` (the longest a
+        drop retries), before it is taken for the write's own (it answered 500)."""
+        if await self._block_moved(tenant_id, agent_key, block_id, seen_at):
+            return True
+        if not self._archival.vanished(error):
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + VANISHED_WAIT_S
+        pause = APPEND_BACKOFF_S
+        while loop.time() < deadline:
+            await asyncio.sleep(pause)
+            if await self._block_moved(tenant_id, agent_key, block_id, seen_at):
+                return True
+            pause = min(pause * 2, 0.5)
+        return False
 
     async def _block_moved(
         self, tenant_id: str, agent_key: str, block_id: str, seen_at: Optional[int]

@@ -312,6 +312,11 @@ class ArchivalStore(Protocol):
 
     async def delete_tenant(self, tenant_id: str) -> None: ...
 
+    def vanished(self, error: BaseException) -> bool:
+        """Whether `error` says an index's files went away under the operation that raised it
+        (another replica dropping that index), rather than that the operation itself failed."""
+        ...
+
     async def block_tables(self) -> list[BlockTable]:
         """Every block's index in the store (a listing of the store)."""
         ...

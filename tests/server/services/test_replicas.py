@@ -131,6 +131,50 @@ async def test_an_append_racing_a_delete_on_another_replica_lands_in_a_new_block
     assert await a._sql.run_autocommit(blocks_sql.archival_writes_in_flight) == [], "undone"
 
 
+async def test_an_append_whose_table_vanishes_before_the_delete_commits_lands_in_a_new_block(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete drops the block's table inside its SQL transaction and commits after. An append
+    on another replica whose index write met the half-removed table ("Not found" on a data
+    file) read the block in SQL before that commit, took the failure for its own and answered
+    500 (tests/e2e/test_scaleout_e2e.py, about one run in twenty)."""
+    a, b = await replica(), await replica()
+    await b.append(TENANT, "archival", "fact one", "bot")
+    commit = asyncio.Event()
+    real_add = b.archival_index.add
+
+    async def meets_the_drop(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(b.archival_index, "add", real_add)
+        asyncio.get_running_loop().call_later(0.2, commit.set)
+        # What LanceDB raises when a drop removes the files under a reader.
+        raise RuntimeError("lance error: Not found: /lance/arc_x.lance/data/0101.lance")
+
+    monkeypatch.setattr(b.archival_index, "add", meets_the_drop)
+    reached, resume = pause(b, monkeypatch, after_write=False)
+    appending = asyncio.ensure_future(b.append(TENANT, "archival", "fact two", "bot"))
+    await asyncio.wait_for(reached.wait(), 30)
+
+    dropped = asyncio.Event()
+    real_delete = a.archival_index.delete_block
+
+    async def delete_then_hold(*args: Any, **kwargs: Any) -> None:
+        await real_delete(*args, **kwargs)
+        dropped.set()
+        await commit.wait()  # the delete's SQL transaction stays open meanwhile
+
+    monkeypatch.setattr(a.archival_index, "delete_block", delete_then_hold)
+    deleting = asyncio.ensure_future(a.delete_block(TENANT, "archival", "bot"))
+    await asyncio.wait_for(dropped.wait(), 30)
+    resume.set()
+    block = await asyncio.wait_for(appending, 30)
+    await asyncio.wait_for(deleting, 30)
+    assert (block.start_line, block.end_line) == (1, 1), "appended after the delete"
+    for memory in (a, b):
+        assert await lines_of(memory, "bot") == ["fact two"]
+        await assert_matches_sql(memory, "bot")
+    assert await a._sql.run_autocommit(blocks_sql.archival_writes_in_flight) == [], "undone"
+
+
 async def test_an_append_that_loses_the_creation_of_a_scope_leaves_no_table(
     replica: Replica, monkeypatch: pytest.MonkeyPatch
 ) -> None:

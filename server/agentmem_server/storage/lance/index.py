@@ -48,7 +48,14 @@ from .schema import (
     scope_prefix,
     tenant_prefix,
 )
-from .store import PRUNE_NOW, LanceStore, TableState, is_not_found, storage_options
+from .store import (
+    PRUNE_NOW,
+    LanceStore,
+    TableState,
+    is_not_found,
+    is_raced_removal,
+    storage_options,
+)
 
 if TYPE_CHECKING:
     from ...chunking import Chunk
@@ -343,6 +350,9 @@ class LanceArchivalStore:
     async def delete_tenant(self, tenant_id: str) -> None:
         for name in await self.lance.table_names(tenant_prefix(tenant_id)):
             await self._drop_table(name)
+
+    def vanished(self, error: BaseException) -> bool:
+        return is_raced_removal(error)
 
     async def block_tables(self) -> list[BlockTable]:
         found = []

@@ -390,7 +390,7 @@ class LanceStore:
                     return
                 raise
             except Exception as exc:
-                if attempt == DROP_RETRIES or not _is_raced_removal(exc):
+                if attempt == DROP_RETRIES or not is_raced_removal(exc):
                     raise
                 log.info("retrying the drop of %s (written meanwhile): %s", name, exc)
                 await asyncio.sleep(random.uniform(0.02, 0.05) * 2 ** min(attempt, 5))
@@ -643,7 +643,9 @@ DROP_RETRIES = 10
 """Tries of a table drop that raced a writer (~5 s in all)."""
 
 
-def _is_raced_removal(exc: BaseException) -> bool:
+def is_raced_removal(exc: BaseException) -> bool:
+    """Files of a table went away under an operation, or came back under a drop: another
+    process dropping the table, or writing into one being dropped."""
     text = str(exc).lower()
     return "directory not empty" in text or is_not_found(exc)
 
