@@ -10,8 +10,8 @@ can reach:
 
 - `query embedding`: the bundled MiniLM (ONNX, as served) on one 4-word query alone, and per
   query in a batch of `--batch` (what merging concurrent recalls gives at best);
-- `line embedding`: the texts one appended 12-word line needs embedded (`ArchivalIndex.prepare`:
-  its unit key and scaffolds), one line per call, and per line in a batch;
+- `line embedding`: what a one-line append of a 12-word line has embedded (`ArchivalIndex.prepare`:
+  its unit key, and scaffolds where the line has any), alone, and per line in a batch;
 - `LanceDB add`: one durable commit of one row into a 200-row table, as an append makes;
 - `LanceDB BM25`: one full-text query (ids and scores only, limit 20) of a 200-row table with its
   FTS index current (no unindexed rows: the cheapest case), as a hybrid recall makes per scope.
@@ -119,16 +119,16 @@ class _Recording:
         return getattr(self.embedder, name)
 
 
-async def _texts_per_line(settings: Any, embedder: Any, pairs: list[tuple[str, str]]) -> list[str]:
-    """What `prepare` embeds for two-line appends, halved: the texts of one line (the first line
-    of each pair has no previous line in its key, so this undercounts: a floor)."""
+async def _texts_of_appends(settings: Any, embedder: Any, lines: list[str]) -> list[str]:
+    """What `prepare` embeds for one-line appends of `lines` (bench_load's append): each line's
+    unit key, and its scaffolds where it has any."""
     from agentmem_server.services.archival import ArchivalIndex
 
     recording = _Recording(embedder)
     index = await ArchivalIndex.open(settings, recording, background_maintenance=False)
     try:
-        for pair in pairs:
-            await index.prepare(list(pair), units=True)
+        for line in lines:
+            await index.prepare([line], units=True)
     finally:
         await index.close()
     return recording.texts
@@ -141,9 +141,10 @@ def model_parts(rng: random.Random, n: int, batch: int, folder: Path) -> dict[st
     settings = Settings(data_dir=folder, embedding_model="bundled:all-MiniLM-L6-v2")
     embedder: Any = load_embedder(settings)
     query = getattr(embedder, "embed_query", embedder.embed)
-    pairs = [(_sentence(rng), _sentence(rng)) for _ in range(batch)]
-    texts = asyncio.run(_texts_per_line(settings, embedder, pairs))
-    one_line = asyncio.run(_texts_per_line(settings, embedder, pairs[:1]))
+    texts = asyncio.run(
+        _texts_of_appends(settings, embedder, [_sentence(rng) for _ in range(batch)])
+    )
+    one_line = asyncio.run(_texts_of_appends(settings, embedder, [_sentence(rng)]))
     queries = [_sentence(rng, 4) for _ in range(batch)]
     for _ in range(5):
         query([queries[0]])
@@ -151,10 +152,9 @@ def model_parts(rng: random.Random, n: int, batch: int, folder: Path) -> dict[st
         "query embedding, alone": cpu_ms(lambda: query([_sentence(rng, 4)]), n),
         f"query embedding, in a batch of {batch}": cpu_ms(lambda: embedder.embed(queries), n)
         / batch,
-        "texts embedded per line": len(texts) / (2 * batch),
-        "line embedding, alone": cpu_ms(lambda: embedder.embed(one_line), n) / 2,
-        f"line embedding, in a batch of {batch}": cpu_ms(lambda: embedder.embed(texts), n)
-        / (2 * batch),
+        "texts embedded per line": len(texts) / batch,
+        "line embedding, alone": cpu_ms(lambda: embedder.embed(one_line), n),
+        f"line embedding, in a batch of {batch}": cpu_ms(lambda: embedder.embed(texts), n) / batch,
     }
 
 

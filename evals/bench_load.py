@@ -168,9 +168,10 @@ def _cpu_now(server: Server) -> dict:
 
 
 def _cpu_report(start: dict, end: dict, elapsed: float, requests: int) -> dict:
-    """Cores used over the timed window, and CPU ms per request, of the server (by thread name)
-    and of this process's 16 clients: on a shared box these move less than req/s does, and the
-    clients' share is CPU the server could not have had."""
+    """Cores used over the timed window, and CPU ms per request (an operation of the mix, as in
+    `requests`: `core` is two HTTP requests), of the server (by thread name) and of this
+    process's clients: on a shared box these move less than req/s does, and the clients' share
+    is CPU the server could not have had."""
     per = 1000 / max(1, requests)
     threads = {
         name: round((seconds - start["threads"].get(name, 0.0)) * per, 2)

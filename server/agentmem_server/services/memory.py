@@ -729,7 +729,7 @@ class MemoryService:
         A delete drops the block's index inside its SQL transaction and commits after the drop:
         a write that met the index's files vanishing can read the block unchanged until then.
         Such a failure waits for the block to move, up to `VANISHED_WAIT_S` (the longest a
-        drop retries), before it is taken for the write's own (it answered 500)."""
+        drop retries), before it is taken for the write's own (it was at once: a 500)."""
         if await self._block_moved(tenant_id, agent_key, block_id, seen_at):
             return True
         if not self._archival.vanished(error):

@@ -137,7 +137,7 @@ async def test_an_append_whose_table_vanishes_before_the_delete_commits_lands_in
     """A delete drops the block's table inside its SQL transaction and commits after. An append
     on another replica whose index write met the half-removed table ("Not found" on a data
     file) read the block in SQL before that commit, took the failure for its own and answered
-    500 (tests/e2e/test_scaleout_e2e.py, about one run in twenty)."""
+    500 (seen once in tests/e2e/test_scaleout_e2e.py during a full `make test`)."""
     a, b = await replica(), await replica()
     await b.append(TENANT, "archival", "fact one", "bot")
     commit = asyncio.Event()
