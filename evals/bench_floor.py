@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from evals._bench import log
-from evals.bench_load import _sentence
+from evals.bench_load import DEFAULT_MIX, _sentence, parse_mix
 
-MIX = {"recall": 0.5, "append": 0.2, "core": 0.3}
+MIX = {op: w / sum(parse_mix(DEFAULT_MIX).values()) for op, w in parse_mix(DEFAULT_MIX).items()}
 """bench_load's default mix, as shares of operations."""
 REQUESTS = {"recall": 1, "append": 1, "core": 2}
 """HTTP requests per operation (core: a get, then a guarded update)."""
@@ -209,7 +209,7 @@ def load_parts(args: argparse.Namespace) -> dict[str, float]:
         "request: client": got["cpu"]["client_ms_per_request"],
     }
     if args.baseline is not None:
-        base = load("recall=5,append=2,core=3", args.baseline, [])
+        base = load(DEFAULT_MIX, args.baseline, [])
         parts["baseline req/s"] = base["throughput_rps"]
         parts["baseline CPU ms/op, server + clients"] = (
             base["cpu"]["server_ms_per_request"] + base["cpu"]["client_ms_per_request"]

@@ -48,6 +48,14 @@ def _sentence(rng: random.Random, n: int = 12) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n))
 
 
+DEFAULT_MIX = "recall=5,append=2,core=3"
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """`recall=5,append=2` as {"recall": 5.0, "append": 2.0}: each op's weight."""
+    return {k: float(v) for k, v in (p.split("=") for p in text.split(","))}
+
+
 def _pct(ordered: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] * 1000, 1)
 
@@ -67,7 +75,7 @@ def summary(samples: list[float]) -> dict:
 async def run_load(server: Server, args: argparse.Namespace) -> dict:
     import agentmem
 
-    mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
+    mix = parse_mix(args.mix)
     ops, weights = list(mix), list(mix.values())
     latencies: dict[str, list[float]] = defaultdict(list)
     errors: Counter[str] = Counter()
@@ -224,7 +232,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "--warmup-s", type=float, default=0.0, help="load first, not counted; RSS read after it"
     )
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--mix", default="recall=5,append=2,core=3")
+    parser.add_argument("--mix", default=DEFAULT_MIX)
     parser.add_argument("--seed-lines", type=int, default=200)
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument(
